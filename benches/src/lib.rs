@@ -1,0 +1,1 @@
+//! Benchmarks of hybrid-search.

@@ -1,0 +1,55 @@
+//! The engine's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong with a collection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The sparse leg (analysis or the BM25 index) failed.
+    #[error(transparent)]
+    Sparse(#[from] hybrid_search_sparse::Error),
+    /// Reading a dataset failed.
+    #[error(transparent)]
+    Dataset(#[from] hybrid_search_eval::Error),
+    /// Reading or writing a collection file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder is not a hybrid-search collection.
+    #[error("{0}: not a hybrid-search collection (no manifest.json); create it with `hybrid-search index`")]
+    NotACollection(PathBuf),
+    /// The folder already holds something that is not a collection.
+    #[error("{0}: exists and is not an empty folder or a hybrid-search collection; choose another --index folder")]
+    NotEmpty(PathBuf),
+    /// The manifest cannot be read or was written by an unknown format version.
+    #[error("{path}: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The sparse index's last commit does not carry the engine's commit record.
+    #[error("{path}: {message}")]
+    Commit {
+        /// The collection folder.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,88 @@
+//! Snippets: the stretch of a document's text with the most query terms.
+
+use std::collections::HashSet;
+
+use hybrid_search_sparse::Analyzer;
+
+/// The window of about `width` bytes of `text` holding the most distinct query terms, with the
+/// matched words wrapped in `**`. Falls back to the start of the text when nothing matches.
+pub fn snippet(analyzer: &Analyzer, query: &str, text: &str, width: usize) -> String {
+    let wanted: HashSet<String> = match analyzer.analyze(query) {
+        Ok(tokens) => tokens.into_iter().map(|t| t.term).collect(),
+        Err(_) => HashSet::new(),
+    };
+    let mut matches: Vec<(usize, usize, String)> = match analyzer.analyze(text) {
+        Ok(tokens) => tokens
+            .into_iter()
+            .filter(|t| wanted.contains(&t.term))
+            .map(|t| (t.start, t.end, t.term))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    matches.sort_by_key(|m| (m.0, std::cmp::Reverse(m.1)));
+    // Drop matches nested in an earlier one (a part inside its whole term).
+    let mut spans: Vec<(usize, usize, String)> = Vec::new();
+    for m in matches {
+        if spans.last().is_none_or(|last| m.0 >= last.1) {
+            spans.push(m);
+        }
+    }
+    // The window start (at a match) that covers the most distinct terms.
+    let mut best = (0usize, 0usize); // (distinct terms, index of first span)
+    for i in 0..spans.len() {
+        let mut seen = HashSet::new();
+        for s in spans[i..].iter().take_while(|s| s.1 <= spans[i].0 + width) {
+            seen.insert(&s.2);
+        }
+        if seen.len() > best.0 {
+            best = (seen.len(), i);
+        }
+    }
+    let start = if best.0 == 0 { 0 } else { back_to_boundary(text, spans[best.1].0, width / 4) };
+    let end = floor_char(text, (start + width).min(text.len()));
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut cursor = start;
+    for s in spans.iter().filter(|s| s.0 >= start && s.1 <= end) {
+        out.push_str(&text[cursor..s.0]);
+        out.push_str("**");
+        out.push_str(&text[s.0..s.1]);
+        out.push_str("**");
+        cursor = s.1;
+    }
+    out.push_str(&text[cursor..end]);
+    if end < text.len() {
+        out.push('…');
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn floor_char(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Moves back from `at` by up to `max` bytes to the start of a word.
+fn back_to_boundary(text: &str, at: usize, max: usize) -> usize {
+    let lower = floor_char(text, at.saturating_sub(max));
+    text[lower..at].rfind(char::is_whitespace).map_or(lower, |i| lower + i + 1).min(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind};
+
+    #[test]
+    fn highlights_the_densest_window() {
+        let analyzer = Analyzer::new(&AnalyzerConfig::for_kind(AnalyzerKind::En)).unwrap();
+        let text = format!("{} IL-6 and TNF-α rise in sepsis. {}", "filler ".repeat(40), "tail ".repeat(40));
+        let s = snippet(&analyzer, "IL-6 TNF-α sepsis", &text, 80);
+        assert!(s.contains("**IL-6**") && s.contains("**TNF-α**") && s.contains("**sepsis**"), "{s}");
+        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+    }
+}

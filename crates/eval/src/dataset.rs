@@ -1,0 +1,288 @@
+//! Dataset types, format detection and the JSONL record readers.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::lines::for_each_line;
+use crate::{beir, squad};
+
+/// One document of a corpus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// The document id, unique within its corpus.
+    pub id: String,
+    /// The title (empty when the source has none).
+    pub title: String,
+    /// The body text.
+    pub text: String,
+}
+
+/// One query (question) of a test collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Query {
+    /// The query id, unique within its collection.
+    pub id: String,
+    /// The query text.
+    pub text: String,
+}
+
+/// Relevance judgments: query id -> (doc id -> relevance grade).
+///
+/// Grades are integers; a grade of 0 (or below) means judged non-relevant, and only grades
+/// above 0 count as relevant in the metrics.
+pub type Qrels = HashMap<String, HashMap<String, i32>>;
+
+/// A test collection: corpus, queries and relevance judgments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    /// The documents, in file order.
+    pub corpus: Vec<Document>,
+    /// The queries to evaluate, in file order.
+    pub queries: Vec<Query>,
+    /// The judgments of those queries.
+    pub qrels: Qrels,
+}
+
+/// The on-disk layouts this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatasetFormat {
+    /// A BEIR folder: `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
+    Beir,
+    /// A SQuAD 1.1-format JSON file (such as KorQuAD), read in place as a retrieval set.
+    Squad,
+    /// A JSONL corpus file of `{"_id" or "id", "title", "text"}` records, with no queries.
+    Jsonl,
+}
+
+/// What a corpus JSONL line must hold (used in error messages).
+pub(crate) const CORPUS_EXPECTED: &str =
+    r#"one object per line with "_id" or "id", "title", "text""#;
+/// What a queries JSONL line must hold (used in error messages).
+pub(crate) const QUERIES_EXPECTED: &str = r#"one object per line with "_id" or "id", "text""#;
+
+/// Detects the layout of the dataset at `path`.
+///
+/// A folder containing `corpus.jsonl` is [`DatasetFormat::Beir`]; a file ending `.json` is
+/// [`DatasetFormat::Squad`]; a file ending `.jsonl` is [`DatasetFormat::Jsonl`]. Anything
+/// else (including a path that does not exist) is an [`Error::UnknownFormat`] naming the path
+/// and listing the three accepted layouts.
+pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
+    let unknown = |reason| Error::UnknownFormat {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.is_dir() {
+        if path.join("corpus.jsonl").is_file() {
+            return Ok(DatasetFormat::Beir);
+        }
+        return Err(unknown("a folder without corpus.jsonl"));
+    }
+    if !path.exists() {
+        return Err(unknown("does not exist"));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("json") => Ok(DatasetFormat::Squad),
+        Some(ext) if ext.eq_ignore_ascii_case("jsonl") => Ok(DatasetFormat::Jsonl),
+        _ => Err(unknown("a file whose name ends neither .json nor .jsonl")),
+    }
+}
+
+/// Reads only the documents of the dataset at `path` (the fast path used for indexing).
+///
+/// The layout is found with [`detect_format`]. For SQuAD files the corpus is the set of
+/// unique paragraph contexts that have questions (see [`load_dataset`]).
+pub fn read_corpus(path: &Path) -> Result<Vec<Document>> {
+    match detect_format(path)? {
+        DatasetFormat::Beir => read_jsonl_corpus(&path.join("corpus.jsonl")),
+        DatasetFormat::Jsonl => read_jsonl_corpus(path),
+        DatasetFormat::Squad => Ok(squad::read_squad(path)?.corpus),
+    }
+}
+
+/// Reads the corpus, queries and qrels of the dataset at `path` for `split`.
+///
+/// - BEIR: judgments from `qrels/<split>.tsv`; the queries are those of `queries.jsonl` that
+///   have judgments in that split, in `queries.jsonl` order. A missing split file is an error
+///   listing the splits that exist, and a judged query absent from `queries.jsonl` is an error.
+/// - SQuAD/KorQuAD: `split` is ignored. The corpus is the unique paragraph contexts (exact
+///   text; the first occurrence wins and gives the title and the id
+///   `"{article_index}-{paragraph_index}"`, both 0-based), minus contexts with no questions;
+///   the queries are all questions in file order; each question's qrels is its (deduplicated)
+///   paragraph with grade 1.
+/// - JSONL: an error, as a plain corpus has no queries.
+pub fn load_dataset(path: &Path, split: &str) -> Result<Dataset> {
+    match detect_format(path)? {
+        DatasetFormat::Beir => beir::load_beir(path, split),
+        DatasetFormat::Squad => squad::read_squad(path),
+        DatasetFormat::Jsonl => Err(Error::NoQueries {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Reads a JSONL corpus (`corpus.jsonl` of a BEIR folder or a plain `.jsonl` file).
+///
+/// Blank lines are skipped; ids must be unique.
+pub(crate) fn read_jsonl_corpus(path: &Path) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for_each_line(path, |line_no, line| {
+        let Some(obj) = parse_object(path, line_no, line, CORPUS_EXPECTED)? else {
+            return Ok(());
+        };
+        let rec = RecordCtx {
+            path,
+            line: line_no,
+            expected: CORPUS_EXPECTED,
+        };
+        let id = rec.id(&obj)?;
+        let title = rec.optional_string(&obj, "title")?;
+        let text = rec.required_string(&obj, "text")?;
+        check_unique(&mut seen, path, &id, line_no)?;
+        docs.push(Document { id, title, text });
+        Ok(())
+    })?;
+    Ok(docs)
+}
+
+/// Reads a BEIR `queries.jsonl` (blank lines skipped, ids unique), in file order.
+pub(crate) fn read_jsonl_queries(path: &Path) -> Result<Vec<Query>> {
+    let mut queries = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for_each_line(path, |line_no, line| {
+        let Some(obj) = parse_object(path, line_no, line, QUERIES_EXPECTED)? else {
+            return Ok(());
+        };
+        let rec = RecordCtx {
+            path,
+            line: line_no,
+            expected: QUERIES_EXPECTED,
+        };
+        let id = rec.id(&obj)?;
+        let text = rec.required_string(&obj, "text")?;
+        check_unique(&mut seen, path, &id, line_no)?;
+        queries.push(Query { id, text });
+        Ok(())
+    })?;
+    Ok(queries)
+}
+
+fn check_unique(
+    seen: &mut HashMap<String, usize>,
+    path: &Path,
+    id: &str,
+    line: usize,
+) -> Result<()> {
+    if let Some(&first_line) = seen.get(id) {
+        return Err(Error::DuplicateId {
+            path: path.to_path_buf(),
+            id: id.to_string(),
+            first_line,
+            line,
+        });
+    }
+    seen.insert(id.to_string(), line);
+    Ok(())
+}
+
+/// Parses one JSONL line into an object; `None` for a blank line.
+fn parse_object(
+    path: &Path,
+    line: usize,
+    text: &str,
+    expected: &'static str,
+) -> Result<Option<Map<String, Value>>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|source| Error::JsonLine {
+        path: path.to_path_buf(),
+        line,
+        expected,
+        source,
+    })?;
+    match value {
+        Value::Object(obj) => Ok(Some(obj)),
+        other => Err(Error::Record {
+            path: path.to_path_buf(),
+            line,
+            problem: format!("a JSON {} instead of an object", json_kind(&other)),
+            expected,
+        }),
+    }
+}
+
+/// The location and expectation of one record, for field extraction with good errors.
+struct RecordCtx<'a> {
+    path: &'a Path,
+    line: usize,
+    expected: &'static str,
+}
+
+impl RecordCtx<'_> {
+    fn error(&self, problem: String) -> Error {
+        Error::Record {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            problem,
+            expected: self.expected,
+        }
+    }
+
+    /// The id from `"_id"` (preferred) or `"id"`: a string, or a number as its decimal string.
+    fn id(&self, obj: &Map<String, Value>) -> Result<String> {
+        let (key, value) = match (obj.get("_id"), obj.get("id")) {
+            (Some(v), _) => ("_id", v),
+            (None, Some(v)) => ("id", v),
+            (None, None) => {
+                return Err(self.error("missing id (no \"_id\" or \"id\" field)".into()));
+            }
+        };
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            other => Err(self.error(format!(
+                "field \"{key}\" is a JSON {}, not a string or number",
+                json_kind(other)
+            ))),
+        }
+    }
+
+    fn required_string(&self, obj: &Map<String, Value>, key: &str) -> Result<String> {
+        match obj.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.error(format!(
+                "field \"{key}\" is a JSON {}, not a string",
+                json_kind(other)
+            ))),
+            None => Err(self.error(format!("missing field \"{key}\""))),
+        }
+    }
+
+    /// An optional string field: absent or `null` gives "".
+    fn optional_string(&self, obj: &Map<String, Value>, key: &str) -> Result<String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.error(format!(
+                "field \"{key}\" is a JSON {}, not a string",
+                json_kind(other)
+            ))),
+        }
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

@@ -1,0 +1,59 @@
+//! Line-by-line reading that reports invalid UTF-8 with its file and line.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Calls `f(line_number, line)` for every line of `path`, with 1-based line numbers.
+///
+/// Lines are read as bytes and decoded with [`std::str::from_utf8`], so invalid UTF-8 is
+/// reported with the file and line. The line ending (`\n` or `\r\n`) and a UTF-8 byte order
+/// mark at the start of the file are removed.
+pub(crate) fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(usize, &str) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let mut bytes = buf.as_slice();
+        if let Some(rest) = bytes.strip_suffix(b"\n") {
+            bytes = rest;
+        }
+        if let Some(rest) = bytes.strip_suffix(b"\r") {
+            bytes = rest;
+        }
+        if line_no == 1
+            && let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF")
+        {
+            bytes = rest;
+        }
+        let line = std::str::from_utf8(bytes).map_err(|source| Error::Utf8 {
+            path: path.to_path_buf(),
+            line: line_no,
+            source,
+        })?;
+        f(line_no, line)?;
+    }
+}
+
+/// The 1-based line on which byte `offset` of `bytes` lies.
+pub(crate) fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

@@ -1,0 +1,287 @@
+//! Analyzers: `ko`, `en` and `auto` (Hangul runs to `ko`, the rest to `en`), plus the Hangul
+//! character-bigram analyzer of the n-gram field, all registered as tantivy tokenizers.
+//!
+//! The Korean and English paths decide what to drop from information that tantivy's `Token` does
+//! not carry (the part-of-speech tag, whether a term is a joined domain term), so each analyzer is
+//! one tantivy `Tokenizer` over an [`Analyzer`] that produces [`AnalyzedToken`]s; the same
+//! tokens, with their tags, are what `hybrid-search analyze` prints.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+use crate::english::{English, StopWords};
+use crate::error::{Error, Result};
+use crate::korean::{DecompoundMode, Korean, NORI_STOP_TAGS, load_ko_dic, locate_ko_dic};
+
+/// One indexed term with its byte offsets in the analysed text and, for Korean, its ko-dic tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyzedToken {
+    /// The term as indexed (lowercased, stemmed where the settings say so).
+    pub term: String,
+    /// Byte offset of the first byte of the token's source text.
+    pub start: usize,
+    /// Byte offset one past the token's source text.
+    pub end: usize,
+    /// The part-of-speech tag (ko-dic) where there is one.
+    pub tag: Option<String>,
+}
+
+impl AnalyzedToken {
+    /// Creates a token.
+    pub fn new(term: String, start: usize, end: usize, tag: Option<String>) -> Self {
+        Self { term, start, end, tag }
+    }
+}
+
+/// Which analyzer a field uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalyzerKind {
+    /// Hangul runs through `ko`, everything else through `en` (the default).
+    #[default]
+    Auto,
+    /// Everything through lindera ko-dic.
+    Ko,
+    /// Everything through the English path.
+    En,
+}
+
+impl std::str::FromStr for AnalyzerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(AnalyzerKind::Auto),
+            "ko" => Ok(AnalyzerKind::Ko),
+            "en" => Ok(AnalyzerKind::En),
+            other => Err(Error::Config(format!("unknown analyzer {other:?}: use auto, ko or en"))),
+        }
+    }
+}
+
+/// Analyzer settings; stored in a collection's manifest so that queries are analysed as the
+/// documents were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalyzerConfig {
+    /// Which analyzer.
+    pub kind: AnalyzerKind,
+    /// Korean part-of-speech tags to drop (leftmost tag of a compound tag).
+    pub stop_tags: Vec<String>,
+    /// How compound nouns are indexed.
+    pub decompound: DecompoundMode,
+    /// English stop-word list.
+    pub stop_words: StopWords,
+    /// Snowball stemming of alphabetic English tokens.
+    pub stem: bool,
+    /// Weight of the Hangul character-bigram field in the query (0 turns the field off).
+    pub ngram_weight: f32,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            kind: AnalyzerKind::Auto,
+            stop_tags: NORI_STOP_TAGS.iter().map(|s| s.to_string()).collect(),
+            decompound: DecompoundMode::Mixed,
+            stop_words: StopWords::Extended,
+            stem: true,
+            ngram_weight: 0.5,
+        }
+    }
+}
+
+impl AnalyzerConfig {
+    /// The default settings for an analyzer kind.
+    pub fn for_kind(kind: AnalyzerKind) -> Self {
+        Self { kind, ..Self::default() }
+    }
+
+    /// Whether this analyzer needs the ko-dic dictionary.
+    pub fn needs_ko_dic(&self) -> bool {
+        self.kind != AnalyzerKind::En
+    }
+}
+
+/// A text analyzer built from [`AnalyzerConfig`].
+pub struct Analyzer {
+    kind: AnalyzerKind,
+    korean: Option<Korean>,
+    english: English,
+}
+
+/// Whether `c` is Hangul (syllables, jamo, compatibility jamo).
+pub fn is_hangul(c: char) -> bool {
+    matches!(c as u32, 0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F | 0xA960..=0xA97F | 0xD7B0..=0xD7FF)
+}
+
+impl Analyzer {
+    /// Builds the analyzer; the Korean ones load ko-dic from [`locate_ko_dic`].
+    pub fn new(config: &AnalyzerConfig) -> Result<Self> {
+        let korean = if config.needs_ko_dic() {
+            let dict = load_ko_dic(&locate_ko_dic()?)?;
+            Some(Korean::new(&dict, &config.stop_tags, config.decompound))
+        } else {
+            None
+        };
+        Ok(Self { kind: config.kind, korean, english: English::new(config.stop_words, config.stem) })
+    }
+
+    /// Analyses `text` into indexed terms.
+    pub fn analyze(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
+        let mut out = Vec::new();
+        match (self.kind, &self.korean) {
+            (AnalyzerKind::En, _) => self.english.analyze(text, 0, &mut out),
+            (AnalyzerKind::Ko, Some(ko)) => ko.analyze(text, 0, &mut out)?,
+            (AnalyzerKind::Auto, Some(ko)) => {
+                for (start, end, hangul) in script_runs(text) {
+                    if hangul {
+                        ko.analyze(&text[start..end], start, &mut out)?;
+                    } else {
+                        self.english.analyze(&text[start..end], start, &mut out);
+                    }
+                }
+            }
+            _ => unreachable!("Korean analyzers are built with a dictionary"),
+        }
+        Ok(out)
+    }
+}
+
+/// Splits text into runs: Hangul with the spaces between Hangul words (so lindera sees the
+/// phrase), and everything else.
+fn script_runs(text: &str) -> Vec<(usize, usize, bool)> {
+    let mut runs: Vec<(usize, usize, bool)> = Vec::new();
+    // (start, is_hangul, end of its last non-space character)
+    let mut cur: Option<(usize, bool, usize)> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            continue;
+        }
+        let hangul = is_hangul(c);
+        let end = i + c.len_utf8();
+        cur = match cur {
+            Some((s, h, last)) if h != hangul => {
+                runs.push((s, last, h));
+                Some((i, hangul, end))
+            }
+            Some((s, h, _)) => Some((s, h, end)),
+            None => Some((i, hangul, end)),
+        };
+    }
+    if let Some((s, h, last)) = cur {
+        runs.push((s, last, h));
+    }
+    runs
+}
+
+/// Hangul character bigrams within each run of Hangul syllables (a one-syllable run gives its
+/// unigram): the n-gram field that catches what morphological analysis splits differently.
+pub fn hangul_bigrams(text: &str) -> Vec<AnalyzedToken> {
+    let mut out = Vec::new();
+    let mut run: Vec<(usize, char)> = Vec::new();
+    let flush = |run: &mut Vec<(usize, char)>, out: &mut Vec<AnalyzedToken>| {
+        if run.len() == 1 {
+            let (s, c) = run[0];
+            out.push(AnalyzedToken::new(c.to_string(), s, s + c.len_utf8(), None));
+        }
+        for w in run.windows(2) {
+            let (s, a) = w[0];
+            let (e, b) = w[1];
+            out.push(AnalyzedToken::new(format!("{a}{b}"), s, e + b.len_utf8(), None));
+        }
+        run.clear();
+    };
+    for (i, c) in text.char_indices() {
+        if matches!(c as u32, 0xAC00..=0xD7A3) {
+            run.push((i, c));
+        } else {
+            flush(&mut run, &mut out);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// A tantivy tokenizer over a token-producing function.
+#[derive(Clone)]
+pub struct HsTokenizer {
+    produce: Arc<dyn Fn(&str) -> Vec<AnalyzedToken> + Send + Sync>,
+}
+
+impl HsTokenizer {
+    /// The tokenizer of the main text field.
+    pub fn main(analyzer: Arc<Analyzer>) -> Self {
+        // A segmentation failure has nowhere to go inside tantivy; lindera only fails on an
+        // inconsistent dictionary, which `Analyzer::new` has already loaded and checked.
+        Self { produce: Arc::new(move |text| analyzer.analyze(text).unwrap_or_default()) }
+    }
+
+    /// The tokenizer of the Hangul bigram field.
+    pub fn bigrams() -> Self {
+        Self { produce: Arc::new(hangul_bigrams) }
+    }
+}
+
+/// The token stream of [`HsTokenizer`].
+pub struct HsTokenStream {
+    tokens: std::vec::IntoIter<AnalyzedToken>,
+    token: Token,
+}
+
+impl Tokenizer for HsTokenizer {
+    type TokenStream<'a> = HsTokenStream;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> HsTokenStream {
+        HsTokenStream {
+            tokens: (self.produce)(text).into_iter(),
+            token: Token { position: usize::MAX, ..Token::default() },
+        }
+    }
+}
+
+impl TokenStream for HsTokenStream {
+    fn advance(&mut self) -> bool {
+        match self.tokens.next() {
+            Some(t) => {
+                self.token.text = t.term;
+                self.token.offset_from = t.start;
+                self.token.offset_to = t.end;
+                self.token.position = self.token.position.wrapping_add(1);
+                self.token.position_length = 1;
+                true
+            }
+            None => false,
+        }
+    }
+    fn token(&self) -> &Token {
+        &self.token
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_split_by_script_and_keep_korean_phrases_together() {
+        let text = "당뇨병 환자의 HbA1c 수치";
+        let runs: Vec<(&str, bool)> =
+            script_runs(text).into_iter().map(|(s, e, h)| (&text[s..e], h)).collect();
+        assert_eq!(runs, [("당뇨병 환자의", true), ("HbA1c", false), ("수치", true)]);
+        let runs: Vec<(&str, bool)> =
+            script_runs("HbA1c를 재다").into_iter().map(|(s, e, h)| (&"HbA1c를 재다"[s..e], h)).collect();
+        assert_eq!(runs, [("HbA1c", false), ("를 재다", true)]);
+    }
+
+    #[test]
+    fn bigrams_stay_inside_hangul_runs() {
+        let terms: Vec<String> = hangul_bigrams("탄산음료 a 콜라").into_iter().map(|t| t.term).collect();
+        assert_eq!(terms, ["탄산", "산음", "음료", "콜라"]);
+        let terms: Vec<String> = hangul_bigrams("물 IL-6").into_iter().map(|t| t.term).collect();
+        assert_eq!(terms, ["물"]);
+    }
+}

@@ -1,0 +1,182 @@
+//! English analysis that keeps domain terms whole.
+//!
+//! A word is a run of letters and digits, optionally joined by `-` or `.` between two alphanumeric
+//! characters, so `IL-6`, `COVID-19`, `TNF-α`, `5-HT2A` and `3.5` stay one token. A joined word is
+//! emitted whole and, after it, each of its alphanumeric parts (`il-6`, `il`, `6`), so both an exact
+//! query and a query that writes the parts apart match. Tokens are lowercased, English stop words
+//! are dropped (never a whole joined term), and purely alphabetic tokens are optionally stemmed with
+//! the Snowball English stemmer.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use crate::analysis::AnalyzedToken;
+
+/// The English stop-word list: function words that carry no topical meaning (articles,
+/// pronouns, auxiliaries, conjunctions, prepositions). Measured against Lucene's 33-word list in
+/// `docs/benchmarks.md`.
+pub const ENGLISH_STOP_WORDS: &[&str] = &[
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
+    "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
+    "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from",
+    "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him",
+    "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
+    "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only",
+    "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so",
+    "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then",
+    "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up",
+    "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why",
+    "will", "with", "would", "you", "your", "yours", "yourself", "yourselves",
+];
+
+/// Lucene's classic English stop set (`EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`), 33 words.
+pub const LUCENE_STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
+];
+
+/// Which stop-word list the English path uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StopWords {
+    /// No stop words.
+    None,
+    /// Lucene's 33 words.
+    Lucene,
+    /// The longer list in [`ENGLISH_STOP_WORDS`] (the default).
+    #[default]
+    Extended,
+}
+
+static EXTENDED: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| ENGLISH_STOP_WORDS.iter().copied().collect());
+static LUCENE: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| LUCENE_STOP_WORDS.iter().copied().collect());
+
+impl StopWords {
+    fn contains(self, word: &str) -> bool {
+        match self {
+            StopWords::None => false,
+            StopWords::Lucene => LUCENE.contains(word),
+            StopWords::Extended => EXTENDED.contains(word),
+        }
+    }
+}
+
+/// The English path's settings and its stemmer.
+pub struct English {
+    stop_words: StopWords,
+    stemmer: Option<frostem::Stemmer>,
+}
+
+fn is_joiner(c: char) -> bool {
+    matches!(c, '-' | '.' | '\u{2010}' | '\u{2011}')
+}
+
+impl English {
+    /// Creates the English path with a stop-word list and optional Snowball stemming.
+    pub fn new(stop_words: StopWords, stem: bool) -> Self {
+        let stemmer = stem.then(|| frostem::Stemmer::new(frostem::Algorithm::English));
+        Self { stop_words, stemmer }
+    }
+
+    /// Analyses `text` (which starts at byte `base` of the original text) into `out`.
+    pub fn analyze(&self, text: &str, base: usize, out: &mut Vec<AnalyzedToken>) {
+        let chars: Vec<(usize, char)> = text.char_indices().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !chars[i].1.is_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            // Extend over alphanumerics and joiners that sit between two alphanumerics.
+            let start = i;
+            let mut end = i + 1;
+            let mut joined = false;
+            while end < chars.len() {
+                let c = chars[end].1;
+                if c.is_alphanumeric() {
+                    end += 1;
+                } else if is_joiner(c) && end + 1 < chars.len() && chars[end + 1].1.is_alphanumeric()
+                {
+                    joined = true;
+                    end += 2;
+                } else {
+                    break;
+                }
+            }
+            let byte_start = chars[start].0;
+            let byte_end = chars.get(end).map_or(text.len(), |&(b, _)| b);
+            let mut word = &text[byte_start..byte_end];
+            // Possessive `'s` is dropped by the run ending at the apostrophe; nothing to do.
+            if !joined {
+                word = word.trim_end_matches('.');
+                self.push(word, base + byte_start, base + byte_start + word.len(), out);
+            } else {
+                let whole = word.to_lowercase();
+                out.push(AnalyzedToken::new(whole, base + byte_start, base + byte_end, None));
+                let mut part_start = None;
+                for (offset, c) in word.char_indices().chain(std::iter::once((word.len(), ' '))) {
+                    match (c.is_alphanumeric(), part_start) {
+                        (true, None) => part_start = Some(offset),
+                        (false, Some(s)) => {
+                            let abs = base + byte_start;
+                            self.push(&word[s..offset], abs + s, abs + offset, out);
+                            part_start = None;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            i = end;
+        }
+    }
+
+    fn push(&self, word: &str, start: usize, end: usize, out: &mut Vec<AnalyzedToken>) {
+        let lower = word.to_lowercase();
+        if self.stop_words.contains(&lower) {
+            return;
+        }
+        let term = match &self.stemmer {
+            Some(stemmer) if lower.chars().all(|c| c.is_ascii_alphabetic()) => {
+                stemmer.stem(&lower).into_owned()
+            }
+            _ => lower,
+        };
+        out.push(AnalyzedToken::new(term, start, end, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(text: &str, stem: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        English::new(StopWords::Extended, stem).analyze(text, 0, &mut out);
+        out.into_iter().map(|t| t.term).collect()
+    }
+
+    #[test]
+    fn domain_terms_stay_whole_with_their_parts() {
+        assert_eq!(terms("IL-6", false), ["il-6", "il", "6"]);
+        assert_eq!(terms("COVID-19 and TNF-α.", false), ["covid-19", "covid", "19", "tnf-α", "tnf", "α"]);
+        assert_eq!(terms("p53 HbA1c 5-HT2A", false), ["p53", "hba1c", "5-ht2a", "5", "ht2a"]);
+    }
+
+    #[test]
+    fn stop_words_and_stemming() {
+        assert_eq!(terms("The patients were treated with statins", true), ["patient", "treat", "statin"]);
+        // Numbers and mixed tokens are never stemmed.
+        assert_eq!(terms("cells 3.5 mg", true), ["cell", "3.5", "3", "5", "mg"]);
+    }
+
+    #[test]
+    fn offsets_point_into_the_text() {
+        let mut out = Vec::new();
+        English::new(StopWords::Extended, false).analyze("x IL-6.", 10, &mut out);
+        assert_eq!((out[1].start, out[1].end), (12, 16));
+        assert_eq!((out[2].start, out[2].end), (12, 14));
+    }
+}

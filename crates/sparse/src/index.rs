@@ -1,0 +1,271 @@
+//! The BM25 index on tantivy.
+//!
+//! Fields: `id` (the external string id), `key` (the engine's internal u64 key), `title` and `text`
+//! (stored for display), `body` (title and text analysed with the collection's analyzer) and
+//! `body_ng` (Hangul character bigrams of the same text). A query is analysed with the same
+//! analyzer into one BM25 term clause per query term (repeated terms count again, as in Lucene and
+//! Anserini), plus the bigram clauses weighted by `ngram_weight`. Queries are never parsed as
+//! query syntax, so `IL-6`, `(` or `:` in a user's query cannot fail.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Value,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer, hangul_bigrams};
+use crate::error::{Error, Result};
+
+const MAIN_TOKENIZER: &str = "hs_main";
+const BIGRAM_TOKENIZER: &str = "hs_bigram";
+
+/// The schema's fields.
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    id: Field,
+    key: Field,
+    title: Field,
+    text: Field,
+    body: Field,
+    body_ng: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let indexed = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        )
+    };
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED | FAST),
+        key: b.add_u64_field("key", INDEXED | STORED | FAST),
+        title: b.add_text_field("title", STORED),
+        text: b.add_text_field("text", STORED),
+        body: b.add_text_field("body", indexed(MAIN_TOKENIZER)),
+        body_ng: b.add_text_field("body_ng", indexed(BIGRAM_TOKENIZER)),
+    };
+    (b.build(), fields)
+}
+
+fn fields_of(schema: &Schema) -> Result<Fields> {
+    let f = |name: &str| {
+        schema.get_field(name).map_err(|_| {
+            Error::Config(format!("the sparse index has no field {name:?}: not a hybrid-search index"))
+        })
+    };
+    Ok(Fields {
+        id: f("id")?,
+        key: f("key")?,
+        title: f("title")?,
+        text: f("text")?,
+        body: f("body")?,
+        body_ng: f("body_ng")?,
+    })
+}
+
+/// A document as the sparse leg stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparseDoc {
+    /// The external id.
+    pub id: String,
+    /// The engine's internal key.
+    pub key: u64,
+    /// Title (may be empty).
+    pub title: String,
+    /// Text.
+    pub text: String,
+}
+
+/// One BM25 hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseHit {
+    /// The engine's internal key.
+    pub key: u64,
+    /// The external id.
+    pub id: String,
+    /// The BM25 score.
+    pub score: f32,
+}
+
+/// A BM25 index in a folder.
+pub struct Bm25Index {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    analyzer: Arc<Analyzer>,
+    ngram_weight: f32,
+}
+
+impl Bm25Index {
+    /// Creates an empty index in `dir` (which must exist and be empty).
+    pub fn create(dir: &Path, config: &AnalyzerConfig) -> Result<Self> {
+        let (schema, _) = schema();
+        let index = Index::create_in_dir(dir, schema)?;
+        Self::with_index(index, config)
+    }
+
+    /// Opens the index in `dir` with the analyzer it was built with.
+    pub fn open(dir: &Path, config: &AnalyzerConfig) -> Result<Self> {
+        let index = Index::open_in_dir(dir)?;
+        Self::with_index(index, config)
+    }
+
+    fn with_index(index: Index, config: &AnalyzerConfig) -> Result<Self> {
+        let fields = fields_of(&index.schema())?;
+        let analyzer = Arc::new(Analyzer::new(config)?);
+        index.tokenizers().register(MAIN_TOKENIZER, HsTokenizer::main(analyzer.clone()));
+        index.tokenizers().register(BIGRAM_TOKENIZER, HsTokenizer::bigrams());
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Self { index, reader, fields, analyzer, ngram_weight: config.ngram_weight })
+    }
+
+    /// The analyzer that documents and queries go through.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// A writer with `heap_bytes` of indexing memory.
+    pub fn writer(&self, heap_bytes: usize) -> Result<Bm25Writer> {
+        Ok(Bm25Writer { writer: self.index.writer(heap_bytes)?, fields: self.fields })
+    }
+
+    /// Sees the last commit.
+    pub fn reload(&self) -> Result<()> {
+        Ok(self.reader.reload()?)
+    }
+
+    /// The commit payload of the last commit, if any.
+    pub fn commit_payload(&self) -> Result<Option<String>> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// Number of live documents.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Builds the BM25 query for a user's text; `None` when no term survives analysis.
+    pub fn query(&self, text: &str) -> Result<Option<Box<dyn Query>>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for t in self.analyzer.analyze(text)? {
+            let term = Term::from_field_text(self.fields.body, &t.term);
+            clauses.push((Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))));
+        }
+        if self.ngram_weight > 0.0 {
+            for t in hangul_bigrams(text) {
+                let term = Term::from_field_text(self.fields.body_ng, &t.term);
+                let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), self.ngram_weight))));
+            }
+        }
+        Ok((!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>))
+    }
+
+    /// The top `k` documents for `text` by BM25.
+    pub fn search(&self, text: &str, k: usize) -> Result<Vec<SparseHit>> {
+        let Some(query) = self.query(text)? else {
+            return Ok(Vec::new());
+        };
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?;
+        let mut columns = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            let fast = segment.fast_fields();
+            columns.push((fast.u64("key")?, fast.str("id")?));
+        }
+        let mut hits = Vec::with_capacity(top.len());
+        let mut id = String::new();
+        for (score, address) in top {
+            let (keys, ids) = &columns[address.segment_ord as usize];
+            let key = keys.first(address.doc_id).unwrap_or_default();
+            id.clear();
+            if let Some(ids) = ids
+                && let Some(ord) = ids.term_ords(address.doc_id).next()
+            {
+                ids.ord_to_str(ord, &mut id).map_err(|e| Error::io(Path::new("id column"), e))?;
+            }
+            hits.push(SparseHit { key, id: id.clone(), score });
+        }
+        hits.truncate(k);
+        Ok(hits)
+    }
+
+    /// The stored document with external id `id`.
+    pub fn get(&self, id: &str) -> Result<Option<SparseDoc>> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
+        let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+        let Some((_, address)) = top.first() else {
+            return Ok(None);
+        };
+        let doc: TantivyDocument = searcher.doc(*address)?;
+        let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        Ok(Some(SparseDoc {
+            id: text(self.fields.id),
+            key: doc.get_first(self.fields.key).and_then(|v| v.as_u64()).unwrap_or_default(),
+            title: text(self.fields.title),
+            text: text(self.fields.text),
+        }))
+    }
+}
+
+/// Adds and deletes documents; nothing is visible until [`Bm25Writer::commit`].
+pub struct Bm25Writer {
+    writer: IndexWriter,
+    fields: Fields,
+}
+
+impl Bm25Writer {
+    /// Adds a document, replacing any committed or pending document with the same id.
+    pub fn upsert(&mut self, doc: &SparseDoc) -> Result<()> {
+        self.delete(&doc.id);
+        let f = self.fields;
+        let mut d = TantivyDocument::default();
+        d.add_text(f.id, &doc.id);
+        d.add_u64(f.key, doc.key);
+        d.add_text(f.title, &doc.title);
+        d.add_text(f.text, &doc.text);
+        let body = if doc.title.is_empty() {
+            doc.text.clone()
+        } else {
+            format!("{}\n{}", doc.title, doc.text)
+        };
+        d.add_text(f.body_ng, &body);
+        d.add_text(f.body, body);
+        self.writer.add_document(d)?;
+        Ok(())
+    }
+
+    /// Deletes the document with external id `id`.
+    pub fn delete(&mut self, id: &str) {
+        self.writer.delete_term(Term::from_field_text(self.fields.id, id));
+    }
+
+    /// Commits everything added so far, with a payload stored in the commit's metadata.
+    pub fn commit(&mut self, payload: &str) -> Result<()> {
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(payload);
+        prepared.commit()?;
+        Ok(())
+    }
+
+    /// Drops everything added since the last commit.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.writer.rollback()?;
+        Ok(())
+    }
+
+    /// Waits for merges to finish.
+    pub fn wait_merging_threads(self) -> Result<()> {
+        self.writer.wait_merging_threads()?;
+        Ok(())
+    }
+}

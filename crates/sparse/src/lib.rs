@@ -1,0 +1,32 @@
+//! Text analysis (Korean, English, mixed) and the BM25 index of hybrid-search.
+//!
+//! Three analyzers: `ko` (lindera with ko-dic, part-of-speech filtering on the leftmost tag,
+//! decompounding), `en` (domain terms such as `IL-6` kept whole with their parts, stop words,
+//! Snowball stemming) and `auto` (Hangul runs to `ko`, the rest to `en`). The BM25 index is
+//! tantivy's, with a Hangul character-bigram field beside the analysed field.
+//!
+//! # Example
+//!
+//! ```
+//! use hybrid_search_sparse::{Analyzer, AnalyzerConfig, AnalyzerKind};
+//!
+//! let analyzer = Analyzer::new(&AnalyzerConfig::for_kind(AnalyzerKind::En)).unwrap();
+//! let terms: Vec<String> =
+//!     analyzer.analyze("IL-6 levels in COVID-19").unwrap().into_iter().map(|t| t.term).collect();
+//! assert_eq!(terms, ["il-6", "il", "6", "level", "covid-19", "covid", "19"]);
+//! ```
+
+mod analysis;
+mod english;
+mod error;
+mod index;
+pub mod kodic;
+mod korean;
+
+pub use analysis::{
+    AnalyzedToken, Analyzer, AnalyzerConfig, AnalyzerKind, HsTokenizer, hangul_bigrams, is_hangul,
+};
+pub use english::{ENGLISH_STOP_WORDS, LUCENE_STOP_WORDS, StopWords};
+pub use error::{Error, Result};
+pub use index::{Bm25Index, Bm25Writer, SparseDoc, SparseHit};
+pub use korean::{DecompoundMode, NORI_STOP_TAGS, load_ko_dic, locate_ko_dic};
