@@ -96,7 +96,11 @@ impl AnalyzerArgs {
             };
         }
         if let Some(tags) = &self.stop_tags {
-            c.stop_tags = tags.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+            c.stop_tags = tags
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
         }
         if let Some(s) = self.stop_words {
             c.stop_words = match s {
@@ -187,7 +191,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if err.chain().any(|c| {
-                c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
             }) {
                 return ExitCode::SUCCESS;
             }
@@ -199,11 +204,24 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Index { index, dataset, analyzer } => cmd_index(&index, &dataset, analyzer.config()?),
-        Command::Search { index, k, json, query } => cmd_search(&index, k, json, &query),
-        Command::Eval { index, dataset, split, json, run } => {
-            cmd_eval(&index, &dataset, &split, json, run.as_deref())
-        }
+        Command::Index {
+            index,
+            dataset,
+            analyzer,
+        } => cmd_index(&index, &dataset, analyzer.config()?),
+        Command::Search {
+            index,
+            k,
+            json,
+            query,
+        } => cmd_search(&index, k, json, &query),
+        Command::Eval {
+            index,
+            dataset,
+            split,
+            json,
+            run,
+        } => cmd_eval(&index, &dataset, &split, json, run.as_deref()),
         Command::Analyze { analyzer, text } => cmd_analyze(analyzer.config()?, &text),
         Command::BuildKoDic { mecab, out } => {
             let started = Instant::now();
@@ -264,7 +282,11 @@ fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Re
             // Nothing was committed: remove the folder this run created.
             let _ = std::fs::remove_dir_all(index);
         }
-        return Err(err.context(format!("indexing {} into {}", dataset.display(), index.display())));
+        return Err(err.context(format!(
+            "indexing {} into {}",
+            dataset.display(),
+            index.display()
+        )));
     }
     collection.reload()?;
     eprintln!(
@@ -293,18 +315,34 @@ fn cmd_search(index: &Path, k: usize, json: bool, query: &str) -> anyhow::Result
             writeln!(out, "no results")?;
         }
         for (rank, hit) in hits.iter().enumerate() {
-            writeln!(out, "{:>3}. {:<12} {:>8.3}  {}", rank + 1, hit.id, hit.score, hit.title)?;
+            writeln!(
+                out,
+                "{:>3}. {:<12} {:>8.3}  {}",
+                rank + 1,
+                hit.id,
+                hit.score,
+                hit.title
+            )?;
             writeln!(out, "     {}", hit.snippet)?;
         }
     }
     Ok(())
 }
 
-fn cmd_eval(index: &Path, dataset: &Path, split: &str, json: bool, run_path: Option<&Path>) -> anyhow::Result<()> {
+fn cmd_eval(
+    index: &Path,
+    dataset: &Path,
+    split: &str,
+    json: bool,
+    run_path: Option<&Path>,
+) -> anyhow::Result<()> {
     let collection = Collection::open(index)?;
     let data = eval::load_dataset(dataset, split)?;
     if data.queries.is_empty() {
-        bail!("{}: no queries with judgements in split {split:?}", dataset.display());
+        bail!(
+            "{}: no queries with judgements in split {split:?}",
+            dataset.display()
+        );
     }
     let depth = 1000;
     let started = Instant::now();
@@ -323,7 +361,8 @@ fn cmd_eval(index: &Path, dataset: &Path, split: &str, json: bool, run_path: Opt
     let run: metrics::Run = results.into_iter().collect();
     let (scores, _) = metrics::evaluate(&data.qrels, &run);
     if let Some(path) = run_path {
-        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = io::BufWriter::new(file);
         trec::write_run(&mut w, &run, "hybrid-search-bm25")?;
         w.flush()?;

@@ -88,7 +88,11 @@ impl Collection {
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         // The manifest is written last: a folder without one is not a collection yet.
         write_atomic(&dir.join(MANIFEST), &json)?;
-        Ok(Self { dir: dir.to_path_buf(), manifest, sparse })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            sparse,
+        })
     }
 
     /// Opens the collection in `dir` at its last commit.
@@ -113,12 +117,20 @@ impl Collection {
             });
         }
         let sparse = Bm25Index::open(&dir.join(SPARSE_DIR), &manifest.analyzer)?;
-        Ok(Self { dir: dir.to_path_buf(), manifest, sparse })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            sparse,
+        })
     }
 
     /// Opens the collection in `dir`, or creates it with `analyzer` if the folder has none.
     pub fn open_or_create(dir: &Path, analyzer: AnalyzerConfig) -> Result<Self> {
-        if dir.join(MANIFEST).is_file() { Self::open(dir) } else { Self::create(dir, analyzer) }
+        if dir.join(MANIFEST).is_file() {
+            Self::open(dir)
+        } else {
+            Self::create(dir, analyzer)
+        }
     }
 
     /// The collection's folder.
@@ -156,7 +168,9 @@ impl Collection {
             None => Ok(CommitRecord::default()),
             Some(payload) => serde_json::from_str(&payload).map_err(|e| Error::Commit {
                 path: self.dir.clone(),
-                message: format!("the last commit's record is unreadable ({e}); rebuild the collection"),
+                message: format!(
+                    "the last commit's record is unreadable ({e}); rebuild the collection"
+                ),
             }),
         }
     }
@@ -164,12 +178,20 @@ impl Collection {
     /// A writer; only one may exist at a time (tantivy holds a lock on the index).
     pub fn writer(&mut self) -> Result<CollectionWriter> {
         let record = self.commit_record()?;
-        Ok(CollectionWriter { sparse: self.sparse.writer(WRITER_HEAP)?, next_key: record.next_key })
+        Ok(CollectionWriter {
+            sparse: self.sparse.writer(WRITER_HEAP)?,
+            next_key: record.next_key,
+        })
     }
 
     /// The top `k` documents as (external id, score), ranked.
     pub fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(String, f32)>> {
-        Ok(self.sparse.search(query, k)?.into_iter().map(|h| (h.id, h.score)).collect())
+        Ok(self
+            .sparse
+            .search(query, k)?
+            .into_iter()
+            .map(|h| (h.id, h.score))
+            .collect())
     }
 
     /// The top `k` documents with title and snippet.
@@ -179,14 +201,23 @@ impl Collection {
             let doc = self.sparse.get(&h.id)?;
             let (title, text) = doc.map(|d| (d.title, d.text)).unwrap_or_default();
             let snippet = snippet(self.sparse.analyzer(), query, &text, 240);
-            hits.push(Hit { id: h.id, title, snippet, score: h.score });
+            hits.push(Hit {
+                id: h.id,
+                title,
+                snippet,
+                score: h.score,
+            });
         }
         Ok(hits)
     }
 
     /// The stored document with external id `id`.
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
-        Ok(self.sparse.get(id)?.map(|d| Document { id: d.id, title: d.title, text: d.text }))
+        Ok(self.sparse.get(id)?.map(|d| Document {
+            id: d.id,
+            title: d.title,
+            text: d.text,
+        }))
     }
 }
 
@@ -218,7 +249,9 @@ impl CollectionWriter {
 
     /// Makes every change since the last commit durable and visible to [`Collection::reload`].
     pub fn commit(&mut self) -> Result<()> {
-        let record = CommitRecord { next_key: self.next_key };
+        let record = CommitRecord {
+            next_key: self.next_key,
+        };
         let payload = serde_json::to_string(&record).expect("record serialises");
         self.sparse.commit(&payload)?;
         Ok(())

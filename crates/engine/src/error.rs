@@ -22,10 +22,14 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The folder is not a hybrid-search collection.
-    #[error("{0}: not a hybrid-search collection (no manifest.json); create it with `hybrid-search index`")]
+    #[error(
+        "{0}: not a hybrid-search collection (no manifest.json); create it with `hybrid-search index`"
+    )]
     NotACollection(PathBuf),
     /// The folder already holds something that is not a collection.
-    #[error("{0}: exists and is not an empty folder or a hybrid-search collection; choose another --index folder")]
+    #[error(
+        "{0}: exists and is not an empty folder or a hybrid-search collection; choose another --index folder"
+    )]
     NotEmpty(PathBuf),
     /// The manifest cannot be read or was written by an unknown format version.
     #[error("{path}: {message}")]
@@ -47,7 +51,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

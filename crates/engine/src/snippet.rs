@@ -38,7 +38,11 @@ pub fn snippet(analyzer: &Analyzer, query: &str, text: &str, width: usize) -> St
             best = (seen.len(), i);
         }
     }
-    let start = if best.0 == 0 { 0 } else { back_to_boundary(text, spans[best.1].0, width / 4) };
+    let start = if best.0 == 0 {
+        0
+    } else {
+        back_to_boundary(text, spans[best.1].0, width / 4)
+    };
     let end = floor_char(text, (start + width).min(text.len()));
     let mut out = String::new();
     if start > 0 {
@@ -69,7 +73,10 @@ fn floor_char(text: &str, mut at: usize) -> usize {
 /// Moves back from `at` by up to `max` bytes to the start of a word.
 fn back_to_boundary(text: &str, at: usize, max: usize) -> usize {
     let lower = floor_char(text, at.saturating_sub(max));
-    text[lower..at].rfind(char::is_whitespace).map_or(lower, |i| lower + i + 1).min(at)
+    text[lower..at]
+        .rfind(char::is_whitespace)
+        .map_or(lower, |i| lower + i + 1)
+        .min(at)
 }
 
 #[cfg(test)]
@@ -80,9 +87,16 @@ mod tests {
     #[test]
     fn highlights_the_densest_window() {
         let analyzer = Analyzer::new(&AnalyzerConfig::for_kind(AnalyzerKind::En)).unwrap();
-        let text = format!("{} IL-6 and TNF-α rise in sepsis. {}", "filler ".repeat(40), "tail ".repeat(40));
+        let text = format!(
+            "{} IL-6 and TNF-α rise in sepsis. {}",
+            "filler ".repeat(40),
+            "tail ".repeat(40)
+        );
         let s = snippet(&analyzer, "IL-6 TNF-α sepsis", &text, 80);
-        assert!(s.contains("**IL-6**") && s.contains("**TNF-α**") && s.contains("**sepsis**"), "{s}");
+        assert!(
+            s.contains("**IL-6**") && s.contains("**TNF-α**") && s.contains("**sepsis**"),
+            "{s}"
+        );
         assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
     }
 }

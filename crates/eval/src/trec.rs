@@ -73,3 +73,108 @@ pub fn read_run(path: &Path) -> Result<Run> {
     })?;
     Ok(run)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_run() -> Run {
+        Run::from([
+            (
+                "q2".to_string(),
+                vec![
+                    ("a".to_string(), 1.0),
+                    ("c".to_string(), 2.5),
+                    ("b".to_string(), 1.0),
+                ],
+            ),
+            ("q1".to_string(), vec![("z".to_string(), -0.125)]),
+            ("q3".to_string(), vec![]),
+        ])
+    }
+
+    #[test]
+    fn writes_trec_order() {
+        let mut out = Vec::new();
+        write_run(&mut out, &sample_run(), "bm25").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // q1 before q2; in q2, c (2.5) then the tie b, a by doc id descending; q3 writes nothing.
+        assert_eq!(
+            text,
+            "q1 Q0 z 1 -0.125 bm25\nq2 Q0 c 1 2.5 bm25\nq2 Q0 b 2 1 bm25\nq2 Q0 a 3 1 bm25\n"
+        );
+    }
+
+    #[test]
+    fn rejects_whitespace() {
+        let run = Run::from([("q 1".to_string(), vec![("a".to_string(), 1.0)])]);
+        let err = write_run(&mut Vec::new(), &run, "t").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("\"q 1\""), "{err}");
+        assert!(write_run(&mut Vec::new(), &Run::new(), "").is_err());
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.trec");
+        let run = sample_run();
+        let mut file = std::fs::File::create(&path).unwrap();
+        write_run(&mut file, &run, "tag").unwrap();
+        drop(file);
+        let back = read_run(&path).unwrap();
+        let expected: Run = run
+            .iter()
+            .filter(|(_, docs)| !docs.is_empty())
+            .map(|(q, docs)| (q.clone(), trec_order(docs)))
+            .collect();
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.run");
+        std::fs::write(&path, "q1 Q0 d1 1 0.5 t\n\nq1 Q0 d2 x 0.4 t\n").unwrap();
+        let err = read_run(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.run line 3: rank \"x\" is not an integer"),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected `query-id Q0 doc-id rank score tag`"),
+            "{err}"
+        );
+        std::fs::write(&path, "q1 Q0 d1 1 0.5\n").unwrap();
+        let err = read_run(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1: 5 fields instead of 6"), "{err}");
+        std::fs::write(&path, "q1 Q0 d1 1 high t\n").unwrap();
+        let err = read_run(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("line 1: score \"high\" is not a number"),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn round_trip_any_scores(
+            run in prop::collection::hash_map(
+                "q[0-9]{1,3}",
+                prop::collection::vec(("[a-z0-9_-]{1,8}", any::<f32>().prop_filter("finite", |s| s.is_finite())), 1..20),
+                0..8,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("run.trec");
+            let mut buf = Vec::new();
+            write_run(&mut buf, &run, "p").unwrap();
+            std::fs::write(&path, &buf).unwrap();
+            let back = read_run(&path).unwrap();
+            let expected: Run = run.iter().map(|(q, docs)| (q.clone(), trec_order(docs))).collect();
+            prop_assert_eq!(back, expected);
+        }
+    }
+}

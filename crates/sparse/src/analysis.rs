@@ -31,7 +31,12 @@ pub struct AnalyzedToken {
 impl AnalyzedToken {
     /// Creates a token.
     pub fn new(term: String, start: usize, end: usize, tag: Option<String>) -> Self {
-        Self { term, start, end, tag }
+        Self {
+            term,
+            start,
+            end,
+            tag,
+        }
     }
 }
 
@@ -55,7 +60,9 @@ impl std::str::FromStr for AnalyzerKind {
             "auto" => Ok(AnalyzerKind::Auto),
             "ko" => Ok(AnalyzerKind::Ko),
             "en" => Ok(AnalyzerKind::En),
-            other => Err(Error::Config(format!("unknown analyzer {other:?}: use auto, ko or en"))),
+            other => Err(Error::Config(format!(
+                "unknown analyzer {other:?}: use auto, ko or en"
+            ))),
         }
     }
 }
@@ -95,7 +102,10 @@ impl Default for AnalyzerConfig {
 impl AnalyzerConfig {
     /// The default settings for an analyzer kind.
     pub fn for_kind(kind: AnalyzerKind) -> Self {
-        Self { kind, ..Self::default() }
+        Self {
+            kind,
+            ..Self::default()
+        }
     }
 
     /// Whether this analyzer needs the ko-dic dictionary.
@@ -125,7 +135,11 @@ impl Analyzer {
         } else {
             None
         };
-        Ok(Self { kind: config.kind, korean, english: English::new(config.stop_words, config.stem) })
+        Ok(Self {
+            kind: config.kind,
+            korean,
+            english: English::new(config.stop_words, config.stem),
+        })
     }
 
     /// Analyses `text` into indexed terms.
@@ -135,13 +149,19 @@ impl Analyzer {
             (AnalyzerKind::En, _) => self.english.analyze(text, 0, &mut out),
             (AnalyzerKind::Ko, Some(ko)) => ko.analyze(text, 0, &mut out)?,
             (AnalyzerKind::Auto, Some(ko)) => {
-                for (start, end, hangul) in script_runs(text) {
-                    if hangul {
-                        ko.analyze(&text[start..end], start, &mut out)?;
-                    } else {
+                let runs = script_runs(text);
+                if runs.iter().any(|r| r.2) {
+                    // lindera sees the whole text, so a particle before a Latin word keeps its
+                    // context (`환자의 HbA1c`: 의 is JKG); only its Hangul tokens are kept.
+                    ko.analyze(text, 0, &mut out)?;
+                    out.retain(|t| text[t.start..].chars().next().is_some_and(is_hangul));
+                }
+                for (start, end, hangul) in runs {
+                    if !hangul {
                         self.english.analyze(&text[start..end], start, &mut out);
                     }
                 }
+                out.sort_by_key(|t| t.start);
             }
             _ => unreachable!("Korean analyzers are built with a dictionary"),
         }
@@ -149,8 +169,7 @@ impl Analyzer {
     }
 }
 
-/// Splits text into runs: Hangul with the spaces between Hangul words (so lindera sees the
-/// phrase), and everything else.
+/// Splits text into runs of Hangul (with the spaces between Hangul words) and of everything else.
 fn script_runs(text: &str) -> Vec<(usize, usize, bool)> {
     let mut runs: Vec<(usize, usize, bool)> = Vec::new();
     // (start, is_hangul, end of its last non-space character)
@@ -189,7 +208,12 @@ pub fn hangul_bigrams(text: &str) -> Vec<AnalyzedToken> {
         for w in run.windows(2) {
             let (s, a) = w[0];
             let (e, b) = w[1];
-            out.push(AnalyzedToken::new(format!("{a}{b}"), s, e + b.len_utf8(), None));
+            out.push(AnalyzedToken::new(
+                format!("{a}{b}"),
+                s,
+                e + b.len_utf8(),
+                None,
+            ));
         }
         run.clear();
     };
@@ -215,12 +239,16 @@ impl HsTokenizer {
     pub fn main(analyzer: Arc<Analyzer>) -> Self {
         // A segmentation failure has nowhere to go inside tantivy; lindera only fails on an
         // inconsistent dictionary, which `Analyzer::new` has already loaded and checked.
-        Self { produce: Arc::new(move |text| analyzer.analyze(text).unwrap_or_default()) }
+        Self {
+            produce: Arc::new(move |text| analyzer.analyze(text).unwrap_or_default()),
+        }
     }
 
     /// The tokenizer of the Hangul bigram field.
     pub fn bigrams() -> Self {
-        Self { produce: Arc::new(hangul_bigrams) }
+        Self {
+            produce: Arc::new(hangul_bigrams),
+        }
     }
 }
 
@@ -235,7 +263,10 @@ impl Tokenizer for HsTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> HsTokenStream {
         HsTokenStream {
             tokens: (self.produce)(text).into_iter(),
-            token: Token { position: usize::MAX, ..Token::default() },
+            token: Token {
+                position: usize::MAX,
+                ..Token::default()
+            },
         }
     }
 }
@@ -269,19 +300,32 @@ mod tests {
     #[test]
     fn runs_split_by_script_and_keep_korean_phrases_together() {
         let text = "당뇨병 환자의 HbA1c 수치";
-        let runs: Vec<(&str, bool)> =
-            script_runs(text).into_iter().map(|(s, e, h)| (&text[s..e], h)).collect();
-        assert_eq!(runs, [("당뇨병 환자의", true), ("HbA1c", false), ("수치", true)]);
-        let runs: Vec<(&str, bool)> =
-            script_runs("HbA1c를 재다").into_iter().map(|(s, e, h)| (&"HbA1c를 재다"[s..e], h)).collect();
+        let runs: Vec<(&str, bool)> = script_runs(text)
+            .into_iter()
+            .map(|(s, e, h)| (&text[s..e], h))
+            .collect();
+        assert_eq!(
+            runs,
+            [("당뇨병 환자의", true), ("HbA1c", false), ("수치", true)]
+        );
+        let runs: Vec<(&str, bool)> = script_runs("HbA1c를 재다")
+            .into_iter()
+            .map(|(s, e, h)| (&"HbA1c를 재다"[s..e], h))
+            .collect();
         assert_eq!(runs, [("HbA1c", false), ("를 재다", true)]);
     }
 
     #[test]
     fn bigrams_stay_inside_hangul_runs() {
-        let terms: Vec<String> = hangul_bigrams("탄산음료 a 콜라").into_iter().map(|t| t.term).collect();
+        let terms: Vec<String> = hangul_bigrams("탄산음료 a 콜라")
+            .into_iter()
+            .map(|t| t.term)
+            .collect();
         assert_eq!(terms, ["탄산", "산음", "음료", "콜라"]);
-        let terms: Vec<String> = hangul_bigrams("물 IL-6").into_iter().map(|t| t.term).collect();
+        let terms: Vec<String> = hangul_bigrams("물 IL-6")
+            .into_iter()
+            .map(|t| t.term)
+            .collect();
         assert_eq!(terms, ["물"]);
     }
 }

@@ -16,17 +16,132 @@ use crate::analysis::AnalyzedToken;
 /// pronouns, auxiliaries, conjunctions, prepositions). Measured against Lucene's 33-word list in
 /// `docs/benchmarks.md`.
 pub const ENGLISH_STOP_WORDS: &[&str] = &[
-    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
-    "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
-    "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from",
-    "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him",
-    "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
-    "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only",
-    "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so",
-    "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then",
-    "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up",
-    "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why",
-    "will", "with", "would", "you", "your", "yours", "yourself", "yourselves",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
 ];
 
 /// Lucene's classic English stop set (`EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`), 33 words.
@@ -78,7 +193,10 @@ impl English {
     /// Creates the English path with a stop-word list and optional Snowball stemming.
     pub fn new(stop_words: StopWords, stem: bool) -> Self {
         let stemmer = stem.then(|| frostem::Stemmer::new(frostem::Algorithm::English));
-        Self { stop_words, stemmer }
+        Self {
+            stop_words,
+            stemmer,
+        }
     }
 
     /// Analyses `text` (which starts at byte `base` of the original text) into `out`.
@@ -98,7 +216,9 @@ impl English {
                 let c = chars[end].1;
                 if c.is_alphanumeric() {
                     end += 1;
-                } else if is_joiner(c) && end + 1 < chars.len() && chars[end + 1].1.is_alphanumeric()
+                } else if is_joiner(c)
+                    && end + 1 < chars.len()
+                    && chars[end + 1].1.is_alphanumeric()
                 {
                     joined = true;
                     end += 2;
@@ -115,9 +235,17 @@ impl English {
                 self.push(word, base + byte_start, base + byte_start + word.len(), out);
             } else {
                 let whole = word.to_lowercase();
-                out.push(AnalyzedToken::new(whole, base + byte_start, base + byte_end, None));
+                out.push(AnalyzedToken::new(
+                    whole,
+                    base + byte_start,
+                    base + byte_end,
+                    None,
+                ));
                 let mut part_start = None;
-                for (offset, c) in word.char_indices().chain(std::iter::once((word.len(), ' '))) {
+                for (offset, c) in word
+                    .char_indices()
+                    .chain(std::iter::once((word.len(), ' ')))
+                {
                     match (c.is_alphanumeric(), part_start) {
                         (true, None) => part_start = Some(offset),
                         (false, Some(s)) => {
@@ -161,13 +289,22 @@ mod tests {
     #[test]
     fn domain_terms_stay_whole_with_their_parts() {
         assert_eq!(terms("IL-6", false), ["il-6", "il", "6"]);
-        assert_eq!(terms("COVID-19 and TNF-α.", false), ["covid-19", "covid", "19", "tnf-α", "tnf", "α"]);
-        assert_eq!(terms("p53 HbA1c 5-HT2A", false), ["p53", "hba1c", "5-ht2a", "5", "ht2a"]);
+        assert_eq!(
+            terms("COVID-19 and TNF-α.", false),
+            ["covid-19", "covid", "19", "tnf-α", "tnf", "α"]
+        );
+        assert_eq!(
+            terms("p53 HbA1c 5-HT2A", false),
+            ["p53", "hba1c", "5-ht2a", "5", "ht2a"]
+        );
     }
 
     #[test]
     fn stop_words_and_stemming() {
-        assert_eq!(terms("The patients were treated with statins", true), ["patient", "treat", "statin"]);
+        assert_eq!(
+            terms("The patients were treated with statins", true),
+            ["patient", "treat", "statin"]
+        );
         // Numbers and mixed tokens are never stemmed.
         assert_eq!(terms("cells 3.5 mg", true), ["cell", "3.5", "3", "5", "mg"]);
     }

@@ -7,16 +7,20 @@
 //! Anserini), plus the bigram clauses weighted by `ngram_weight`. Queries are never parsed as
 //! query syntax, so `IL-6`, `(` or `:` in a user's query cannot fail.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tantivy::collector::TopDocs;
+use tantivy::index::SegmentId;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-    Value,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term,
+};
 
 use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer, hangul_bigrams};
 use crate::error::{Error, Result};
@@ -58,7 +62,9 @@ fn schema() -> (Schema, Fields) {
 fn fields_of(schema: &Schema) -> Result<Fields> {
     let f = |name: &str| {
         schema.get_field(name).map_err(|_| {
-            Error::Config(format!("the sparse index has no field {name:?}: not a hybrid-search index"))
+            Error::Config(format!(
+                "the sparse index has no field {name:?}: not a hybrid-search index"
+            ))
         })
     };
     Ok(Fields {
@@ -98,6 +104,8 @@ pub struct SparseHit {
 /// A BM25 index in a folder.
 pub struct Bm25Index {
     index: Index,
+    /// Per segment, the external ids in term-ordinal order of the `id` fast field.
+    ids: RwLock<HashMap<SegmentId, Arc<Vec<String>>>>,
     reader: IndexReader,
     fields: Fields,
     analyzer: Arc<Analyzer>,
@@ -121,10 +129,24 @@ impl Bm25Index {
     fn with_index(index: Index, config: &AnalyzerConfig) -> Result<Self> {
         let fields = fields_of(&index.schema())?;
         let analyzer = Arc::new(Analyzer::new(config)?);
-        index.tokenizers().register(MAIN_TOKENIZER, HsTokenizer::main(analyzer.clone()));
-        index.tokenizers().register(BIGRAM_TOKENIZER, HsTokenizer::bigrams());
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, fields, analyzer, ngram_weight: config.ngram_weight })
+        index
+            .tokenizers()
+            .register(MAIN_TOKENIZER, HsTokenizer::main(analyzer.clone()));
+        index
+            .tokenizers()
+            .register(BIGRAM_TOKENIZER, HsTokenizer::bigrams());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            index,
+            ids: RwLock::default(),
+            reader,
+            fields,
+            analyzer,
+            ngram_weight: config.ngram_weight,
+        })
     }
 
     /// The analyzer that documents and queries go through.
@@ -134,7 +156,10 @@ impl Bm25Index {
 
     /// A writer with `heap_bytes` of indexing memory.
     pub fn writer(&self, heap_bytes: usize) -> Result<Bm25Writer> {
-        Ok(Bm25Writer { writer: self.index.writer(heap_bytes)?, fields: self.fields })
+        Ok(Bm25Writer {
+            writer: self.index.writer(heap_bytes)?,
+            fields: self.fields,
+        })
     }
 
     /// Sees the last commit.
@@ -157,13 +182,19 @@ impl Bm25Index {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for t in self.analyzer.analyze(text)? {
             let term = Term::from_field_text(self.fields.body, &t.term);
-            clauses.push((Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))));
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+            ));
         }
         if self.ngram_weight > 0.0 {
             for t in hangul_bigrams(text) {
                 let term = Term::from_field_text(self.fields.body_ng, &t.term);
                 let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), self.ngram_weight))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(q), self.ngram_weight)),
+                ));
             }
         }
         Ok((!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>))
@@ -179,38 +210,86 @@ impl Bm25Index {
         let mut columns = Vec::with_capacity(searcher.segment_readers().len());
         for segment in searcher.segment_readers() {
             let fast = segment.fast_fields();
-            columns.push((fast.u64("key")?, fast.str("id")?));
+            let ords = fast.str("id")?.map(|c| c.ords().clone());
+            columns.push((fast.u64("key")?, ords, self.segment_ids(segment)?));
         }
         let mut hits = Vec::with_capacity(top.len());
-        let mut id = String::new();
         for (score, address) in top {
-            let (keys, ids) = &columns[address.segment_ord as usize];
+            let (keys, ords, ids) = &columns[address.segment_ord as usize];
             let key = keys.first(address.doc_id).unwrap_or_default();
-            id.clear();
-            if let Some(ids) = ids
-                && let Some(ord) = ids.term_ords(address.doc_id).next()
-            {
-                ids.ord_to_str(ord, &mut id).map_err(|e| Error::io(Path::new("id column"), e))?;
-            }
-            hits.push(SparseHit { key, id: id.clone(), score });
+            let id = ords
+                .as_ref()
+                .and_then(|o| o.first(address.doc_id))
+                .and_then(|ord| ids.get(ord as usize))
+                .cloned()
+                .unwrap_or_default();
+            hits.push(SparseHit { key, id, score });
         }
         hits.truncate(k);
         Ok(hits)
     }
 
+    /// The segment's external ids by term ordinal, read once per segment and cached.
+    fn segment_ids(&self, segment: &SegmentReader) -> Result<Arc<Vec<String>>> {
+        let segment_id = segment.segment_id();
+        if let Some(ids) = self
+            .ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&segment_id)
+        {
+            return Ok(ids.clone());
+        }
+        let mut ids = Vec::new();
+        if let Some(column) = segment.fast_fields().str("id")? {
+            ids.reserve(column.num_terms());
+            let mut stream = column
+                .dictionary()
+                .stream()
+                .map_err(|e| Error::io(Path::new("id column"), e))?;
+            while stream.advance() {
+                ids.push(String::from_utf8_lossy(stream.key()).into_owned());
+            }
+        }
+        let ids = Arc::new(ids);
+        let mut cache = self.ids.write().unwrap_or_else(|e| e.into_inner());
+        // Forget segments that merges have removed.
+        let live: Vec<SegmentId> = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        cache.retain(|id, _| live.contains(id));
+        cache.insert(segment_id, ids.clone());
+        Ok(ids)
+    }
+
     /// The stored document with external id `id`.
     pub fn get(&self, id: &str) -> Result<Option<SparseDoc>> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
         let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
         let Some((_, address)) = top.first() else {
             return Ok(None);
         };
         let doc: TantivyDocument = searcher.doc(*address)?;
-        let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let text = |f: Field| {
+            doc.get_first(f)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         Ok(Some(SparseDoc {
             id: text(self.fields.id),
-            key: doc.get_first(self.fields.key).and_then(|v| v.as_u64()).unwrap_or_default(),
+            key: doc
+                .get_first(self.fields.key)
+                .and_then(|v| v.as_u64())
+                .unwrap_or_default(),
             title: text(self.fields.title),
             text: text(self.fields.text),
         }))
@@ -246,7 +325,8 @@ impl Bm25Writer {
 
     /// Deletes the document with external id `id`.
     pub fn delete(&mut self, id: &str) {
-        self.writer.delete_term(Term::from_field_text(self.fields.id, id));
+        self.writer
+            .delete_term(Term::from_field_text(self.fields.id, id));
     }
 
     /// Commits everything added so far, with a payload stored in the commit's metadata.

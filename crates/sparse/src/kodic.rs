@@ -86,9 +86,16 @@ pub fn convert_mecab_sources(mecab_dir: &Path, source_dir: &Path) -> Result<Conv
     let lexicon_entries = sys.write_csv(&source_dir.join("lex.csv"))?;
     let unk = CompiledDic::read(&unk_path)?;
     let unknown_entries = unk.write_csv(&source_dir.join("unk.def"))?;
-    write_matrix(&mecab_dir.join("matrix.bin"), &source_dir.join("matrix.def"))?;
+    write_matrix(
+        &mecab_dir.join("matrix.bin"),
+        &source_dir.join("matrix.def"),
+    )?;
     let categories = write_char_def(&mecab_dir.join("char.bin"), &source_dir.join("char.def"))?;
-    Ok(ConvertStats { lexicon_entries, unknown_entries, categories })
+    Ok(ConvertStats {
+        lexicon_entries,
+        unknown_entries,
+        categories,
+    })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -143,7 +150,14 @@ impl<'p> CompiledDic<'p> {
         let trie = (HEADER, HEADER + dsize);
         let tokens = (trie.1, trie.1 + tsize);
         let features = (tokens.1, tokens.1 + fsize);
-        Ok(Self { path, bytes, lexsize, trie, tokens, features })
+        Ok(Self {
+            path,
+            bytes,
+            lexsize,
+            trie,
+            tokens,
+            features,
+        })
     }
 
     fn units(&self) -> usize {
@@ -206,8 +220,8 @@ impl<'p> CompiledDic<'p> {
         let mut w = BufWriter::new(File::create(out).map_err(|e| Error::io(out, e))?);
         let mut written = 0;
         for (key, first, count) in keys {
-            let surface =
-                std::str::from_utf8(&key).map_err(|_| corrupt(self.path, "surface is not UTF-8"))?;
+            let surface = std::str::from_utf8(&key)
+                .map_err(|_| corrupt(self.path, "surface is not UTF-8"))?;
             for t in first..first + count {
                 let at = self.tokens.0 + t * 16;
                 if at + 16 > self.tokens.1 {
@@ -250,7 +264,8 @@ fn write_matrix(bin: &Path, out: &Path) -> Result<()> {
     if bytes.len() != 4 + 2 * lsize * rsize {
         return Err(corrupt(bin, "size does not match its dimensions"));
     }
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(out).map_err(|e| Error::io(out, e))?);
+    let mut w =
+        BufWriter::with_capacity(1 << 20, File::create(out).map_err(|e| Error::io(out, e))?);
     let io = |e| Error::io(out, e);
     writeln!(w, "{lsize} {rsize}").map_err(io)?;
     for l in 0..lsize {
@@ -267,22 +282,28 @@ fn write_char_def(bin: &Path, out: &Path) -> Result<usize> {
     let bytes = read_file(bin)?;
     let count = u32_at(&bytes, 0) as usize;
     let names_end = 4 + 32 * count;
-    if bytes.len() != names_end + 4 * 0x10000 {
+    // MeCab writes one u32 per code point below 0xFFFF.
+    if bytes.len() < names_end || (bytes.len() - names_end) % 4 != 0 {
         return Err(corrupt(bin, "size does not match its category count"));
     }
+    let code_points = (bytes.len() - names_end) / 4;
     let names: Vec<String> = (0..count)
         .map(|i| {
             let raw = &bytes[4 + 32 * i..4 + 32 * (i + 1)];
-            String::from_utf8_lossy(raw).trim_end_matches('\0').to_string()
+            String::from_utf8_lossy(raw)
+                .trim_end_matches('\0')
+                .to_string()
         })
         .collect();
     let info = |cp: usize| u32_at(&bytes, names_end + 4 * cp);
     // (invoke, group, length) of each category, read off a code point whose default it is.
     let mut settings: BTreeMap<usize, (u32, u32, u32)> = BTreeMap::new();
-    for cp in 0..0x10000 {
+    for cp in 0..code_points {
         let v = info(cp);
         let default = ((v >> 18) & 0xff) as usize;
-        settings.entry(default).or_insert(((v >> 31) & 1, (v >> 30) & 1, (v >> 26) & 0xf));
+        settings
+            .entry(default)
+            .or_insert(((v >> 31) & 1, (v >> 30) & 1, (v >> 26) & 0xf));
     }
     let mut w = BufWriter::new(File::create(out).map_err(|e| Error::io(out, e))?);
     let io = |e| Error::io(out, e);
@@ -297,10 +318,11 @@ fn write_char_def(bin: &Path, out: &Path) -> Result<usize> {
         cats
     };
     let mut start = 0usize;
-    while start < 0x10000 {
+    while start < code_points {
         let v = info(start);
         let mut end = start;
-        while end + 1 < 0x10000 && info(end + 1) & 0x3ffff == v & 0x3ffff
+        while end + 1 < code_points
+            && info(end + 1) & 0x3ffff == v & 0x3ffff
             && (info(end + 1) >> 18) & 0xff == (v >> 18) & 0xff
         {
             end += 1;

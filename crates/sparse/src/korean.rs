@@ -115,7 +115,11 @@ impl Korean {
     /// Creates the Korean path over a loaded dictionary.
     pub fn new(dictionary: &Dictionary, stop_tags: &[String], decompound: DecompoundMode) -> Self {
         let segmenter = Segmenter::new(Mode::Normal, dictionary.clone(), None);
-        Self { segmenter, stop_tags: stop_tags.iter().cloned().collect(), decompound }
+        Self {
+            segmenter,
+            stop_tags: stop_tags.iter().cloned().collect(),
+            decompound,
+        }
     }
 
     fn keep(&self, m: &Morph) -> bool {
@@ -148,7 +152,13 @@ impl Korean {
             let parts = (expression != "*" && !unknown)
                 .then(|| split_expression(expression, &surface, start, end))
                 .flatten();
-            let whole = Morph { surface, start, end, tag, unknown };
+            let whole = Morph {
+                surface,
+                start,
+                end,
+                tag,
+                unknown,
+            };
             match (kind, parts) {
                 ("Compound", Some(parts)) => morphs.push((whole, Some(parts))),
                 (_, Some(parts)) => morphs.extend(parts.into_iter().map(|p| (p, None))),
@@ -192,7 +202,12 @@ impl Korean {
 
     fn emit(&self, m: &Morph, out: &mut Vec<AnalyzedToken>) {
         if self.keep(m) {
-            out.push(AnalyzedToken::new(m.surface.to_lowercase(), m.start, m.end, Some(m.tag.clone())));
+            out.push(AnalyzedToken::new(
+                m.surface.to_lowercase(),
+                m.start,
+                m.end,
+                Some(m.tag.clone()),
+            ));
         }
     }
 
@@ -228,7 +243,12 @@ impl Morph {
 /// Splits a ko-dic expression (`탄산/NNG/*+음료/NNG/*`) into morphemes. A part whose surface is
 /// found in order inside the token gets its own offsets; others (contracted endings such as
 /// `ㅂ니다`) get the whole token's.
-fn split_expression(expression: &str, surface: &str, start: usize, end: usize) -> Option<Vec<Morph>> {
+fn split_expression(
+    expression: &str,
+    surface: &str,
+    start: usize,
+    end: usize,
+) -> Option<Vec<Morph>> {
     let mut parts = Vec::new();
     let mut cursor = 0;
     for piece in expression.split('+') {
@@ -247,7 +267,13 @@ fn split_expression(expression: &str, surface: &str, start: usize, end: usize) -
             }
             None => (start, end),
         };
-        parts.push(Morph { surface: text.to_string(), start: s, end: e, tag: tag.to_string(), unknown: false });
+        parts.push(Morph {
+            surface: text.to_string(),
+            start: s,
+            end: e,
+            tag: tag.to_string(),
+            unknown: false,
+        });
     }
     (parts.len() > 1).then_some(parts)
 }

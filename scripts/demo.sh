@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job: builds the Korean dictionary and the CLI, indexes SciFact and KorQuAD 1.0 dev from
+# ../shared/data, searches both and evaluates them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/fetch-ko-dic.sh
+cargo build --release -p hybrid-search-cli
+HS=./target/release/hybrid-search
+DATA=../shared/data
+mkdir -p data
+rm -rf data/scifact data/korquad
+$HS index --index data/scifact --dataset "$DATA/scifact"
+$HS search --index data/scifact -k 5 "IL-6 levels predict mortality in sepsis"
+$HS eval --index data/scifact --dataset "$DATA/scifact" --split test
+$HS index --index data/korquad --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_dev.json"
+$HS search --index data/korquad -k 5 "대한민국의 수도는 어디인가?"
+$HS eval --index data/korquad --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_dev.json"
