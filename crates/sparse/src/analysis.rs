@@ -91,7 +91,7 @@ impl Default for AnalyzerConfig {
         Self {
             kind: AnalyzerKind::Auto,
             stop_tags: NORI_STOP_TAGS.iter().map(|s| s.to_string()).collect(),
-            decompound: DecompoundMode::Mixed,
+            decompound: DecompoundMode::None,
             stop_words: StopWords::Extended,
             stem: true,
             ngram_weight: 0.5,

@@ -31,12 +31,13 @@ pub const NORI_STOP_TAGS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DecompoundMode {
-    /// Keep the compound whole, drop its parts.
+    /// Keep the compound whole, drop its parts (the default: best of the three on KorQuAD, where
+    /// the Hangul bigram field already matches the parts; see `docs/benchmarks.md`).
+    #[default]
     None,
     /// Keep the parts, drop the whole.
     Discard,
-    /// Keep both the whole and its parts (the default: measured best on KorQuAD).
-    #[default]
+    /// Keep both the whole and its parts.
     Mixed,
 }
 
@@ -152,6 +153,11 @@ impl Korean {
             let parts = (expression != "*" && !unknown)
                 .then(|| split_expression(expression, &surface, start, end))
                 .flatten();
+            if unknown && let Some((stem, particle)) = split_particle(&surface, start) {
+                morphs.push((stem, None));
+                morphs.push((particle, None));
+                continue;
+            }
             let whole = Morph {
                 surface,
                 start,
@@ -238,6 +244,36 @@ impl Morph {
             unknown: self.unknown,
         }
     }
+}
+
+/// Particles that MeCab's unknown-word grouping glues to an unknown Hangul word
+/// (`펨브롤리주맙과` comes out as one unknown token), longest first, with their tags.
+const TRAILING_PARTICLES: &[(&str, &str)] = &[
+    ("에서는", "JKB"), ("으로는", "JKB"), ("에게서", "JKB"), ("에서", "JKB"), ("에게", "JKB"),
+    ("으로", "JKB"), ("까지", "JX"), ("부터", "JX"), ("처럼", "JKB"), ("보다", "JKB"),
+    ("과", "JC"), ("와", "JC"), ("은", "JX"), ("는", "JX"), ("이", "JKS"), ("가", "JKS"),
+    ("을", "JKO"), ("를", "JKO"), ("의", "JKG"), ("에", "JKB"), ("로", "JKB"), ("도", "JX"),
+    ("만", "JX"),
+];
+
+/// Splits a particle off an unknown Hangul word, keeping a stem of at least two syllables.
+fn split_particle(surface: &str, start: usize) -> Option<(Morph, Morph)> {
+    let (particle, tag) = TRAILING_PARTICLES.iter().find(|(p, _)| surface.ends_with(p))?;
+    let stem = &surface[..surface.len() - particle.len()];
+    if stem.chars().count() < 2 || !stem.chars().all(crate::analysis::is_hangul) {
+        return None;
+    }
+    let cut = start + stem.len();
+    Some((
+        Morph { surface: stem.to_string(), start, end: cut, tag: "UNKNOWN".into(), unknown: true },
+        Morph {
+            surface: particle.to_string(),
+            start: cut,
+            end: cut + particle.len(),
+            tag: tag.to_string(),
+            unknown: false,
+        },
+    ))
 }
 
 /// Splits a ko-dic expression (`탄산/NNG/*+음료/NNG/*`) into morphemes. A part whose surface is
