@@ -5,12 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn hs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid-search")).args(args).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = hs(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -21,7 +28,9 @@ fn err(args: &[&str]) -> String {
 }
 
 fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
     p.to_str().unwrap().to_string()
 }
 
@@ -32,19 +41,34 @@ fn s(p: &Path) -> &str {
 fn top_ids(index: &Path, query: &str, k: &str) -> Vec<String> {
     let out = ok(&["search", "--index", s(index), "-k", k, "--json", query]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+    v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
 fn index_and_search_korean_english_and_mixed() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("med");
-    ok(&["index", "--index", s(&index), "--dataset", &fixture("medical.jsonl")]);
+    ok(&[
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &fixture("medical.jsonl"),
+    ]);
 
     let hits = top_ids(&index, "IL-6", "4");
     let mut sorted = hits.clone();
     sorted.sort();
-    assert_eq!(sorted, ["en-01", "en-02", "ko-04", "ko-05"], "every IL-6 passage, nothing else");
+    assert_eq!(
+        sorted,
+        ["en-01", "en-02", "ko-04", "ko-05"],
+        "every IL-6 passage, nothing else"
+    );
     assert_eq!(top_ids(&index, "당뇨병 환자의 HbA1c 수치", "1"), ["ko-01"]);
     assert_eq!(top_ids(&index, "코카콜라는", "1"), ["ko-06"]);
     assert_eq!(top_ids(&index, "5-HT2A antagonist", "1"), ["en-07"]);
@@ -52,14 +76,22 @@ fn index_and_search_korean_english_and_mixed() {
 
     // Text output: rank, id, score, title and a snippet with the match marked.
     let text = ok(&["search", "--index", s(&index), "-k", "1", "tocilizumab"]);
-    assert!(text.contains("en-02") && text.contains("**Tocilizumab**"), "{text}");
+    assert!(
+        text.contains("en-02") && text.contains("**Tocilizumab**"),
+        "{text}"
+    );
     // A query that analyses to nothing gives no results, not an error.
     assert!(ok(&["search", "--index", s(&index), "the of and"]).contains("no results"));
 }
 
 #[test]
 fn analyze_prints_terms_offsets_and_tags() {
-    let out = ok(&["analyze", "--analyzer", "ko", "코카콜라와 펩시는 탄산음료입니다."]);
+    let out = ok(&[
+        "analyze",
+        "--analyzer",
+        "ko",
+        "코카콜라와 펩시는 탄산음료입니다.",
+    ]);
     let terms: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
     for kept in ["코카콜라", "펩시", "탄산음료"] {
         assert!(terms.contains(&kept), "{kept} missing:\n{out}");
@@ -67,7 +99,10 @@ fn analyze_prints_terms_offsets_and_tags() {
     for dropped in ["와", "는", "ㅂ니다"] {
         assert!(!terms.contains(&dropped), "{dropped} kept:\n{out}");
     }
-    assert!(out.lines().next().unwrap() == "코카콜라\t0\t12\tNNG", "{out}");
+    assert!(
+        out.lines().next().unwrap() == "코카콜라\t0\t12\tNNG",
+        "{out}"
+    );
     let en = ok(&["analyze", "--analyzer", "en", "IL-6"]);
     assert_eq!(en, "il-6\t0\t4\nil\t0\t2\n6\t3\t4\n");
 }
@@ -83,12 +118,24 @@ fn eval_reports_metrics_as_json_and_writes_a_run_file() {
         "{\"_id\": \"q1\", \"text\": \"tocilizumab\"}\n{\"_id\": \"q2\", \"text\": \"코카콜라\"}\n",
     )
     .unwrap();
-    std::fs::write(beir.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\ten-02\t1\nq2\tko-06\t1\n")
-        .unwrap();
+    std::fs::write(
+        beir.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\ten-02\t1\nq2\tko-06\t1\n",
+    )
+    .unwrap();
     let index = tmp.path().join("idx");
     ok(&["index", "--index", s(&index), "--dataset", s(&beir)]);
     let run = tmp.path().join("run.trec");
-    let out = ok(&["eval", "--index", s(&index), "--dataset", s(&beir), "--json", "--run", s(&run)]);
+    let out = ok(&[
+        "eval",
+        "--index",
+        s(&index),
+        "--dataset",
+        s(&beir),
+        "--json",
+        "--run",
+        s(&run),
+    ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     // Both queries have their one relevant passage at rank 1.
     assert_eq!(v["ndcg@10"], 1.0);
@@ -96,21 +143,62 @@ fn eval_reports_metrics_as_json_and_writes_a_run_file() {
     assert_eq!(v["mrr@10"], 1.0);
     assert_eq!(v["queries"], 2);
     let run = std::fs::read_to_string(run).unwrap();
-    assert!(run.lines().any(|l| l.starts_with("q1 Q0 en-02 1 ")), "{run}");
-    assert!(err(&["eval", "--index", s(&index), "--dataset", s(&beir), "--split", "dev"]).contains("test"));
+    assert!(
+        run.lines().any(|l| l.starts_with("q1 Q0 en-02 1 ")),
+        "{run}"
+    );
+    assert!(
+        err(&[
+            "eval",
+            "--index",
+            s(&index),
+            "--dataset",
+            s(&beir),
+            "--split",
+            "dev"
+        ])
+        .contains("test")
+    );
 }
 
 #[test]
 fn bad_input_names_the_file_and_line_and_keeps_committed_data() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("idx");
-    ok(&["index", "--index", s(&index), "--dataset", &fixture("medical.jsonl")]);
-    let good = "{\"_id\": \"new-1\", \"title\": \"\", \"text\": \"brand new passage about zebrafish\"}\n";
+    ok(&[
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &fixture("medical.jsonl"),
+    ]);
+    let good =
+        "{\"_id\": \"new-1\", \"title\": \"\", \"text\": \"brand new passage about zebrafish\"}\n";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("broken.jsonl", format!("{good}{{\"_id\": \"x\", \"text\": \n").into_bytes(), "line 2"),
-        ("noid.jsonl", format!("{good}{{\"title\": \"t\", \"text\": \"x\"}}\n").into_bytes(), "line 2"),
-        ("notext.jsonl", format!("{good}{{\"_id\": \"y\", \"title\": \"t\"}}\n").into_bytes(), "line 2"),
-        ("latin1.jsonl", [good.as_bytes(), b"{\"_id\": \"z\", \"text\": \"caf\xe9\"}\n"].concat(), "line 2"),
+        (
+            "broken.jsonl",
+            format!("{good}{{\"_id\": \"x\", \"text\": \n").into_bytes(),
+            "line 2",
+        ),
+        (
+            "noid.jsonl",
+            format!("{good}{{\"title\": \"t\", \"text\": \"x\"}}\n").into_bytes(),
+            "line 2",
+        ),
+        (
+            "notext.jsonl",
+            format!("{good}{{\"_id\": \"y\", \"title\": \"t\"}}\n").into_bytes(),
+            "line 2",
+        ),
+        (
+            "latin1.jsonl",
+            [
+                good.as_bytes(),
+                b"{\"_id\": \"z\", \"text\": \"caf\xe9\"}\n",
+            ]
+            .concat(),
+            "line 2",
+        ),
         ("dup.jsonl", format!("{good}{good}").into_bytes(), "line"),
     ];
     for (name, bytes, line) in cases {
@@ -119,14 +207,28 @@ fn bad_input_names_the_file_and_line_and_keeps_committed_data() {
         let msg = err(&["index", "--index", s(&index), "--dataset", s(&path)]);
         assert!(msg.contains(name) && msg.contains(line), "{name}: {msg}");
         // Nothing from the bad file was added, nothing committed was lost.
-        assert!(top_ids(&index, "zebrafish", "10").is_empty(), "{name} was half-indexed");
+        assert!(
+            top_ids(&index, "zebrafish", "10").is_empty(),
+            "{name} was half-indexed"
+        );
         assert_eq!(top_ids(&index, "tocilizumab", "1"), ["en-02"]);
     }
     let unknown = tmp.path().join("corpus.csv");
     std::fs::write(&unknown, "id,text\n").unwrap();
-    let msg = err(&["index", "--index", s(&tmp.path().join("other")), "--dataset", s(&unknown)]);
+    let msg = err(&[
+        "index",
+        "--index",
+        s(&tmp.path().join("other")),
+        "--dataset",
+        s(&unknown),
+    ]);
     assert!(msg.contains("corpus.csv"), "{msg}");
-    assert!(!tmp.path().join("other").exists(), "a failed first index leaves no folder");
-    assert!(err(&["search", "--index", s(tmp.path()), "x"]).contains("not a hybrid-search collection"));
+    assert!(
+        !tmp.path().join("other").exists(),
+        "a failed first index leaves no folder"
+    );
+    assert!(
+        err(&["search", "--index", s(tmp.path()), "x"]).contains("not a hybrid-search collection")
+    );
     assert!(err(&["search", "--index", s(&index), "-k", "0", "x"]).contains("-k"));
 }

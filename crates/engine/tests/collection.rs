@@ -3,11 +3,20 @@
 use hybrid_search::{AnalyzerConfig, AnalyzerKind, Collection, Document, Error};
 
 fn doc(id: &str, title: &str, text: &str) -> Document {
-    Document { id: id.into(), title: title.into(), text: text.into() }
+    Document {
+        id: id.into(),
+        title: title.into(),
+        text: text.into(),
+    }
 }
 
 fn ids(collection: &Collection, query: &str) -> Vec<String> {
-    collection.search_ids(query, 10).unwrap().into_iter().map(|(id, _)| id).collect()
+    collection
+        .search_ids(query, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 fn english(dir: &std::path::Path) -> Collection {
@@ -19,14 +28,16 @@ fn upsert_replaces_and_delete_removes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = english(&tmp.path().join("c"));
     let mut w = c.writer().unwrap();
-    w.upsert(&doc("a", "", "interleukin six in sepsis")).unwrap();
+    w.upsert(&doc("a", "", "interleukin six in sepsis"))
+        .unwrap();
     w.upsert(&doc("b", "", "metformin for diabetes")).unwrap();
     w.commit().unwrap();
     c.reload().unwrap();
     assert_eq!(c.len(), 2);
     assert_eq!(ids(&c, "sepsis"), ["a"]);
 
-    w.upsert(&doc("a", "", "tocilizumab blocks the receptor")).unwrap();
+    w.upsert(&doc("a", "", "tocilizumab blocks the receptor"))
+        .unwrap();
     w.delete("b");
     w.commit().unwrap();
     c.reload().unwrap();
@@ -34,7 +45,10 @@ fn upsert_replaces_and_delete_removes() {
     assert!(ids(&c, "sepsis").is_empty());
     assert_eq!(ids(&c, "tocilizumab"), ["a"]);
     assert!(ids(&c, "metformin").is_empty());
-    assert_eq!(c.get("a").unwrap().unwrap().text, "tocilizumab blocks the receptor");
+    assert_eq!(
+        c.get("a").unwrap().unwrap().text,
+        "tocilizumab blocks the receptor"
+    );
 }
 
 #[test]
@@ -78,12 +92,21 @@ fn reopened_collection_keeps_settings_and_keys() {
     w.upsert(&doc("b", "", "patients again")).unwrap();
     w.commit().unwrap();
     c.reload().unwrap();
-    let keys: Vec<u64> =
-        c.sparse().search("patients", 10).unwrap().into_iter().map(|h| h.key).collect();
+    let keys: Vec<u64> = c
+        .sparse()
+        .search("patients", 10)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.key)
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), 2, "internal keys are unique across sessions: {keys:?}");
+    assert_eq!(
+        sorted.len(),
+        2,
+        "internal keys are unique across sessions: {keys:?}"
+    );
 }
 
 #[test]
@@ -91,9 +114,18 @@ fn refuses_to_create_over_something_else_and_to_open_a_non_collection() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
     let config = AnalyzerConfig::for_kind(AnalyzerKind::En);
-    assert!(matches!(Collection::create(tmp.path(), config), Err(Error::NotEmpty(_))));
-    assert!(matches!(Collection::open(tmp.path()), Err(Error::NotACollection(_))));
-    assert_eq!(std::fs::read_to_string(tmp.path().join("notes.txt")).unwrap(), "mine");
+    assert!(matches!(
+        Collection::create(tmp.path(), config),
+        Err(Error::NotEmpty(_))
+    ));
+    assert!(matches!(
+        Collection::open(tmp.path()),
+        Err(Error::NotACollection(_))
+    ));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]
@@ -102,8 +134,16 @@ fn unknown_format_version_is_a_clear_error() {
     let dir = tmp.path().join("c");
     drop(english(&dir));
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
     std::fs::write(&path, text).unwrap();
-    let err = Collection::open(&dir).err().expect("version 99 must not open").to_string();
-    assert!(err.contains("manifest.json") && err.contains("format version 99"), "{err}");
+    let err = Collection::open(&dir)
+        .err()
+        .expect("version 99 must not open")
+        .to_string();
+    assert!(
+        err.contains("manifest.json") && err.contains("format version 99"),
+        "{err}"
+    );
 }

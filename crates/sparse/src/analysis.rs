@@ -228,10 +228,13 @@ pub fn hangul_bigrams(text: &str) -> Vec<AnalyzedToken> {
     out
 }
 
+/// A function from text to its indexed terms.
+type TokenFn = dyn Fn(&str) -> Vec<AnalyzedToken> + Send + Sync;
+
 /// A tantivy tokenizer over a token-producing function.
 #[derive(Clone)]
 pub struct HsTokenizer {
-    produce: Arc<dyn Fn(&str) -> Vec<AnalyzedToken> + Send + Sync>,
+    produce: Arc<TokenFn>,
 }
 
 impl HsTokenizer {

@@ -283,7 +283,7 @@ fn write_char_def(bin: &Path, out: &Path) -> Result<usize> {
     let count = u32_at(&bytes, 0) as usize;
     let names_end = 4 + 32 * count;
     // MeCab writes one u32 per code point below 0xFFFF.
-    if bytes.len() < names_end || (bytes.len() - names_end) % 4 != 0 {
+    if bytes.len() < names_end || !(bytes.len() - names_end).is_multiple_of(4) {
         return Err(corrupt(bin, "size does not match its category count"));
     }
     let code_points = (bytes.len() - names_end) / 4;

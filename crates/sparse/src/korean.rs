@@ -73,7 +73,8 @@ pub fn locate_ko_dic() -> Result<PathBuf> {
 
 /// Loads a built ko-dic folder once per process (memory-mapped) and shares it.
 pub fn load_ko_dic(path: &Path) -> Result<Arc<Dictionary>> {
-    static CACHE: OnceLock<Mutex<Vec<(PathBuf, Arc<Dictionary>)>>> = OnceLock::new();
+    type Loaded = Vec<(PathBuf, Arc<Dictionary>)>;
+    static CACHE: OnceLock<Mutex<Loaded>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, dict)) = cache.iter().find(|(p, _)| p == path) {
@@ -249,23 +250,49 @@ impl Morph {
 /// Particles that MeCab's unknown-word grouping glues to an unknown Hangul word
 /// (`펨브롤리주맙과` comes out as one unknown token), longest first, with their tags.
 const TRAILING_PARTICLES: &[(&str, &str)] = &[
-    ("에서는", "JKB"), ("으로는", "JKB"), ("에게서", "JKB"), ("에서", "JKB"), ("에게", "JKB"),
-    ("으로", "JKB"), ("까지", "JX"), ("부터", "JX"), ("처럼", "JKB"), ("보다", "JKB"),
-    ("과", "JC"), ("와", "JC"), ("은", "JX"), ("는", "JX"), ("이", "JKS"), ("가", "JKS"),
-    ("을", "JKO"), ("를", "JKO"), ("의", "JKG"), ("에", "JKB"), ("로", "JKB"), ("도", "JX"),
+    ("에서는", "JKB"),
+    ("으로는", "JKB"),
+    ("에게서", "JKB"),
+    ("에서", "JKB"),
+    ("에게", "JKB"),
+    ("으로", "JKB"),
+    ("까지", "JX"),
+    ("부터", "JX"),
+    ("처럼", "JKB"),
+    ("보다", "JKB"),
+    ("과", "JC"),
+    ("와", "JC"),
+    ("은", "JX"),
+    ("는", "JX"),
+    ("이", "JKS"),
+    ("가", "JKS"),
+    ("을", "JKO"),
+    ("를", "JKO"),
+    ("의", "JKG"),
+    ("에", "JKB"),
+    ("로", "JKB"),
+    ("도", "JX"),
     ("만", "JX"),
 ];
 
 /// Splits a particle off an unknown Hangul word, keeping a stem of at least two syllables.
 fn split_particle(surface: &str, start: usize) -> Option<(Morph, Morph)> {
-    let (particle, tag) = TRAILING_PARTICLES.iter().find(|(p, _)| surface.ends_with(p))?;
+    let (particle, tag) = TRAILING_PARTICLES
+        .iter()
+        .find(|(p, _)| surface.ends_with(p))?;
     let stem = &surface[..surface.len() - particle.len()];
     if stem.chars().count() < 2 || !stem.chars().all(crate::analysis::is_hangul) {
         return None;
     }
     let cut = start + stem.len();
     Some((
-        Morph { surface: stem.to_string(), start, end: cut, tag: "UNKNOWN".into(), unknown: true },
+        Morph {
+            surface: stem.to_string(),
+            start,
+            end: cut,
+            tag: "UNKNOWN".into(),
+            unknown: true,
+        },
         Morph {
             surface: particle.to_string(),
             start: cut,

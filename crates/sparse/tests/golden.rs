@@ -28,24 +28,45 @@ fn render(kind: AnalyzerKind) -> String {
         writeln!(out, "# {sentence}").unwrap();
         for t in analyzer.analyze(sentence).unwrap() {
             // The token's source text must be where the offsets say.
-            assert!(sentence.get(t.start..t.end).is_some(), "offsets {t:?} in {sentence}");
-            writeln!(out, "{}\t{}\t{}\t{}", t.term, t.start, t.end, t.tag.as_deref().unwrap_or("-"))
-                .unwrap();
+            assert!(
+                sentence.get(t.start..t.end).is_some(),
+                "offsets {t:?} in {sentence}"
+            );
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                t.term,
+                t.start,
+                t.end,
+                t.tag.as_deref().unwrap_or("-")
+            )
+            .unwrap();
         }
     }
     out
 }
 
 fn check(name: &str, kind: AnalyzerKind) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/golden")
+        .join(name);
     let actual = render(kind);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1 to create it", path.display()));
-    assert_eq!(actual, expected, "{} differs; rerun with UPDATE_GOLDEN=1 if intended", path.display());
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs; rerun with UPDATE_GOLDEN=1 if intended",
+        path.display()
+    );
 }
 
 #[test]
@@ -65,17 +86,28 @@ fn golden_en() {
 
 fn terms(kind: AnalyzerKind, text: &str) -> Vec<String> {
     let analyzer = Analyzer::new(&AnalyzerConfig::for_kind(kind)).unwrap();
-    analyzer.analyze(text).unwrap().into_iter().map(|t| t.term).collect()
+    analyzer
+        .analyze(text)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.term)
+        .collect()
 }
 
 #[test]
 fn korean_particles_and_endings_are_dropped_nouns_kept() {
     let terms = terms(AnalyzerKind::Ko, "코카콜라와 펩시는 탄산음료입니다.");
     for kept in ["코카콜라", "펩시", "탄산음료"] {
-        assert!(terms.iter().any(|t| t == kept), "{kept} missing from {terms:?}");
+        assert!(
+            terms.iter().any(|t| t == kept),
+            "{kept} missing from {terms:?}"
+        );
     }
     for dropped in ["와", "는", "ㅂ니다", "입니다", "."] {
-        assert!(!terms.iter().any(|t| t == dropped), "{dropped} kept in {terms:?}");
+        assert!(
+            !terms.iter().any(|t| t == dropped),
+            "{dropped} kept in {terms:?}"
+        );
     }
 }
 
