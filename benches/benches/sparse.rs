@@ -93,6 +93,7 @@ fn bench_analyzers(
 /// `analysis/*`: analyzer throughput on English and Korean text.
 fn analysis(c: &mut Criterion) {
     let mut group = c.benchmark_group("analysis");
+    group.sample_size(10);
     if let Some(dataset) = scifact() {
         let texts: Vec<String> = dataset.corpus.iter().map(document_text).collect();
         bench_analyzers(
