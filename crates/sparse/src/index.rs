@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use tantivy::collector::TopDocs;
+use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -101,11 +102,19 @@ pub struct SparseHit {
     pub score: f32,
 }
 
+/// The fast-field columns of one segment that map a hit to its key and external id.
+struct SegmentColumns {
+    keys: Column<u64>,
+    ords: Option<Column<u64>>,
+    /// External ids by term ordinal of the `id` column.
+    ids: Vec<String>,
+}
+
 /// A BM25 index in a folder.
 pub struct Bm25Index {
     index: Index,
-    /// Per segment, the external ids in term-ordinal order of the `id` fast field.
-    ids: RwLock<HashMap<SegmentId, Arc<Vec<String>>>>,
+    /// Per segment, the fast-field columns that turn a hit into (key, id), opened once.
+    segments: RwLock<HashMap<SegmentId, Arc<SegmentColumns>>>,
     reader: IndexReader,
     fields: Fields,
     analyzer: Arc<Analyzer>,
@@ -141,7 +150,7 @@ impl Bm25Index {
             .try_into()?;
         Ok(Self {
             index,
-            ids: RwLock::default(),
+            segments: RwLock::default(),
             reader,
             fields,
             analyzer,
@@ -207,15 +216,14 @@ impl Bm25Index {
         };
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?;
-        let mut columns = Vec::with_capacity(searcher.segment_readers().len());
-        for segment in searcher.segment_readers() {
-            let fast = segment.fast_fields();
-            let ords = fast.str("id")?.map(|c| c.ords().clone());
-            columns.push((fast.u64("key")?, ords, self.segment_ids(segment)?));
-        }
+        let columns = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| self.segment_columns(segment))
+            .collect::<Result<Vec<_>>>()?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
-            let (keys, ords, ids) = &columns[address.segment_ord as usize];
+            let SegmentColumns { keys, ords, ids } = &*columns[address.segment_ord as usize];
             let key = keys.first(address.doc_id).unwrap_or_default();
             let id = ords
                 .as_ref()
@@ -229,19 +237,18 @@ impl Bm25Index {
         Ok(hits)
     }
 
-    /// The segment's external ids by term ordinal, read once per segment and cached.
-    fn segment_ids(&self, segment: &SegmentReader) -> Result<Arc<Vec<String>>> {
+    /// The segment's columns, opened and cached on first use.
+    fn segment_columns(&self, segment: &SegmentReader) -> Result<Arc<SegmentColumns>> {
         let segment_id = segment.segment_id();
-        if let Some(ids) = self
-            .ids
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&segment_id)
-        {
-            return Ok(ids.clone());
+        let cache = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(columns) = cache.get(&segment_id) {
+            return Ok(columns.clone());
         }
+        drop(cache);
+        let fast = segment.fast_fields();
         let mut ids = Vec::new();
-        if let Some(column) = segment.fast_fields().str("id")? {
+        let mut ords = None;
+        if let Some(column) = fast.str("id")? {
             ids.reserve(column.num_terms());
             let mut stream = column
                 .dictionary()
@@ -250,20 +257,24 @@ impl Bm25Index {
             while stream.advance() {
                 ids.push(String::from_utf8_lossy(stream.key()).into_owned());
             }
+            ords = Some(column.ords().clone());
         }
-        let ids = Arc::new(ids);
-        let mut cache = self.ids.write().unwrap_or_else(|e| e.into_inner());
+        let columns = Arc::new(SegmentColumns {
+            keys: fast.u64("key")?,
+            ords,
+            ids,
+        });
+        let mut cache = self.segments.write().unwrap_or_else(|e| e.into_inner());
         // Forget segments that merges have removed.
-        let live: Vec<SegmentId> = self
-            .reader
-            .searcher()
+        let searcher = self.reader.searcher();
+        let live: Vec<SegmentId> = searcher
             .segment_readers()
             .iter()
             .map(|s| s.segment_id())
             .collect();
         cache.retain(|id, _| live.contains(id));
-        cache.insert(segment_id, ids.clone());
-        Ok(ids)
+        cache.insert(segment_id, columns.clone());
+        Ok(columns)
     }
 
     /// The stored document with external id `id`.
