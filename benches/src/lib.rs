@@ -60,6 +60,7 @@ pub fn build_collection(
         writer.upsert(doc)?;
     }
     writer.commit()?;
+    writer.optimize()?;
     writer.finish()?;
     collection.reload()?;
     Ok(collection)

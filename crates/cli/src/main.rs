@@ -274,6 +274,7 @@ fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Re
         }
         bar.finish_and_clear();
         writer.commit()?;
+        writer.optimize()?;
         writer.finish()?;
         Ok(())
     })();
@@ -353,7 +354,12 @@ fn cmd_eval(
         .map(|q| {
             let hits = collection.search_ids(&q.text, depth);
             bar.inc(1);
-            hits.map(|h| (q.id.clone(), h))
+            hits.map(|h| {
+                (
+                    q.id.clone(),
+                    h.into_iter().map(|(id, s)| (id.to_string(), s)).collect(),
+                )
+            })
         })
         .collect::<Result<_, _>>()?;
     bar.finish_and_clear();

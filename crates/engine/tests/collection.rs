@@ -15,7 +15,7 @@ fn ids(collection: &Collection, query: &str) -> Vec<String> {
         .search_ids(query, 10)
         .unwrap()
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|(id, _)| id.to_string())
         .collect()
 }
 

@@ -97,7 +97,7 @@ pub struct SparseHit {
     /// The engine's internal key.
     pub key: u64,
     /// The external id.
-    pub id: String,
+    pub id: Arc<str>,
     /// The BM25 score.
     pub score: f32,
 }
@@ -107,7 +107,7 @@ struct SegmentColumns {
     keys: Column<u64>,
     ords: Option<Column<u64>>,
     /// External ids by term ordinal of the `id` column.
-    ids: Vec<String>,
+    ids: Vec<Arc<str>>,
 }
 
 /// A BM25 index in a folder.
@@ -167,6 +167,7 @@ impl Bm25Index {
     pub fn writer(&self, heap_bytes: usize) -> Result<Bm25Writer> {
         Ok(Bm25Writer {
             writer: self.index.writer(heap_bytes)?,
+            index: self.index.clone(),
             fields: self.fields,
         })
     }
@@ -230,7 +231,7 @@ impl Bm25Index {
                 .and_then(|o| o.first(address.doc_id))
                 .and_then(|ord| ids.get(ord as usize))
                 .cloned()
-                .unwrap_or_default();
+                .unwrap_or_else(|| Arc::from(""));
             hits.push(SparseHit { key, id, score });
         }
         hits.truncate(k);
@@ -255,7 +256,7 @@ impl Bm25Index {
                 .stream()
                 .map_err(|e| Error::io(Path::new("id column"), e))?;
             while stream.advance() {
-                ids.push(String::from_utf8_lossy(stream.key()).into_owned());
+                ids.push(Arc::from(String::from_utf8_lossy(stream.key())));
             }
             ords = Some(column.ords().clone());
         }
@@ -310,6 +311,7 @@ impl Bm25Index {
 /// Adds and deletes documents; nothing is visible until [`Bm25Writer::commit`].
 pub struct Bm25Writer {
     writer: IndexWriter,
+    index: Index,
     fields: Fields,
 }
 
@@ -352,6 +354,16 @@ impl Bm25Writer {
     pub fn rollback(&mut self) -> Result<()> {
         self.writer.rollback()?;
         Ok(())
+    }
+
+    /// Merges every committed segment into one (after a bulk load: one segment answers a deep
+    /// top-k without merging per-segment results). Returns the number of segments merged.
+    pub fn merge_all(&mut self) -> Result<usize> {
+        let ids = self.index.searchable_segment_ids()?;
+        if ids.len() > 1 {
+            self.writer.merge(&ids).wait()?;
+        }
+        Ok(ids.len())
     }
 
     /// Waits for merges to finish.
