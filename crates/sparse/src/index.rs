@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
@@ -20,7 +20,8 @@ use tantivy::schema::{
     TextOptions, Value,
 };
 use tantivy::{
-    Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal,
+    SegmentReader, TantivyDocument, Term,
 };
 
 use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer, hangul_bigrams};
@@ -100,6 +101,75 @@ pub struct SparseHit {
     pub id: Arc<str>,
     /// The BM25 score.
     pub score: f32,
+}
+
+/// From this depth on, [`DeepTopK`] replaces tantivy's pruning top-k collector.
+const DEEP_K: usize = 100;
+
+/// Top-k for deep result lists (k = 1000 in evaluation): scores every matching document with the
+/// plain union scorer and selects the k best. When k is a sizeable share of the matches,
+/// block-WAND's pruning barely skips anything and its bookkeeping costs more than it saves
+/// (measured on SciFact, `docs/benchmarks.md`). Ties break by document address.
+struct DeepTopK {
+    k: usize,
+}
+
+/// Keeps the `k` best (score, address) pairs, sorted best first.
+fn select_top(mut hits: Vec<(f32, DocAddress)>, k: usize) -> Vec<(f32, DocAddress)> {
+    let better = |a: &(f32, DocAddress), b: &(f32, DocAddress)| {
+        b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1))
+    };
+    if hits.len() > k {
+        hits.select_nth_unstable_by(k, better);
+        hits.truncate(k);
+    }
+    hits.sort_unstable_by(better);
+    hits
+}
+
+impl Collector for DeepTopK {
+    type Fruit = Vec<(f32, DocAddress)>;
+    type Child = DeepTopKSegment;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        _: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(DeepTopKSegment {
+            k: self.k,
+            segment_ord,
+            hits: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        true
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        Ok(select_top(fruits.into_iter().flatten().collect(), self.k))
+    }
+}
+
+/// One segment's share of [`DeepTopK`].
+struct DeepTopKSegment {
+    k: usize,
+    segment_ord: SegmentOrdinal,
+    hits: Vec<(f32, DocAddress)>,
+}
+
+impl SegmentCollector for DeepTopKSegment {
+    type Fruit = Vec<(f32, DocAddress)>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        self.hits
+            .push((score, DocAddress::new(self.segment_ord, doc)));
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        select_top(self.hits, self.k)
+    }
 }
 
 /// The fast-field columns of one segment that map a hit to its key and external id.
@@ -216,7 +286,11 @@ impl Bm25Index {
             return Ok(Vec::new());
         };
         let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?;
+        let top = if k >= DEEP_K {
+            searcher.search(&query, &DeepTopK { k })?
+        } else {
+            searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?
+        };
         let columns = searcher
             .segment_readers()
             .iter()
