@@ -49,17 +49,18 @@ fn top_ids(index: &Path, query: &str, k: &str) -> Vec<String> {
         .collect()
 }
 
+/// Indexes the fixture corpus with the default analyzer into `dir/idx`.
+fn indexed_fixture(dir: &Path) -> PathBuf {
+    let index = dir.join("idx");
+    let dataset = fixture("medical.jsonl");
+    ok(&["index", "--index", s(&index), "--dataset", &dataset]);
+    index
+}
+
 #[test]
 fn index_and_search_korean_english_and_mixed() {
     let tmp = tempfile::tempdir().unwrap();
-    let index = tmp.path().join("med");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &fixture("medical.jsonl"),
-    ]);
+    let index = indexed_fixture(tmp.path());
 
     let hits = top_ids(&index, "IL-6", "4");
     let mut sorted = hits.clone();
@@ -164,14 +165,7 @@ fn eval_reports_metrics_as_json_and_writes_a_run_file() {
 #[test]
 fn bad_input_names_the_file_and_line_and_keeps_committed_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let index = tmp.path().join("idx");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &fixture("medical.jsonl"),
-    ]);
+    let index = indexed_fixture(tmp.path());
     let good =
         "{\"_id\": \"new-1\", \"title\": \"\", \"text\": \"brand new passage about zebrafish\"}\n";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
