@@ -13,5 +13,5 @@ $HS index --index data/scifact --dataset "$DATA/scifact"
 $HS search --index data/scifact -k 5 "IL-6 levels predict mortality in sepsis"
 $HS eval --index data/scifact --dataset "$DATA/scifact" --split test
 $HS index --index data/korquad --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_dev.json"
-$HS search --index data/korquad -k 5 "대한민국의 수도는 어디인가?"
+$HS search --index data/korquad -k 5 "임종석이 여의도 농민 폭력 시위를 주도한 혐의로 지명수배 된 날은?"
 $HS eval --index data/korquad --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_dev.json"

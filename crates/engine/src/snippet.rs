@@ -2,13 +2,18 @@
 
 use std::collections::HashSet;
 
-use hybrid_search_sparse::Analyzer;
+use hybrid_search_sparse::{Analyzer, is_hangul};
 
 /// The window of about `width` bytes of `text` holding the most distinct query terms, with the
 /// matched words wrapped in `**`. Falls back to the start of the text when nothing matches.
 pub fn snippet(analyzer: &Analyzer, query: &str, text: &str, width: usize) -> String {
     let wanted: HashSet<String> = match analyzer.analyze(query) {
-        Ok(tokens) => tokens.into_iter().map(|t| t.term).collect(),
+        // One-syllable Korean terms (the copula 이, bound nouns) match everywhere: not worth a mark.
+        Ok(tokens) => tokens
+            .into_iter()
+            .map(|t| t.term)
+            .filter(|t| !(t.chars().count() == 1 && t.chars().all(is_hangul)))
+            .collect(),
         Err(_) => HashSet::new(),
     };
     let mut matches: Vec<(usize, usize, String)> = match analyzer.analyze(text) {
