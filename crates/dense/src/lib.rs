@@ -1,0 +1,20 @@
+//! Dense encoders for hybrid-search on candle: BERT-family models loaded from a Hugging Face /
+//! sentence-transformers model directory, with the directory's pooling, normalisation, maximum
+//! length and query/passage prefixes.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use hybrid_search_dense::{Encoder, TextKind};
+//!
+//! let device = candle_core::Device::Cpu;
+//! let encoder = Encoder::load("models/all-MiniLM-L6-v2".as_ref(), &device).unwrap();
+//! let vectors = encoder.encode(&["IL-6 in sepsis"], TextKind::Query, 32).unwrap();
+//! assert_eq!(vectors[0].len(), 384);
+//! ```
+
+mod encoder;
+mod error;
+
+pub use encoder::{Encoder, ModelDescription, Pooling, TextKind, describe};
+pub use error::{Error, Result};
