@@ -47,21 +47,14 @@ pub fn document_text(doc: &Document) -> String {
     format!("{}\n{}", doc.title, doc.text)
 }
 
-/// Creates a collection in the empty folder `dir` with `analyzer`, upserts every document of
-/// `docs`, commits, waits for the merges and reloads, so the collection is ready to search.
+/// Creates a collection in the empty folder `dir` with `analyzer` and bulk-loads `docs` into it
+/// as `hybrid-search index` does, so the collection is ready to search.
 pub fn build_collection(
     dir: &Path,
     analyzer: AnalyzerConfig,
     docs: &[Document],
 ) -> hybrid_search::Result<Collection> {
     let mut collection = Collection::create(dir, analyzer)?;
-    let mut writer = collection.writer()?;
-    for doc in docs {
-        writer.upsert(doc)?;
-    }
-    writer.commit()?;
-    writer.optimize()?;
-    writer.finish()?;
-    collection.reload()?;
+    collection.bulk_load(docs, || {})?;
     Ok(collection)
 }

@@ -255,7 +255,7 @@ fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Re
     let started = Instant::now();
     // Read and validate the whole dataset before touching the collection.
     let docs = eval::read_corpus(dataset)?;
-    let existed = index.join("manifest.json").is_file();
+    let existed = Collection::exists(index);
     let mut collection = Collection::open_or_create(index, config.clone())
         .with_context(|| format!("opening collection {}", index.display()))?;
     if existed && collection.manifest().analyzer != config {
@@ -265,31 +265,20 @@ fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Re
             serde_json::to_string(&collection.manifest().analyzer)?
         );
     }
-    let result = (|| -> anyhow::Result<()> {
-        let mut writer = collection.writer()?;
-        let bar = progress(docs.len() as u64, "indexing");
-        for doc in &docs {
-            writer.upsert(doc)?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        writer.commit()?;
-        writer.optimize()?;
-        writer.finish()?;
-        Ok(())
-    })();
+    let bar = progress(docs.len() as u64, "indexing");
+    let result = collection.bulk_load(&docs, || bar.inc(1));
+    bar.finish_and_clear();
     if let Err(err) = result {
         if !existed {
             // Nothing was committed: remove the folder this run created.
             let _ = std::fs::remove_dir_all(index);
         }
-        return Err(err.context(format!(
+        return Err(anyhow::Error::new(err).context(format!(
             "indexing {} into {}",
             dataset.display(),
             index.display()
         )));
     }
-    collection.reload()?;
     eprintln!(
         "indexed {} documents from {} into {} in {:.2} s ({} documents in the collection)",
         docs.len(),

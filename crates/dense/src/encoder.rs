@@ -128,14 +128,14 @@ pub fn describe(dir: &Path, config: &Config) -> Result<ModelDescription> {
         .min(config.max_position_embeddings);
     let st: SentenceTransformersConfig =
         read_json_opt(&dir.join("config_sentence_transformers.json"))?.unwrap_or_default();
-    let prompt = |name: &str| st.prompts.get(name).cloned().unwrap_or_default();
+    let prompt = |names: &[&str]| names.iter().find_map(|n| st.prompts.get(*n)).cloned();
     Ok(ModelDescription {
         dim: config.hidden_size,
         pooling,
         normalize,
         max_seq_length,
-        query_prefix: prompt("query"),
-        passage_prefix: prompt("passage").to_string() + &prompt("document"),
+        query_prefix: prompt(&["query"]).unwrap_or_default(),
+        passage_prefix: prompt(&["passage", "document"]).unwrap_or_default(),
     })
 }
 

@@ -10,7 +10,7 @@ use hybrid_search_eval::Document;
 use hybrid_search_sparse::{AnalyzerConfig, Bm25Index, Bm25Writer, SparseDoc};
 
 use crate::error::{Error, Result};
-use crate::snippet::snippet;
+use crate::snippet::{query_terms, snippet_for_terms};
 
 /// The on-disk format version this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -69,7 +69,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl Collection {
     /// Creates a new, empty collection in `dir` (created if missing; it must be empty).
     pub fn create(dir: &Path, analyzer: AnalyzerConfig) -> Result<Self> {
-        if dir.join(MANIFEST).exists() {
+        if Self::exists(dir) {
             return Err(Error::NotEmpty(dir.to_path_buf()));
         }
         if dir.exists() {
@@ -94,6 +94,12 @@ impl Collection {
             manifest,
             sparse,
         })
+    }
+
+    /// Whether `dir` holds a collection (its manifest is written last, so a half-created folder
+    /// is not one).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(MANIFEST).is_file()
     }
 
     /// Opens the collection in `dir` at its last commit.
@@ -127,7 +133,7 @@ impl Collection {
 
     /// Opens the collection in `dir`, or creates it with `analyzer` if the folder has none.
     pub fn open_or_create(dir: &Path, analyzer: AnalyzerConfig) -> Result<Self> {
-        if dir.join(MANIFEST).is_file() {
+        if Self::exists(dir) {
             Self::open(dir)
         } else {
             Self::create(dir, analyzer)
@@ -197,11 +203,13 @@ impl Collection {
 
     /// The top `k` documents with title and snippet.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        let analyzer = self.sparse.analyzer();
+        let wanted = query_terms(analyzer, query);
         let mut hits = Vec::new();
         for h in self.sparse.search(query, k)? {
             let doc = self.sparse.get(&h.id)?;
             let (title, text) = doc.map(|d| (d.title, d.text)).unwrap_or_default();
-            let snippet = snippet(self.sparse.analyzer(), query, &text, 240);
+            let snippet = snippet_for_terms(analyzer, &wanted, &text, 240);
             hits.push(Hit {
                 id: h.id.to_string(),
                 title,
@@ -210,6 +218,20 @@ impl Collection {
             });
         }
         Ok(hits)
+    }
+
+    /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
+    /// after each upsert (a progress bar). On error nothing of `docs` is committed.
+    pub fn bulk_load(&mut self, docs: &[Document], mut on_doc: impl FnMut()) -> Result<()> {
+        let mut writer = self.writer()?;
+        for doc in docs {
+            writer.upsert(doc)?;
+            on_doc();
+        }
+        writer.commit()?;
+        writer.optimize()?;
+        writer.finish()?;
+        self.reload()
     }
 
     /// The stored document with external id `id`.

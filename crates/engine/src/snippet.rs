@@ -7,15 +7,29 @@ use hybrid_search_sparse::{Analyzer, is_hangul};
 /// The window of about `width` bytes of `text` holding the most distinct query terms, with the
 /// matched words wrapped in `**`. Falls back to the start of the text when nothing matches.
 pub fn snippet(analyzer: &Analyzer, query: &str, text: &str, width: usize) -> String {
-    let wanted: HashSet<String> = match analyzer.analyze(query) {
-        // One-syllable Korean terms (the copula 이, bound nouns) match everywhere: not worth a mark.
+    snippet_for_terms(analyzer, &query_terms(analyzer, query), text, width)
+}
+
+/// The query's terms worth marking. One-syllable Korean terms (the copula 이, bound nouns) match
+/// everywhere: not worth a mark.
+pub(crate) fn query_terms(analyzer: &Analyzer, query: &str) -> HashSet<String> {
+    match analyzer.analyze(query) {
         Ok(tokens) => tokens
             .into_iter()
             .map(|t| t.term)
             .filter(|t| !(t.chars().count() == 1 && t.chars().all(is_hangul)))
             .collect(),
         Err(_) => HashSet::new(),
-    };
+    }
+}
+
+/// [`snippet`] for query terms already analysed by [`query_terms`].
+pub(crate) fn snippet_for_terms(
+    analyzer: &Analyzer,
+    wanted: &HashSet<String>,
+    text: &str,
+    width: usize,
+) -> String {
     let mut matches: Vec<(usize, usize, String)> = match analyzer.analyze(text) {
         Ok(tokens) => tokens
             .into_iter()

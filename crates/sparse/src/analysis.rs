@@ -107,18 +107,19 @@ impl AnalyzerConfig {
             ..Self::default()
         }
     }
-
-    /// Whether this analyzer needs the ko-dic dictionary.
-    pub fn needs_ko_dic(&self) -> bool {
-        self.kind != AnalyzerKind::En
-    }
 }
 
 /// A text analyzer built from [`AnalyzerConfig`].
 pub struct Analyzer {
-    kind: AnalyzerKind,
-    korean: Option<Korean>,
+    route: Route,
     english: English,
+}
+
+/// Which path text takes; the Korean ones own the lindera segmenter.
+enum Route {
+    En,
+    Ko(Korean),
+    Auto(Korean),
 }
 
 /// Whether `c` is Hangul (syllables, jamo, compatibility jamo).
@@ -129,15 +130,17 @@ pub fn is_hangul(c: char) -> bool {
 impl Analyzer {
     /// Builds the analyzer; the Korean ones load ko-dic from [`locate_ko_dic`].
     pub fn new(config: &AnalyzerConfig) -> Result<Self> {
-        let korean = if config.needs_ko_dic() {
+        let korean = || -> Result<Korean> {
             let dict = load_ko_dic(&locate_ko_dic()?)?;
-            Some(Korean::new(&dict, &config.stop_tags, config.decompound))
-        } else {
-            None
+            Ok(Korean::new(&dict, &config.stop_tags, config.decompound))
+        };
+        let route = match config.kind {
+            AnalyzerKind::En => Route::En,
+            AnalyzerKind::Ko => Route::Ko(korean()?),
+            AnalyzerKind::Auto => Route::Auto(korean()?),
         };
         Ok(Self {
-            kind: config.kind,
-            korean,
+            route,
             english: English::new(config.stop_words, config.stem),
         })
     }
@@ -145,10 +148,10 @@ impl Analyzer {
     /// Analyses `text` into indexed terms.
     pub fn analyze(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
         let mut out = Vec::new();
-        match (self.kind, &self.korean) {
-            (AnalyzerKind::En, _) => self.english.analyze(text, 0, &mut out),
-            (AnalyzerKind::Ko, Some(ko)) => ko.analyze(text, 0, &mut out)?,
-            (AnalyzerKind::Auto, Some(ko)) => {
+        match &self.route {
+            Route::En => self.english.analyze(text, 0, &mut out),
+            Route::Ko(ko) => ko.analyze(text, 0, &mut out)?,
+            Route::Auto(ko) => {
                 let runs = script_runs(text);
                 if runs.iter().any(|r| r.2) {
                     // lindera sees the whole text, so a particle before a Latin word keeps its
@@ -163,7 +166,6 @@ impl Analyzer {
                 }
                 out.sort_by_key(|t| t.start);
             }
-            _ => unreachable!("Korean analyzers are built with a dictionary"),
         }
         Ok(out)
     }

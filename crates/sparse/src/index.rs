@@ -20,8 +20,8 @@ use tantivy::schema::{
     TextOptions, Value,
 };
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal,
-    SegmentReader, TantivyDocument, Term,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher,
+    SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
 use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer, hangul_bigrams};
@@ -180,6 +180,30 @@ struct SegmentColumns {
     ids: Vec<Arc<str>>,
 }
 
+impl SegmentColumns {
+    fn open(segment: &SegmentReader) -> Result<Self> {
+        let fast = segment.fast_fields();
+        let mut ids = Vec::new();
+        let mut ords = None;
+        if let Some(column) = fast.str("id")? {
+            ids.reserve(column.num_terms());
+            let mut stream = column
+                .dictionary()
+                .stream()
+                .map_err(|e| Error::io(Path::new("id column"), e))?;
+            while stream.advance() {
+                ids.push(Arc::from(String::from_utf8_lossy(stream.key())));
+            }
+            ords = Some(column.ords().clone());
+        }
+        Ok(Self {
+            keys: fast.u64("key")?,
+            ords,
+            ids,
+        })
+    }
+}
+
 /// A BM25 index in a folder.
 pub struct Bm25Index {
     index: Index,
@@ -291,11 +315,7 @@ impl Bm25Index {
         } else {
             searcher.search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())?
         };
-        let columns = searcher
-            .segment_readers()
-            .iter()
-            .map(|segment| self.segment_columns(segment))
-            .collect::<Result<Vec<_>>>()?;
+        let columns = self.segment_columns(&searcher)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let SegmentColumns { keys, ords, ids } = &*columns[address.segment_ord as usize];
@@ -312,44 +332,33 @@ impl Bm25Index {
         Ok(hits)
     }
 
-    /// The segment's columns, opened and cached on first use.
-    fn segment_columns(&self, segment: &SegmentReader) -> Result<Arc<SegmentColumns>> {
-        let segment_id = segment.segment_id();
-        let cache = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(columns) = cache.get(&segment_id) {
-            return Ok(columns.clone());
-        }
-        drop(cache);
-        let fast = segment.fast_fields();
-        let mut ids = Vec::new();
-        let mut ords = None;
-        if let Some(column) = fast.str("id")? {
-            ids.reserve(column.num_terms());
-            let mut stream = column
-                .dictionary()
-                .stream()
-                .map_err(|e| Error::io(Path::new("id column"), e))?;
-            while stream.advance() {
-                ids.push(Arc::from(String::from_utf8_lossy(stream.key())));
+    /// Each segment's columns, in segment order: opened on a segment's first search and cached
+    /// until a merge removes the segment.
+    fn segment_columns(&self, searcher: &Searcher) -> Result<Vec<Arc<SegmentColumns>>> {
+        let segments = searcher.segment_readers();
+        {
+            let cache = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            let cached: Option<Vec<_>> = segments
+                .iter()
+                .map(|s| cache.get(&s.segment_id()).cloned())
+                .collect();
+            if let Some(columns) = cached {
+                return Ok(columns);
             }
-            ords = Some(column.ords().clone());
         }
-        let columns = Arc::new(SegmentColumns {
-            keys: fast.u64("key")?,
-            ords,
-            ids,
-        });
         let mut cache = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        // Forget segments that merges have removed.
-        let searcher = self.reader.searcher();
-        let live: Vec<SegmentId> = searcher
-            .segment_readers()
+        cache.retain(|id, _| segments.iter().any(|s| s.segment_id() == *id));
+        segments
             .iter()
-            .map(|s| s.segment_id())
-            .collect();
-        cache.retain(|id, _| live.contains(id));
-        cache.insert(segment_id, columns.clone());
-        Ok(columns)
+            .map(|segment| match cache.get(&segment.segment_id()) {
+                Some(columns) => Ok(columns.clone()),
+                None => {
+                    let columns = Arc::new(SegmentColumns::open(segment)?);
+                    cache.insert(segment.segment_id(), columns.clone());
+                    Ok(columns)
+                }
+            })
+            .collect()
     }
 
     /// The stored document with external id `id`.
