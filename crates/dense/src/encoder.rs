@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
+use crate::bert::{Bert, BertConfig, HfConfig, TensorMap, WeightFormat};
 use crate::error::{Error, Result};
+use crate::packed::{self, PackedFile};
 
 /// How token vectors become one text vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,18 +44,6 @@ pub struct ModelDescription {
     pub query_prefix: String,
     /// Text put before a passage.
     pub passage_prefix: String,
-}
-
-/// A BERT-family encoder loaded from a model directory (`config.json`, `tokenizer.json`,
-/// `model.safetensors` or `pytorch_model.bin`, and the sentence-transformers files `modules.json`,
-/// `1_Pooling/config.json`, `sentence_bert_config.json`, `config_sentence_transformers.json`).
-pub struct Encoder {
-    dir: PathBuf,
-    model: BertModel,
-    tokenizer: Tokenizer,
-    description: ModelDescription,
-    pad_id: u32,
-    device: Device,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -103,7 +91,11 @@ struct SentenceTransformersConfig {
 
 /// Reads the sentence-transformers description of a model directory; a plain Hugging Face
 /// directory gets mean pooling, normalisation off and the model's position limit.
-pub fn describe(dir: &Path, config: &Config) -> Result<ModelDescription> {
+pub(crate) fn describe(
+    dir: &Path,
+    hidden: usize,
+    max_positions: usize,
+) -> Result<ModelDescription> {
     let modules: Vec<Module> = read_json_opt(&dir.join("modules.json"))?.unwrap_or_default();
     let mut pooling = Pooling::Mean;
     for m in modules.iter().filter(|m| m.kind.ends_with("Pooling")) {
@@ -124,13 +116,13 @@ pub fn describe(dir: &Path, config: &Config) -> Result<ModelDescription> {
     let sbert: Option<SentenceBertConfig> = read_json_opt(&dir.join("sentence_bert_config.json"))?;
     let max_seq_length = sbert
         .and_then(|s| s.max_seq_length)
-        .unwrap_or(config.max_position_embeddings)
-        .min(config.max_position_embeddings);
+        .unwrap_or(max_positions)
+        .min(max_positions);
     let st: SentenceTransformersConfig =
         read_json_opt(&dir.join("config_sentence_transformers.json"))?.unwrap_or_default();
     let prompt = |names: &[&str]| names.iter().find_map(|n| st.prompts.get(*n)).cloned();
     Ok(ModelDescription {
-        dim: config.hidden_size,
+        dim: hidden,
         pooling,
         normalize,
         max_seq_length,
@@ -139,9 +131,92 @@ pub fn describe(dir: &Path, config: &Config) -> Result<ModelDescription> {
     })
 }
 
+/// What to do with a text longer than the model's maximum length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum LongText {
+    /// Keep the first `max_seq_length` tokens.
+    Truncate,
+    /// Split into windows of `max_seq_length` tokens overlapping by `overlap` tokens; each
+    /// window repeats the passage prefix and gets its own vector.
+    Windows {
+        /// Tokens shared by consecutive windows.
+        overlap: usize,
+    },
+}
+
+/// The weights an encoder was loaded from, for recording beside vectors made with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsInfo {
+    /// The weights file's name inside the model directory.
+    pub file: String,
+    /// FNV-1a 64 of the file's bytes, as 16 hex digits.
+    pub checksum: String,
+    /// How the matrices run: `f32` or `q4_0`.
+    pub format: String,
+}
+
+/// A BERT-family encoder loaded from a model directory: `config.json` with `model.safetensors`
+/// or `pytorch_model.bin`, or a packed `E5S1` Q4_0 file (`*.bin`); `tokenizer.json`; and the
+/// sentence-transformers files `modules.json`, `1_Pooling/config.json`,
+/// `sentence_bert_config.json`, `config_sentence_transformers.json`.
+pub struct Encoder {
+    dir: PathBuf,
+    model: Bert,
+    tokenizer: Tokenizer,
+    description: ModelDescription,
+    weights: WeightsInfo,
+    pad_id: u32,
+    device: Device,
+}
+
+/// FNV-1a (64-bit) over 8-byte words, then the tail bytes: a fast content fingerprint (not a
+/// cryptographic hash) that tells two weight files apart.
+fn fingerprint(bytes: &[u8]) -> String {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        hash = (hash ^ u64::from_le_bytes(word)).wrapping_mul(PRIME);
+    }
+    for &b in words.remainder() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    format!("{hash:016x}")
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The packed weight file in `dir`, if any: a `*.bin` other than `pytorch_model.bin` that
+/// starts with the `E5S1` magic.
+fn find_packed(dir: &Path) -> Result<Option<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "bin")
+                && p.file_name().is_some_and(|n| n != "pytorch_model.bin")
+                && packed::is_packed(p)
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().next())
+}
+
 impl Encoder {
-    /// Loads the model directory on `device`.
+    /// Loads the model directory on `device`, running the weights as stored.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, WeightFormat::AsStored)
+    }
+
+    /// Loads the model directory on `device`, running the matrices in `format`.
+    pub fn load_with(dir: &Path, device: &Device, format: WeightFormat) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Model {
                 path: dir.to_path_buf(),
@@ -149,50 +224,88 @@ impl Encoder {
                     .into(),
             });
         }
-        let config: Config = read_json(&dir.join("config.json"))?;
-        let description = describe(dir, &config)?;
         let safetensors = dir.join("model.safetensors");
         let pth = dir.join("pytorch_model.bin");
-        let vb = if safetensors.is_file() {
-            let bytes = std::fs::read(&safetensors).map_err(|e| Error::io(&safetensors, e))?;
-            VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)
-                .map_err(|e| Error::candle(&safetensors, e))?
-        } else if pth.is_file() {
-            VarBuilder::from_pth(&pth, DType::F32, device).map_err(|e| Error::candle(&pth, e))?
+        let (config, model, weights, hf_pad) = if let Some(path) = find_packed(dir)? {
+            let file = PackedFile::read(&path)?;
+            let config = file.config().clone();
+            let model = Bert::load(&path, &config, &file, format, device)?;
+            let quantized = format != WeightFormat::F32;
+            let weights = WeightsInfo {
+                file: file_name(&path),
+                checksum: fingerprint(file.bytes()),
+                format: if quantized { "q4_0" } else { "f32" }.into(),
+            };
+            (config, model, weights, None)
         } else {
-            return Err(Error::Model {
-                path: dir.to_path_buf(),
-                message: "has neither model.safetensors nor pytorch_model.bin".into(),
-            });
+            let config_path = dir.join("config.json");
+            let hf: HfConfig = read_json(&config_path)?;
+            let config: BertConfig = hf.to_config().map_err(|message| Error::Model {
+                path: config_path.clone(),
+                message,
+            })?;
+            let (path, bytes) = if safetensors.is_file() {
+                let bytes = std::fs::read(&safetensors).map_err(|e| Error::io(&safetensors, e))?;
+                (safetensors, bytes)
+            } else if pth.is_file() {
+                let bytes = std::fs::read(&pth).map_err(|e| Error::io(&pth, e))?;
+                (pth, bytes)
+            } else {
+                return Err(Error::Model {
+                    path: dir.to_path_buf(),
+                    message: "has no weights: expected model.safetensors, pytorch_model.bin \
+                              or a packed E5S1 *.bin file"
+                        .into(),
+                });
+            };
+            let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
+                candle_core::safetensors::load_buffer(&bytes, device)
+            } else {
+                candle_core::pickle::read_all(&path).map(|v| v.into_iter().collect())
+            }
+            .map_err(|e| Error::candle(&path, e))?;
+            let map = TensorMap {
+                path: path.clone(),
+                tensors,
+            };
+            let model = Bert::load(&path, &config, &map, format, device)?;
+            let weights = WeightsInfo {
+                file: file_name(&path),
+                checksum: fingerprint(&bytes),
+                format: if format == WeightFormat::Q4_0 {
+                    "q4_0"
+                } else {
+                    "f32"
+                }
+                .into(),
+            };
+            (config, model, weights, Some(hf.pad_token_id()))
         };
-        let model = BertModel::load(vb, &config).map_err(|e| Error::candle(dir, e))?;
+        let description = describe(dir, config.hidden, config.max_positions)?;
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Model {
             path: tokenizer_path.clone(),
             message: format!("cannot load the tokenizer ({e})"),
         })?;
         // tokenizer.json may carry its own padding and truncation (all-MiniLM-L6-v2 pads and
-        // cuts everything to 128): batches are padded here, and truncation follows the model
-        // description.
+        // cuts everything to 128): batches are padded here, and long texts are truncated or
+        // windowed here, from the model description.
         tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: description.max_seq_length,
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| Error::Model {
-                path: tokenizer_path.clone(),
-                message: e.to_string(),
-            })?;
+        tokenizer.with_truncation(None).map_err(|e| Error::Model {
+            path: tokenizer_path.clone(),
+            message: e.to_string(),
+        })?;
         let pad_id = ["[PAD]", "<pad>"]
             .iter()
             .find_map(|t| tokenizer.token_to_id(t))
-            .unwrap_or(config.pad_token_id as u32);
+            .or(hf_pad.map(|p| p as u32))
+            .unwrap_or(0);
         Ok(Self {
             dir: dir.to_path_buf(),
             model,
             tokenizer,
             description,
+            weights,
             pad_id,
             device: device.clone(),
         })
@@ -208,16 +321,22 @@ impl Encoder {
         &self.description
     }
 
-    /// Token ids of a text as the model sees it (prefix, special tokens, truncation).
-    pub fn token_ids(&self, text: &str, kind: TextKind) -> Result<Vec<u32>> {
-        let prefix = match kind {
+    /// The weights file, its fingerprint and how it runs.
+    pub fn weights(&self) -> &WeightsInfo {
+        &self.weights
+    }
+
+    fn prefix(&self, kind: TextKind) -> &str {
+        match kind {
             TextKind::Query => &self.description.query_prefix,
             TextKind::Passage => &self.description.passage_prefix,
-        };
-        let input = format!("{prefix}{text}");
+        }
+    }
+
+    fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>> {
         let encoding = self
             .tokenizer
-            .encode(input, true)
+            .encode(text, special)
             .map_err(|e| Error::Model {
                 path: self.dir.join("tokenizer.json"),
                 message: format!("tokenizing: {e}"),
@@ -225,7 +344,95 @@ impl Encoder {
         Ok(encoding.get_ids().to_vec())
     }
 
-    /// Pooled vectors before normalisation, one per text, batched by similar length.
+    /// Token ids of a text as the model sees it: prefix, special tokens, and the first
+    /// `max_seq_length` tokens (the closing special token kept, as Hugging Face truncates).
+    pub fn token_ids(&self, text: &str, kind: TextKind) -> Result<Vec<u32>> {
+        let mut windows = self.windows(text, kind, LongText::Truncate)?;
+        Ok(windows.swap_remove(0))
+    }
+
+    /// The inputs the model sees for `text`: one, or for a long text under
+    /// [`LongText::Windows`] several, each with the special tokens and the prefix.
+    pub fn windows(&self, text: &str, kind: TextKind, long: LongText) -> Result<Vec<Vec<u32>>> {
+        let prefix = self.prefix(kind);
+        let ids = self.tokenize(&format!("{prefix}{text}"), true)?;
+        let max = self.description.max_seq_length;
+        if ids.len() <= max || ids.len() < 2 {
+            return Ok(vec![ids]);
+        }
+        // [first] content... [last]: the special tokens the post-processor put around the text.
+        let (first, last) = (ids[0], ids[ids.len() - 1]);
+        let content = &ids[1..ids.len() - 1];
+        let room = max.saturating_sub(2).max(1);
+        let overlap = match long {
+            LongText::Truncate => {
+                let mut out = Vec::with_capacity(max);
+                out.push(first);
+                out.extend_from_slice(&content[..room]);
+                out.push(last);
+                return Ok(vec![out]);
+            }
+            LongText::Windows { overlap } => overlap,
+        };
+        // Later windows repeat the prefix when it tokenizes on its own (it does for E5's
+        // `passage: `; if the tokenizer merged it into the text, later windows go without).
+        let prefix_ids = if prefix.is_empty() {
+            Vec::new()
+        } else {
+            self.tokenize(prefix, false)?
+        };
+        let (prefix_ids, body) = match content.strip_prefix(prefix_ids.as_slice()) {
+            Some(body) if prefix_ids.len() < room / 2 => (prefix_ids, body),
+            _ => (Vec::new(), content),
+        };
+        let chunk = room - prefix_ids.len();
+        let stride = chunk.saturating_sub(overlap).max(1);
+        let mut starts: Vec<usize> = (0..)
+            .map(|i| i * stride)
+            .take_while(|&s| s + chunk < body.len())
+            .collect();
+        starts.push(body.len().saturating_sub(chunk));
+        starts.dedup();
+        Ok(starts
+            .into_iter()
+            .map(|s| {
+                let end = (s + chunk).min(body.len());
+                let mut out = Vec::with_capacity(max);
+                out.push(first);
+                out.extend_from_slice(&prefix_ids);
+                out.extend_from_slice(&body[s..end]);
+                out.push(last);
+                out
+            })
+            .collect())
+    }
+
+    /// Vectors for already tokenized inputs (from [`Encoder::windows`]), batched by similar
+    /// length, normalised when the model says so. `progress` is told how many inputs each
+    /// finished batch held.
+    pub fn encode_ids(
+        &self,
+        inputs: &[Vec<u32>],
+        batch_size: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
+        let mut out = vec![Vec::new(); inputs.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let vectors = self.forward_batch(chunk.iter().map(|&i| inputs[i].as_slice()))?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+            progress(chunk.len());
+        }
+        if self.description.normalize {
+            out.iter_mut().for_each(|v| normalize(v));
+        }
+        Ok(out)
+    }
+
+    /// Pooled vectors before normalisation, one per text (truncated), batched by similar length.
     pub fn encode_unnormalized(
         &self,
         texts: &[&str],
@@ -248,7 +455,7 @@ impl Encoder {
         Ok(out)
     }
 
-    /// Embeddings, one per text, normalised when the model says so.
+    /// Embeddings, one per text (truncated), normalised when the model says so.
     pub fn encode(
         &self,
         texts: &[&str],
@@ -257,10 +464,7 @@ impl Encoder {
     ) -> Result<Vec<Vec<f32>>> {
         let mut vectors = self.encode_unnormalized(texts, kind, batch_size)?;
         if self.description.normalize {
-            for v in &mut vectors {
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                v.iter_mut().for_each(|x| *x /= norm);
-            }
+            vectors.iter_mut().for_each(|v| normalize(v));
         }
         Ok(vectors)
     }
@@ -280,18 +484,18 @@ impl Encoder {
             let shape = (batch.len(), len);
             let input = Tensor::from_vec(input, shape, &self.device)?;
             let mask = Tensor::from_vec(mask, shape, &self.device)?;
-            let types = input.zeros_like()?;
-            let hidden = self.model.forward(&input, &types, Some(&mask))?;
+            let hidden = self.model.forward(&input, &mask)?;
             let pooled = match self.description.pooling {
                 Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-                Pooling::Mean => {
-                    let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-                    let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-                    summed.broadcast_div(&m.sum(1)?)?
-                }
+                Pooling::Mean => Bert::mean_pool(&hidden, &mask)?,
             };
             pooled.to_vec2::<f32>()
         };
         run().map_err(|e| Error::candle(&self.dir, e))
     }
+}
+
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
 }

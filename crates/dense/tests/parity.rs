@@ -5,14 +5,14 @@
 
 use std::path::PathBuf;
 
-use hybrid_search_dense::{Encoder, TextKind};
+use hybrid_search_dense::{Encoder, LongText, TextKind, WeightFormat};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn load(name: &str) -> Option<(Encoder, Value)> {
+fn load(name: &str, format: WeightFormat) -> Option<(Encoder, Value)> {
     let dir = repo().join("models").join(name);
     let reference = repo()
         .join("../shared/models")
@@ -24,7 +24,7 @@ fn load(name: &str) -> Option<(Encoder, Value)> {
         eprintln!("skipped: {msg}");
         return None;
     }
-    let encoder = Encoder::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let encoder = Encoder::load_with(&dir, &candle_core::Device::Cpu, format).unwrap();
     let reference: Value = serde_json::from_slice(&std::fs::read(reference).unwrap()).unwrap();
     Some((encoder, reference))
 }
@@ -48,47 +48,165 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
+/// Checks token ids, and pooled vectors against the reference: max |diff| before
+/// normalisation below `max_diff`, cosine after it above `min_cosine`; batched with padding
+/// (the three sentences differ in length) and one by one (cosine to the batched vector above
+/// `min_padded`). Returns the worst cosine to the reference.
+fn check(
+    encoder: &Encoder,
+    reference: &Value,
+    max_diff: f32,
+    min_cosine: f64,
+    min_padded: f64,
+) -> f64 {
+    let items = reference["items"].as_array().unwrap();
+    let mut worst = 1.0f64;
+    for kind in [TextKind::Query, TextKind::Passage] {
+        // E5 references mark queries by their `query: ` input; MiniLM has no prefixes.
+        let prefix = match kind {
+            TextKind::Query => &encoder.description().query_prefix,
+            TextKind::Passage => &encoder.description().passage_prefix,
+        };
+        let mine: Vec<&Value> = items
+            .iter()
+            .filter(|i| {
+                let input = i["input"].as_str().unwrap();
+                let text = i["text"].as_str().unwrap();
+                *input == format!("{prefix}{text}")
+                    && (kind == TextKind::Passage || !prefix.is_empty())
+            })
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let texts: Vec<&str> = mine.iter().map(|i| i["text"].as_str().unwrap()).collect();
+        let raw = encoder.encode_unnormalized(&texts, kind, 8).unwrap();
+        let normalized = encoder.encode(&texts, kind, 8).unwrap();
+        for (i, item) in mine.iter().enumerate() {
+            let name = item["name"].as_str().unwrap();
+            let ids: Vec<u32> = item["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(
+                encoder.token_ids(texts[i], kind).unwrap(),
+                ids,
+                "{name}: token ids"
+            );
+            let expected = floats(&item["embedding_unnormalized"]);
+            let diff = raw[i]
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let cos = cosine(&normalized[i], &floats(&item["embedding"]));
+            eprintln!(
+                "{} {name}: max |diff| {diff:.2e}, cosine {cos:.8}",
+                encoder.weights().format
+            );
+            assert!(diff < max_diff, "{name}: max |diff| {diff}");
+            assert!(cos > min_cosine, "{name}: cosine {cos}");
+            worst = worst.min(cos);
+            // One by one: f32 gives the same vector up to rounding; Q4_0 quantises each
+            // activation row to Q8_0 either way, but a one-row product takes candle's GEMV path,
+            // which sums in another order.
+            let single = encoder.encode(&[texts[i]], kind, 1).unwrap();
+            let same = cosine(&single[0], &normalized[i]);
+            eprintln!("  alone vs batched: cosine {same:.8}");
+            assert!(
+                same > min_padded,
+                "{name}: padding changed the vector ({same})"
+            );
+        }
+    }
+    worst
+}
+
 #[test]
 fn all_minilm_l6_v2_matches_the_reference() {
-    let Some((encoder, reference)) = load("all-MiniLM-L6-v2") else {
+    let Some((encoder, reference)) = load("all-MiniLM-L6-v2", WeightFormat::AsStored) else {
         return;
     };
     let d = encoder.description();
     assert_eq!((d.dim, d.max_seq_length, d.normalize), (384, 256, true));
-    let items = reference["items"].as_array().unwrap();
-    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
-    // Batched with padding (the three sentences differ in length) as well as one by one.
-    let raw = encoder
-        .encode_unnormalized(&texts, TextKind::Passage, 8)
+    assert_eq!(encoder.weights().format, "f32");
+    check(&encoder, &reference, 1e-4, 0.99999, 0.999999);
+}
+
+#[test]
+fn multilingual_e5_small_dequantized_to_f32_matches_the_reference() {
+    let Some((encoder, reference)) = load("multilingual-e5-small", WeightFormat::F32) else {
+        return;
+    };
+    let d = encoder.description();
+    assert_eq!((d.dim, d.max_seq_length, d.normalize), (384, 512, true));
+    assert_eq!(
+        (d.query_prefix.as_str(), d.passage_prefix.as_str()),
+        ("query: ", "passage: ")
+    );
+    assert_eq!(encoder.weights().format, "f32");
+    check(&encoder, &reference, 1e-4, 0.99999, 0.999999);
+}
+
+#[test]
+fn multilingual_e5_small_runs_from_its_q4_0_file() {
+    let Some((encoder, reference)) = load("multilingual-e5-small", WeightFormat::AsStored) else {
+        return;
+    };
+    assert_eq!(encoder.weights().format, "q4_0");
+    // The matrices multiply Q4_0 weights with activations quantised to Q8_0 blocks, so the
+    // vectors differ from the f32 reference by more than rounding: the issue asks >= 0.999.
+    let worst = check(&encoder, &reference, 0.5, 0.999, 0.9999);
+    eprintln!("q4_0 worst cosine to the reference: {worst:.6}");
+}
+
+#[test]
+fn long_passages_split_into_overlapping_windows() {
+    let Some((encoder, _)) = load("all-MiniLM-L6-v2", WeightFormat::AsStored) else {
+        return;
+    };
+    let sentence = "Interleukin-6 (IL-6) levels rise in sepsis and predict mortality. ";
+    let text = sentence.repeat(60);
+    let max = encoder.description().max_seq_length;
+    let truncated = encoder.token_ids(&text, TextKind::Passage).unwrap();
+    assert_eq!(truncated.len(), max);
+    let overlap = 64;
+    let windows = encoder
+        .windows(&text, TextKind::Passage, LongText::Windows { overlap })
         .unwrap();
-    let normalized = encoder.encode(&texts, TextKind::Passage, 8).unwrap();
-    for (i, item) in items.iter().enumerate() {
-        let name = item["name"].as_str().unwrap();
-        let ids: Vec<u32> = item["token_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(
-            encoder.token_ids(texts[i], TextKind::Passage).unwrap(),
-            ids,
-            "{name}: token ids"
-        );
-        let expected = floats(&item["embedding_unnormalized"]);
-        let max_diff = raw[i]
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        let cos = cosine(&normalized[i], &floats(&item["embedding"]));
-        eprintln!("{name}: max |diff| {max_diff:.2e}, cosine {cos:.8}");
-        assert!(max_diff < 1e-4, "{name}: max |diff| {max_diff}");
-        assert!(cos > 0.99999, "{name}: cosine {cos}");
-        let single = encoder.encode(&[texts[i]], TextKind::Passage, 1).unwrap();
-        assert!(
-            cosine(&single[0], &normalized[i]) > 0.999999,
-            "{name}: padding changed the vector"
-        );
+    assert!(windows.len() > 2, "{} windows", windows.len());
+    assert_eq!(
+        windows[0], truncated,
+        "the first window is the truncated text"
+    );
+    let full = encoder
+        .windows(&text, TextKind::Passage, LongText::Windows { overlap: 0 })
+        .unwrap();
+    let content: usize = full.iter().map(|w| w.len() - 2).sum();
+    let whole = encoder
+        .windows(sentence, TextKind::Passage, LongText::Truncate)
+        .unwrap();
+    assert!(
+        content >= 60 * (whole[0].len() - 2),
+        "windows cover the whole text"
+    );
+    for w in &windows {
+        assert!(w.len() <= max);
+        assert_eq!((w[0], w[w.len() - 1]), (truncated[0], truncated[max - 1]));
     }
+    // Consecutive windows share `overlap` tokens (all but the last, which ends at the text's end).
+    let (a, b) = (&windows[0][1..max - 1], &windows[1][1..]);
+    assert_eq!(a[a.len() - overlap..], b[..overlap]);
+    // A short text is one window, identical to its truncated form.
+    let short = encoder
+        .windows(sentence, TextKind::Passage, LongText::Windows { overlap })
+        .unwrap();
+    assert_eq!(
+        short,
+        vec![encoder.token_ids(sentence, TextKind::Passage).unwrap()]
+    );
+    let vectors = encoder.encode_ids(&windows, 8, &|_| {}).unwrap();
+    assert_eq!(vectors.len(), windows.len());
 }

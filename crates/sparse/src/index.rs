@@ -202,6 +202,19 @@ impl SegmentColumns {
             ids,
         })
     }
+
+    fn key(&self, doc: DocId) -> u64 {
+        self.keys.first(doc).unwrap_or_default()
+    }
+
+    fn id(&self, doc: DocId) -> Arc<str> {
+        self.ords
+            .as_ref()
+            .and_then(|o| o.first(doc))
+            .and_then(|ord| self.ids.get(ord as usize))
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    }
 }
 
 /// A BM25 index in a folder.
@@ -318,15 +331,12 @@ impl Bm25Index {
         let columns = self.segment_columns(&searcher)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
-            let SegmentColumns { keys, ords, ids } = &*columns[address.segment_ord as usize];
-            let key = keys.first(address.doc_id).unwrap_or_default();
-            let id = ords
-                .as_ref()
-                .and_then(|o| o.first(address.doc_id))
-                .and_then(|ord| ids.get(ord as usize))
-                .cloned()
-                .unwrap_or_else(|| Arc::from(""));
-            hits.push(SparseHit { key, id, score });
+            let segment = &columns[address.segment_ord as usize];
+            hits.push(SparseHit {
+                key: segment.key(address.doc_id),
+                id: segment.id(address.doc_id),
+                score,
+            });
         }
         hits.truncate(k);
         Ok(hits)
@@ -359,6 +369,38 @@ impl Bm25Index {
                 }
             })
             .collect()
+    }
+
+    /// Every live document as (internal key, external id), in index order.
+    pub fn live_keys(&self) -> Result<Vec<(u64, Arc<str>)>> {
+        let searcher = self.reader.searcher();
+        let columns = self.segment_columns(&searcher)?;
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for (segment, cols) in searcher.segment_readers().iter().zip(&columns) {
+            out.extend(
+                segment
+                    .doc_ids_alive()
+                    .map(|doc| (cols.key(doc), cols.id(doc))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The internal key of the live document with external id `id`.
+    pub fn key_of(&self, id: &str) -> Result<Option<u64>> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+        let Some((_, address)) = top.first() else {
+            return Ok(None);
+        };
+        let columns = self.segment_columns(&searcher)?;
+        Ok(Some(
+            columns[address.segment_ord as usize].key(address.doc_id),
+        ))
     }
 
     /// The stored document with external id `id`.

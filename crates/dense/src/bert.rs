@@ -1,0 +1,438 @@
+//! A BERT encoder whose linear layers run either in f32 or on GGML Q4_0 blocks.
+//!
+//! candle-transformers' `BertModel` holds `candle_nn::Linear` (f32 only). Here every matrix is a
+//! `QMatMul`, so one forward pass serves safetensors models, the packed Q4_0 file run quantized,
+//! and the same file dequantized to f32. Query, key and value are one `[3H, H]` matrix, so each
+//! layer reads (and, for Q4_0, quantises) its input once for all three.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::LayerNorm;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The activation between the feed-forward matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// `gelu` in Hugging Face configurations: the exact, erf-based GELU.
+    GeluErf,
+    /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
+    GeluTanh,
+    /// `relu`.
+    Relu,
+}
+
+/// The architecture of a BERT-family encoder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BertConfig {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub eps: f64,
+    pub activation: Activation,
+    /// First position id: 0 for BERT, `pad_token_id + 1` for RoBERTa-style models.
+    pub position_offset: usize,
+}
+
+/// `config.json` as Hugging Face writes it for BERT-family models.
+#[derive(Deserialize)]
+pub(crate) struct HfConfig {
+    #[serde(default)]
+    model_type: String,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    vocab_size: usize,
+    max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    hidden_act: String,
+    #[serde(default)]
+    pad_token_id: usize,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+
+impl HfConfig {
+    /// The padding token id the configuration names.
+    pub(crate) fn pad_token_id(&self) -> usize {
+        self.pad_token_id
+    }
+
+    /// The architecture, or what is unsupported about it.
+    pub(crate) fn to_config(&self) -> std::result::Result<BertConfig, String> {
+        let activation = match self.hidden_act.as_str() {
+            "gelu" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            other => return Err(format!("hidden_act {other:?} is not supported")),
+        };
+        let position_offset = match self.model_type.as_str() {
+            "roberta" | "xlm-roberta" | "camembert" => self.pad_token_id + 1,
+            _ => 0,
+        };
+        let config = BertConfig {
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            vocab: self.vocab_size,
+            max_positions: self.max_position_embeddings - position_offset,
+            type_vocab: self.type_vocab_size,
+            eps: self.layer_norm_eps,
+            activation,
+            position_offset,
+        };
+        config.check()?;
+        Ok(config)
+    }
+}
+
+impl BertConfig {
+    /// Sizes that make a forward pass possible.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if self.hidden == 0 || self.heads == 0 || self.hidden % self.heads != 0 {
+            return Err(format!(
+                "hidden size {} is not a multiple of the {} heads",
+                self.hidden, self.heads
+            ));
+        }
+        if self.layers == 0 || self.intermediate == 0 || self.vocab == 0 || self.max_positions == 0
+        {
+            return Err("layers, intermediate size, vocabulary and positions must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// A weight as a source holds it.
+pub(crate) enum Stored {
+    /// Plain f32 values.
+    F32(Tensor),
+    /// GGML Q4_0 blocks.
+    Quantized(QTensor),
+}
+
+/// Where the weights come from: tensors named as in Hugging Face's BERT
+/// (`embeddings.word_embeddings.weight`, `encoder.layer.0.attention.self.query.weight`, ...).
+pub(crate) trait WeightSource {
+    /// The tensor `name` with `shape`.
+    fn get(&self, name: &str, shape: &[usize], device: &Device) -> Result<Stored>;
+}
+
+/// How the linear layers are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// As the model directory stores them (f32 for safetensors, Q4_0 for a packed file).
+    #[default]
+    AsStored,
+    /// Dequantised to f32 (for comparison with a quantised file).
+    F32,
+    /// Quantised to GGML Q4_0 at load time (word embeddings stay as stored).
+    Q4_0,
+}
+
+/// Tensors from a safetensors or PyTorch checkpoint, with or without a `bert.` prefix and with
+/// old LayerNorm names (`gamma`/`beta`).
+pub(crate) struct TensorMap {
+    pub path: std::path::PathBuf,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl WeightSource for TensorMap {
+    fn get(&self, name: &str, shape: &[usize], _device: &Device) -> Result<Stored> {
+        let legacy = name
+            .replace("LayerNorm.weight", "LayerNorm.gamma")
+            .replace("LayerNorm.bias", "LayerNorm.beta");
+        let candidates = [
+            name.to_string(),
+            format!("bert.{name}"),
+            legacy.clone(),
+            format!("bert.{legacy}"),
+        ];
+        let tensor = candidates
+            .iter()
+            .find_map(|c| self.tensors.get(c))
+            .ok_or_else(|| Error::Model {
+                path: self.path.clone(),
+                message: format!("has no tensor {name} (is this a BERT-family model?)"),
+            })?;
+        if tensor.dims() != shape {
+            return Err(Error::Model {
+                path: self.path.clone(),
+                message: format!(
+                    "tensor {name} has shape {:?}, config.json implies {shape:?}",
+                    tensor.dims()
+                ),
+            });
+        }
+        let tensor = tensor
+            .to_dtype(DType::F32)
+            .map_err(|e| Error::candle(&self.path, e))?;
+        Ok(Stored::F32(tensor))
+    }
+}
+
+struct Linear {
+    weight: QMatMul,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.weight.forward(x)?.broadcast_add(&self.bias)
+    }
+}
+
+struct Layer {
+    qkv: Linear,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+/// The encoder: embeddings and transformer layers, returning the last hidden states.
+pub(crate) struct Bert {
+    config: BertConfig,
+    word: QMatMul,
+    positions: Tensor,
+    token_type: Tensor,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+}
+
+struct Builder<'a> {
+    path: &'a Path,
+    source: &'a dyn WeightSource,
+    format: WeightFormat,
+    device: &'a Device,
+}
+
+impl Builder<'_> {
+    fn stored(&self, name: &str, shape: &[usize]) -> Result<Stored> {
+        self.source.get(name, shape, self.device)
+    }
+
+    fn dense(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        match self.stored(name, shape)? {
+            Stored::F32(t) => Ok(t),
+            Stored::Quantized(q) => q.dequantize(self.device).map_err(self.fail(name)),
+        }
+    }
+
+    fn matrix(&self, stored: Stored, name: &str) -> Result<QMatMul> {
+        let m = match (stored, self.format) {
+            (Stored::F32(t), WeightFormat::Q4_0) => QMatMul::QTensor(Arc::new(
+                QTensor::quantize(&t, GgmlDType::Q4_0).map_err(self.fail(name))?,
+            )),
+            (Stored::F32(t), _) => QMatMul::Tensor(t),
+            (Stored::Quantized(q), WeightFormat::F32) => {
+                QMatMul::Tensor(q.dequantize(self.device).map_err(self.fail(name))?)
+            }
+            (Stored::Quantized(q), _) => QMatMul::QTensor(Arc::new(q)),
+        };
+        Ok(m)
+    }
+
+    fn linear(&self, name: &str, out: usize, inp: usize) -> Result<Linear> {
+        let weight = self.stored(&format!("{name}.weight"), &[out, inp])?;
+        Ok(Linear {
+            weight: self.matrix(weight, name)?,
+            bias: self.dense(&format!("{name}.bias"), &[out])?,
+        })
+    }
+
+    /// Query, key and value stacked into one `[3H, H]` matrix.
+    fn qkv(&self, prefix: &str, h: usize) -> Result<Linear> {
+        let names = ["query", "key", "value"].map(|p| format!("{prefix}.{p}"));
+        let mut weights = Vec::with_capacity(3);
+        let mut biases = Vec::with_capacity(3);
+        for n in &names {
+            weights.push(self.stored(&format!("{n}.weight"), &[h, h])?);
+            biases.push(self.dense(&format!("{n}.bias"), &[h])?);
+        }
+        let stacked = match weights.as_slice() {
+            [
+                Stored::Quantized(q),
+                Stored::Quantized(k),
+                Stored::Quantized(v),
+            ] => Stored::Quantized(
+                crate::packed::stack_q4_rows(&[q, k, v], self.device).map_err(self.fail(prefix))?,
+            ),
+            _ => {
+                let dense = weights
+                    .into_iter()
+                    .map(|w| match w {
+                        Stored::F32(t) => Ok(t),
+                        Stored::Quantized(q) => q.dequantize(self.device),
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()
+                    .map_err(self.fail(prefix))?;
+                Stored::F32(Tensor::cat(&dense, 0).map_err(self.fail(prefix))?)
+            }
+        };
+        Ok(Linear {
+            weight: self.matrix(stacked, prefix)?,
+            bias: Tensor::cat(&biases, 0).map_err(self.fail(prefix))?,
+        })
+    }
+
+    fn norm(&self, name: &str, h: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm::new(
+            self.dense(&format!("{name}.weight"), &[h])?,
+            self.dense(&format!("{name}.bias"), &[h])?,
+            eps,
+        ))
+    }
+}
+
+impl Builder<'_> {
+    /// A candle error while building `what`, reported against the model's path.
+    fn fail(&self, what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
+        let path = self.path.to_path_buf();
+        let what = what.to_string();
+        move |e| Error::Model {
+            path: path.clone(),
+            message: format!("building {what}: {e}"),
+        }
+    }
+}
+
+impl Bert {
+    /// Builds the encoder from `source`, running its matrices as `format` says.
+    pub(crate) fn load(
+        path: &Path,
+        config: &BertConfig,
+        source: &dyn WeightSource,
+        format: WeightFormat,
+        device: &Device,
+    ) -> Result<Self> {
+        let b = Builder {
+            path,
+            source,
+            format,
+            device,
+        };
+        let (h, ff) = (config.hidden, config.intermediate);
+        let word = match b.stored("embeddings.word_embeddings.weight", &[config.vocab, h])? {
+            // The table is only looked up: Q4_0 rows are dequantised on lookup unless f32 is asked.
+            Stored::Quantized(q) if format != WeightFormat::F32 => QMatMul::QTensor(Arc::new(q)),
+            Stored::Quantized(q) => {
+                QMatMul::Tensor(q.dequantize(device).map_err(b.fail("embeddings"))?)
+            }
+            Stored::F32(t) => QMatMul::Tensor(t),
+        };
+        let positions = b.dense(
+            "embeddings.position_embeddings.weight",
+            &[config.max_positions + config.position_offset, h],
+        )?;
+        let token_type = b.dense(
+            "embeddings.token_type_embeddings.weight",
+            &[config.type_vocab, h],
+        )?;
+        let embedding_norm = b.norm("embeddings.LayerNorm", h, config.eps)?;
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                qkv: b.qkv(&format!("{p}.attention.self"), h)?,
+                attention_out: b.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attention_norm: b.norm(
+                    &format!("{p}.attention.output.LayerNorm"),
+                    h,
+                    config.eps,
+                )?,
+                intermediate: b.linear(&format!("{p}.intermediate.dense"), ff, h)?,
+                output: b.linear(&format!("{p}.output.dense"), h, ff)?,
+                output_norm: b.norm(&format!("{p}.output.LayerNorm"), h, config.eps)?,
+            });
+        }
+        Ok(Self {
+            config: config.clone(),
+            word,
+            positions,
+            token_type,
+            embedding_norm,
+            layers,
+        })
+    }
+
+    /// The architecture.
+    pub(crate) fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Last hidden states `(batch, tokens, hidden)` for token ids and an attention mask, both
+    /// `(batch, tokens)` u32; token types are all 0.
+    pub(crate) fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, len) = ids.dims2()?;
+        let c = &self.config;
+        let (h, heads) = (c.hidden, c.heads);
+        let head_dim = h / heads;
+        let x = self.word.embedding(ids)?;
+        let x = x
+            .broadcast_add(&self.positions.narrow(0, c.position_offset, len)?)?
+            .broadcast_add(&self.token_type.narrow(0, 0, 1)?)?;
+        let mut x = self.embedding_norm.forward(&x)?.reshape((batch * len, h))?;
+        // Additive mask: 0 where attended, a large negative number on padding.
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((batch, 1, 1, len))?;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((batch, len, heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        for layer in &self.layers {
+            let qkv = layer.qkv.forward(&x)?;
+            let q = split((qkv.narrow(1, 0, h)? * scale)?)?;
+            let k = split(qkv.narrow(1, h, h)?)?;
+            let v = split(qkv.narrow(1, 2 * h, h)?)?;
+            let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let context = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((batch * len, h))?;
+            let attended = (layer.attention_out.forward(&context)? + &x)?;
+            x = layer.attention_norm.forward(&attended)?;
+            let inner = layer.intermediate.forward(&x)?;
+            let inner = match c.activation {
+                Activation::GeluErf => inner.gelu_erf()?,
+                Activation::GeluTanh => inner.gelu()?,
+                Activation::Relu => inner.relu()?,
+            };
+            let out = (layer.output.forward(&inner)? + &x)?;
+            x = layer.output_norm.forward(&out)?;
+        }
+        x.reshape((batch, len, h))
+    }
+
+    /// Mean of the hidden states under the mask, `(batch, hidden)`.
+    pub(crate) fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+        hidden.broadcast_mul(&m)?.sum(1)?.broadcast_div(&m.sum(1)?)
+    }
+}
