@@ -10,9 +10,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use std::sync::Arc;
+
+use hybrid_search::dense::{Device, Encoder, LongText, WeightFormat};
 use hybrid_search::eval::{self, metrics, trec};
 use hybrid_search::sparse::{Analyzer, kodic};
-use hybrid_search::{AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, StopWords};
+use hybrid_search::{
+    AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, Mode, StopWords,
+    VectorKind, locate_model,
+};
 
 /// Hybrid sparse + dense search for Korean and English text.
 #[derive(Parser)]
@@ -60,6 +66,100 @@ enum StopWordsArg {
     Lucene,
     /// The longer built-in list.
     Extended,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Sparse,
+    Dense,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Sparse => Mode::Sparse,
+            ModeArg::Dense => Mode::Dense,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WeightsArg {
+    /// As the model directory stores them (Q4_0 for a packed file).
+    AsStored,
+    /// Dequantised to f32.
+    F32,
+    /// Quantised to Q4_0 at load.
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LongTextArg {
+    Truncate,
+    Windows,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VectorsArg {
+    Hnsw,
+    Exact,
+}
+
+/// Which model makes query (and passage) vectors.
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// Model directory (config.json + safetensors, or a packed E5S1 file; tokenizer.json;
+    /// sentence-transformers files). For an existing collection, defaults to models/<name> of
+    /// the model it was built with.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// How the model's matrices run.
+    #[arg(long, value_enum, default_value = "as-stored")]
+    weights: WeightsArg,
+}
+
+impl ModelArgs {
+    fn load(&self, dir: &Path) -> anyhow::Result<Arc<Encoder>> {
+        let format = match self.weights {
+            WeightsArg::AsStored => WeightFormat::AsStored,
+            WeightsArg::F32 => WeightFormat::F32,
+            WeightsArg::Q4_0 => WeightFormat::Q4_0,
+        };
+        let encoder = Encoder::load_with(dir, &Device::Cpu, format)
+            .with_context(|| format!("loading model {}", dir.display()))?;
+        Ok(Arc::new(encoder))
+    }
+
+    /// Attaches the collection's model when it has a dense leg: `--model`, else the recorded
+    /// model's directory found under models/.
+    fn attach(&self, collection: &mut Collection) -> anyhow::Result<()> {
+        let Some(dense) = &collection.manifest().dense else {
+            if let Some(dir) = &self.model {
+                bail!(
+                    "{}: this collection has no dense leg, so --model {} cannot be used; \
+                     rebuild it with `hybrid-search index --model`",
+                    collection.dir().display(),
+                    dir.display()
+                );
+            }
+            return Ok(());
+        };
+        let dir = match &self.model {
+            Some(dir) => dir.clone(),
+            None => locate_model(&dense.model.name).with_context(|| {
+                format!(
+                    "{}: built with model {}, which is not under models/ here; pass --model DIR \
+                     (scripts/fetch-models.sh lays out the standard models)",
+                    collection.dir().display(),
+                    dense.model.name
+                )
+            })?,
+        };
+        let encoder = self.load(&dir)?;
+        collection.attach_encoder(encoder)?;
+        Ok(())
+    }
 }
 
 /// Analyzer settings shared by `index` and `analyze`.
@@ -133,12 +233,29 @@ enum Command {
         dataset: PathBuf,
         #[command(flatten)]
         analyzer: AnalyzerArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Passages longer than the model's limit: split into overlapping windows (a document
+        /// scores by its best window) or truncated.
+        #[arg(long, value_enum, default_value = "windows")]
+        long_text: LongTextArg,
+        /// Tokens shared by consecutive windows (default: a quarter of the model's length).
+        #[arg(long)]
+        window_overlap: Option<usize>,
+        /// The vector index.
+        #[arg(long, value_enum, default_value = "hnsw")]
+        vectors: VectorsArg,
     },
     /// Search a collection.
     Search {
         /// The collection folder.
         #[arg(long)]
         index: PathBuf,
+        /// Which leg answers.
+        #[arg(long, value_enum, default_value = "sparse")]
+        mode: ModeArg,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Number of results.
         #[arg(short, default_value_t = 10)]
         k: usize,
@@ -159,6 +276,11 @@ enum Command {
         /// The qrels split of a BEIR folder.
         #[arg(long, default_value = "test")]
         split: String,
+        /// Which leg answers.
+        #[arg(long, value_enum, default_value = "sparse")]
+        mode: ModeArg,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -208,20 +330,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             index,
             dataset,
             analyzer,
-        } => cmd_index(&index, &dataset, analyzer.config()?),
+            model,
+            long_text,
+            window_overlap,
+            vectors,
+        } => {
+            let dense = match &model.model {
+                Some(dir) => {
+                    let encoder = model.load(dir)?;
+                    let mut options = DenseOptions::for_encoder(&encoder);
+                    options.long_text = match (long_text, window_overlap) {
+                        (LongTextArg::Truncate, _) => LongText::Truncate,
+                        (LongTextArg::Windows, Some(overlap)) => LongText::Windows { overlap },
+                        (LongTextArg::Windows, None) => options.long_text,
+                    };
+                    options.kind = match vectors {
+                        VectorsArg::Hnsw => VectorKind::Hnsw,
+                        VectorsArg::Exact => VectorKind::Exact,
+                    };
+                    Some((encoder, options))
+                }
+                None => None,
+            };
+            cmd_index(&index, &dataset, analyzer.config()?, dense)
+        }
         Command::Search {
             index,
+            mode,
+            model,
             k,
             json,
             query,
-        } => cmd_search(&index, k, json, &query),
+        } => cmd_search(&index, mode.into(), &model, k, json, &query),
         Command::Eval {
             index,
             dataset,
             split,
+            mode,
+            model,
             json,
             run,
-        } => cmd_eval(&index, &dataset, &split, json, run.as_deref()),
+        } => cmd_eval(
+            &index,
+            &dataset,
+            &split,
+            mode.into(),
+            &model,
+            json,
+            run.as_deref(),
+        ),
         Command::Analyze { analyzer, text } => cmd_analyze(analyzer.config()?, &text),
         Command::BuildKoDic { mecab, out } => {
             let started = Instant::now();
@@ -251,13 +408,32 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Result<()> {
+fn cmd_index(
+    index: &Path,
+    dataset: &Path,
+    config: AnalyzerConfig,
+    dense: Option<(Arc<Encoder>, DenseOptions)>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     // Read and validate the whole dataset before touching the collection.
     let docs = eval::read_corpus(dataset)?;
     let existed = Collection::exists(index);
-    let mut collection = Collection::open_or_create(index, config.clone())
-        .with_context(|| format!("opening collection {}", index.display()))?;
+    let mut collection = if existed {
+        let mut c = Collection::open(index)
+            .with_context(|| format!("opening collection {}", index.display()))?;
+        match dense {
+            Some((encoder, _)) => c.attach_encoder(encoder)?,
+            None => ModelArgs {
+                model: None,
+                weights: WeightsArg::AsStored,
+            }
+            .attach(&mut c)?,
+        }
+        c
+    } else {
+        Collection::create_with(index, config.clone(), dense)
+            .with_context(|| format!("creating collection {}", index.display()))?
+    };
     if existed && collection.manifest().analyzer != config {
         eprintln!(
             "note: {} was created with other analyzer settings; they are kept: {}",
@@ -266,8 +442,21 @@ fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Re
         );
     }
     let bar = progress(docs.len() as u64, "indexing");
-    let result = collection.bulk_load(&docs, || bar.inc(1));
+    // The encoding bar appears when the dense leg starts encoding, at commit.
+    let encoding = progress(0, "encoding");
+    encoding.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let encode_bar = encoding.clone();
+    let on_encoded: hybrid_search::EncodeProgress = Box::new(move |done, total| {
+        if encode_bar.is_hidden() {
+            encode_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            encode_bar.reset();
+        }
+        encode_bar.set_length(total as u64);
+        encode_bar.set_position(done as u64);
+    });
+    let result = collection.bulk_load_with(&docs, || bar.inc(1), Some(on_encoded));
     bar.finish_and_clear();
+    encoding.finish_and_clear();
     if let Err(err) = result {
         if !existed {
             // Nothing was committed: remove the folder this run created.
@@ -290,12 +479,22 @@ fn cmd_index(index: &Path, dataset: &Path, config: AnalyzerConfig) -> anyhow::Re
     Ok(())
 }
 
-fn cmd_search(index: &Path, k: usize, json: bool, query: &str) -> anyhow::Result<()> {
+fn cmd_search(
+    index: &Path,
+    mode: Mode,
+    model: &ModelArgs,
+    k: usize,
+    json: bool,
+    query: &str,
+) -> anyhow::Result<()> {
     if k == 0 {
         bail!("-k must be at least 1");
     }
-    let collection = Collection::open(index)?;
-    let hits = collection.search(query, k)?;
+    let mut collection = Collection::open(index)?;
+    if mode == Mode::Dense || model.model.is_some() {
+        model.attach(&mut collection)?;
+    }
+    let hits = collection.search_with(query, k, mode)?;
     let mut out = io::stdout().lock();
     if json {
         let value = serde_json::json!({ "query": query, "hits": hits });
@@ -323,10 +522,15 @@ fn cmd_eval(
     index: &Path,
     dataset: &Path,
     split: &str,
+    mode: Mode,
+    model: &ModelArgs,
     json: bool,
     run_path: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let collection = Collection::open(index)?;
+    let mut collection = Collection::open(index)?;
+    if mode == Mode::Dense || model.model.is_some() {
+        model.attach(&mut collection)?;
+    }
     let data = eval::load_dataset(dataset, split)?;
     if data.queries.is_empty() {
         bail!(
@@ -336,12 +540,31 @@ fn cmd_eval(
     }
     let depth = 1000;
     let started = Instant::now();
+    // Dense: all query vectors first, in batches (one forward pass per 32 queries).
+    let vectors = match mode {
+        Mode::Dense => {
+            let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+            let bar = progress(texts.len() as u64, "encoding queries");
+            let mut vectors = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(32) {
+                vectors.extend(collection.encode_queries(chunk)?);
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish_and_clear();
+            Some(vectors)
+        }
+        Mode::Sparse => None,
+    };
     let bar = progress(data.queries.len() as u64, "searching");
     let results: Vec<(String, Vec<(String, f32)>)> = data
         .queries
         .par_iter()
-        .map(|q| {
-            let hits = collection.search_ids(&q.text, depth);
+        .enumerate()
+        .map(|(i, q)| {
+            let hits = match &vectors {
+                Some(v) => collection.dense_search_ids(&v[i], depth),
+                None => collection.search_ids(&q.text, depth),
+            };
             bar.inc(1);
             hits.map(|h| {
                 (
@@ -359,7 +582,11 @@ fn cmd_eval(
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = io::BufWriter::new(file);
-        trec::write_run(&mut w, &run, "hybrid-search-bm25")?;
+        let tag = match mode {
+            Mode::Sparse => "hybrid-search-bm25",
+            Mode::Dense => "hybrid-search-dense",
+        };
+        trec::write_run(&mut w, &run, tag)?;
         w.flush()?;
     }
     let mut out = io::stdout().lock();
@@ -369,7 +596,10 @@ fn cmd_eval(
             "recall@100": scores.recall_at_100,
             "mrr@10": scores.mrr_at_10,
             "queries": scores.queries,
-            "mode": "sparse",
+            "mode": match mode {
+                Mode::Sparse => "sparse",
+                Mode::Dense => "dense",
+            },
             "dataset": dataset.display().to_string(),
             "split": split,
             "seconds": seconds,

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 use serde::Deserialize;
 
@@ -75,11 +75,6 @@ fn default_act() -> String {
 }
 
 impl HfConfig {
-    /// The padding token id the configuration names.
-    pub(crate) fn pad_token_id(&self) -> usize {
-        self.pad_token_id
-    }
-
     /// The architecture, or what is unsupported about it.
     pub(crate) fn to_config(&self) -> std::result::Result<BertConfig, String> {
         let activation = match self.hidden_act.as_str() {
@@ -380,59 +375,86 @@ impl Bert {
         })
     }
 
-    /// The architecture.
-    pub(crate) fn config(&self) -> &BertConfig {
-        &self.config
-    }
-
-    /// Last hidden states `(batch, tokens, hidden)` for token ids and an attention mask, both
-    /// `(batch, tokens)` u32; token types are all 0.
-    pub(crate) fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let (batch, len) = ids.dims2()?;
+    /// Last hidden states of `seqs` packed end to end, `(total tokens, hidden)`, token types all
+    /// 0. Nothing is padded: the matrices see every real token of the batch at once, and
+    /// attention runs per sequence over its own tokens, so no mask is needed and a sequence's
+    /// attention scores (`heads x len x len`) stay small enough for the caches.
+    pub(crate) fn forward(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let (h, heads) = (c.hidden, c.heads);
         let head_dim = h / heads;
-        let x = self.word.embedding(ids)?;
-        let x = x
-            .broadcast_add(&self.positions.narrow(0, c.position_offset, len)?)?
+        let device = self.positions.device();
+        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        for s in seqs {
+            if s.len() > c.max_positions {
+                candle_core::bail!(
+                    "a sequence of {} tokens is longer than the model's {} positions",
+                    s.len(),
+                    c.max_positions
+                );
+            }
+            ids.extend_from_slice(s);
+            positions.extend((0..s.len()).map(|p| (p + c.position_offset) as u32));
+        }
+        let ids = Tensor::from_vec(ids, total, device)?;
+        let positions = Tensor::from_vec(positions, total, device)?;
+        let x = self
+            .word
+            .embedding(&ids)?
+            .add(&self.positions.index_select(&positions, 0)?)?
             .broadcast_add(&self.token_type.narrow(0, 0, 1)?)?;
-        let mut x = self.embedding_norm.forward(&x)?.reshape((batch * len, h))?;
-        // Additive mask: 0 where attended, a large negative number on padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((batch, 1, 1, len))?;
+        let mut x = self.embedding_norm.forward(&x)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, len, heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x)?;
-            let q = split((qkv.narrow(1, 0, h)? * scale)?)?;
-            let k = split(qkv.narrow(1, h, h)?)?;
-            let v = split(qkv.narrow(1, 2 * h, h)?)?;
-            let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((batch * len, h))?;
+            let mut contexts = Vec::with_capacity(seqs.len());
+            let mut offset = 0;
+            for s in seqs {
+                let len = s.len();
+                let part = qkv.narrow(0, offset, len)?;
+                offset += len;
+                let split = |i: usize| -> candle_core::Result<Tensor> {
+                    part.narrow(1, i * h, h)?
+                        .reshape((len, heads, head_dim))?
+                        .transpose(0, 1)?
+                        .contiguous()
+                };
+                let q = (split(0)? * scale)?;
+                let scores = q.matmul(&split(1)?.t()?)?;
+                let probs = crate::ops::softmax_last_dim(&scores)?;
+                contexts.push(probs.matmul(&split(2)?)?.transpose(0, 1)?.reshape((len, h))?);
+            }
+            let context = Tensor::cat(&contexts, 0)?;
             let attended = (layer.attention_out.forward(&context)? + &x)?;
             x = layer.attention_norm.forward(&attended)?;
             let inner = layer.intermediate.forward(&x)?;
             let inner = match c.activation {
-                Activation::GeluErf => inner.gelu_erf()?,
+                Activation::GeluErf => crate::ops::gelu_erf(&inner)?,
                 Activation::GeluTanh => inner.gelu()?,
                 Activation::Relu => inner.relu()?,
             };
             let out = (layer.output.forward(&inner)? + &x)?;
             x = layer.output_norm.forward(&out)?;
         }
-        x.reshape((batch, len, h))
+        Ok(x)
     }
 
-    /// Mean of the hidden states under the mask, `(batch, hidden)`.
-    pub(crate) fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
-        hidden.broadcast_mul(&m)?.sum(1)?.broadcast_div(&m.sum(1)?)
+    /// One pooled vector per sequence from [`Bert::forward`]'s packed hidden states,
+    /// `(sequences, hidden)`: the mean over each sequence's tokens, or its first token.
+    pub(crate) fn pool(
+        hidden: &Tensor,
+        seqs: &[&[u32]],
+        first_token: bool,
+    ) -> candle_core::Result<Tensor> {
+        let mut pooled = Vec::with_capacity(seqs.len());
+        let mut offset = 0;
+        for s in seqs {
+            let part = hidden.narrow(0, offset, if first_token { 1 } else { s.len() })?;
+            pooled.push(part.mean_keepdim(0)?);
+            offset += s.len();
+        }
+        Tensor::cat(&pooled, 0)
     }
 }

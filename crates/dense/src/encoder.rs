@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
@@ -166,8 +166,6 @@ pub struct Encoder {
     tokenizer: Tokenizer,
     description: ModelDescription,
     weights: WeightsInfo,
-    pad_id: u32,
-    device: Device,
 }
 
 /// FNV-1a (64-bit) over 8-byte words, then the tail bytes: a fast content fingerprint (not a
@@ -226,7 +224,7 @@ impl Encoder {
         }
         let safetensors = dir.join("model.safetensors");
         let pth = dir.join("pytorch_model.bin");
-        let (config, model, weights, hf_pad) = if let Some(path) = find_packed(dir)? {
+        let (config, model, weights) = if let Some(path) = find_packed(dir)? {
             let file = PackedFile::read(&path)?;
             let config = file.config().clone();
             let model = Bert::load(&path, &config, &file, format, device)?;
@@ -236,7 +234,7 @@ impl Encoder {
                 checksum: fingerprint(file.bytes()),
                 format: if quantized { "q4_0" } else { "f32" }.into(),
             };
-            (config, model, weights, None)
+            (config, model, weights)
         } else {
             let config_path = dir.join("config.json");
             let hf: HfConfig = read_json(&config_path)?;
@@ -279,7 +277,7 @@ impl Encoder {
                 }
                 .into(),
             };
-            (config, model, weights, Some(hf.pad_token_id()))
+            (config, model, weights)
         };
         let description = describe(dir, config.hidden, config.max_positions)?;
         let tokenizer_path = dir.join("tokenizer.json");
@@ -288,26 +286,19 @@ impl Encoder {
             message: format!("cannot load the tokenizer ({e})"),
         })?;
         // tokenizer.json may carry its own padding and truncation (all-MiniLM-L6-v2 pads and
-        // cuts everything to 128): batches are padded here, and long texts are truncated or
-        // windowed here, from the model description.
+        // cuts everything to 128): batches are packed without padding, and long texts are truncated
+        // or windowed here, from the model description.
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| Error::Model {
             path: tokenizer_path.clone(),
             message: e.to_string(),
         })?;
-        let pad_id = ["[PAD]", "<pad>"]
-            .iter()
-            .find_map(|t| tokenizer.token_to_id(t))
-            .or(hf_pad.map(|p| p as u32))
-            .unwrap_or(0);
         Ok(Self {
             dir: dir.to_path_buf(),
             model,
             tokenizer,
             description,
             weights,
-            pad_id,
-            device: device.clone(),
         })
     }
 
@@ -471,25 +462,10 @@ impl Encoder {
 
     fn forward_batch<'a>(&self, batch: impl Iterator<Item = &'a [u32]>) -> Result<Vec<Vec<f32>>> {
         let batch: Vec<&[u32]> = batch.collect();
-        let len = batch.iter().map(|b| b.len()).max().unwrap_or(0).max(1);
-        let mut input = Vec::with_capacity(batch.len() * len);
-        let mut mask = Vec::with_capacity(batch.len() * len);
-        for ids in &batch {
-            input.extend_from_slice(ids);
-            input.extend(std::iter::repeat_n(self.pad_id, len - ids.len()));
-            mask.extend(std::iter::repeat_n(1u32, ids.len()));
-            mask.extend(std::iter::repeat_n(0u32, len - ids.len()));
-        }
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let shape = (batch.len(), len);
-            let input = Tensor::from_vec(input, shape, &self.device)?;
-            let mask = Tensor::from_vec(mask, shape, &self.device)?;
-            let hidden = self.model.forward(&input, &mask)?;
-            let pooled = match self.description.pooling {
-                Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-                Pooling::Mean => Bert::mean_pool(&hidden, &mask)?,
-            };
-            pooled.to_vec2::<f32>()
+            let hidden = self.model.forward(&batch)?;
+            let first = self.description.pooling == Pooling::Cls;
+            Bert::pool(&hidden, &batch, first)?.to_vec2::<f32>()
         };
         run().map_err(|e| Error::candle(&self.dir, e))
     }

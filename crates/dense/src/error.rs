@@ -32,6 +32,22 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
+    /// A vector index cannot be used: a vector of the wrong size, an unreadable, truncated or
+    /// mismatched index file, or a failure inside usearch.
+    #[error("{}{message}", path_prefix(.path))]
+    Index {
+        /// The index file, when the problem concerns one.
+        path: Option<PathBuf>,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// `"<path>: "`, or nothing without a path.
+fn path_prefix(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 impl Error {

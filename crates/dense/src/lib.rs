@@ -13,8 +13,15 @@
 //! assert_eq!(vectors[0].len(), 384);
 //! ```
 
+mod bert;
 mod encoder;
 mod error;
+mod ops;
+mod packed;
+mod vectors;
 
-pub use encoder::{Encoder, ModelDescription, Pooling, TextKind, describe};
+pub use bert::WeightFormat;
+pub use encoder::{Encoder, LongText, ModelDescription, Pooling, TextKind, WeightsInfo};
+pub use candle_core::Device;
 pub use error::{Error, Result};
+pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};

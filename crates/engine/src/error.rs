@@ -9,6 +9,22 @@ pub enum Error {
     /// The sparse leg (analysis or the BM25 index) failed.
     #[error(transparent)]
     Sparse(#[from] hybrid_search_sparse::Error),
+    /// The dense leg (encoder or vector index) failed.
+    #[error(transparent)]
+    Dense(#[from] hybrid_search_dense::Error),
+    /// A model does not match the one the collection's vectors were made with.
+    #[error("{collection}: model {model}: {message}")]
+    ModelMismatch {
+        /// The collection folder.
+        collection: PathBuf,
+        /// The model directory given.
+        model: PathBuf,
+        /// What differs and what to do.
+        message: String,
+    },
+    /// A dense search or write needs the collection's model and none is attached.
+    #[error("{0}: {1}")]
+    NoModel(PathBuf, String),
     /// Reading a dataset failed.
     #[error(transparent)]
     Dataset(#[from] hybrid_search_eval::Error),

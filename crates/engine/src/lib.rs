@@ -6,8 +6,10 @@
 //!
 //! ```text
 //! my-collection/
-//!   manifest.json   format version and analyzer settings
-//!   sparse/         tantivy BM25 index (external id, internal key, title, text)
+//!   manifest.json   format version, analyzer settings, the dense model's record
+//!   sparse/         tantivy BM25 index (external id, internal key, title, text); each commit
+//!                   carries the engine's record (next key, dense generation)
+//!   dense/          vectors-<generation>.hnsw (usearch) or .exact, keyed by internal key
 //! ```
 //!
 //! # Example
@@ -32,11 +34,16 @@
 //! ```
 
 mod collection;
+mod dense_leg;
 mod error;
 mod snippet;
 
-pub use collection::{Collection, CollectionWriter, FORMAT_VERSION, Hit, Manifest};
+pub use collection::{Collection, CollectionWriter, FORMAT_VERSION, Hit, Manifest, Mode};
+pub use dense_leg::{
+    DenseManifest, DenseOptions, EncodeProgress, ModelRecord, VectorKind, locate_model,
+};
 pub use error::{Error, Result};
+pub use hybrid_search_dense as dense;
 pub use hybrid_search_eval as eval;
 pub use hybrid_search_eval::{Dataset, Document, Query};
 pub use hybrid_search_sparse as sparse;

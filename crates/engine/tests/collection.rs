@@ -38,7 +38,7 @@ fn upsert_replaces_and_delete_removes() {
 
     w.upsert(&doc("a", "", "tocilizumab blocks the receptor"))
         .unwrap();
-    w.delete("b");
+    w.delete("b").unwrap();
     w.commit().unwrap();
     c.reload().unwrap();
     assert_eq!(c.len(), 1);
@@ -60,7 +60,7 @@ fn uncommitted_changes_are_invisible_and_lost_on_drop() {
     w.upsert(&doc("a", "Sepsis", "IL-6 rises early")).unwrap();
     w.commit().unwrap();
     w.upsert(&doc("b", "Diabetes", "HbA1c above 6.5%")).unwrap();
-    w.delete("a");
+    w.delete("a").unwrap();
     drop(w);
     drop(c);
 
