@@ -226,3 +226,47 @@ fn bad_input_names_the_file_and_line_and_keeps_committed_data() {
     );
     assert!(err(&["search", "--index", s(&index), "-k", "0", "x"]).contains("-k"));
 }
+
+#[test]
+fn dense_index_search_eval_and_model_mismatch() {
+    use hybrid_search::dense::TinyModel;
+    let dir = tempfile::tempdir().unwrap();
+    let (model, other) = (dir.path().join("tiny"), dir.path().join("other"));
+    TinyModel::default().write(&model).unwrap();
+    TinyModel {
+        seed: 7,
+        ..TinyModel::default()
+    }
+    .write(&other)
+    .unwrap();
+    let index = dir.path().join("idx");
+    let dataset = fixture("medical.jsonl");
+    ok(&[
+        "index", "--index", s(&index), "--dataset", &dataset, "--model", s(&model),
+    ]);
+    // The stored text of a document, searched densely, finds that document first.
+    let first = std::fs::read_to_string(&dataset).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    let text = format!(
+        "{} {}",
+        doc["title"].as_str().unwrap(),
+        doc["text"].as_str().unwrap()
+    );
+    let id = doc["_id"].as_str().or(doc["id"].as_str()).unwrap();
+    let out = ok(&[
+        "search", "--index", s(&index), "--mode", "dense", "--model", s(&model), "--json", &text,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["id"], id, "{out}");
+    // Sparse search of the same collection still works without a model.
+    assert!(!top_ids(&index, "HbA1c", "3").is_empty());
+    // Another model is refused with what differs and what to do.
+    let e = err(&[
+        "search", "--index", s(&index), "--mode", "dense", "--model", s(&other), "x",
+    ]);
+    assert!(e.contains("fingerprint") && e.contains("--model"), "{e}");
+    // A collection without a dense leg says so.
+    let sparse_only = indexed_fixture(&dir.path().join("sparse"));
+    let e = err(&["search", "--index", s(&sparse_only), "--mode", "dense", "x"]);
+    assert!(e.contains("no dense leg"), "{e}");
+}
