@@ -18,7 +18,9 @@ use hybrid_search_benches::{load_or_skip, scifact_path};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(model) = args.first() else {
-        eprintln!("usage: encode-speed MODEL_DIR [as-stored|f32|q4_0] [passages] [batch] [queries]");
+        eprintln!(
+            "usage: encode-speed MODEL_DIR [as-stored|f32|q4_0] [passages] [batch] [queries]"
+        );
         std::process::exit(2);
     };
     let format = match args.get(1).map(String::as_str).unwrap_or("as-stored") {
@@ -40,8 +42,8 @@ fn main() {
         std::process::exit(1);
     };
     let started = Instant::now();
-    let encoder = Encoder::load_with(model.as_ref(), &Device::Cpu, format)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let encoder =
+        Encoder::load_with(model.as_ref(), &Device::Cpu, format).unwrap_or_else(|e| panic!("{e}"));
     let load_s = started.elapsed().as_secs_f64();
     let texts: Vec<String> = data
         .corpus
@@ -51,7 +53,9 @@ fn main() {
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // Warm up (thread pools, allocator) on a few passages.
-    encoder.encode(&refs[..refs.len().min(8)], TextKind::Passage, batch).unwrap();
+    encoder
+        .encode(&refs[..refs.len().min(8)], TextKind::Passage, batch)
+        .unwrap();
     let started = Instant::now();
     let vectors = encoder.encode(&refs, TextKind::Passage, batch).unwrap();
     let secs = started.elapsed().as_secs_f64();
@@ -61,12 +65,17 @@ fn main() {
         .take(queries)
         .map(|q| {
             let t = Instant::now();
-            encoder.encode(&[q.text.as_str()], TextKind::Query, 1).unwrap();
+            encoder
+                .encode(&[q.text.as_str()], TextKind::Query, 1)
+                .unwrap();
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let median = latencies.get(latencies.len() / 2).copied().unwrap_or(f64::NAN);
+    let median = latencies
+        .get(latencies.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
     println!(
         "{model} {} threads={} load {load_s:.2} s | {} passages in {secs:.1} s = {:.1} passages/s (batch {batch}) | query median {median:.1} ms over {}",
         encoder.weights().format,

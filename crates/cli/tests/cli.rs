@@ -242,7 +242,13 @@ fn dense_index_search_eval_and_model_mismatch() {
     let index = dir.path().join("idx");
     let dataset = fixture("medical.jsonl");
     ok(&[
-        "index", "--index", s(&index), "--dataset", &dataset, "--model", s(&model),
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &dataset,
+        "--model",
+        s(&model),
     ]);
     // The stored text of a document, searched densely, finds that document first.
     let first = std::fs::read_to_string(&dataset).unwrap();
@@ -254,7 +260,15 @@ fn dense_index_search_eval_and_model_mismatch() {
     );
     let id = doc["_id"].as_str().or(doc["id"].as_str()).unwrap();
     let out = ok(&[
-        "search", "--index", s(&index), "--mode", "dense", "--model", s(&model), "--json", &text,
+        "search",
+        "--index",
+        s(&index),
+        "--mode",
+        "dense",
+        "--model",
+        s(&model),
+        "--json",
+        &text,
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["hits"][0]["id"], id, "{out}");
@@ -262,7 +276,14 @@ fn dense_index_search_eval_and_model_mismatch() {
     assert!(!top_ids(&index, "HbA1c", "3").is_empty());
     // Another model is refused with what differs and what to do.
     let e = err(&[
-        "search", "--index", s(&index), "--mode", "dense", "--model", s(&other), "x",
+        "search",
+        "--index",
+        s(&index),
+        "--mode",
+        "dense",
+        "--model",
+        s(&other),
+        "x",
     ]);
     assert!(e.contains("fingerprint") && e.contains("--model"), "{e}");
     // A collection without a dense leg says so.

@@ -194,9 +194,22 @@ struct Linear {
     bias: Tensor,
 }
 
+/// By default, up to this many input rows (tokens in a batch), a Q4_0 matrix multiplies through candle's quantized kernel
+/// (activations quantised to Q8_0 blocks, integer dot products); above it, the matrix is
+/// dequantised for the call and multiplied by the f32 GEMM. On this project's AVX2 machine the
+/// quantized kernel is a dot product per output and runs at about a third of the f32 GEMM's
+/// speed on batches (`docs/benchmarks.md`), so batches keep only the memory saving of Q4_0.
+pub(crate) const QUANTIZED_KERNEL_MAX_ROWS: usize = 8;
+
 impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.weight.forward(x)?.broadcast_add(&self.bias)
+    fn forward(&self, x: &Tensor, kernel_rows: usize) -> candle_core::Result<Tensor> {
+        let y = match &self.weight {
+            QMatMul::QTensor(q) if x.rank() == 2 && x.dim(0)? > kernel_rows => {
+                x.matmul(&q.dequantize(x.device())?.t()?)?
+            }
+            w => w.forward(x)?,
+        };
+        y.broadcast_add(&self.bias)
     }
 }
 
@@ -217,6 +230,8 @@ pub(crate) struct Bert {
     token_type: Tensor,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
+    /// See [`QUANTIZED_KERNEL_MAX_ROWS`].
+    pub(crate) quantized_kernel_rows: usize,
 }
 
 struct Builder<'a> {
@@ -372,6 +387,7 @@ impl Bert {
             token_type,
             embedding_norm,
             layers,
+            quantized_kernel_rows: QUANTIZED_KERNEL_MAX_ROWS,
         })
     }
 
@@ -408,7 +424,7 @@ impl Bert {
         let mut x = self.embedding_norm.forward(&x)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?;
+            let qkv = layer.qkv.forward(&x, self.quantized_kernel_rows)?;
             let mut contexts = Vec::with_capacity(seqs.len());
             let mut offset = 0;
             for s in seqs {
@@ -424,18 +440,26 @@ impl Bert {
                 let q = (split(0)? * scale)?;
                 let scores = q.matmul(&split(1)?.t()?)?;
                 let probs = crate::ops::softmax_last_dim(&scores)?;
-                contexts.push(probs.matmul(&split(2)?)?.transpose(0, 1)?.reshape((len, h))?);
+                contexts.push(
+                    probs
+                        .matmul(&split(2)?)?
+                        .transpose(0, 1)?
+                        .reshape((len, h))?,
+                );
             }
             let context = Tensor::cat(&contexts, 0)?;
-            let attended = (layer.attention_out.forward(&context)? + &x)?;
+            let attended = (layer
+                .attention_out
+                .forward(&context, self.quantized_kernel_rows)?
+                + &x)?;
             x = layer.attention_norm.forward(&attended)?;
-            let inner = layer.intermediate.forward(&x)?;
+            let inner = layer.intermediate.forward(&x, self.quantized_kernel_rows)?;
             let inner = match c.activation {
                 Activation::GeluErf => crate::ops::gelu_erf(&inner)?,
                 Activation::GeluTanh => inner.gelu()?,
                 Activation::Relu => inner.relu()?,
             };
-            let out = (layer.output.forward(&inner)? + &x)?;
+            let out = (layer.output.forward(&inner, self.quantized_kernel_rows)? + &x)?;
             x = layer.output_norm.forward(&out)?;
         }
         Ok(x)

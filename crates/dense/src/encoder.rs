@@ -312,6 +312,14 @@ impl Encoder {
         &self.description
     }
 
+    /// Q4_0 models only: inputs of at most `rows` tokens per batch multiply through candle's
+    /// quantized kernel, larger ones dequantise each matrix for the call and use the f32 GEMM
+    /// (faster on machines without AVX-512 VNNI; the default is 8 rows). `usize::MAX` always
+    /// uses the quantized kernel, 0 never.
+    pub fn set_quantized_kernel_rows(&mut self, rows: usize) {
+        self.model.quantized_kernel_rows = rows;
+    }
+
     /// The weights file, its fingerprint and how it runs.
     pub fn weights(&self) -> &WeightsInfo {
         &self.weights

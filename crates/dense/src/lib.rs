@@ -22,8 +22,8 @@ mod tiny;
 mod vectors;
 
 pub use bert::WeightFormat;
-pub use encoder::{Encoder, LongText, ModelDescription, Pooling, TextKind, WeightsInfo};
 pub use candle_core::Device;
+pub use encoder::{Encoder, LongText, ModelDescription, Pooling, TextKind, WeightsInfo};
 pub use error::{Error, Result};
 pub use tiny::TinyModel;
 pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};

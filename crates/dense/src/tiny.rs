@@ -106,8 +106,7 @@ impl TinyModel {
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
         let device = Device::Cpu;
         let mut add = |name: String, shape: &[usize], values: Vec<f32>| -> Result<()> {
-            let t = Tensor::from_vec(values, shape, &device)
-                .map_err(|e| Error::candle(dir, e))?;
+            let t = Tensor::from_vec(values, shape, &device).map_err(|e| Error::candle(dir, e))?;
             tensors.insert(name, t);
             Ok(())
         };
@@ -147,7 +146,11 @@ impl TinyModel {
                 ("output.dense", h, ff),
             ];
             for (name, out, inp) in linears {
-                add(format!("{p}.{name}.weight"), &[out, inp], matrix(&mut rng, out, inp))?;
+                add(
+                    format!("{p}.{name}.weight"),
+                    &[out, inp],
+                    matrix(&mut rng, out, inp),
+                )?;
                 add(format!("{p}.{name}.bias"), &[out], rng.values(out, 0.02))?;
             }
             norm(&mut add, &format!("{p}.attention.output.LayerNorm"))?;

@@ -318,6 +318,14 @@ impl ExactIndex {
         })
     }
 
+    /// Every stored vector with its key, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> {
+        self.keys
+            .iter()
+            .copied()
+            .zip(self.data.chunks_exact(self.settings.dim))
+    }
+
     /// Reads an index written by [`VectorIndex::save`]; its dimension must match `settings`.
     pub fn load(path: &Path, settings: VectorSettings) -> Result<Self> {
         settings.validate()?;

@@ -155,11 +155,19 @@ fn multilingual_e5_small_runs_from_its_q4_0_file() {
     let Some((encoder, reference)) = load("multilingual-e5-small", WeightFormat::AsStored) else {
         return;
     };
+    let mut encoder = encoder;
     assert_eq!(encoder.weights().format, "q4_0");
-    // The matrices multiply Q4_0 weights with activations quantised to Q8_0 blocks, so the
-    // vectors differ from the f32 reference by more than rounding: the issue asks >= 0.999.
+    // candle's quantized kernel multiplies the Q4_0 weights with activations quantised to Q8_0
+    // blocks, so its vectors differ from the f32 reference by more than rounding (>= 0.999 is
+    // asked for).
+    encoder.set_quantized_kernel_rows(usize::MAX);
     let worst = check(&encoder, &reference, 0.5, 0.999, 0.9999);
-    eprintln!("q4_0 worst cosine to the reference: {worst:.6}");
+    eprintln!("q4_0 kernel: worst cosine to the reference {worst:.6}");
+    // The default path dequantises each Q4_0 matrix for a batch of more than 8 tokens: the
+    // reference's own (dequantised) weights, so f32 parity.
+    encoder.set_quantized_kernel_rows(0);
+    let worst = check(&encoder, &reference, 1e-4, 0.99999, 0.999999);
+    eprintln!("q4_0 dequantised per call: worst cosine to the reference {worst:.8}");
 }
 
 #[test]

@@ -11,9 +11,7 @@ use hybrid_search_dense::{Encoder, TextKind, VectorIndex};
 use hybrid_search_eval::Document;
 use hybrid_search_sparse::{AnalyzerConfig, Bm25Index, Bm25Writer, SparseDoc};
 
-use crate::dense_leg::{
-    self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress,
-};
+use crate::dense_leg::{self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress};
 use crate::error::{Error, Result};
 use crate::snippet::{query_terms, snippet_for_terms};
 
@@ -198,7 +196,10 @@ impl Collection {
             return Ok(());
         };
         let generation = self.commit_record()?.dense_generation;
-        let same = self.dense.as_ref().is_some_and(|d| d.generation == generation);
+        let same = self
+            .dense
+            .as_ref()
+            .is_some_and(|d| d.generation == generation);
         let vectors = match self.dense.take() {
             Some(leg) if same => leg.vectors,
             _ => dense_leg::load_vectors(&self.dir, manifest, generation)?,

@@ -97,7 +97,11 @@ impl ModelRecord {
                 out.push(format!("{what} {a} vs {b}"));
             }
         };
-        differ("weights file", self.weights.file.clone(), other.weights.file.clone());
+        differ(
+            "weights file",
+            self.weights.file.clone(),
+            other.weights.file.clone(),
+        );
         differ(
             "weights fingerprint",
             self.weights.checksum.clone(),

@@ -19,10 +19,26 @@ fn doc(id: &str, title: &str, text: &str) -> Document {
 
 fn docs() -> Vec<Document> {
     vec![
-        doc("il6", "Cytokines", "interleukin 6 drives the acute phase response in sepsis"),
-        doc("hba1c", "Diabetes", "glycated haemoglobin reflects glucose over three months"),
-        doc("statin", "Lipids", "statins lower ldl cholesterol and cardiovascular risk"),
-        doc("asthma", "Airways", "inhaled corticosteroids control chronic asthma symptoms"),
+        doc(
+            "il6",
+            "Cytokines",
+            "interleukin 6 drives the acute phase response in sepsis",
+        ),
+        doc(
+            "hba1c",
+            "Diabetes",
+            "glycated haemoglobin reflects glucose over three months",
+        ),
+        doc(
+            "statin",
+            "Lipids",
+            "statins lower ldl cholesterol and cardiovascular risk",
+        ),
+        doc(
+            "asthma",
+            "Airways",
+            "inhaled corticosteroids control chronic asthma symptoms",
+        ),
     ]
 }
 
@@ -74,7 +90,10 @@ fn dense_search_finds_each_document_by_its_own_text() {
         }
         let hits = c.search_with("sepsis", 2, Mode::Dense).unwrap();
         assert_eq!(hits.len(), 2);
-        assert!(!hits[0].title.is_empty(), "dense hits carry the stored document");
+        assert!(
+            !hits[0].title.is_empty(),
+            "dense hits carry the stored document"
+        );
         // The sparse leg is unchanged.
         assert_eq!(c.search("glycated", 1).unwrap()[0].id, "hba1c");
     }
@@ -95,7 +114,11 @@ fn upsert_delete_and_rollback_keep_the_legs_in_step() {
     let all = c.search_ids_with("anything", 10, Mode::Dense).unwrap();
     let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_ref()).collect();
     ids.sort();
-    assert_eq!(ids, ["hba1c", "il6", "statin"], "one vector set per live document");
+    assert_eq!(
+        ids,
+        ["hba1c", "il6", "statin"],
+        "one vector set per live document"
+    );
 
     // A rolled-back change leaves no trace in either leg.
     let mut w = c.writer().unwrap();
@@ -143,7 +166,10 @@ fn a_reopened_collection_needs_its_own_model() {
     let err = c.attach_encoder(other).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, Error::ModelMismatch { .. }), "{message}");
-    assert!(message.contains("tiny-1") && message.contains("fingerprint"), "{message}");
+    assert!(
+        message.contains("tiny-1") && message.contains("fingerprint"),
+        "{message}"
+    );
 
     c.attach_encoder(encoder).unwrap();
     let d = &docs()[1];
@@ -173,7 +199,8 @@ fn long_documents_are_found_by_their_best_window() {
             Some((encoder.clone(), options)),
         )
         .unwrap();
-        c.bulk_load(&[long.clone(), docs()[0].clone()], || {}).unwrap();
+        c.bulk_load(&[long.clone(), docs()[0].clone()], || {})
+            .unwrap();
         let hits = c.search_ids_with(&tail, 2, Mode::Dense).unwrap();
         let score = hits.iter().find(|(id, _)| id.as_ref() == "long").unwrap().1;
         match long_text {

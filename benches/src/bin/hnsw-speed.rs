@@ -1,0 +1,84 @@
+//! HNSW against exact search on a collection's real vectors: build time, queries per second
+//! and recall@10, for a few search widths.
+//!
+//! ```text
+//! hybrid-search index --index data/sf-exact --dataset ../shared/data/scifact \
+//!     --model models/all-MiniLM-L6-v2 --vectors exact
+//! cargo run --release -p hybrid-search-benches --bin hnsw-speed -- data/sf-exact
+//! ```
+//!
+//! The collection must have been built with `--vectors exact` (its vectors are read back from
+//! the exact index file); queries are SciFact's test queries encoded with the collection's
+//! model (found under models/). Searches run one at a time on one thread.
+
+use std::path::Path;
+use std::time::Instant;
+
+use hybrid_search::dense::{
+    Device, Encoder, ExactIndex, HnswIndex, TextKind, VectorIndex, recall_at,
+};
+use hybrid_search::{Collection, locate_model};
+use hybrid_search_benches::{load_or_skip, scifact_path};
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: hnsw-speed COLLECTION_DIR");
+    let collection = Collection::open(Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let dense = collection
+        .manifest()
+        .dense
+        .clone()
+        .expect("a collection with a dense leg");
+    let file = std::fs::read_dir(Path::new(&dir).join("dense"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "exact"))
+        .expect("built with --vectors exact");
+    let exact = ExactIndex::load(&file, dense.vectors.clone()).unwrap();
+    let model = locate_model(&dense.model.name).expect("the collection's model under models/");
+    let encoder = Encoder::load(&model, &Device::Cpu).unwrap();
+    let data = load_or_skip("SciFact", &scifact_path(), "test").expect("SciFact");
+    let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+    let queries = encoder.encode(&texts, TextKind::Query, 32).unwrap();
+    let k = 10;
+
+    let started = Instant::now();
+    let truth: Vec<Vec<(u64, f32)>> = queries
+        .iter()
+        .map(|q| exact.search(q, k).unwrap())
+        .collect();
+    let exact_qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "{} vectors of {} dims ({} documents); {} queries",
+        exact.iter().count(),
+        dense.vectors.dim,
+        exact.len(),
+        queries.len()
+    );
+    println!("exact: {exact_qps:.0} queries/s");
+
+    for expansion in [32, 64, 128, 256] {
+        let mut settings = dense.vectors.clone();
+        settings.expansion_search = expansion;
+        let mut hnsw = HnswIndex::new(settings).unwrap();
+        let started = Instant::now();
+        for (key, v) in exact.iter() {
+            hnsw.add(key, v).unwrap();
+        }
+        let build = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let found: Vec<Vec<(u64, f32)>> =
+            queries.iter().map(|q| hnsw.search(q, k).unwrap()).collect();
+        let qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+        let recall: f64 = truth
+            .iter()
+            .zip(&found)
+            .map(|(t, f)| recall_at(t, f, k))
+            .sum::<f64>()
+            / truth.len() as f64;
+        println!(
+            "hnsw expansion_search {expansion:>3}: build {build:.2} s, {qps:.0} queries/s, recall@10 {recall:.4}"
+        );
+    }
+}
