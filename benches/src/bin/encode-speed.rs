@@ -3,8 +3,13 @@
 //!
 //! ```text
 //! RAYON_NUM_THREADS=2 cargo run --release -p hybrid-search-benches --bin encode-speed -- \
-//!     models/all-MiniLM-L6-v2 [as-stored|f32|q4_0] [passages=500] [batch=32] [queries=50]
+//!     models/all-MiniLM-L6-v2 [as-stored|f32|q4_0] [passages=500] [batch=32] [queries=50] \
+//!     [kernel-rows]
 //! ```
+//!
+//! `kernel-rows` (Q4_0 only) sets how many tokens per batch may still go through candle's
+//! quantized kernel (default 8; `max` for always, as the quantized-kernel figures in
+//! `docs/benchmarks.md`).
 //!
 //! The thread count is candle's (`RAYON_NUM_THREADS`, default: the physical cores). Passages
 //! are the first `passages` SciFact documents as `title + " " + text`, truncated to the model's
