@@ -422,7 +422,19 @@ fn cmd_index(
         let mut c = Collection::open(index)
             .with_context(|| format!("opening collection {}", index.display()))?;
         match dense {
-            Some((encoder, _)) => c.attach_encoder(encoder)?,
+            Some((encoder, options)) => {
+                c.attach_encoder(encoder)?;
+                if let Some(d) = &c.manifest().dense
+                    && (d.long_text != options.long_text || d.kind != options.kind)
+                {
+                    eprintln!(
+                        "note: {} keeps its dense settings ({:?}, {:?} vectors)",
+                        index.display(),
+                        d.long_text,
+                        d.kind
+                    );
+                }
+            }
             None => ModelArgs {
                 model: None,
                 weights: WeightsArg::AsStored,

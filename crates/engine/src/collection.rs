@@ -220,7 +220,8 @@ impl Collection {
         let Some(manifest) = &self.manifest.dense else {
             return Err(Error::NoModel(
                 self.dir.clone(),
-                "this collection has no dense leg; create one with `hybrid-search index --model`"
+                "this collection was built without a dense leg, and one cannot be added to it; \
+                 index the documents into a new folder with `hybrid-search index --model`"
                     .into(),
             ));
         };
@@ -247,7 +248,9 @@ impl Collection {
         let encoder = leg.encoder.as_ref().ok_or_else(|| {
             Error::NoModel(
                 self.dir.clone(),
-                "no model attached for dense search; pass --model DIR".into(),
+                "the dense leg needs the model its vectors were made with; pass --model DIR \
+                 (or attach_encoder in the library)"
+                    .into(),
             )
         })?;
         Ok((leg, encoder))

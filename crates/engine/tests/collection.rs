@@ -134,12 +134,10 @@ fn unknown_format_version_is_a_clear_error() {
     let dir = tmp.path().join("c");
     drop(english(&dir));
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(
-            &format!("\"format_version\": {}", hybrid_search::FORMAT_VERSION),
-            "\"format_version\": 99",
-        );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        &format!("\"format_version\": {}", hybrid_search::FORMAT_VERSION),
+        "\"format_version\": 99",
+    );
     std::fs::write(&path, text).unwrap();
     let err = Collection::open(&dir)
         .err()
