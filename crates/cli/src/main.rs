@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use hybrid_search::dense::{Device, Encoder, LongText, WeightFormat};
 use hybrid_search::eval::{self, metrics, trec};
+use hybrid_search::fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
 use hybrid_search::sparse::{Analyzer, kodic};
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, Mode, StopWords,
-    VectorKind, locate_model,
+    AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, HybridOptions, Mode,
+    StopWords, VectorKind, locate_model,
 };
 
 /// Hybrid sparse + dense search for Korean and English text.
@@ -72,6 +73,7 @@ enum StopWordsArg {
 enum ModeArg {
     Sparse,
     Dense,
+    Hybrid,
 }
 
 impl From<ModeArg> for Mode {
@@ -79,7 +81,72 @@ impl From<ModeArg> for Mode {
         match m {
             ModeArg::Sparse => Mode::Sparse,
             ModeArg::Dense => Mode::Dense,
+            ModeArg::Hybrid => Mode::Hybrid,
         }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FusionArg {
+    Rrf,
+    Convex,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NormArg {
+    Minmax,
+    Zscore,
+    Dbsf,
+    /// Cosine in [-1, 1], BM25 from 0 to the list's maximum.
+    Theoretical,
+}
+
+/// How `--mode hybrid` blends the legs.
+#[derive(clap::Args, Clone)]
+struct FusionArgs {
+    /// Reciprocal rank fusion, or a convex combination of normalised scores.
+    #[arg(long, value_enum, default_value = "rrf")]
+    fusion: FusionArg,
+    /// Convex combination: the dense leg's weight (the sparse leg gets 1 - alpha).
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f32,
+    /// RRF: the rank constant k in 1 / (k + rank).
+    #[arg(long, default_value_t = 60.0)]
+    rrf_k: f32,
+    /// Convex combination: how each leg's scores are normalised.
+    #[arg(long, value_enum, default_value = "minmax")]
+    norm: NormArg,
+    /// Candidates taken from each leg (at least -k).
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+}
+
+impl FusionArgs {
+    fn options(&self) -> anyhow::Result<HybridOptions> {
+        let fusion = match self.fusion {
+            FusionArg::Rrf => Fusion::Rrf(RrfSettings {
+                k: self.rrf_k,
+                ..RrfSettings::default()
+            }),
+            FusionArg::Convex => {
+                let (dense, sparse) = match self.norm {
+                    NormArg::Minmax => (Normalization::MinMax, Normalization::MinMax),
+                    NormArg::Zscore => (Normalization::ZScore, Normalization::ZScore),
+                    NormArg::Dbsf => (Normalization::Dbsf, Normalization::Dbsf),
+                    NormArg::Theoretical => (Normalization::cosine(), Normalization::bm25()),
+                };
+                Fusion::Convex(ConvexSettings {
+                    alpha: self.alpha,
+                    dense,
+                    sparse,
+                })
+            }
+        };
+        fusion.validate()?;
+        Ok(HybridOptions {
+            fusion,
+            depth: self.depth,
+        })
     }
 }
 
@@ -251,11 +318,13 @@ enum Command {
         /// The collection folder.
         #[arg(long)]
         index: PathBuf,
-        /// Which leg answers.
+        /// Which leg answers (hybrid: both, fused).
         #[arg(long, value_enum, default_value = "sparse")]
         mode: ModeArg,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        fusion: FusionArgs,
         /// Number of results.
         #[arg(short, default_value_t = 10)]
         k: usize,
@@ -276,11 +345,13 @@ enum Command {
         /// The qrels split of a BEIR folder.
         #[arg(long, default_value = "test")]
         split: String,
-        /// Which leg answers.
+        /// Which leg answers (hybrid: both, fused).
         #[arg(long, value_enum, default_value = "sparse")]
         mode: ModeArg,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        fusion: FusionArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -358,23 +429,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             index,
             mode,
             model,
+            fusion,
             k,
             json,
             query,
-        } => cmd_search(&index, mode.into(), &model, k, json, &query),
+        } => cmd_search(
+            &index,
+            mode.into(),
+            &model,
+            &fusion.options()?,
+            k,
+            json,
+            &query,
+        ),
         Command::Eval {
             index,
             dataset,
             split,
             mode,
             model,
+            fusion,
             json,
             run,
         } => cmd_eval(
             &index,
             &dataset,
             &split,
-            mode.into(),
+            (mode.into(), &fusion.options()?),
             &model,
             json,
             run.as_deref(),
@@ -495,6 +576,7 @@ fn cmd_search(
     index: &Path,
     mode: Mode,
     model: &ModelArgs,
+    hybrid: &HybridOptions,
     k: usize,
     json: bool,
     query: &str,
@@ -503,10 +585,18 @@ fn cmd_search(
         bail!("-k must be at least 1");
     }
     let mut collection = Collection::open(index)?;
-    if mode == Mode::Dense || model.model.is_some() {
+    if mode != Mode::Sparse || model.model.is_some() {
         model.attach(&mut collection)?;
     }
-    let hits = collection.search_with(query, k, mode)?;
+    let ranked = match mode {
+        Mode::Hybrid => collection
+            .hybrid_ids(query, None, k, hybrid)?
+            .into_iter()
+            .map(|h| (h.id, h.score as f32))
+            .collect(),
+        mode => collection.search_ids_with(query, k, mode)?,
+    };
+    let hits = collection.hits(query, ranked)?;
     let mut out = io::stdout().lock();
     if json {
         let value = serde_json::json!({ "query": query, "hits": hits });
@@ -534,13 +624,13 @@ fn cmd_eval(
     index: &Path,
     dataset: &Path,
     split: &str,
-    mode: Mode,
+    (mode, hybrid): (Mode, &HybridOptions),
     model: &ModelArgs,
     json: bool,
     run_path: Option<&Path>,
 ) -> anyhow::Result<()> {
     let mut collection = Collection::open(index)?;
-    if mode == Mode::Dense || model.model.is_some() {
+    if mode != Mode::Sparse || model.model.is_some() {
         model.attach(&mut collection)?;
     }
     let data = eval::load_dataset(dataset, split)?;
@@ -554,7 +644,7 @@ fn cmd_eval(
     let started = Instant::now();
     // Dense: all query vectors first, in batches (one forward pass per 32 queries).
     let vectors = match mode {
-        Mode::Dense => {
+        Mode::Dense | Mode::Hybrid => {
             let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
             let bar = progress(texts.len() as u64, "encoding queries");
             let mut vectors = Vec::with_capacity(texts.len());
@@ -573,9 +663,12 @@ fn cmd_eval(
         .par_iter()
         .enumerate()
         .map(|(i, q)| {
-            let hits = match &vectors {
-                Some(v) => collection.dense_search_ids(&v[i], depth),
-                None => collection.search_ids(&q.text, depth),
+            let hits = match (mode, &vectors) {
+                (Mode::Hybrid, Some(v)) => collection
+                    .hybrid_ids(&q.text, Some(&v[i]), depth, hybrid)
+                    .map(|fused| fused.into_iter().map(|h| (h.id, h.score as f32)).collect()),
+                (_, Some(v)) => collection.dense_search_ids(&v[i], depth),
+                (_, None) => collection.search_ids(&q.text, depth),
             };
             bar.inc(1);
             hits.map(|h| {
@@ -597,6 +690,7 @@ fn cmd_eval(
         let tag = match mode {
             Mode::Sparse => "hybrid-search-bm25",
             Mode::Dense => "hybrid-search-dense",
+            Mode::Hybrid => "hybrid-search-hybrid",
         };
         trec::write_run(&mut w, &run, tag)?;
         w.flush()?;
@@ -611,6 +705,7 @@ fn cmd_eval(
             "mode": match mode {
                 Mode::Sparse => "sparse",
                 Mode::Dense => "dense",
+                Mode::Hybrid => "hybrid",
             },
             "dataset": dataset.display().to_string(),
             "split": split,

@@ -273,7 +273,51 @@ fn dense_index_search_eval_and_model_mismatch() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["hits"][0]["id"], id, "{out}");
     // Sparse search of the same collection still works without a model.
-    assert!(!top_ids(&index, "HbA1c", "3").is_empty());
+    let sparse = top_ids(&index, "HbA1c", "3");
+    assert!(!sparse.is_empty());
+    // Hybrid: both legs fused; the best BM25 match of a domain term stays in the top 5.
+    for fusion in [
+        &["--fusion", "rrf"][..],
+        &["--fusion", "convex", "--alpha", "0.3"],
+    ] {
+        let mut args = vec![
+            "search",
+            "--index",
+            s(&index),
+            "--mode",
+            "hybrid",
+            "--model",
+            s(&model),
+            "-k",
+            "5",
+        ];
+        args.extend_from_slice(fusion);
+        args.extend_from_slice(&["--json", "HbA1c"]);
+        let v: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(v["hits"].as_array().unwrap().len(), 5, "{fusion:?}");
+        let ids: Vec<&str> = v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&sparse[0].as_str()), "{fusion:?}: {ids:?}");
+    }
+    let e = err(&[
+        "search",
+        "--index",
+        s(&index),
+        "--mode",
+        "hybrid",
+        "--model",
+        s(&model),
+        "--fusion",
+        "convex",
+        "--alpha",
+        "1.5",
+        "x",
+    ]);
+    assert!(e.contains("alpha"), "{e}");
     // Another model is refused with what differs and what to do.
     let e = err(&[
         "search",

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{Encoder, TextKind, VectorIndex};
 use hybrid_search_eval::Document;
+use hybrid_search_fusion::{FusedHit, Fusion};
 use hybrid_search_sparse::{AnalyzerConfig, Bm25Index, Bm25Writer, SparseDoc};
 
 use crate::dense_leg::{self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress};
@@ -45,6 +46,27 @@ pub enum Mode {
     Sparse,
     /// Nearest passages to the query's vector.
     Dense,
+    /// Both legs, fused ([`HybridOptions`]).
+    Hybrid,
+}
+
+/// How the hybrid mode blends the legs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HybridOptions {
+    /// The fusion method and its settings.
+    pub fusion: Fusion,
+    /// Candidates taken from each leg (at least the number of results asked for).
+    pub depth: usize,
+}
+
+impl Default for HybridOptions {
+    /// Reciprocal rank fusion (k = 60, equal weights) over the top 100 of each leg.
+    fn default() -> Self {
+        Self {
+            fusion: Fusion::default(),
+            depth: 100,
+        }
+    }
 }
 
 /// The engine's record stored as the payload of every sparse commit.
@@ -371,7 +393,41 @@ impl Collection {
                 let vector = self.encode_queries(&[query])?;
                 self.dense_search_ids(&vector[0], k)
             }
+            Mode::Hybrid => Ok(self
+                .hybrid_ids(query, None, k, &HybridOptions::default())?
+                .into_iter()
+                .map(|h| (h.id, h.score as f32))
+                .collect()),
         }
+    }
+
+    /// The top `k` documents of both legs fused: each leg's top `options.depth` (at least `k`)
+    /// blended by `options.fusion`, with every leg's raw score, rank and normalised score kept
+    /// per hit for explanations. `vector` is the query's vector when already encoded.
+    pub fn hybrid_ids(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        k: usize,
+        options: &HybridOptions,
+    ) -> Result<Vec<FusedHit<Arc<str>>>> {
+        let depth = options.depth.max(k);
+        let sparse = self.search_ids(query, depth)?;
+        let encoded;
+        let vector = match vector {
+            Some(v) => v,
+            None => {
+                encoded = self.encode_queries(&[query])?;
+                &encoded[0]
+            }
+        };
+        let dense = self.dense_search_ids(vector, depth)?;
+        let mut fused = options
+            .fusion
+            .fuse(&sparse, &dense)
+            .map_err(|e| Error::Fusion(e.to_string()))?;
+        fused.truncate(k);
+        Ok(fused)
     }
 
     /// The top `k` documents as (external id, score), ranked. Ids are shared, not copied.
@@ -391,10 +447,15 @@ impl Collection {
 
     /// The top `k` documents from the leg `mode` names, with title and snippet.
     pub fn search_with(&self, query: &str, k: usize, mode: Mode) -> Result<Vec<Hit>> {
+        self.hits(query, self.search_ids_with(query, k, mode)?)
+    }
+
+    /// Ranked (id, score) pairs of `query` turned into hits with title and snippet.
+    pub fn hits(&self, query: &str, ranked: Vec<(Arc<str>, f32)>) -> Result<Vec<Hit>> {
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);
         let mut hits = Vec::new();
-        for (id, score) in self.search_ids_with(query, k, mode)? {
+        for (id, score) in ranked {
             let doc = self.sparse.get(&id)?;
             let (title, text) = doc.map(|d| (d.title, d.text)).unwrap_or_default();
             let snippet = snippet_for_terms(analyzer, &wanted, &text, 240);

@@ -25,6 +25,9 @@ pub enum Error {
     /// A dense search or write needs the collection's model and none is attached.
     #[error("{0}: {1}")]
     NoModel(PathBuf, String),
+    /// Fusion settings or inputs are invalid.
+    #[error("fusion: {0}")]
+    Fusion(String),
     /// Reading a dataset failed.
     #[error(transparent)]
     Dataset(#[from] hybrid_search_eval::Error),

@@ -38,7 +38,9 @@ mod dense_leg;
 mod error;
 mod snippet;
 
-pub use collection::{Collection, CollectionWriter, FORMAT_VERSION, Hit, Manifest, Mode};
+pub use collection::{
+    Collection, CollectionWriter, FORMAT_VERSION, Hit, HybridOptions, Manifest, Mode,
+};
 pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, ModelRecord, VectorKind, locate_model,
 };
@@ -46,6 +48,7 @@ pub use error::{Error, Result};
 pub use hybrid_search_dense as dense;
 pub use hybrid_search_eval as eval;
 pub use hybrid_search_eval::{Dataset, Document, Query};
+pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
 pub use snippet::snippet;

@@ -213,3 +213,31 @@ fn long_documents_are_found_by_their_best_window() {
         }
     }
 }
+
+#[test]
+fn hybrid_fuses_both_legs_and_keeps_each_legs_scores() {
+    use hybrid_search::HybridOptions;
+    use hybrid_search::fusion::{ConvexSettings, Fusion, Leg};
+    let tmp = tempfile::tempdir().unwrap();
+    let c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
+    // "glycated" matches one document by BM25; the dense leg returns every document.
+    for fusion in [Fusion::default(), Fusion::Convex(ConvexSettings::default())] {
+        let options = HybridOptions { fusion, depth: 10 };
+        let fused = c.hybrid_ids("glycated", None, 10, &options).unwrap();
+        assert_eq!(
+            fused.len(),
+            docs().len(),
+            "{fusion:?}: the union of both legs"
+        );
+        let hba1c = fused.iter().find(|h| h.id.as_ref() == "hba1c").unwrap();
+        assert!(hba1c.leg(Leg::Sparse).unwrap().found);
+        assert!(hba1c.leg(Leg::Dense).unwrap().found);
+        let others: Vec<_> = fused.iter().filter(|h| h.id.as_ref() != "hba1c").collect();
+        assert!(others.iter().all(|h| !h.leg(Leg::Sparse).unwrap().found));
+        // Found by both legs, it outranks every document found by one.
+        assert_eq!(fused[0].id.as_ref(), "hba1c", "{fusion:?}");
+        assert!(fused.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+    let ids = c.search_ids_with("glycated", 2, Mode::Hybrid).unwrap();
+    assert_eq!(ids.len(), 2);
+}
