@@ -4,7 +4,9 @@
 # Lints: scripts/lint.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/fetch-ko-dic.sh
-scripts/fetch-models.sh
 cargo fmt --all --check
+# One build of the workspace and its tests (the CLI binary included), reused below.
+cargo test --release --workspace --no-run
+HS_BUILT=1 scripts/fetch-ko-dic.sh
+scripts/fetch-models.sh
 cargo test --release --workspace
