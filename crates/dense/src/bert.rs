@@ -107,7 +107,7 @@ impl HfConfig {
 impl BertConfig {
     /// Sizes that make a forward pass possible.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        if self.hidden == 0 || self.heads == 0 || self.hidden % self.heads != 0 {
+        if self.hidden == 0 || self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
             return Err(format!(
                 "hidden size {} is not a multiple of the {} heads",
                 self.hidden, self.heads

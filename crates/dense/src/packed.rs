@@ -179,7 +179,7 @@ impl PackedFile {
                 }
             };
             let expected = if quantized {
-                if elements % Q4_0_BLOCK != 0 {
+                if !elements.is_multiple_of(Q4_0_BLOCK) {
                     return Err(damaged(
                         path,
                         format!("Q4_0 tensor {name} has {elements} elements, not whole blocks"),

@@ -75,6 +75,9 @@ impl Rng {
     }
 }
 
+/// Adds a named tensor of a shape with its values to the model being written.
+type AddTensor<'a> = dyn FnMut(String, &[usize], Vec<f32>) -> Result<()> + 'a;
+
 fn write(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("JSON serialises");
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
@@ -128,9 +131,7 @@ impl TinyModel {
             &[2, h],
             rng.values(2 * h, 0.1),
         )?;
-        let norm = |add: &mut dyn FnMut(String, &[usize], Vec<f32>) -> Result<()>,
-                    name: &str|
-         -> Result<()> {
+        let norm = |add: &mut AddTensor<'_>, name: &str| -> Result<()> {
             add(format!("{name}.weight"), &[h], vec![1.0; h])?;
             add(format!("{name}.bias"), &[h], vec![0.0; h])
         };
