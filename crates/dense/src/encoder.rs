@@ -415,16 +415,7 @@ impl Encoder {
         batch_size: usize,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>> {
-        let mut order: Vec<usize> = (0..inputs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
-        let mut out = vec![Vec::new(); inputs.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
-            let vectors = self.forward_batch(chunk.iter().map(|&i| inputs[i].as_slice()))?;
-            for (&i, v) in chunk.iter().zip(vectors) {
-                out[i] = v;
-            }
-            progress(chunk.len());
-        }
+        let mut out = self.pooled(inputs, batch_size, progress)?;
         if self.description.normalize {
             out.iter_mut().for_each(|v| normalize(v));
         }
@@ -438,20 +429,7 @@ impl Encoder {
         kind: TextKind,
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        let ids: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| self.token_ids(t, kind))
-            .collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
-        let mut out = vec![Vec::new(); ids.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
-            let vectors = self.forward_batch(chunk.iter().map(|&i| ids[i].as_slice()))?;
-            for (&i, v) in chunk.iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        self.pooled(&self.truncated_ids(texts, kind)?, batch_size, &|_| {})
     }
 
     /// Embeddings, one per text (truncated), normalised when the model says so.
@@ -461,11 +439,31 @@ impl Encoder {
         kind: TextKind,
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        let mut vectors = self.encode_unnormalized(texts, kind, batch_size)?;
-        if self.description.normalize {
-            vectors.iter_mut().for_each(|v| normalize(v));
+        self.encode_ids(&self.truncated_ids(texts, kind)?, batch_size, &|_| {})
+    }
+
+    fn truncated_ids(&self, texts: &[&str], kind: TextKind) -> Result<Vec<Vec<u32>>> {
+        texts.iter().map(|t| self.token_ids(t, kind)).collect()
+    }
+
+    /// Pooled vectors in input order, computed in batches of inputs of similar length.
+    fn pooled(
+        &self,
+        inputs: &[Vec<u32>],
+        batch_size: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
+        let mut out = vec![Vec::new(); inputs.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let vectors = self.forward_batch(chunk.iter().map(|&i| inputs[i].as_slice()))?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+            progress(chunk.len());
         }
-        Ok(vectors)
+        Ok(out)
     }
 
     fn forward_batch<'a>(&self, batch: impl Iterator<Item = &'a [u32]>) -> Result<Vec<Vec<f32>>> {

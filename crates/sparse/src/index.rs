@@ -386,23 +386,6 @@ impl Bm25Index {
         Ok(out)
     }
 
-    /// The internal key of the live document with external id `id`.
-    pub fn key_of(&self, id: &str) -> Result<Option<u64>> {
-        let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, id),
-            IndexRecordOption::Basic,
-        );
-        let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
-        let Some((_, address)) = top.first() else {
-            return Ok(None);
-        };
-        let columns = self.segment_columns(&searcher)?;
-        Ok(Some(
-            columns[address.segment_ord as usize].key(address.doc_id),
-        ))
-    }
-
     /// The stored document with external id `id`.
     pub fn get(&self, id: &str) -> Result<Option<SparseDoc>> {
         let searcher = self.reader.searcher();
