@@ -15,8 +15,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{
-    Encoder, ExactIndex, HnswIndex, LongText, Pooling, TextKind, VectorIndex, VectorSettings,
-    WeightsInfo,
+    Encoder, ExactIndex, HnswIndex, LongText, ModelDescription, TextKind, VectorIndex,
+    VectorSettings, WeightsInfo,
 };
 use hybrid_search_eval::Document;
 
@@ -54,24 +54,14 @@ pub struct ModelRecord {
     pub name: String,
     /// The weights file and its fingerprint.
     pub weights: WeightsInfo,
-    /// Vector dimensions.
-    pub dim: usize,
-    /// Pooling.
-    pub pooling: Pooling,
-    /// Whether vectors are L2-normalised.
-    pub normalize: bool,
-    /// Longest input in tokens.
-    pub max_seq_length: usize,
-    /// Text put before queries.
-    pub query_prefix: String,
-    /// Text put before passages.
-    pub passage_prefix: String,
+    /// Dimensions, pooling, normalisation, maximum length and prefixes (stored inline).
+    #[serde(flatten)]
+    pub description: ModelDescription,
 }
 
 impl ModelRecord {
     /// The record of `encoder`.
     pub fn of(encoder: &Encoder) -> Self {
-        let d = encoder.description();
         Self {
             name: encoder
                 .dir()
@@ -79,17 +69,13 @@ impl ModelRecord {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             weights: encoder.weights().clone(),
-            dim: d.dim,
-            pooling: d.pooling,
-            normalize: d.normalize,
-            max_seq_length: d.max_seq_length,
-            query_prefix: d.query_prefix.clone(),
-            passage_prefix: d.passage_prefix.clone(),
+            description: encoder.description().clone(),
         }
     }
 
-    /// What differs between this record and `other`, ignoring the directory's name and how
-    /// the matrices run (a Q4_0 file run dequantised gives the same vectors up to rounding).
+    /// What differs between this record and `other`, ignoring the directory's name, how the
+    /// matrices run (a Q4_0 file run dequantised gives the same vectors up to rounding) and
+    /// the maximum length.
     pub fn differences(&self, other: &ModelRecord) -> Vec<String> {
         let mut out = Vec::new();
         let mut differ = |what: &str, a: String, b: String| {
@@ -97,6 +83,7 @@ impl ModelRecord {
                 out.push(format!("{what} {a} vs {b}"));
             }
         };
+        let (mine, theirs) = (&self.description, &other.description);
         differ(
             "weights file",
             self.weights.file.clone(),
@@ -107,26 +94,26 @@ impl ModelRecord {
             self.weights.checksum.clone(),
             other.weights.checksum.clone(),
         );
-        differ("dimensions", self.dim.to_string(), other.dim.to_string());
+        differ("dimensions", mine.dim.to_string(), theirs.dim.to_string());
         differ(
             "pooling",
-            format!("{:?}", self.pooling),
-            format!("{:?}", other.pooling),
+            format!("{:?}", mine.pooling),
+            format!("{:?}", theirs.pooling),
         );
         differ(
             "normalisation",
-            self.normalize.to_string(),
-            other.normalize.to_string(),
+            mine.normalize.to_string(),
+            theirs.normalize.to_string(),
         );
         differ(
             "query prefix",
-            format!("{:?}", self.query_prefix),
-            format!("{:?}", other.query_prefix),
+            format!("{:?}", mine.query_prefix),
+            format!("{:?}", theirs.query_prefix),
         );
         differ(
             "passage prefix",
-            format!("{:?}", self.passage_prefix),
-            format!("{:?}", other.passage_prefix),
+            format!("{:?}", mine.passage_prefix),
+            format!("{:?}", theirs.passage_prefix),
         );
         out
     }

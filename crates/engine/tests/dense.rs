@@ -155,7 +155,7 @@ fn a_reopened_collection_needs_its_own_model() {
     let mut c = Collection::open(&path).unwrap();
     let dense = c.manifest().dense.clone().unwrap();
     assert_eq!(dense.model.name, "tiny-1");
-    assert_eq!(dense.model.dim, 32);
+    assert_eq!(dense.model.description.dim, 32);
     assert_eq!(dense.model.weights.file, "model.safetensors");
     assert_eq!(dense.model.weights.checksum.len(), 16);
     // No model attached: a clear error, not a panic.
