@@ -422,10 +422,7 @@ impl Collection {
             }
         };
         let dense = self.dense_search_ids(vector, depth)?;
-        let mut fused = options
-            .fusion
-            .fuse(&sparse, &dense)
-            .map_err(|e| Error::Fusion(e.to_string()))?;
+        let mut fused = options.fusion.fuse(&sparse, &dense)?;
         fused.truncate(k);
         Ok(fused)
     }

@@ -27,7 +27,7 @@ pub enum Error {
     NoModel(PathBuf, String),
     /// Fusion settings or inputs are invalid.
     #[error("fusion: {0}")]
-    Fusion(String),
+    Fusion(#[from] hybrid_search_fusion::FusionError),
     /// Reading a dataset failed.
     #[error(transparent)]
     Dataset(#[from] hybrid_search_eval::Error),
