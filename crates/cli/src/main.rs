@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use hybrid_search::dense::{Device, Encoder, LongText, WeightFormat};
 use hybrid_search::eval::{self, metrics, trec};
-use hybrid_search::fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
+use hybrid_search::fusion::{ConvexSettings, Fusion, Leg, Normalization, RrfSettings};
 use hybrid_search::sparse::{Analyzer, kodic};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, HybridOptions, Mode,
-    StopWords, VectorKind, locate_model,
+    SearchDefaults, StopWords, TuneRecord, VectorKind, locate_model,
 };
 
 /// Hybrid sparse + dense search for Korean and English text.
@@ -101,51 +101,127 @@ enum NormArg {
     Theoretical,
 }
 
-/// How `--mode hybrid` blends the legs.
+/// How `--mode hybrid` blends the legs. Unset flags keep the collection's stored settings
+/// (`hybrid-search tune`), else the built-in default (convex combination, min-max, alpha 0.4,
+/// depth 100).
 #[derive(clap::Args, Clone)]
 struct FusionArgs {
     /// Reciprocal rank fusion, or a convex combination of normalised scores.
-    #[arg(long, value_enum, default_value = "rrf")]
-    fusion: FusionArg,
+    #[arg(long, value_enum)]
+    fusion: Option<FusionArg>,
     /// Convex combination: the dense leg's weight (the sparse leg gets 1 - alpha).
-    #[arg(long, default_value_t = 0.5)]
-    alpha: f32,
+    #[arg(long)]
+    alpha: Option<f32>,
     /// RRF: the rank constant k in 1 / (k + rank).
-    #[arg(long, default_value_t = 60.0)]
-    rrf_k: f32,
+    #[arg(long)]
+    rrf_k: Option<f32>,
     /// Convex combination: how each leg's scores are normalised.
-    #[arg(long, value_enum, default_value = "minmax")]
-    norm: NormArg,
+    #[arg(long, value_enum)]
+    norm: Option<NormArg>,
     /// Candidates taken from each leg (at least -k).
-    #[arg(long, default_value_t = 100)]
-    depth: usize,
+    #[arg(long)]
+    depth: Option<usize>,
 }
 
 impl FusionArgs {
-    fn options(&self) -> anyhow::Result<HybridOptions> {
-        let fusion = match self.fusion {
-            FusionArg::Rrf => Fusion::Rrf(RrfSettings {
-                k: self.rrf_k,
-                ..RrfSettings::default()
-            }),
-            FusionArg::Convex => {
-                let (dense, sparse) = match self.norm {
-                    NormArg::Minmax => (Normalization::MinMax, Normalization::MinMax),
-                    NormArg::Zscore => (Normalization::ZScore, Normalization::ZScore),
-                    NormArg::Dbsf => (Normalization::Dbsf, Normalization::Dbsf),
-                    NormArg::Theoretical => (Normalization::cosine(), Normalization::bm25()),
+    /// `base` with the flags given applied on top.
+    fn options(&self, base: HybridOptions) -> anyhow::Result<HybridOptions> {
+        let method = self.fusion.unwrap_or(match base.fusion {
+            Fusion::Rrf(_) => FusionArg::Rrf,
+            _ => FusionArg::Convex,
+        });
+        let fusion = match method {
+            FusionArg::Rrf => {
+                if self.alpha.is_some() || self.norm.is_some() {
+                    bail!("--alpha and --norm apply to --fusion convex, not rrf");
+                }
+                let mut settings = match base.fusion {
+                    Fusion::Rrf(s) => s,
+                    _ => RrfSettings::default(),
                 };
-                Fusion::Convex(ConvexSettings {
-                    alpha: self.alpha,
-                    dense,
-                    sparse,
-                })
+                if let Some(k) = self.rrf_k {
+                    settings.k = k;
+                }
+                Fusion::Rrf(settings)
+            }
+            FusionArg::Convex => {
+                if self.rrf_k.is_some() {
+                    bail!("--rrf-k applies to --fusion rrf, not convex");
+                }
+                let mut settings = match base.fusion {
+                    Fusion::Convex(s) => s,
+                    _ => ConvexSettings::default(),
+                };
+                if let Some(alpha) = self.alpha {
+                    settings.alpha = alpha;
+                }
+                if let Some(norm) = self.norm {
+                    (settings.dense, settings.sparse) = match norm {
+                        NormArg::Minmax => (Normalization::MinMax, Normalization::MinMax),
+                        NormArg::Zscore => (Normalization::ZScore, Normalization::ZScore),
+                        NormArg::Dbsf => (Normalization::Dbsf, Normalization::Dbsf),
+                        NormArg::Theoretical => (Normalization::cosine(), Normalization::bm25()),
+                    };
+                }
+                Fusion::Convex(settings)
             }
         };
         fusion.validate()?;
-        Ok(HybridOptions {
-            fusion,
-            depth: self.depth,
+        let depth = self.depth.unwrap_or(base.depth);
+        if depth == 0 {
+            bail!("--depth must be at least 1");
+        }
+        Ok(HybridOptions { fusion, depth })
+    }
+}
+
+/// Which leg(s) answer, with which model and fusion settings (`search` and `eval`).
+#[derive(clap::Args, Clone)]
+struct SearchArgs {
+    /// Which leg answers (hybrid: both, fused). Default: hybrid for a collection built with a
+    /// model, sparse otherwise.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    fusion: FusionArgs,
+}
+
+/// A collection opened for searching: the mode and fusion settings resolved, the model
+/// attached when needed.
+struct Prepared {
+    collection: Collection,
+    mode: Mode,
+    hybrid: HybridOptions,
+    /// Why the dense leg is unavailable, when a hybrid search must fall back.
+    unavailable: Option<String>,
+}
+
+impl SearchArgs {
+    fn open(&self, index: &Path) -> anyhow::Result<Prepared> {
+        let mut collection = Collection::open(index)?;
+        let mode = self
+            .mode
+            .map_or_else(|| collection.default_mode(), Mode::from);
+        let hybrid = self.fusion.options(collection.hybrid_options())?;
+        let mut unavailable = None;
+        if mode != Mode::Sparse || self.model.model.is_some() {
+            match self.model.attach(&mut collection) {
+                Ok(()) => {}
+                // A model found on its own may be missing or broken: hybrid falls back to the
+                // sparse leg. A model the user named must work.
+                Err(err) if mode == Mode::Hybrid && self.model.model.is_none() => {
+                    unavailable = Some(format!("{err:#}"));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Prepared {
+            collection,
+            mode,
+            hybrid,
+            unavailable,
         })
     }
 }
@@ -318,19 +394,17 @@ enum Command {
         /// The collection folder.
         #[arg(long)]
         index: PathBuf,
-        /// Which leg answers (hybrid: both, fused).
-        #[arg(long, value_enum, default_value = "sparse")]
-        mode: ModeArg,
         #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        fusion: FusionArgs,
+        search: SearchArgs,
         /// Number of results.
         #[arg(short, default_value_t = 10)]
         k: usize,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Show each leg's raw score, rank, normalised score and share of every hit's score.
+        #[arg(long)]
+        explain: bool,
         /// The query.
         query: String,
     },
@@ -345,19 +419,78 @@ enum Command {
         /// The qrels split of a BEIR folder.
         #[arg(long, default_value = "test")]
         split: String,
-        /// Which leg answers (hybrid: both, fused).
-        #[arg(long, value_enum, default_value = "sparse")]
-        mode: ModeArg,
         #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        fusion: FusionArgs,
+        search: SearchArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
-        /// Write the ranked lists as a TREC run file (top 1000 per query).
+        /// Write the ranked lists as a TREC run file (top 1000 per query for one leg; the
+        /// fused top max(depth, 100) for hybrid).
         #[arg(long)]
         run: Option<PathBuf>,
+    },
+    /// Choose the hybrid fusion settings (method, alpha, k, normalisation, depth) with the
+    /// best nDCG@10 on a dataset's labelled queries, and store them as the collection's default.
+    Tune {
+        /// The collection folder (built with a model).
+        #[arg(long)]
+        index: PathBuf,
+        /// A BEIR folder or a SQuAD/KorQuAD JSON file.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// The qrels split to tune on: never the one you report.
+        #[arg(long, default_value = "train")]
+        split: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Rows of the table to print (best first).
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+        /// Print the table, keep the collection's settings.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object (every row) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add documents to a collection (JSONL, BEIR folder or SQuAD JSON), replacing those whose
+    /// id exists, in one commit covering both legs.
+    Add {
+        /// The collection folder.
+        #[arg(long)]
+        index: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The documents.
+        file: PathBuf,
+    },
+    /// Delete documents by id, in one commit covering both legs.
+    Delete {
+        /// The collection folder.
+        #[arg(long)]
+        index: PathBuf,
+        /// Document ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Check that a collection is whole and both legs hold the same documents (exit status 1
+    /// if not).
+    Verify {
+        /// The collection folder.
+        #[arg(long)]
+        index: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the dense leg's vectors from the stored documents (after `verify` reports a
+    /// lost or damaged vector file).
+    Repair {
+        /// The collection folder.
+        #[arg(long)]
+        index: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Show how text is analysed: one token per line (term, start byte, end byte, tag).
     Analyze {
@@ -427,39 +560,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Search {
             index,
-            mode,
-            model,
-            fusion,
+            search,
             k,
             json,
+            explain,
             query,
-        } => cmd_search(
-            &index,
-            mode.into(),
-            &model,
-            &fusion.options()?,
-            k,
-            json,
-            &query,
-        ),
+        } => cmd_search(&index, &search, k, (json, explain), &query),
         Command::Eval {
             index,
             dataset,
             split,
-            mode,
-            model,
-            fusion,
+            search,
             json,
             run,
-        } => cmd_eval(
-            &index,
-            &dataset,
-            &split,
-            (mode.into(), &fusion.options()?),
-            &model,
+        } => cmd_eval(&index, &dataset, &split, &search, json, run.as_deref()),
+        Command::Tune {
+            index,
+            dataset,
+            split,
+            model,
+            top,
+            dry_run,
             json,
-            run.as_deref(),
-        ),
+        } => cmd_tune(&index, (&dataset, &split), &model, top, dry_run, json),
+        Command::Add { index, model, file } => cmd_add(&index, &model, &file),
+        Command::Delete { index, ids } => cmd_delete(&index, &ids),
+        Command::Verify { index, json } => cmd_verify(&index, json),
+        Command::Repair { index, model } => cmd_repair(&index, &model),
         Command::Analyze { analyzer, text } => cmd_analyze(analyzer.config()?, &text),
         Command::BuildKoDic { mecab, out } => {
             let started = Instant::now();
@@ -535,18 +662,7 @@ fn cmd_index(
         );
     }
     let bar = progress(docs.len() as u64, "indexing");
-    // The encoding bar appears when the dense leg starts encoding, at commit.
-    let encoding = progress(0, "encoding");
-    encoding.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    let encode_bar = encoding.clone();
-    let on_encoded: hybrid_search::EncodeProgress = Box::new(move |done, total| {
-        if encode_bar.is_hidden() {
-            encode_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            encode_bar.reset();
-        }
-        encode_bar.set_length(total as u64);
-        encode_bar.set_position(done as u64);
-    });
+    let (encoding, on_encoded) = encode_bar();
     let result = collection.bulk_load_with(&docs, || bar.inc(1), Some(on_encoded));
     bar.finish_and_clear();
     encoding.finish_and_clear();
@@ -572,49 +688,135 @@ fn cmd_index(
     Ok(())
 }
 
+/// An encoding progress bar that appears when the dense leg starts encoding (at commit).
+fn encode_bar() -> (ProgressBar, hybrid_search::EncodeProgress) {
+    let encoding = progress(0, "encoding");
+    encoding.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let bar = encoding.clone();
+    let on_encoded: hybrid_search::EncodeProgress = Box::new(move |done, total| {
+        if bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.reset();
+        }
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    (encoding, on_encoded)
+}
+
+/// Query vectors for `texts`, 32 per forward pass, with a progress bar.
+fn encode_queries(collection: &Collection, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let bar = progress(texts.len() as u64, "encoding queries");
+    let mut vectors = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(32) {
+        vectors.extend(collection.encode_queries(chunk)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(vectors)
+}
+
+/// One line describing fusion settings: `convex minmax alpha=0.40 depth=100`.
+fn describe(options: &HybridOptions) -> String {
+    let norm = |n: &Normalization| match n {
+        Normalization::MinMax => "minmax",
+        Normalization::ZScore => "zscore",
+        Normalization::Dbsf => "dbsf",
+        _ => "theoretical",
+    };
+    match options.fusion {
+        Fusion::Rrf(s) => format!(
+            "rrf k={} dense-weight={} depth={}",
+            s.k,
+            s.dense_weight / s.sparse_weight,
+            options.depth
+        ),
+        Fusion::Convex(s) => format!(
+            "convex {} alpha={:.2} depth={}",
+            norm(&s.dense),
+            s.alpha,
+            options.depth
+        ),
+    }
+}
+
+fn fallback_note(reason: &str) {
+    eprintln!(
+        "note: the dense leg is unavailable ({reason}); results come from the sparse leg only"
+    );
+}
+
 fn cmd_search(
     index: &Path,
-    mode: Mode,
-    model: &ModelArgs,
-    hybrid: &HybridOptions,
+    args: &SearchArgs,
     k: usize,
-    json: bool,
+    (json, explain): (bool, bool),
     query: &str,
 ) -> anyhow::Result<()> {
     if k == 0 {
         bail!("-k must be at least 1");
     }
-    let mut collection = Collection::open(index)?;
-    if mode != Mode::Sparse || model.model.is_some() {
-        model.attach(&mut collection)?;
+    let prepared = args.open(index)?;
+    let mut results = prepared
+        .collection
+        .search_with(query, k, prepared.mode, &prepared.hybrid)?;
+    if let Some(reason) = prepared.unavailable.or(results.fallback.clone()) {
+        fallback_note(&reason);
+        results.fallback = Some(reason);
     }
-    let ranked = match mode {
-        Mode::Hybrid => collection
-            .hybrid_ids(query, None, k, hybrid)?
-            .into_iter()
-            .map(|h| (h.id, h.score as f32))
-            .collect(),
-        mode => collection.search_ids_with(query, k, mode)?,
-    };
-    let hits = collection.hits(query, ranked)?;
+    if !explain {
+        for hit in &mut results.hits {
+            hit.legs.clear();
+        }
+    }
     let mut out = io::stdout().lock();
     if json {
-        let value = serde_json::json!({ "query": query, "hits": hits });
-        writeln!(out, "{value}")?;
-    } else {
-        if hits.is_empty() {
-            writeln!(out, "no results")?;
+        let mut value = serde_json::to_value(&results)?;
+        value["query"] = query.into();
+        if results.mode == Mode::Hybrid {
+            value["fusion"] = serde_json::to_value(prepared.hybrid)?;
         }
-        for (rank, hit) in hits.iter().enumerate() {
-            writeln!(
-                out,
-                "{:>3}. {:<12} {:>8.3}  {}",
-                rank + 1,
-                hit.id,
-                hit.score,
-                hit.title
-            )?;
-            writeln!(out, "     {}", hit.snippet)?;
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    if results.hits.is_empty() {
+        writeln!(out, "no results")?;
+    }
+    if explain && results.mode == Mode::Hybrid {
+        writeln!(out, "hybrid: {}", describe(&prepared.hybrid))?;
+    }
+    for (rank, hit) in results.hits.iter().enumerate() {
+        writeln!(
+            out,
+            "{:>3}. {:<12} {:>8.3}  {}",
+            rank + 1,
+            hit.id,
+            hit.score,
+            hit.title
+        )?;
+        writeln!(out, "     {}", hit.snippet)?;
+        for leg in &hit.legs {
+            let raw = match leg.leg {
+                Leg::Sparse => "BM25",
+                _ => "cosine",
+            };
+            match (leg.rank, leg.raw_score) {
+                (Some(rank), Some(score)) => writeln!(
+                    out,
+                    "     {:<6} rank {rank:<4} {raw} {score:<8.4} normalised {:.4}  adds {:.4}",
+                    leg.leg.as_str(),
+                    leg.normalized,
+                    leg.contribution
+                )?,
+                _ => writeln!(
+                    out,
+                    "     {:<6} not in its top {:<4} normalised {:.4}  adds {:.4}",
+                    leg.leg.as_str(),
+                    prepared.hybrid.depth.max(k),
+                    leg.normalized,
+                    leg.contribution
+                )?,
+            }
         }
     }
     Ok(())
@@ -624,15 +826,12 @@ fn cmd_eval(
     index: &Path,
     dataset: &Path,
     split: &str,
-    (mode, hybrid): (Mode, &HybridOptions),
-    model: &ModelArgs,
+    args: &SearchArgs,
     json: bool,
     run_path: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let mut collection = Collection::open(index)?;
-    if mode != Mode::Sparse || model.model.is_some() {
-        model.attach(&mut collection)?;
-    }
+    let prepared = args.open(index)?;
+    let (collection, mode, hybrid) = (&prepared.collection, prepared.mode, &prepared.hybrid);
     let data = eval::load_dataset(dataset, split)?;
     if data.queries.is_empty() {
         bail!(
@@ -640,86 +839,310 @@ fn cmd_eval(
             dataset.display()
         );
     }
-    let depth = 1000;
+    // One leg: its top 1000. Hybrid: what a search shows, the fused top max(depth, 100).
+    let k = match mode {
+        Mode::Hybrid => hybrid.depth.max(100),
+        _ => 1000,
+    };
     let started = Instant::now();
     // Dense: all query vectors first, in batches (one forward pass per 32 queries).
     let vectors = match mode {
-        Mode::Dense | Mode::Hybrid => {
+        Mode::Dense | Mode::Hybrid if prepared.unavailable.is_none() => {
             let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
-            let bar = progress(texts.len() as u64, "encoding queries");
-            let mut vectors = Vec::with_capacity(texts.len());
-            for chunk in texts.chunks(32) {
-                vectors.extend(collection.encode_queries(chunk)?);
-                bar.inc(chunk.len() as u64);
-            }
-            bar.finish_and_clear();
-            Some(vectors)
+            Some(encode_queries(collection, &texts)?)
         }
-        Mode::Sparse => None,
+        _ => None,
     };
     let bar = progress(data.queries.len() as u64, "searching");
-    let results: Vec<(String, Vec<(String, f32)>)> = data
+    let results: Vec<(String, Vec<(String, f32)>, Option<String>)> = data
         .queries
         .par_iter()
         .enumerate()
         .map(|(i, q)| {
-            let hits = match (mode, &vectors) {
-                (Mode::Hybrid, Some(v)) => collection
-                    .hybrid_ids(&q.text, Some(&v[i]), depth, hybrid)
-                    .map(|fused| fused.into_iter().map(|h| (h.id, h.score as f32)).collect()),
-                (_, Some(v)) => collection.dense_search_ids(&v[i], depth),
-                (_, None) => collection.search_ids(&q.text, depth),
-            };
+            let vector = vectors.as_ref().map(|v| v[i].as_slice());
+            let ranked = collection.rank(&q.text, vector, k, mode, hybrid);
             bar.inc(1);
-            hits.map(|h| {
-                (
-                    q.id.clone(),
-                    h.into_iter().map(|(id, s)| (id.to_string(), s)).collect(),
-                )
+            ranked.map(|r| {
+                let hits = r
+                    .hits
+                    .into_iter()
+                    .map(|h| (h.id.to_string(), h.score as f32));
+                (q.id.clone(), hits.collect(), r.fallback)
             })
         })
         .collect::<Result<_, _>>()?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let run: metrics::Run = results.into_iter().collect();
+    let fell_back = results.iter().filter(|r| r.2.is_some()).count();
+    let reason = prepared
+        .unavailable
+        .clone()
+        .or_else(|| results.iter().find_map(|r| r.2.clone()));
+    if let Some(reason) = &reason {
+        fallback_note(reason);
+    }
+    let run: metrics::Run = results.into_iter().map(|(q, h, _)| (q, h)).collect();
     let (scores, _) = metrics::evaluate(&data.qrels, &run);
     if let Some(path) = run_path {
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = io::BufWriter::new(file);
-        let tag = match mode {
-            Mode::Sparse => "hybrid-search-bm25",
-            Mode::Dense => "hybrid-search-dense",
-            Mode::Hybrid => "hybrid-search-hybrid",
-        };
-        trec::write_run(&mut w, &run, tag)?;
+        trec::write_run(&mut w, &run, &format!("hybrid-search-{}", mode.as_str()))?;
         w.flush()?;
     }
     let mut out = io::stdout().lock();
     if json {
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "ndcg@10": scores.ndcg_at_10,
             "recall@100": scores.recall_at_100,
             "mrr@10": scores.mrr_at_10,
             "queries": scores.queries,
-            "mode": match mode {
-                Mode::Sparse => "sparse",
-                Mode::Dense => "dense",
-                Mode::Hybrid => "hybrid",
-            },
+            "mode": mode.as_str(),
             "dataset": dataset.display().to_string(),
             "split": split,
             "seconds": seconds,
         });
+        if mode == Mode::Hybrid {
+            value["fusion"] = serde_json::to_value(hybrid)?;
+            value["fallback_queries"] = fell_back.into();
+        }
         writeln!(out, "{value}")?;
     } else {
         writeln!(out, "dataset     {} ({split})", dataset.display())?;
+        writeln!(out, "mode        {}", mode.as_str())?;
+        if mode == Mode::Hybrid {
+            writeln!(out, "fusion      {}", describe(hybrid))?;
+            if fell_back > 0 {
+                writeln!(
+                    out,
+                    "fallback    {fell_back} queries answered by the sparse leg only"
+                )?;
+            }
+        }
         writeln!(out, "queries     {}", scores.queries)?;
         writeln!(out, "nDCG@10     {:.4}", scores.ndcg_at_10)?;
         writeln!(out, "Recall@100  {:.4}", scores.recall_at_100)?;
         writeln!(out, "MRR@10      {:.4}", scores.mrr_at_10)?;
         writeln!(out, "time        {seconds:.2} s")?;
     }
+    Ok(())
+}
+
+fn cmd_tune(
+    index: &Path,
+    (dataset, split): (&Path, &str),
+    model: &ModelArgs,
+    top: usize,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut collection = Collection::open(index)?;
+    if collection.manifest().dense.is_none() {
+        bail!(
+            "{}: tuning blends the sparse and dense legs, and this collection has no dense leg; \
+             build it with `hybrid-search index --model DIR`",
+            index.display()
+        );
+    }
+    model.attach(&mut collection)?;
+    let data = eval::load_dataset(dataset, split)?;
+    if data.queries.is_empty() {
+        bail!(
+            "{}: no queries with judgements in split {split:?}",
+            dataset.display()
+        );
+    }
+    let started = Instant::now();
+    let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+    let vectors = encode_queries(&collection, &texts)?;
+    let grid = hybrid_search::default_grid();
+    let rows = hybrid_search::tune(&collection, &data.queries, &vectors, &data.qrels, &grid)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let best = &rows[0];
+    let record = TuneRecord {
+        dataset: dataset.display().to_string(),
+        split: split.to_string(),
+        queries: best.scores.queries,
+        tried: rows.len(),
+        ndcg_at_10: best.scores.ndcg_at_10,
+    };
+    if !dry_run {
+        collection.set_search_defaults(SearchDefaults {
+            hybrid: best.options,
+            tuned: Some(record.clone()),
+        })?;
+    }
+    let mut out = io::stdout().lock();
+    if json {
+        let table: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "fusion": r.options,
+                    "ndcg@10": r.scores.ndcg_at_10,
+                    "recall@100": r.scores.recall_at_100,
+                    "mrr@10": r.scores.mrr_at_10,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "tuned": record,
+            "stored": !dry_run,
+            "seconds": seconds,
+            "rows": table,
+        });
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} settings on {} queries of {} ({split}) in {seconds:.1} s",
+        rows.len(),
+        best.scores.queries,
+        dataset.display()
+    )?;
+    writeln!(out, "rank  nDCG@10  R@100   MRR@10  fusion")?;
+    let line = |out: &mut io::StdoutLock, rank: usize, r: &hybrid_search::TuneRow| {
+        writeln!(
+            out,
+            "{rank:>4}  {:.4}   {:.4}  {:.4}  {}",
+            r.scores.ndcg_at_10,
+            r.scores.recall_at_100,
+            r.scores.mrr_at_10,
+            describe(&r.options)
+        )
+    };
+    for (i, row) in rows.iter().enumerate().take(top) {
+        line(&mut out, i + 1, row)?;
+    }
+    // The best row of each method that did not make the table.
+    let mut shown: Vec<String> = rows.iter().take(top).map(|r| family(&r.options)).collect();
+    for (i, row) in rows.iter().enumerate().skip(top) {
+        let f = family(&row.options);
+        if !shown.contains(&f) {
+            line(&mut out, i + 1, row)?;
+            shown.push(f);
+        }
+    }
+    if dry_run {
+        writeln!(out, "dry run: {} keeps its settings", index.display())?;
+    } else {
+        writeln!(
+            out,
+            "stored in {}: {} (searches without fusion flags use it)",
+            index.display(),
+            describe(&best.options)
+        )?;
+    }
+    Ok(())
+}
+
+/// The method and normalisation of a setting, without its numbers.
+fn family(options: &HybridOptions) -> String {
+    describe(options)
+        .split_whitespace()
+        .take_while(|w| !w.contains('='))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cmd_add(index: &Path, model: &ModelArgs, file: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // Read and validate the whole file before touching the collection.
+    let docs = eval::read_corpus(file)?;
+    if docs.is_empty() {
+        bail!("{}: no documents to add", file.display());
+    }
+    let mut collection = Collection::open(index)?;
+    model.attach(&mut collection)?;
+    let before = collection.len();
+    let (bar, on_encoded) = encode_bar();
+    let result = collection.add(&docs, Some(on_encoded));
+    bar.finish_and_clear();
+    result.with_context(|| {
+        format!(
+            "adding {} to {} (nothing was committed; the collection is as before)",
+            file.display(),
+            index.display()
+        )
+    })?;
+    let added = collection.len() - before;
+    eprintln!(
+        "added {} documents from {} to {} ({added} new, {} replaced) in {:.2} s; {} documents \
+         in the collection",
+        docs.len(),
+        file.display(),
+        index.display(),
+        docs.len() as u64 - added,
+        started.elapsed().as_secs_f64(),
+        collection.len()
+    );
+    Ok(())
+}
+
+fn cmd_delete(index: &Path, ids: &[String]) -> anyhow::Result<()> {
+    let mut collection = Collection::open(index)?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let found = collection.delete(&ids)?;
+    eprintln!(
+        "deleted {found} of {} ids from {}; {} documents in the collection",
+        ids.len(),
+        index.display(),
+        collection.len()
+    );
+    Ok(())
+}
+
+fn cmd_verify(index: &Path, json: bool) -> anyhow::Result<()> {
+    let collection = Collection::open(index)?;
+    let report = collection.verify()?;
+    let mut out = io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        writeln!(out, "documents   {}", report.documents)?;
+        if collection.manifest().dense.is_some() {
+            match report.vectors {
+                Some(n) => writeln!(out, "vectors     {n} documents")?,
+                None => writeln!(out, "vectors     unreadable")?,
+            }
+        }
+        for note in &report.notes {
+            writeln!(out, "note: {note}")?;
+        }
+        for problem in &report.problems {
+            writeln!(out, "problem: {problem}")?;
+        }
+        if report.is_sound() {
+            writeln!(out, "ok: both legs hold the same documents")?;
+        }
+    }
+    if !report.is_sound() {
+        bail!(
+            "{}: {} problems found",
+            index.display(),
+            report.problems.len()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_repair(index: &Path, model: &ModelArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut collection = Collection::open(index)?;
+    if collection.manifest().dense.is_none() {
+        bail!("{}: no dense leg to repair", index.display());
+    }
+    model.attach(&mut collection)?;
+    let (bar, on_encoded) = encode_bar();
+    let result = collection.repair_dense(Some(on_encoded));
+    bar.finish_and_clear();
+    let documents = result?;
+    eprintln!(
+        "re-encoded {documents} documents into {} in {:.2} s",
+        index.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{Encoder, TextKind, VectorIndex};
 use hybrid_search_eval::Document;
-use hybrid_search_fusion::{FusedHit, Fusion};
+use hybrid_search_fusion::{ConvexSettings, FusedHit, Fusion, Leg, LegScore, Normalization};
 use hybrid_search_sparse::{AnalyzerConfig, Bm25Index, Bm25Writer, SparseDoc};
 
 use crate::dense_leg::{self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress};
@@ -36,10 +36,14 @@ pub struct Manifest {
     /// The dense leg, when the collection was built with a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dense: Option<DenseManifest>,
+    /// Search defaults (the tuned fusion settings), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchDefaults>,
 }
 
 /// Which leg answers a search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// BM25 over the analysed text.
     #[default]
@@ -50,8 +54,20 @@ pub enum Mode {
     Hybrid,
 }
 
+impl Mode {
+    /// The lowercase name (`sparse`, `dense`, `hybrid`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sparse => "sparse",
+            Mode::Dense => "dense",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
 /// How the hybrid mode blends the legs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HybridOptions {
     /// The fusion method and its settings.
     pub fusion: Fusion,
@@ -60,13 +76,48 @@ pub struct HybridOptions {
 }
 
 impl Default for HybridOptions {
-    /// Reciprocal rank fusion (k = 60, equal weights) over the top 100 of each leg.
+    /// A convex combination over the top 100 of each leg with theoretical-bounds
+    /// normalisation (cosine from [-1, 1], BM25 from [0, the list's best]) and dense weight
+    /// 0.85: the setting `hybrid-search tune` chose on SciFact's train split (BM25 +
+    /// all-MiniLM-L6-v2), which also beat reciprocal rank fusion on SciFact test, KorQuAD (with
+    /// multilingual-e5-small) and Cranfield (`docs/benchmarks.md`). A collection tuned on its
+    /// own labelled queries stores its own ([`SearchDefaults`]).
     fn default() -> Self {
         Self {
-            fusion: Fusion::default(),
+            fusion: Fusion::Convex(ConvexSettings {
+                alpha: 0.85,
+                dense: Normalization::cosine(),
+                sparse: Normalization::bm25(),
+            }),
             depth: 100,
         }
     }
+}
+
+/// How the collection answers a search when the caller does not say: stored in the manifest
+/// by [`Collection::set_search_defaults`] (`hybrid-search tune`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchDefaults {
+    /// The fusion settings of the hybrid mode.
+    pub hybrid: HybridOptions,
+    /// Where the settings come from, when tuned on labelled queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<TuneRecord>,
+}
+
+/// The labelled queries a collection's fusion settings were tuned on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneRecord {
+    /// The dataset (as given on the command line).
+    pub dataset: String,
+    /// Its split.
+    pub split: String,
+    /// Queries evaluated.
+    pub queries: usize,
+    /// Settings tried.
+    pub tried: usize,
+    /// nDCG@10 of the chosen settings on those queries.
+    pub ndcg_at_10: f64,
 }
 
 /// The engine's record stored as the payload of every sparse commit.
@@ -88,8 +139,75 @@ pub struct Hit {
     pub title: String,
     /// The best-matching stretch of the text, matches marked with `**`.
     pub snippet: String,
-    /// The answering leg's score: BM25, or cosine similarity for dense.
-    pub score: f32,
+    /// The score: BM25 (sparse), cosine similarity (dense) or the fused score (hybrid).
+    pub score: f64,
+    /// What each leg gave the document: raw score, rank, normalised score, contribution.
+    pub legs: Vec<LegScore>,
+}
+
+/// A ranked result list and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResults<H = Hit> {
+    /// The mode that answered: [`Mode::Sparse`] when a hybrid search fell back.
+    pub mode: Mode,
+    /// Why the dense leg took no part, when a hybrid search fell back to the sparse leg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// The results, best first.
+    pub hits: Vec<H>,
+}
+
+/// Ranked ids with every leg's share of the score, before titles and snippets are fetched.
+pub type Ranked = SearchResults<FusedHit<Arc<str>>>;
+
+/// What [`Collection::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Live documents in the sparse leg.
+    pub documents: u64,
+    /// Documents holding vectors in the dense leg (`None` without a readable dense leg).
+    pub vectors: Option<usize>,
+    /// The dense generation the last commit names.
+    pub dense_generation: Option<u64>,
+    /// Inconsistencies and damage: the collection is sound when there are none.
+    pub problems: Vec<String>,
+    /// Harmless findings (files left by interrupted commits).
+    pub notes: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The first five items of a list, and how many more.
+fn first_few(items: &[String]) -> String {
+    let mut out = items.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 5 {
+        out.push_str(&format!(" and {} more", items.len() - 5));
+    }
+    out
+}
+
+/// A one-leg list in the fused shape: the leg's score is the hit's score.
+fn single_leg(leg: Leg, list: Vec<(Arc<str>, f32)>) -> Vec<FusedHit<Arc<str>>> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, (id, score))| FusedHit {
+            id,
+            score: f64::from(score),
+            legs: vec![LegScore {
+                leg,
+                found: true,
+                rank: Some(i + 1),
+                raw_score: Some(score),
+                normalized: f64::from(score),
+                contribution: f64::from(score),
+            }],
+        })
+        .collect()
 }
 
 /// A collection: a folder holding a manifest and the search legs.
@@ -100,11 +218,11 @@ pub struct Collection {
     dense: Option<DenseLeg>,
 }
 
-/// The loaded dense leg: vectors of the last commit seen, the key -> id map of the live
-/// documents, and the encoder once one is attached.
+/// The loaded dense leg: vectors of the last commit seen (or why they could not be read), the
+/// key -> id map of the live documents, and the encoder once one is attached.
 struct DenseLeg {
     encoder: Option<Arc<Encoder>>,
-    vectors: Box<dyn VectorIndex>,
+    vectors: std::result::Result<Box<dyn VectorIndex>, String>,
     generation: Option<u64>,
     ids: Arc<HashMap<u64, Arc<str>>>,
 }
@@ -148,7 +266,7 @@ impl Collection {
                 fs::create_dir_all(&dense_dir).map_err(|e| Error::io(&dense_dir, e))?;
                 let m = DenseManifest::new(&encoder, options);
                 leg = Some(DenseLeg {
-                    vectors: dense_leg::load_vectors(dir, &m, None)?,
+                    vectors: Ok(dense_leg::load_vectors(dir, &m, None)?),
                     encoder: Some(encoder),
                     generation: None,
                     ids: Arc::default(),
@@ -162,6 +280,7 @@ impl Collection {
             analyzer,
             created_by: format!("hybrid-search {}", env!("CARGO_PKG_VERSION")),
             dense: dense_manifest,
+            search: None,
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         // The manifest is written last: a folder without one is not a collection yet.
@@ -222,9 +341,13 @@ impl Collection {
             .dense
             .as_ref()
             .is_some_and(|d| d.generation == generation);
+        // Damaged vectors do not stop the collection from opening: the sparse leg still
+        // answers, and the damage is reported by dense searches, writers and `verify`.
         let vectors = match self.dense.take() {
             Some(leg) if same => leg.vectors,
-            _ => dense_leg::load_vectors(&self.dir, manifest, generation)?,
+            _ => {
+                dense_leg::load_vectors(&self.dir, manifest, generation).map_err(|e| e.to_string())
+            }
         };
         let ids: HashMap<u64, Arc<str>> = self.sparse.live_keys()?.into_iter().collect();
         self.dense = Some(DenseLeg {
@@ -284,13 +407,24 @@ impl Collection {
         Ok(encoder.encode(queries, TextKind::Query, dense_leg::DEFAULT_BATCH)?)
     }
 
-    /// The top `k` documents for a query vector as (external id, cosine similarity).
-    pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+    /// The loaded vectors, or why they cannot be used.
+    fn vectors(&self) -> Result<(&DenseLeg, &dyn VectorIndex)> {
         let leg = self.dense.as_ref().ok_or_else(|| {
             Error::NoModel(self.dir.clone(), "this collection has no dense leg".into())
         })?;
-        Ok(leg
-            .vectors
+        match &leg.vectors {
+            Ok(v) => Ok((leg, v.as_ref())),
+            Err(message) => Err(Error::DenseDamaged {
+                collection: self.dir.clone(),
+                message: message.clone(),
+            }),
+        }
+    }
+
+    /// The top `k` documents for a query vector as (external id, cosine similarity).
+    pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+        let (leg, vectors) = self.vectors()?;
+        Ok(vectors
             .search(vector, k)?
             .into_iter()
             .filter_map(|(key, score)| leg.ids.get(&key).map(|id| (id.clone(), score)))
@@ -350,23 +484,46 @@ impl Collection {
         }
     }
 
-    /// A writer; only one may exist at a time (tantivy holds a lock on the index). A
-    /// collection with a dense leg needs its encoder attached.
+    /// A writer; only one may exist at a time (tantivy holds a lock on the index). With a
+    /// dense leg, the vectors must be readable, and adding documents needs the encoder
+    /// attached (deleting does not).
     pub fn writer(&mut self) -> Result<CollectionWriter> {
+        self.writer_inner(false)
+    }
+
+    /// A writer; with `rebuild`, the dense leg starts from no vectors and every live document
+    /// waits to be encoded again.
+    fn writer_inner(&mut self, rebuild: bool) -> Result<CollectionWriter> {
         let record = self.commit_record()?;
         let dense = match (&self.manifest.dense, &self.dense) {
             (Some(manifest), Some(leg)) => {
-                let (_, encoder) = self.dense_leg()?;
+                let encoder = leg.encoder.clone();
+                if rebuild {
+                    self.dense_leg()?;
+                }
+                let mut pending = Vec::new();
+                let vectors = if rebuild {
+                    for (key, id) in leg.ids.iter() {
+                        if let Some(doc) = self.get(id)? {
+                            pending.push((*key, dense_leg::passage_text(&doc)));
+                        }
+                    }
+                    pending.sort_unstable_by_key(|(key, _)| *key);
+                    dense_leg::load_vectors(&self.dir, manifest, None)?
+                } else {
+                    self.vectors()?;
+                    dense_leg::load_vectors(&self.dir, manifest, record.dense_generation)?
+                };
                 Some(DenseWriter {
                     dir: self.dir.clone(),
                     manifest: manifest.clone(),
-                    encoder: encoder.clone(),
-                    vectors: dense_leg::load_vectors(&self.dir, manifest, record.dense_generation)?,
+                    encoder,
+                    vectors,
                     generation: record.dense_generation,
                     keys: leg.ids.iter().map(|(k, id)| (id.to_string(), *k)).collect(),
-                    pending: Vec::new(),
+                    changed: !pending.is_empty(),
+                    pending,
                     undo: Vec::new(),
-                    changed: false,
                     progress: None,
                 })
             }
@@ -380,54 +537,104 @@ impl Collection {
         })
     }
 
-    /// The top `k` documents from the leg `mode` names, as (external id, score), ranked.
-    pub fn search_ids_with(
-        &self,
-        query: &str,
-        k: usize,
-        mode: Mode,
-    ) -> Result<Vec<(Arc<str>, f32)>> {
-        match mode {
-            Mode::Sparse => self.search_ids(query, k),
-            Mode::Dense => {
-                let vector = self.encode_queries(&[query])?;
-                self.dense_search_ids(&vector[0], k)
-            }
-            Mode::Hybrid => Ok(self
-                .hybrid_ids(query, None, k, &HybridOptions::default())?
-                .into_iter()
-                .map(|h| (h.id, h.score as f32))
-                .collect()),
+    /// Rebuilds the dense leg's vectors from the stored documents (after the vector file was
+    /// lost or damaged, see [`Error::DenseDamaged`]) and commits them as a new generation.
+    /// Needs the collection's model attached. Returns the number of documents encoded.
+    pub fn repair_dense(&mut self, on_encoded: Option<EncodeProgress>) -> Result<usize> {
+        let mut writer = self.writer_inner(true)?;
+        let Some(dense) = &mut writer.dense else {
+            return Err(Error::NoModel(
+                self.dir.clone(),
+                "this collection has no dense leg to repair".into(),
+            ));
+        };
+        dense.progress = on_encoded;
+        let documents = dense.pending.len();
+        writer.commit()?;
+        writer.finish()?;
+        self.reload()?;
+        Ok(documents)
+    }
+
+    /// The mode a search uses when the caller does not choose: hybrid for a collection with a
+    /// dense leg, sparse otherwise.
+    pub fn default_mode(&self) -> Mode {
+        if self.manifest.dense.is_some() {
+            Mode::Hybrid
+        } else {
+            Mode::Sparse
         }
     }
 
-    /// The top `k` documents of both legs fused: each leg's top `options.depth` (at least `k`)
-    /// blended by `options.fusion`, with every leg's raw score, rank and normalised score kept
-    /// per hit for explanations. `vector` is the query's vector when already encoded.
-    pub fn hybrid_ids(
+    /// The hybrid settings a search uses when the caller does not choose: the collection's
+    /// tuned ones ([`Collection::set_search_defaults`]), else [`HybridOptions::default`].
+    pub fn hybrid_options(&self) -> HybridOptions {
+        self.manifest
+            .search
+            .as_ref()
+            .map(|s| s.hybrid)
+            .unwrap_or_default()
+    }
+
+    /// Stores `defaults` in the manifest (written atomically): later searches that do not say
+    /// otherwise use them.
+    pub fn set_search_defaults(&mut self, defaults: SearchDefaults) -> Result<()> {
+        defaults.hybrid.fusion.validate()?;
+        let mut manifest = self.manifest.clone();
+        manifest.search = Some(defaults);
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        write_atomic(&self.dir.join(MANIFEST), &json)?;
+        self.manifest = manifest;
+        Ok(())
+    }
+
+    /// The top `k` documents for `query`, ranked by the leg(s) `mode` names, with each leg's
+    /// share of every score. `vector` is the query's vector when already encoded.
+    ///
+    /// A hybrid search whose dense leg fails (no model attached, damaged vectors, an encoder
+    /// error) is answered by the sparse leg alone, and says so in
+    /// [`SearchResults::fallback`]; a dense search fails instead.
+    pub fn rank(
         &self,
         query: &str,
         vector: Option<&[f32]>,
         k: usize,
+        mode: Mode,
         options: &HybridOptions,
-    ) -> Result<Vec<FusedHit<Arc<str>>>> {
-        let depth = options.depth.max(k);
-        let sparse = self.search_ids(query, depth)?;
-        let encoded;
-        let vector = match vector {
-            Some(v) => v,
-            None => {
-                encoded = self.encode_queries(&[query])?;
-                &encoded[0]
+    ) -> Result<Ranked> {
+        let dense_list = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
+            match vector {
+                Some(v) => self.dense_search_ids(v, depth),
+                None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
             }
         };
-        let dense = self.dense_search_ids(vector, depth)?;
-        let mut fused = options.fusion.fuse(&sparse, &dense)?;
-        fused.truncate(k);
-        Ok(fused)
+        let (mode, fallback, hits) = match mode {
+            Mode::Sparse => (
+                mode,
+                None,
+                single_leg(Leg::Sparse, self.search_ids(query, k)?),
+            ),
+            Mode::Dense => (mode, None, single_leg(Leg::Dense, dense_list(k)?)),
+            Mode::Hybrid => {
+                let depth = options.depth.max(k);
+                let sparse = self.search_ids(query, depth)?;
+                let (mode, fallback, dense) = match dense_list(depth) {
+                    Ok(dense) => (Mode::Hybrid, None, dense),
+                    Err(err) => (Mode::Sparse, Some(err.to_string()), Vec::new()),
+                };
+                let mut fused = options.fusion.fuse(&sparse, &dense)?;
+                fused.truncate(k);
+                (mode, fallback, fused)
+            }
+        };
+        Ok(SearchResults {
+            mode,
+            fallback,
+            hits,
+        })
     }
 
-    /// The top `k` documents as (external id, score), ranked. Ids are shared, not copied.
+    /// The top `k` documents as (external id, BM25 score), ranked. Ids are shared, not copied.
     pub fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         Ok(self
             .sparse
@@ -437,30 +644,43 @@ impl Collection {
             .collect())
     }
 
-    /// The top `k` documents by BM25 with title and snippet.
-    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
-        self.search_with(query, k, Mode::Sparse)
+    /// The top `k` documents with title and snippet, in the collection's default mode and
+    /// fusion settings ([`Collection::default_mode`], [`Collection::hybrid_options`]).
+    pub fn search(&self, query: &str, k: usize) -> Result<SearchResults> {
+        self.search_with(query, k, self.default_mode(), &self.hybrid_options())
     }
 
-    /// The top `k` documents from the leg `mode` names, with title and snippet.
-    pub fn search_with(&self, query: &str, k: usize, mode: Mode) -> Result<Vec<Hit>> {
-        self.hits(query, self.search_ids_with(query, k, mode)?)
+    /// The top `k` documents from the leg(s) `mode` names, with title and snippet.
+    pub fn search_with(
+        &self,
+        query: &str,
+        k: usize,
+        mode: Mode,
+        options: &HybridOptions,
+    ) -> Result<SearchResults> {
+        let ranked = self.rank(query, None, k, mode, options)?;
+        Ok(SearchResults {
+            mode: ranked.mode,
+            fallback: ranked.fallback,
+            hits: self.hits(query, ranked.hits)?,
+        })
     }
 
-    /// Ranked (id, score) pairs of `query` turned into hits with title and snippet.
-    pub fn hits(&self, query: &str, ranked: Vec<(Arc<str>, f32)>) -> Result<Vec<Hit>> {
+    /// Ranked hits of `query` with title and snippet.
+    fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);
         let mut hits = Vec::new();
-        for (id, score) in ranked {
-            let doc = self.sparse.get(&id)?;
+        for fused in ranked {
+            let doc = self.sparse.get(&fused.id)?;
             let (title, text) = doc.map(|d| (d.title, d.text)).unwrap_or_default();
             let snippet = snippet_for_terms(analyzer, &wanted, &text, 240);
             hits.push(Hit {
-                id: id.to_string(),
+                id: fused.id.to_string(),
                 title,
                 snippet,
-                score,
+                score: fused.score,
+                legs: fused.legs,
             });
         }
         Ok(hits)
@@ -477,8 +697,26 @@ impl Collection {
     pub fn bulk_load_with(
         &mut self,
         docs: &[Document],
+        on_doc: impl FnMut(),
+        on_encoded: Option<EncodeProgress>,
+    ) -> Result<()> {
+        self.upsert_all(docs, on_doc, on_encoded, true)
+    }
+
+    /// Upserts `docs` (a document whose id exists is replaced) in one commit covering both
+    /// legs, and reloads. Unlike [`Collection::bulk_load`] it leaves segment merging to the
+    /// background policy, so adding to a large collection does not rewrite it. On error, or
+    /// if the process dies, nothing of `docs` is committed and the last commit stays whole.
+    pub fn add(&mut self, docs: &[Document], on_encoded: Option<EncodeProgress>) -> Result<()> {
+        self.upsert_all(docs, || {}, on_encoded, false)
+    }
+
+    fn upsert_all(
+        &mut self,
+        docs: &[Document],
         mut on_doc: impl FnMut(),
         on_encoded: Option<EncodeProgress>,
+        merge: bool,
     ) -> Result<()> {
         let mut writer = self.writer()?;
         if let Some(dense) = &mut writer.dense {
@@ -489,9 +727,127 @@ impl Collection {
             on_doc();
         }
         writer.commit()?;
-        writer.optimize()?;
+        if merge {
+            writer.optimize()?;
+        }
         writer.finish()?;
         self.reload()
+    }
+
+    /// Deletes the documents with these ids in one commit covering both legs, and reloads.
+    /// Returns how many of them existed.
+    pub fn delete(&mut self, ids: &[&str]) -> Result<usize> {
+        let ids: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        let mut found = 0;
+        for id in &ids {
+            if self.sparse.get(id)?.is_some() {
+                found += 1;
+            }
+        }
+        let mut writer = self.writer()?;
+        for id in ids {
+            writer.delete(id)?;
+        }
+        writer.commit()?;
+        writer.finish()?;
+        self.reload()?;
+        Ok(found)
+    }
+
+    /// Checks that the collection is whole and both legs hold the same documents: every live
+    /// document readable and its id unique, the commit record ahead of every key, and (with a
+    /// dense leg) exactly one set of vectors per live document and none for anything else.
+    /// Problems are reported, not repaired; leftovers of interrupted commits are notes.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            documents: self.sparse.num_docs(),
+            ..VerifyReport::default()
+        };
+        let live = self.sparse.live_keys()?;
+        if live.len() as u64 != report.documents {
+            report.problems.push(format!(
+                "the sparse index counts {} documents but lists {} live keys",
+                report.documents,
+                live.len()
+            ));
+        }
+        let mut seen: HashMap<&str, u64> = HashMap::with_capacity(live.len());
+        for (key, id) in &live {
+            if let Some(other) = seen.insert(id, *key) {
+                report.problems.push(format!(
+                    "document id {id:?} is live twice (keys {other} and {key})"
+                ));
+            }
+        }
+        let record = self.commit_record()?;
+        report.dense_generation = record.dense_generation;
+        if let Some(max) = live.iter().map(|(k, _)| *k).max()
+            && max >= record.next_key
+        {
+            report.problems.push(format!(
+                "the commit record's next key {} is not above the largest key in use {max}",
+                record.next_key
+            ));
+        }
+        let mut unreadable = Vec::new();
+        for (_, id) in &live {
+            match self.sparse.get(id) {
+                Ok(Some(_)) => {}
+                Ok(None) => unreadable.push(format!("{id:?} (not found by its id)")),
+                Err(e) => unreadable.push(format!("{id:?} ({e})")),
+            }
+        }
+        if !unreadable.is_empty() {
+            report.problems.push(format!(
+                "{} stored documents cannot be read: {}",
+                unreadable.len(),
+                first_few(&unreadable)
+            ));
+        }
+        if self.manifest.dense.is_some() {
+            match self.vectors() {
+                Err(e) => report.problems.push(e.to_string()),
+                Ok((_, vectors)) => {
+                    report.vectors = Some(vectors.len());
+                    let missing: Vec<String> = live
+                        .iter()
+                        .filter(|(key, _)| !vectors.contains(*key))
+                        .map(|(_, id)| format!("{id:?}"))
+                        .collect();
+                    if !missing.is_empty() {
+                        report.problems.push(format!(
+                            "{} documents have no vector: {}",
+                            missing.len(),
+                            first_few(&missing)
+                        ));
+                    }
+                    let present = live.len() - missing.len();
+                    if vectors.len() != present {
+                        report.problems.push(format!(
+                            "the vector index holds {} keys that are not live documents",
+                            vectors.len() - present
+                        ));
+                    }
+                }
+            }
+            let current = record
+                .dense_generation
+                .zip(self.manifest.dense.as_ref())
+                .map(|(g, m)| dense_leg::vectors_path(&self.dir, m.kind, g));
+            let dense_dir = self.dir.join(DENSE_DIR);
+            if let Ok(entries) = fs::read_dir(&dense_dir) {
+                for entry in entries.flatten() {
+                    if Some(entry.path()) != current {
+                        report.notes.push(format!(
+                            "{} is not part of the last commit (left by an interrupted or \
+                             superseded commit; the next commit removes it)",
+                            entry.path().display()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// The stored document with external id `id`.

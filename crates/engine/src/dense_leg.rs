@@ -248,7 +248,8 @@ pub type EncodeProgress = Box<dyn Fn(usize, usize) + Send + Sync>;
 pub(crate) struct DenseWriter {
     pub dir: PathBuf,
     pub manifest: DenseManifest,
-    pub encoder: Arc<Encoder>,
+    /// Needed to add documents; deleting works without it.
+    pub encoder: Option<Arc<Encoder>>,
     pub vectors: Box<dyn VectorIndex>,
     pub generation: Option<u64>,
     /// Key of every live or pending document, by external id.
@@ -263,6 +264,7 @@ pub(crate) struct DenseWriter {
 
 impl DenseWriter {
     pub(crate) fn upsert(&mut self, doc: &Document, key: u64) -> Result<()> {
+        self.encoder()?;
         let old = self.keys.insert(doc.id.clone(), key);
         self.undo.push((doc.id.clone(), old));
         if let Some(old) = old {
@@ -310,13 +312,24 @@ impl DenseWriter {
         Ok(())
     }
 
+    fn encoder(&self) -> Result<&Arc<Encoder>> {
+        self.encoder.as_ref().ok_or_else(|| {
+            Error::NoModel(
+                self.dir.clone(),
+                "adding documents to the dense leg needs the model its vectors were made with; \
+                 pass --model DIR (or attach_encoder in the library)"
+                    .into(),
+            )
+        })
+    }
+
     /// Encodes the pending documents (all their windows) and adds the vectors.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let encoder = self.encoder()?.clone();
         let pending = std::mem::take(&mut self.pending);
-        let encoder = &self.encoder;
         let long_text = self.manifest.long_text;
         let windows: Vec<Vec<Vec<u32>>> = pending
             .par_iter()

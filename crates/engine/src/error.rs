@@ -25,6 +25,19 @@ pub enum Error {
     /// A dense search or write needs the collection's model and none is attached.
     #[error("{0}: {1}")]
     NoModel(PathBuf, String),
+    /// The dense leg's vector file cannot be read (missing, truncated, damaged). The sparse leg
+    /// still answers; `Collection::repair_dense` rebuilds the vectors from the stored documents.
+    #[error(
+        "{collection}: the dense leg cannot be read: {message}. Sparse search still works; \
+         rebuild the vectors from the stored documents with `hybrid-search repair --index {}`",
+        collection.display()
+    )]
+    DenseDamaged {
+        /// The collection folder.
+        collection: PathBuf,
+        /// The underlying error.
+        message: String,
+    },
     /// Fusion settings or inputs are invalid.
     #[error("fusion: {0}")]
     Fusion(#[from] hybrid_search_fusion::FusionError),

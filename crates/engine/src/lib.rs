@@ -29,7 +29,7 @@
 //! writer.commit().unwrap();
 //! collection.reload().unwrap();
 //!
-//! let hits = collection.search("IL-6", 10).unwrap();
+//! let hits = collection.search("IL-6", 10).unwrap().hits;
 //! assert_eq!(hits[0].id, "d1");
 //! ```
 
@@ -37,9 +37,11 @@ mod collection;
 mod dense_leg;
 mod error;
 mod snippet;
+mod tune;
 
 pub use collection::{
-    Collection, CollectionWriter, FORMAT_VERSION, Hit, HybridOptions, Manifest, Mode,
+    Collection, CollectionWriter, FORMAT_VERSION, Hit, HybridOptions, Manifest, Mode, Ranked,
+    SearchDefaults, SearchResults, TuneRecord, VerifyReport,
 };
 pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, ModelRecord, VectorKind, locate_model,
@@ -52,3 +54,4 @@ pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
 pub use snippet::snippet;
+pub use tune::{TuneRow, default_grid, tune};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use hybrid_search::dense::{Device, Encoder, LongText, TinyModel};
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, Error, Mode, VectorKind,
+    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, Error, HybridOptions, Mode,
+    VectorKind,
 };
 
 fn doc(id: &str, title: &str, text: &str) -> Document {
@@ -72,9 +73,18 @@ fn passage(d: &Document) -> String {
     format!("{} {}", d.title, d.text)
 }
 
-fn top(c: &Collection, query: &str) -> (String, f32) {
-    let hits = c.search_ids_with(query, 3, Mode::Dense).unwrap();
-    (hits[0].0.to_string(), hits[0].1)
+/// The top `k` of one mode as (id, score).
+fn ranked(c: &Collection, query: &str, k: usize, mode: Mode) -> Vec<(String, f64)> {
+    c.rank(query, None, k, mode, &HybridOptions::default())
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| (h.id.to_string(), h.score))
+        .collect()
+}
+
+fn top(c: &Collection, query: &str) -> (String, f64) {
+    ranked(c, query, 3, Mode::Dense).swap_remove(0)
 }
 
 #[test]
@@ -88,14 +98,17 @@ fn dense_search_finds_each_document_by_its_own_text() {
             assert_eq!(id, d.id, "{kind:?}");
             assert!(score > 0.9999, "{kind:?}: cosine {score}");
         }
-        let hits = c.search_with("sepsis", 2, Mode::Dense).unwrap();
+        let hits = c
+            .search_with("sepsis", 2, Mode::Dense, &HybridOptions::default())
+            .unwrap()
+            .hits;
         assert_eq!(hits.len(), 2);
         assert!(
             !hits[0].title.is_empty(),
             "dense hits carry the stored document"
         );
         // The sparse leg is unchanged.
-        assert_eq!(c.search("glycated", 1).unwrap()[0].id, "hba1c");
+        assert_eq!(ranked(&c, "glycated", 1, Mode::Sparse)[0].0, "hba1c");
     }
 }
 
@@ -111,8 +124,8 @@ fn upsert_delete_and_rollback_keep_the_legs_in_step() {
     drop(w);
     c.reload().unwrap();
     assert_eq!(top(&c, &passage(&replaced)).0, "statin");
-    let all = c.search_ids_with("anything", 10, Mode::Dense).unwrap();
-    let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_ref()).collect();
+    let all = ranked(&c, "anything", 10, Mode::Dense);
+    let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort();
     assert_eq!(
         ids,
@@ -131,8 +144,8 @@ fn upsert_delete_and_rollback_keep_the_legs_in_step() {
     w.commit().unwrap();
     drop(w);
     c.reload().unwrap();
-    let all = c.search_ids_with("anything", 10, Mode::Dense).unwrap();
-    let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_ref()).collect();
+    let all = ranked(&c, "anything", 10, Mode::Dense);
+    let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["hba1c", "il6", "kept", "statin"]);
     assert_eq!(c.len(), 4);
@@ -159,7 +172,9 @@ fn a_reopened_collection_needs_its_own_model() {
     assert_eq!(dense.model.weights.file, "model.safetensors");
     assert_eq!(dense.model.weights.checksum.len(), 16);
     // No model attached: a clear error, not a panic.
-    let err = c.search_ids_with("x", 1, Mode::Dense).unwrap_err();
+    let err = c
+        .rank("x", None, 1, Mode::Dense, &HybridOptions::default())
+        .unwrap_err();
     assert!(matches!(err, Error::NoModel(..)), "{err}");
 
     let other = model(tmp.path(), 2);
@@ -201,12 +216,12 @@ fn long_documents_are_found_by_their_best_window() {
         .unwrap();
         c.bulk_load(&[long.clone(), docs()[0].clone()], || {})
             .unwrap();
-        let hits = c.search_ids_with(&tail, 2, Mode::Dense).unwrap();
-        let score = hits.iter().find(|(id, _)| id.as_ref() == "long").unwrap().1;
+        let hits = ranked(&c, &tail, 2, Mode::Dense);
+        let score = hits.iter().find(|(id, _)| id == "long").unwrap().1;
         match long_text {
             // The last window ends at the text's end: it is exactly the tail.
             LongText::Windows { .. } => {
-                assert_eq!(hits[0].0.as_ref(), "long");
+                assert_eq!(hits[0].0, "long");
                 assert!(score > 0.9999, "best window's cosine {score}");
             }
             LongText::Truncate => assert!(score < 0.999, "truncated cosine {score}"),
@@ -216,14 +231,16 @@ fn long_documents_are_found_by_their_best_window() {
 
 #[test]
 fn hybrid_fuses_both_legs_and_keeps_each_legs_scores() {
-    use hybrid_search::HybridOptions;
     use hybrid_search::fusion::{ConvexSettings, Fusion, Leg};
     let tmp = tempfile::tempdir().unwrap();
     let c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
     // "glycated" matches one document by BM25; the dense leg returns every document.
     for fusion in [Fusion::default(), Fusion::Convex(ConvexSettings::default())] {
         let options = HybridOptions { fusion, depth: 10 };
-        let fused = c.hybrid_ids("glycated", None, 10, &options).unwrap();
+        let fused = c
+            .rank("glycated", None, 10, Mode::Hybrid, &options)
+            .unwrap()
+            .hits;
         assert_eq!(
             fused.len(),
             docs().len(),
@@ -238,6 +255,208 @@ fn hybrid_fuses_both_legs_and_keeps_each_legs_scores() {
         assert_eq!(fused[0].id.as_ref(), "hba1c", "{fusion:?}");
         assert!(fused.windows(2).all(|w| w[0].score >= w[1].score));
     }
-    let ids = c.search_ids_with("glycated", 2, Mode::Hybrid).unwrap();
-    assert_eq!(ids.len(), 2);
+    // The collection's default: hybrid, since it has a dense leg and its model is attached.
+    let results = c.search("glycated", 2).unwrap();
+    assert_eq!(
+        (results.mode, results.fallback, results.hits.len()),
+        (Mode::Hybrid, None, 2)
+    );
+    assert_eq!(results.hits[0].id, "hba1c");
+    assert_eq!(results.hits[0].legs.len(), 2);
+}
+
+fn ids(c: &Collection, mode: Mode) -> Vec<String> {
+    let mut ids: Vec<String> = ranked(c, "anything", 100, mode)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn hybrid_falls_back_to_the_sparse_leg_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(build(tmp.path(), model(tmp.path(), 1), VectorKind::Hnsw));
+    // Opened without its model: the default mode is still hybrid, answered by BM25 alone.
+    let c = Collection::open(&tmp.path().join("c")).unwrap();
+    assert_eq!(c.default_mode(), Mode::Hybrid);
+    let results = c.search("glycated", 3).unwrap();
+    assert_eq!(results.mode, Mode::Sparse);
+    let reason = results.fallback.unwrap();
+    assert!(reason.contains("--model"), "{reason}");
+    assert_eq!(results.hits[0].id, "hba1c");
+    assert!(
+        !results.hits[0].legs[1].found,
+        "the dense leg found nothing"
+    );
+    // A dense search has no fallback.
+    assert!(
+        c.search_with("glycated", 3, Mode::Dense, &HybridOptions::default())
+            .is_err()
+    );
+}
+
+#[test]
+fn damaged_vectors_keep_the_documents_and_repair_rebuilds_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let encoder = model(tmp.path(), 1);
+    drop(build(tmp.path(), encoder.clone(), VectorKind::Hnsw));
+    let path = tmp.path().join("c");
+    for (generation, damage) in [(1, "truncated"), (2, "missing")] {
+        let name = format!("vectors-{generation:08}.hnsw");
+        let vectors = path.join("dense").join(&name);
+        let whole = std::fs::read(&vectors).unwrap();
+        match damage {
+            "truncated" => std::fs::write(&vectors, &whole[..whole.len() / 2]).unwrap(),
+            _ => std::fs::remove_file(&vectors).unwrap(),
+        }
+        let mut c = Collection::open(&path).unwrap();
+        c.attach_encoder(encoder.clone()).unwrap();
+        // The sparse leg answers; dense searches and writers name the damage and the way out.
+        assert_eq!(c.len(), 4, "{damage}: no committed document lost");
+        let results = c.search("glycated", 2).unwrap();
+        assert_eq!(
+            (results.mode, results.hits[0].id.as_str()),
+            (Mode::Sparse, "hba1c")
+        );
+        let err = c
+            .rank("x", None, 1, Mode::Dense, &HybridOptions::default())
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::DenseDamaged { .. }), "{message}");
+        assert!(
+            message.contains(&name) && message.contains("repair"),
+            "{damage}: {message}"
+        );
+        assert!(matches!(c.writer(), Err(Error::DenseDamaged { .. })));
+        let report = c.verify().unwrap();
+        assert!(!report.is_sound(), "{damage}: verify sees it");
+        assert_eq!(report.vectors, None);
+
+        assert_eq!(c.repair_dense(None).unwrap(), 4);
+        assert!(c.verify().unwrap().is_sound(), "{damage}: repaired");
+        let d = &docs()[2];
+        assert_eq!(top(&c, &passage(d)).0, d.id, "{damage}");
+        let mut all: Vec<String> = docs().into_iter().map(|d| d.id).collect();
+        all.sort();
+        assert_eq!(
+            ids(&c, Mode::Dense),
+            all,
+            "{damage}: every document has its vectors"
+        );
+    }
+}
+
+#[test]
+fn verify_finds_a_leg_that_lost_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
+    let report = c.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!((report.documents, report.vectors), (4, Some(4)));
+    // Put the first generation's vectors in place of the second's: the sparse leg then holds a
+    // document the dense leg does not.
+    let dense = tmp.path().join("c/dense");
+    let first = std::fs::read(dense.join("vectors-00000001.exact")).unwrap();
+    let mut w = c.writer().unwrap();
+    w.upsert(&doc("new", "New", "added in the second commit"))
+        .unwrap();
+    w.commit().unwrap();
+    drop(w);
+    std::fs::write(dense.join("vectors-00000002.exact"), first).unwrap();
+    let c = Collection::open(&tmp.path().join("c")).unwrap();
+    let report = c.verify().unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(
+        report.problems[0].contains("1 documents have no vector")
+            && report.problems[0].contains("\"new\""),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn tuned_settings_are_stored_and_agree_with_a_search() {
+    use hybrid_search::eval::{Qrels, Query};
+    use hybrid_search::{SearchDefaults, TuneRecord};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
+    let queries: Vec<Query> = [("q1", "glycated glucose"), ("q2", "sepsis"), ("q3", "ldl")]
+        .iter()
+        .map(|(id, text)| Query {
+            id: id.to_string(),
+            text: text.to_string(),
+        })
+        .collect();
+    let mut qrels = Qrels::new();
+    for (q, d) in [("q1", "hba1c"), ("q2", "il6"), ("q3", "statin")] {
+        qrels
+            .entry(q.to_string())
+            .or_default()
+            .insert(d.to_string(), 1);
+    }
+    let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    let vectors = c.encode_queries(&texts).unwrap();
+    let grid = hybrid_search::default_grid();
+    let rows = hybrid_search::tune(&c, &queries, &vectors, &qrels, &grid).unwrap();
+    assert_eq!(rows.len(), grid.len());
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0].scores.ndcg_at_10 >= w[1].scores.ndcg_at_10)
+    );
+    // The best row's score is what searching with its settings gives.
+    let best = rows[0].options;
+    let mut run = hybrid_search::eval::Run::new();
+    for q in &queries {
+        let hits = c
+            .rank(&q.text, None, 100, Mode::Hybrid, &best)
+            .unwrap()
+            .hits;
+        run.insert(
+            q.id.clone(),
+            hits.into_iter()
+                .map(|h| (h.id.to_string(), h.score as f32))
+                .collect(),
+        );
+    }
+    let (scores, _) = hybrid_search::eval::evaluate(&qrels, &run);
+    assert!((scores.ndcg_at_10 - rows[0].scores.ndcg_at_10).abs() < 1e-9);
+
+    assert_eq!(c.hybrid_options(), HybridOptions::default());
+    let tuned = TuneRecord {
+        dataset: "inline".into(),
+        split: "train".into(),
+        queries: 3,
+        tried: rows.len(),
+        ndcg_at_10: rows[0].scores.ndcg_at_10,
+    };
+    c.set_search_defaults(SearchDefaults {
+        hybrid: best,
+        tuned: Some(tuned.clone()),
+    })
+    .unwrap();
+    let c = Collection::open(&tmp.path().join("c")).unwrap();
+    assert_eq!(c.hybrid_options(), best, "stored in the manifest");
+    assert_eq!(c.manifest().search.as_ref().unwrap().tuned, Some(tuned));
+}
+
+#[test]
+fn add_replaces_by_id_and_delete_counts_what_it_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Hnsw);
+    let replaced = doc("asthma", "Airways", "bronchodilators relieve acute wheeze");
+    c.add(
+        &[replaced.clone(), doc("new", "New", "a fifth document")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.len(), 5);
+    assert_eq!(top(&c, &passage(&replaced)).0, "asthma");
+    assert_eq!(c.delete(&["new", "il6", "il6", "absent"]).unwrap(), 2);
+    assert_eq!(ids(&c, Mode::Dense), ["asthma", "hba1c", "statin"]);
+    // Deleting needs no model.
+    let mut c = Collection::open(&tmp.path().join("c")).unwrap();
+    assert_eq!(c.delete(&["statin"]).unwrap(), 1);
+    assert!(c.verify().unwrap().is_sound());
+    assert_eq!(c.len(), 2);
 }

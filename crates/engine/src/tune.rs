@@ -1,0 +1,125 @@
+//! Tuning the hybrid mode's fusion settings on labelled queries.
+//!
+//! Each query's two legs are retrieved once, as deep as the deepest setting tried; every
+//! setting of the grid then only re-fuses those lists (pure arithmetic), so a grid of a few
+//! hundred settings costs little more than one evaluation.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use hybrid_search_eval::metrics::{self, Run, Scores};
+use hybrid_search_eval::{Qrels, Query};
+use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
+
+use crate::collection::{Collection, HybridOptions};
+use crate::error::Result;
+
+/// One tried setting and its scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneRow {
+    /// The setting.
+    pub options: HybridOptions,
+    /// Its metrics on the labelled queries.
+    pub scores: Scores,
+}
+
+/// The settings `hybrid-search tune` tries: reciprocal rank fusion with k in {10, 20, 40, 60,
+/// 100} and the dense leg weighted 0.5 to 2 times the sparse leg; convex combinations with
+/// alpha 0.1 to 0.9 in steps of 0.05 under each of the four normalisations; each over the top
+/// 100 and the top 1000 candidates of each leg.
+pub fn default_grid() -> Vec<HybridOptions> {
+    let mut fusions = Vec::new();
+    for k in [10.0, 20.0, 40.0, 60.0, 100.0] {
+        for dense_weight in [0.5, 0.75, 1.0, 1.5, 2.0] {
+            fusions.push(Fusion::Rrf(RrfSettings {
+                k,
+                sparse_weight: 1.0,
+                dense_weight,
+            }));
+        }
+    }
+    let norms = [
+        (Normalization::MinMax, Normalization::MinMax),
+        (Normalization::ZScore, Normalization::ZScore),
+        (Normalization::Dbsf, Normalization::Dbsf),
+        (Normalization::cosine(), Normalization::bm25()),
+    ];
+    for (dense, sparse) in norms {
+        for step in 2..=18 {
+            fusions.push(Fusion::Convex(ConvexSettings {
+                alpha: step as f32 * 0.05,
+                dense,
+                sparse,
+            }));
+        }
+    }
+    [100, 1000]
+        .into_iter()
+        .flat_map(|depth| {
+            fusions
+                .iter()
+                .map(move |&fusion| HybridOptions { fusion, depth })
+        })
+        .collect()
+}
+
+/// Evaluates every setting of `grid` on `queries` (with their query vectors, in order)
+/// against `qrels`; rows come back best nDCG@10 first (ties: the earlier setting of the grid).
+/// Each fused list holds `max(depth, 100)` documents, as `hybrid-search eval` ranks them.
+pub fn tune(
+    collection: &Collection,
+    queries: &[Query],
+    vectors: &[Vec<f32>],
+    qrels: &Qrels,
+    grid: &[HybridOptions],
+) -> Result<Vec<TuneRow>> {
+    let deepest = grid.iter().map(|o| o.depth).max().unwrap_or(100);
+    type Lists = (Vec<(Arc<str>, f32)>, Vec<(Arc<str>, f32)>);
+    let legs: Vec<Lists> = queries
+        .par_iter()
+        .zip(vectors)
+        .map(|(q, v)| {
+            Ok((
+                collection.search_ids(&q.text, deepest)?,
+                collection.dense_search_ids(v, deepest)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut rows: Vec<(usize, TuneRow)> = grid
+        .par_iter()
+        .enumerate()
+        .map(|(i, options)| {
+            let keep = options.depth.max(100);
+            let mut run = Run::with_capacity(queries.len());
+            for (q, (sparse, dense)) in queries.iter().zip(&legs) {
+                let depth = options.depth;
+                let fused = options.fusion.fuse(
+                    &sparse[..depth.min(sparse.len())],
+                    &dense[..depth.min(dense.len())],
+                )?;
+                let ranked = fused
+                    .into_iter()
+                    .take(keep)
+                    .map(|h| (h.id.to_string(), h.score as f32))
+                    .collect();
+                run.insert(q.id.clone(), ranked);
+            }
+            let (scores, _) = metrics::evaluate(qrels, &run);
+            Ok((
+                i,
+                TuneRow {
+                    options: *options,
+                    scores,
+                },
+            ))
+        })
+        .collect::<Result<_>>()?;
+    rows.sort_by(|(i, a), (j, b)| {
+        b.scores
+            .ndcg_at_10
+            .total_cmp(&a.scores.ndcg_at_10)
+            .then(i.cmp(j))
+    });
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
+}
