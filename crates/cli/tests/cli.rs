@@ -1,61 +1,9 @@
 //! End-to-end tests of the `hybrid-search` binary on the fixture corpus. The `auto` and `ko`
 //! analyzers need the ko-dic dictionary (`scripts/fetch-ko-dic.sh`, run by `scripts/test.sh`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn hs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = hs(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn err(args: &[&str]) -> String {
-    let out = hs(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name);
-    p.to_str().unwrap().to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn top_ids(index: &Path, query: &str, k: &str) -> Vec<String> {
-    let out = ok(&["search", "--index", s(index), "-k", k, "--json", query]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Indexes the fixture corpus with the default analyzer into `dir/idx`.
-fn indexed_fixture(dir: &Path) -> PathBuf {
-    let index = dir.join("idx");
-    let dataset = fixture("medical.jsonl");
-    ok(&["index", "--index", s(&index), "--dataset", &dataset]);
-    index
-}
+use common::{err, fixture, hs, indexed_fixture, ok, s, top_ids};
 
 #[test]
 fn index_and_search_korean_english_and_mixed() {
@@ -272,7 +220,15 @@ fn dense_index_search_eval_and_model_mismatch() {
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["hits"][0]["id"], id, "{out}");
-    // Sparse search of the same collection still works without a model.
+    // Without its model (not under models/ here), the default hybrid search falls back to the
+    // sparse leg and says so.
+    let out = hs(&["search", "--index", s(&index), "--json", "-k", "3", "HbA1c"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sparse leg only"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "sparse");
+    assert!(v["fallback"].as_str().unwrap().contains("--model"), "{v}");
     let sparse = top_ids(&index, "HbA1c", "3");
     assert!(!sparse.is_empty());
     // Hybrid: both legs fused; the best BM25 match of a domain term stays in the top 5.

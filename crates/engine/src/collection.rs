@@ -141,7 +141,9 @@ pub struct Hit {
     pub snippet: String,
     /// The score: BM25 (sparse), cosine similarity (dense) or the fused score (hybrid).
     pub score: f64,
-    /// What each leg gave the document: raw score, rank, normalised score, contribution.
+    /// What each leg gave the document: raw score, rank, normalised score, contribution
+    /// (left out of JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub legs: Vec<LegScore>,
 }
 
@@ -320,7 +322,14 @@ impl Collection {
                 ),
             });
         }
-        let sparse = Bm25Index::open(&dir.join(SPARSE_DIR), &manifest.analyzer)?;
+        let sparse =
+            Bm25Index::open(&dir.join(SPARSE_DIR), &manifest.analyzer).map_err(|e| match e {
+                hybrid_search_sparse::Error::Tantivy(e) => Error::SparseDamaged {
+                    collection: dir.to_path_buf(),
+                    message: e.to_string(),
+                },
+                e => Error::Sparse(e),
+            })?;
         let mut collection = Self {
             dir: dir.to_path_buf(),
             manifest,

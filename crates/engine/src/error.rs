@@ -38,6 +38,19 @@ pub enum Error {
         /// The underlying error.
         message: String,
     },
+    /// The sparse leg, which stores the documents, cannot be opened (a missing, truncated or
+    /// damaged index file).
+    #[error(
+        "{collection}: the BM25 index (sparse/) cannot be read: {message}. The documents are \
+         stored there: restore the collection folder from a backup, or rebuild it from the \
+         source data with `hybrid-search index`"
+    )]
+    SparseDamaged {
+        /// The collection folder.
+        collection: PathBuf,
+        /// The underlying error.
+        message: String,
+    },
     /// Fusion settings or inputs are invalid.
     #[error("fusion: {0}")]
     Fusion(#[from] hybrid_search_fusion::FusionError),
