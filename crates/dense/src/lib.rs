@@ -19,6 +19,7 @@ mod error;
 mod ops;
 mod packed;
 mod tiny;
+pub mod train;
 mod vectors;
 
 pub use bert::WeightFormat;

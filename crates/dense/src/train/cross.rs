@@ -1,0 +1,522 @@
+//! A cross-encoder reranker: BERT reading the query and the passage together, with a one-logit
+//! head, as Hugging Face's `BertForSequenceClassification` with `num_labels = 1` (the layout of
+//! sentence-transformers' `CrossEncoder`, Nogueira & Cho 2019, "Passage Re-ranking with
+//! BERT"):
+//!
+//! `score(q, p) = w · tanh(W_pool h_[CLS] + b_pool) + b`, on the input `[CLS] q [SEP] p [SEP]`
+//! (token types 0 for `[CLS] q [SEP]`, 1 for `p [SEP]`).
+//!
+//! Training uses the same examples as the dense retriever. Each query forms a group: its
+//! positive (index 0) and its first hard negatives; the loss is the softmax cross-entropy over
+//! the group's logits (a listwise loss, as in Gao et al. 2021 "Rethink Training of BERT
+//! Rerankers in Multi-Stage Retrieval Pipeline", the Localized Contrastive Estimation loss):
+//!
+//! `L = -1/B * sum_i log( exp(s(q_i, p_i)) / (exp(s(q_i, p_i)) + sum_k exp(s(q_i, n_ik))) )`
+//!
+//! It was chosen over a pointwise binary cross-entropy because it compares each positive
+//! directly with the negatives it must outrank, which is what reranking needs; the logits are
+//! then relative scores, comparable across the passages of one query.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokenizers::{Encoding, TruncationDirection};
+
+use super::bert::{Batch, Linear, TrainableBert, dropout};
+use super::dpr::check_dropout;
+use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, fit, save};
+use crate::error::{Error, Result};
+
+/// Settings of a cross-encoder training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrossTrainConfig {
+    /// Passes over the training examples.
+    pub epochs: usize,
+    /// Queries per step; each brings `1 + hard_negatives_per_query` query-passage pairs.
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW.
+    pub learning_rate: f64,
+    /// Fraction of all steps spent warming the learning rate up from 0 (then it decays
+    /// linearly to 0).
+    pub warmup_ratio: f64,
+    /// AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
+    pub weight_decay: f64,
+    /// Gradients are scaled down to this global L2 norm when larger; `None` turns clipping off.
+    pub max_grad_norm: Option<f64>,
+    /// Seed of the example order and of the dropout masks.
+    pub seed: u64,
+    /// Negatives in each query's group: the first ones of the example's `negatives` (fewer
+    /// when it has fewer; negatives identical to the positive are left out).
+    pub hard_negatives_per_query: usize,
+    /// Dropout rate during training; `None` takes the model's `config.json`
+    /// (`hidden_dropout_prob`, `attention_probs_dropout_prob`, 0.1 when absent).
+    pub dropout: Option<f32>,
+}
+
+impl Default for CrossTrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 8,
+            learning_rate: 2e-5,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+            seed: 42,
+            hard_negatives_per_query: 3,
+            dropout: None,
+        }
+    }
+}
+
+impl CrossTrainConfig {
+    fn hyper(&self) -> Hyper {
+        Hyper {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            warmup_ratio: self.warmup_ratio,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            seed: self.seed,
+        }
+    }
+}
+
+/// A query-passage pair as the cross-encoder reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairInput {
+    /// Token ids: `[CLS] query [SEP] passage [SEP]` (or the tokenizer's pair template).
+    pub ids: Vec<u32>,
+    /// Token types: 0 for the query part, 1 for the passage part.
+    pub type_ids: Vec<u32>,
+    /// Query tokens kept (special tokens not counted).
+    pub query_tokens: usize,
+    /// Passage tokens kept (special tokens not counted).
+    pub passage_tokens: usize,
+}
+
+/// How many query and passage tokens fit in `room` tokens (the maximum length less the
+/// special tokens): `(query kept, passage kept)`.
+///
+/// The passage is truncated (its end dropped) and the query kept whole, unless the query is
+/// longer than both half the room and what the passage leaves: then it is cut to that larger
+/// amount, so a very long query cannot crowd the passage out entirely.
+/// `query kept = min(q, max(room - p, room / 2))`, `passage kept = min(p, room - query kept)`.
+pub fn pair_budget(query_len: usize, passage_len: usize, room: usize) -> (usize, usize) {
+    let query = query_len.min(room.saturating_sub(passage_len).max(room / 2));
+    let passage = passage_len.min(room - query);
+    (query, passage)
+}
+
+/// A cross-encoder reranker (see the module documentation for the model and the loss).
+///
+/// Saved as a Hugging Face `BertForSequenceClassification` directory: `model.safetensors`
+/// with `bert.`-prefixed encoder weights, `bert.pooler.dense.*` and `classifier.*`;
+/// `config.json` with `"num_labels": 1`; the tokenizer files; and
+/// `sentence_bert_config.json` holding the maximum length.
+pub struct CrossEncoder {
+    bert: TrainableBert,
+    head: VarMap,
+    pooler: Linear,
+    classifier: Linear,
+    max_len: usize,
+    /// Special tokens the tokenizer adds to a pair (3 for BERT).
+    pair_specials: usize,
+    report: Option<(CrossTrainConfig, TrainReport)>,
+}
+
+const HEAD_NAMES: [&str; 4] = [
+    "pooler.dense.weight",
+    "pooler.dense.bias",
+    "classifier.weight",
+    "classifier.bias",
+];
+
+impl CrossEncoder {
+    /// A reranker initialised from the BERT-family model directory `base` on `device`: its
+    /// encoder (and its pooler when the checkpoint has one) with a fresh classifier, drawn
+    /// from N(0, 0.02²) with generator seed `seed` (Hugging Face's `initializer_range`). The
+    /// maximum length is the base's.
+    pub fn from_base(base: &Path, seed: u64, device: &Device) -> Result<Self> {
+        let mut bert = TrainableBert::load(base, device)?;
+        let h = bert.hidden_size();
+        let mut rng = Rng::new(seed);
+        let mut random = |rows: usize| -> Result<Tensor> {
+            let values: Vec<f32> = (0..rows * h).map(|_| 0.02 * rng.normal()).collect();
+            Tensor::from_vec(values, (rows, h), device).map_err(|e| Error::candle(base, e))
+        };
+        let zeros = |n: usize| Tensor::zeros(n, candle_core::DType::F32, device);
+        let pooler_w = match bert.take_extra("pooler.dense.weight") {
+            Some(w) if w.dims() == [h, h] => w,
+            _ => random(h)?,
+        };
+        let pooler_b = match bert.take_extra("pooler.dense.bias") {
+            Some(b) if b.dims() == [h] => b,
+            _ => zeros(h).map_err(|e| Error::candle(base, e))?,
+        };
+        let classifier_w = random(1)?;
+        let classifier_b = zeros(1).map_err(|e| Error::candle(base, e))?;
+        let max_len = bert.description().max_seq_length;
+        Self::assemble(
+            bert,
+            [pooler_w, pooler_b, classifier_w, classifier_b],
+            max_len,
+        )
+    }
+
+    /// Loads a reranker saved by [`CrossEncoder::save`] (or any BERT
+    /// `BertForSequenceClassification` directory with one label) on `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let mut bert = TrainableBert::load(dir, device)?;
+        let h = bert.hidden_size();
+        let shapes: [&[usize]; 4] = [&[h, h], &[h], &[1, h], &[1]];
+        let mut head = Vec::with_capacity(4);
+        for (name, shape) in HEAD_NAMES.iter().zip(shapes) {
+            let tensor = bert.take_extra(name).ok_or_else(|| Error::Model {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "has no tensor {name}: not a cross-encoder (start one from a base model \
+                     with CrossEncoder::from_base)"
+                ),
+            })?;
+            if tensor.dims() != shape {
+                return Err(Error::Model {
+                    path: dir.to_path_buf(),
+                    message: format!(
+                        "tensor {name} has shape {:?}, expected {shape:?} (one label)",
+                        tensor.dims()
+                    ),
+                });
+            }
+            head.push(
+                tensor
+                    .to_dtype(candle_core::DType::F32)
+                    .map_err(|e| Error::candle(dir, e))?,
+            );
+        }
+        let head: [Tensor; 4] = head.try_into().map_err(|_| Error::Model {
+            path: dir.to_path_buf(),
+            message: "incomplete classification head".into(),
+        })?;
+        let max_len = bert.description().max_seq_length;
+        Self::assemble(bert, head, max_len)
+    }
+
+    fn assemble(bert: TrainableBert, head: [Tensor; 4], max_len: usize) -> Result<Self> {
+        let fail = |e| Error::candle(bert.dir(), e);
+        let varmap = VarMap::new();
+        let mut tensors = Vec::with_capacity(4);
+        {
+            let mut data = varmap
+                .data()
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (name, tensor) in HEAD_NAMES.iter().zip(head) {
+                let var = Var::from_tensor(&tensor).map_err(fail)?;
+                tensors.push(var.as_tensor().clone());
+                data.insert(name.to_string(), var);
+            }
+        }
+        let [pw, pb, cw, cb]: [Tensor; 4] = tensors.try_into().map_err(|_| Error::Model {
+            path: bert.dir().to_path_buf(),
+            message: "incomplete classification head".into(),
+        })?;
+        let pair_specials = bert
+            .tokenizer()
+            .post_process(Encoding::default(), Some(Encoding::default()), true)
+            .map_err(|e| Error::Model {
+                path: bert.dir().join("tokenizer.json"),
+                message: format!("cannot build a query-passage pair ({e})"),
+            })?
+            .len();
+        Ok(Self {
+            bert,
+            head: varmap,
+            pooler: Linear {
+                weight: pw,
+                bias: pb,
+            },
+            classifier: Linear {
+                weight: cw,
+                bias: cb,
+            },
+            max_len,
+            pair_specials,
+            report: None,
+        })
+    }
+
+    /// The encoder under the head.
+    pub fn encoder(&self) -> &TrainableBert {
+        &self.bert
+    }
+
+    /// The head's weights (`pooler.dense.*`, `classifier.*`).
+    pub fn head(&self) -> &VarMap {
+        &self.head
+    }
+
+    /// Longest pair in tokens, special tokens included.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Sets the longest pair in tokens (saved with the model); at most the model's positions.
+    pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
+        if max_len <= self.pair_specials || max_len > self.bert.max_positions() {
+            return Err(Error::Model {
+                path: self.bert.dir().to_path_buf(),
+                message: format!(
+                    "a cross-encoder length of {max_len} tokens is not possible: it must be \
+                     more than {} and at most the model's {} positions",
+                    self.pair_specials,
+                    self.bert.max_positions()
+                ),
+            });
+        }
+        self.max_len = max_len;
+        Ok(())
+    }
+
+    /// The model's input for a pair, at most [`CrossEncoder::max_len`] tokens, truncated as
+    /// [`pair_budget`] says (the passage first; the query only when it alone would take more
+    /// than half).
+    pub fn pair_input(&self, query: &str, passage: &str) -> Result<PairInput> {
+        let mut q = self.bert.plain_encoding(query)?;
+        let mut p = self.bert.plain_encoding(passage)?;
+        let room = self.max_len.saturating_sub(self.pair_specials);
+        let (query_tokens, passage_tokens) = pair_budget(q.len(), p.len(), room);
+        for (enc, keep) in [(&mut q, query_tokens), (&mut p, passage_tokens)] {
+            enc.truncate(keep, 0, TruncationDirection::Right);
+            enc.take_overflowing();
+        }
+        let pair = self
+            .bert
+            .tokenizer()
+            .post_process(q, Some(p), true)
+            .map_err(|e| Error::Model {
+                path: self.bert.dir().join("tokenizer.json"),
+                message: format!("building a query-passage pair: {e}"),
+            })?;
+        let ids = pair.get_ids().to_vec();
+        let type_ids = if self.bert.type_vocab() < 2 {
+            vec![0; ids.len()]
+        } else {
+            pair.get_type_ids().to_vec()
+        };
+        Ok(PairInput {
+            ids,
+            type_ids,
+            query_tokens,
+            passage_tokens,
+        })
+    }
+
+    /// One logit per input `(n,)`; with a generator, in training mode (dropout).
+    fn logits(
+        &self,
+        inputs: &[&PairInput],
+        mut rng: Option<&mut Rng>,
+    ) -> candle_core::Result<Tensor> {
+        let ids: Vec<&[u32]> = inputs.iter().map(|p| p.ids.as_slice()).collect();
+        let types: Vec<&[u32]> = inputs.iter().map(|p| p.type_ids.as_slice()).collect();
+        let batch = Batch::new(&ids, Some(&types), self.bert.device())?;
+        let hidden =
+            self.bert
+                .forward_with(&batch.ids, &batch.mask, &batch.types, rng.as_deref_mut())?;
+        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let pooled = dropout(&pooled, self.bert.hidden_dropout(), rng)?;
+        self.classifier.forward(&pooled)?.squeeze(1)
+    }
+
+    /// Relevance logits of `passages` for `query`, in the order given (higher is more
+    /// relevant; apply a sigmoid for sentence-transformers' 0..1 scores), computed in batches
+    /// of pairs of similar length.
+    pub fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
+        const BATCH: usize = 32;
+        let inputs = passages
+            .iter()
+            .map(|p| self.pair_input(query, p))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].ids.len()));
+        let mut scores = vec![0f32; inputs.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&PairInput> = chunk.iter().map(|&i| &inputs[i]).collect();
+            let logits = self
+                .logits(&batch, None)
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| Error::candle(self.bert.dir(), e))?;
+            for (&i, s) in chunk.iter().zip(logits) {
+                scores[i] = s;
+            }
+        }
+        Ok(scores)
+    }
+
+    /// Trains the reranker on `examples` (see the module documentation for the loss), calling
+    /// `progress` after every step; returns the mean loss of each epoch. Examples without
+    /// negatives add nothing to the loss; at least one example needs one.
+    pub fn train(
+        &mut self,
+        examples: &[TrainExample],
+        config: &CrossTrainConfig,
+        mut progress: impl FnMut(StepReport),
+    ) -> Result<TrainReport> {
+        let path = self.bert.dir().to_path_buf();
+        let invalid = |message: String| Error::Model {
+            path: path.clone(),
+            message,
+        };
+        let hyper = config.hyper();
+        if let Some(problem) = hyper.check().or_else(|| check_dropout(config.dropout)) {
+            return Err(invalid(format!("invalid training setting: {problem}")));
+        }
+        if examples.is_empty() {
+            return Err(invalid("no training examples".into()));
+        }
+        if let Some(p) = config.dropout {
+            self.bert.set_dropout(p);
+        }
+        let groups = examples
+            .iter()
+            .map(|e| {
+                let mut group = vec![self.pair_input(&e.query, &e.positive)?];
+                for negative in e
+                    .negatives
+                    .iter()
+                    .filter(|n| **n != e.positive)
+                    .take(config.hard_negatives_per_query)
+                {
+                    group.push(self.pair_input(&e.query, negative)?);
+                }
+                Ok(group)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if groups.iter().all(|g| g.len() < 2) {
+            return Err(invalid(format!(
+                "none of the {} training examples has a negative passage (with \
+                 hard_negatives_per_query = {}); a cross-encoder learns by comparing each \
+                 positive with negatives, e.g. mined with BM25",
+                examples.len(),
+                config.hard_negatives_per_query
+            )));
+        }
+        let mut vars = self.bert.named_vars();
+        vars.extend(self.head_vars());
+        let device = self.bert.device().clone();
+        let this = &*self;
+        let batch_loss = |batch: &[usize], rng: &mut Rng| -> candle_core::Result<Tensor> {
+            let inputs: Vec<&PairInput> = batch.iter().flat_map(|&i| groups[i].iter()).collect();
+            let logits = this.logits(&inputs, Some(rng))?;
+            // Gather the flat logits into a (queries, largest group) matrix; the slots of
+            // smaller groups point at logit 0 and are masked out.
+            let width = batch.iter().map(|&i| groups[i].len()).max().unwrap_or(1);
+            let mut index = vec![0u32; batch.len() * width];
+            let mut mask = vec![-1e9f32; batch.len() * width];
+            let mut offset = 0;
+            for (row, &i) in batch.iter().enumerate() {
+                for k in 0..groups[i].len() {
+                    index[row * width + k] = (offset + k) as u32;
+                    mask[row * width + k] = 0.0;
+                }
+                offset += groups[i].len();
+            }
+            let index = Tensor::from_vec(index, batch.len() * width, &device)?;
+            let mask = Tensor::from_vec(mask, (batch.len(), width), &device)?;
+            let scores = (logits
+                .index_select(&index, 0)?
+                .reshape((batch.len(), width))?
+                + mask)?;
+            let targets = Tensor::zeros(batch.len(), candle_core::DType::U32, &device)?;
+            candle_nn::loss::cross_entropy(&scores, &targets)
+        };
+        let report = fit(examples.len(), &hyper, vars, batch_loss, &mut progress)
+            .map_err(|e| Error::candle(&path, e))?;
+        self.report = Some((config.clone(), report.clone()));
+        Ok(report)
+    }
+
+    fn head_vars(&self) -> Vec<(String, Var)> {
+        let data = self
+            .head
+            .data()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        HEAD_NAMES
+            .iter()
+            .filter_map(|n| data.get(*n).map(|v| (n.to_string(), v.clone())))
+            .collect()
+    }
+
+    /// Writes the reranker as a new model directory `out` (which must not exist or be
+    /// empty): see [`CrossEncoder`] for the layout. The base's tokenizer files are copied;
+    /// its sentence-transformers bi-encoder files (`modules.json`, pooling folders) are not.
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let staging = save::begin(out)?;
+        let bi_encoder_only = |name: &str| {
+            matches!(
+                name,
+                "config.json"
+                    | "modules.json"
+                    | "sentence_bert_config.json"
+                    | "config_sentence_transformers.json"
+            ) || is_module_folder(name)
+        };
+        save::copy_support_files(self.bert.dir(), &staging, &bi_encoder_only)?;
+        let mut config = self.bert.config_json().clone();
+        if let Some(map) = config.as_object_mut() {
+            map.insert(
+                "architectures".into(),
+                json!(["BertForSequenceClassification"]),
+            );
+            map.insert("num_labels".into(), json!(1));
+            map.insert("id2label".into(), json!({"0": "LABEL_0"}));
+            map.insert("label2id".into(), json!({"LABEL_0": 0}));
+        }
+        save::write_json(&staging.join("config.json"), &config)?;
+        save::write_json(
+            &staging.join("sentence_bert_config.json"),
+            &json!({"max_seq_length": self.max_len}),
+        )?;
+        let mut tensors = self.bert.tensors("bert.", |name| {
+            name.starts_with("embeddings.") || name.starts_with("encoder.")
+        });
+        for (name, var) in self.head_vars() {
+            let name = if name.starts_with("pooler.") {
+                format!("bert.{name}")
+            } else {
+                name
+            };
+            tensors.insert(name, var.as_tensor().detach());
+        }
+        save::write_safetensors(&tensors, &staging.join("model.safetensors"))?;
+        if let Some((config, report)) = &self.report {
+            let record = json!({
+                "kind": "cross-encoder",
+                "base": self.bert.dir(),
+                "config": config,
+                "report": report,
+            });
+            save::write_json(&staging.join("training.json"), &record)?;
+        }
+        save::commit(&staging, out)
+    }
+
+    /// The directory the model was loaded from.
+    pub fn dir(&self) -> &Path {
+        self.bert.dir()
+    }
+}
+
+/// A sentence-transformers module folder (`1_Pooling`, `2_Normalize`, `2_Dense`, ...).
+fn is_module_folder(name: &str) -> bool {
+    name.split_once('_')
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}

@@ -1,0 +1,375 @@
+//! Dense retriever training with in-batch and hard negatives.
+//!
+//! For a batch of `B` queries `q_1..q_B` with positives `p_1..p_B`, the passage pool is the
+//! `B` positives followed by the hard negatives of every query in the batch, `P` passages in
+//! all. With `s(q, p)` the similarity (cosine, or the dot product of the model's vectors) and
+//! `scale` the inverse temperature, the loss is the mean negative log-likelihood of each
+//! query's own positive under a softmax over the whole pool:
+//!
+//! `L = -1/B * sum_i log( exp(scale * s(q_i, p_i)) / sum_j exp(scale * s(q_i, p_j)) )`
+//!
+//! This is DPR's loss with in-batch negatives plus BM25 hard negatives (Karpukhin et al. 2020,
+//! "Dense Passage Retrieval for Open-Domain Question Answering", section 3.2) and
+//! sentence-transformers' `MultipleNegativesRankingLoss` (cosine similarity, `scale` 20 by
+//! default, hard negatives as extra columns). Pool entries that are copies of a query's own
+//! positive (the same passage mined as another query's negative, or the positive of the same
+//! query repeated in the batch) are masked out of that query's softmax rather than counted as
+//! negatives.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::bert::{Batch, TrainableBert, l2_normalize};
+use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, fit, save};
+use crate::encoder::TextKind;
+use crate::error::{Error, Result};
+
+/// Name of the query encoder's directory inside a model saved with separate encoders.
+pub const QUERY_ENCODER_DIR: &str = "query_encoder";
+/// Name of the passage encoder's directory inside a model saved with separate encoders.
+pub const PASSAGE_ENCODER_DIR: &str = "passage_encoder";
+
+/// How a query vector and a passage vector are compared in the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Similarity {
+    /// Cosine of the pooled vectors (sentence-transformers' `cos_sim`), whatever the model's
+    /// normalisation.
+    #[default]
+    Cosine,
+    /// Dot product of the model's output vectors (DPR; equal to cosine for a model that
+    /// normalises).
+    Dot,
+}
+
+/// Settings of a dense training run. Defaults follow sentence-transformers'
+/// `MultipleNegativesRankingLoss` recipes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DenseTrainConfig {
+    /// Passes over the training examples.
+    pub epochs: usize,
+    /// Queries per step (each brings its positive and its hard negatives).
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW.
+    pub learning_rate: f64,
+    /// Fraction of all steps spent warming the learning rate up from 0 (then it decays
+    /// linearly to 0).
+    pub warmup_ratio: f64,
+    /// AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
+    pub weight_decay: f64,
+    /// Gradients are scaled down to this global L2 norm when larger; `None` turns clipping off.
+    pub max_grad_norm: Option<f64>,
+    /// Similarity scale (inverse temperature) applied before the softmax: 20 for cosine as in
+    /// sentence-transformers; about 1 for the unnormalised dot product of DPR.
+    pub scale: f64,
+    /// How queries and passages are compared.
+    pub similarity: Similarity,
+    /// Seed of the example order and of the dropout masks.
+    pub seed: u64,
+    /// Hard negatives per query added to the pool: the first ones of each example's
+    /// `negatives` (fewer when an example has fewer).
+    pub hard_negatives_per_query: usize,
+    /// One encoder for queries and passages (`true`), or two separate ones initialised from
+    /// the same base (DPR's layout).
+    pub shared: bool,
+    /// Longest query in tokens, special tokens included (also capped by the model's maximum
+    /// length).
+    pub max_query_len: usize,
+    /// Longest passage in tokens, special tokens included (also capped by the model's maximum
+    /// length).
+    pub max_passage_len: usize,
+    /// Dropout rate for hidden states and attention probabilities during training; `None`
+    /// takes the model's `config.json` (`hidden_dropout_prob`, `attention_probs_dropout_prob`,
+    /// 0.1 when absent).
+    pub dropout: Option<f32>,
+}
+
+impl Default for DenseTrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            learning_rate: 2e-5,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+            scale: 20.0,
+            similarity: Similarity::Cosine,
+            seed: 42,
+            hard_negatives_per_query: 1,
+            shared: true,
+            max_query_len: 64,
+            max_passage_len: 256,
+            dropout: None,
+        }
+    }
+}
+
+impl DenseTrainConfig {
+    fn hyper(&self) -> Hyper {
+        Hyper {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            warmup_ratio: self.warmup_ratio,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            seed: self.seed,
+        }
+    }
+
+    /// What is wrong with the settings, if anything.
+    fn check(&self) -> Option<String> {
+        if let Some(problem) = self.hyper().check() {
+            return Some(problem);
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Some(format!("scale must be > 0 (got {})", self.scale));
+        }
+        if self.max_query_len < 2 || self.max_passage_len < 2 {
+            return Some("max_query_len and max_passage_len must be at least 2".into());
+        }
+        check_dropout(self.dropout)
+    }
+}
+
+/// A dropout rate outside [0, 1).
+pub(crate) fn check_dropout(dropout: Option<f32>) -> Option<String> {
+    match dropout {
+        Some(p) if !(0.0..1.0).contains(&p) => Some(format!("dropout must be in [0, 1) (got {p})")),
+        _ => None,
+    }
+}
+
+/// The directories holding the query and the passage encoder of a model saved by
+/// [`DenseTrainer::save`]: `out/query_encoder` and `out/passage_encoder` when they exist
+/// (separate encoders), otherwise `out` for both.
+pub fn trained_encoder_dirs(out: &Path) -> (PathBuf, PathBuf) {
+    let (q, p) = (out.join(QUERY_ENCODER_DIR), out.join(PASSAGE_ENCODER_DIR));
+    if q.is_dir() && p.is_dir() {
+        (q, p)
+    } else {
+        (out.to_path_buf(), out.to_path_buf())
+    }
+}
+
+/// Trains a dense retriever (one shared encoder, or separate query and passage encoders)
+/// from a base model directory; see the module documentation for the loss.
+pub struct DenseTrainer {
+    config: DenseTrainConfig,
+    base: PathBuf,
+    query: TrainableBert,
+    /// The separate passage encoder; `None` when the encoder is shared.
+    passage: Option<TrainableBert>,
+    report: Option<TrainReport>,
+}
+
+/// Token ids of one example.
+struct Tokens {
+    query: Vec<u32>,
+    positive: Vec<u32>,
+    negatives: Vec<Vec<u32>>,
+}
+
+impl DenseTrainer {
+    /// Loads the base model directory (once, or twice for separate encoders) on `device` and
+    /// checks the settings.
+    pub fn new(base: &Path, config: DenseTrainConfig, device: &Device) -> Result<Self> {
+        if let Some(problem) = config.check() {
+            return Err(Error::Model {
+                path: base.to_path_buf(),
+                message: format!("invalid training setting: {problem}"),
+            });
+        }
+        let mut query = TrainableBert::load(base, device)?;
+        let mut passage = if config.shared {
+            None
+        } else {
+            Some(TrainableBert::load(base, device)?)
+        };
+        if let Some(p) = config.dropout {
+            query.set_dropout(p);
+            if let Some(passage) = &mut passage {
+                passage.set_dropout(p);
+            }
+        }
+        Ok(Self {
+            config,
+            base: base.to_path_buf(),
+            query,
+            passage,
+            report: None,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DenseTrainConfig {
+        &self.config
+    }
+
+    /// The encoder for queries.
+    pub fn query_encoder(&self) -> &TrainableBert {
+        &self.query
+    }
+
+    /// The encoder for passages (the query encoder when it is shared).
+    pub fn passage_encoder(&self) -> &TrainableBert {
+        self.passage.as_ref().unwrap_or(&self.query)
+    }
+
+    /// Embeddings of `texts` by the encoder for `kind`, without dropout: what the saved model
+    /// gives through [`Encoder::encode`](crate::Encoder::encode).
+    pub fn encode(
+        &self,
+        texts: &[&str],
+        kind: TextKind,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        match kind {
+            TextKind::Query => self.query.encode(texts, kind, batch_size),
+            TextKind::Passage => self.passage_encoder().encode(texts, kind, batch_size),
+        }
+    }
+
+    /// Runs the training over `examples`, calling `progress` after every step; returns the
+    /// mean loss of each epoch. Calling it again continues from the trained weights with a
+    /// fresh optimiser and schedule.
+    pub fn train(
+        &mut self,
+        examples: &[TrainExample],
+        mut progress: impl FnMut(StepReport),
+    ) -> Result<TrainReport> {
+        if examples.is_empty() {
+            return Err(Error::Model {
+                path: self.base.clone(),
+                message: "no training examples".into(),
+            });
+        }
+        let config = &self.config;
+        let q_model = &self.query;
+        let p_model = self.passage.as_ref().unwrap_or(&self.query);
+        let q_max = config
+            .max_query_len
+            .min(q_model.description().max_seq_length);
+        let p_max = config
+            .max_passage_len
+            .min(p_model.description().max_seq_length);
+        let tokens = examples
+            .iter()
+            .map(|e| {
+                Ok(Tokens {
+                    query: q_model.token_ids(&e.query, TextKind::Query, q_max)?,
+                    positive: p_model.token_ids(&e.positive, TextKind::Passage, p_max)?,
+                    negatives: e
+                        .negatives
+                        .iter()
+                        .take(config.hard_negatives_per_query)
+                        .map(|t| p_model.token_ids(t, TextKind::Passage, p_max))
+                        .collect::<Result<_>>()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut vars = q_model.named_vars();
+        if let Some(p) = &self.passage {
+            vars.extend(p.named_vars());
+        }
+        let device = q_model.device().clone();
+        let (scale, cosine) = (config.scale, config.similarity == Similarity::Cosine);
+        let batch_loss = |batch: &[usize], rng: &mut Rng| -> candle_core::Result<Tensor> {
+            let queries: Vec<&[u32]> = batch.iter().map(|&i| tokens[i].query.as_slice()).collect();
+            let mut pool: Vec<&[u32]> = batch
+                .iter()
+                .map(|&i| tokens[i].positive.as_slice())
+                .collect();
+            for &i in batch {
+                pool.extend(tokens[i].negatives.iter().map(Vec::as_slice));
+            }
+            let q = q_model.pooled(&Batch::new(&queries, None, &device)?, Some(&mut *rng))?;
+            let p = p_model.pooled(&Batch::new(&pool, None, &device)?, Some(&mut *rng))?;
+            let (q, p) = if cosine {
+                (l2_normalize(&q)?, l2_normalize(&p)?)
+            } else {
+                (q, p)
+            };
+            let mut scores = (q.matmul(&p.t()?)? * scale)?;
+            if let Some(mask) = duplicate_mask(&queries, &pool) {
+                scores = (scores + Tensor::from_vec(mask, (queries.len(), pool.len()), &device)?)?;
+            }
+            let targets = Tensor::arange(0u32, queries.len() as u32, &device)?;
+            candle_nn::loss::cross_entropy(&scores, &targets)
+        };
+        let report = fit(
+            examples.len(),
+            &config.hyper(),
+            vars,
+            batch_loss,
+            &mut progress,
+        )
+        .map_err(|e| Error::candle(&self.base, e))?;
+        self.report = Some(report.clone());
+        Ok(report)
+    }
+
+    /// Writes the trained model to the new directory `out` (which must not exist or be empty):
+    ///
+    /// ```text
+    /// shared encoder:                 separate encoders:
+    /// out/                            out/
+    ///   config.json                     training.json
+    ///   model.safetensors               query_encoder/     (a complete model directory)
+    ///   tokenizer.json, modules.json,   passage_encoder/   (a complete model directory)
+    ///   1_Pooling/, ...
+    ///   training.json
+    /// ```
+    ///
+    /// Each model directory is the base's with the trained weights ([`TrainableBert::save`]);
+    /// `training.json` records the base directory, the settings and the losses.
+    /// [`trained_encoder_dirs`] tells which directory encodes queries and which passages.
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let staging = save::begin(out)?;
+        match &self.passage {
+            None => self.query.write_model_dir(&staging)?,
+            Some(passage) => {
+                for (name, model) in [
+                    (QUERY_ENCODER_DIR, &self.query),
+                    (PASSAGE_ENCODER_DIR, passage),
+                ] {
+                    let dir = staging.join(name);
+                    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+                    model.write_model_dir(&dir)?;
+                }
+            }
+        }
+        let record = json!({
+            "kind": "dense",
+            "base": self.base,
+            "layout": if self.passage.is_some() { "separate" } else { "shared" },
+            "config": self.config,
+            "report": self.report,
+        });
+        save::write_json(&staging.join("training.json"), &record)?;
+        save::commit(&staging, out)
+    }
+}
+
+/// Additive mask `(queries, pool)` that takes out of query `i`'s softmax every pool entry
+/// `j != i` that is a copy of its positive `pool[i]`, or the positive of a copy of the query;
+/// `None` when nothing needs masking.
+fn duplicate_mask(queries: &[&[u32]], pool: &[&[u32]]) -> Option<Vec<f32>> {
+    let (b, n) = (queries.len(), pool.len());
+    let mut mask = vec![0f32; b * n];
+    let mut any = false;
+    for i in 0..b {
+        for j in (0..n).filter(|&j| j != i) {
+            if pool[j] == pool[i] || (j < b && queries[j] == queries[i]) {
+                mask[i * n + j] = -1e9;
+                any = true;
+            }
+        }
+    }
+    any.then_some(mask)
+}

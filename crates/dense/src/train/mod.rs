@@ -1,0 +1,241 @@
+//! Training on the CPU (or any candle device): DPR-style dense encoders and a cross-encoder
+//! reranker, fine-tuned from a BERT-family model directory and saved as model directories that
+//! [`Encoder::load`](crate::Encoder::load) and [`CrossEncoder::load`] open like any other.
+//!
+//! - [`TrainableBert`]: the BERT encoder rebuilt from differentiable candle operations, so that
+//!   `loss.backward()` reaches every weight (the inference model in `bert.rs` runs custom kernels
+//!   that have no gradients; the one fused kernel here, the attention softmax, has its own
+//!   backward pass). Its weights live in a `candle_nn::VarMap` in f32.
+//! - [`DenseTrainer`]: in-batch negatives plus hard negatives, the softmax over the similarity
+//!   matrix (DPR, Karpukhin et al. 2020; sentence-transformers' `MultipleNegativesRankingLoss`),
+//!   with one shared encoder or separate query and passage encoders.
+//! - [`CrossEncoder`]: BERT with a one-logit head on `[CLS] q [SEP] p [SEP]`, trained with a
+//!   softmax over each query's group (its positive and its negatives).
+//!
+//! Both trainers use AdamW with decoupled weight decay (none on biases and LayerNorm weights, as
+//! sentence-transformers does), gradient clipping by global norm, a linear warm-up then linear
+//! decay of the learning rate ([`LinearSchedule`]), seeded shuffling and seeded dropout masks:
+//! the same seed on the same machine gives the same loss curve.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use hybrid_search_dense::train::{DenseTrainConfig, DenseTrainer, TrainExample};
+//!
+//! let examples = vec![TrainExample {
+//!     query: "il-6 in sepsis".into(),
+//!     positive: "Interleukin 6 rises early in septic shock.".into(),
+//!     negatives: vec!["Insulin regulates blood glucose.".into()],
+//! }];
+//! let device = candle_core::Device::Cpu;
+//! let config = DenseTrainConfig::default();
+//! let mut trainer = DenseTrainer::new("models/all-MiniLM-L6-v2".as_ref(), config, &device)?;
+//! let report = trainer.train(&examples, |s| {
+//!     eprintln!("step {}/{}: loss {:.4}", s.step, s.steps, s.loss)
+//! })?;
+//! trainer.save("models/my-retriever".as_ref())?;
+//! println!("mean loss per epoch: {:?}", report.epoch_losses);
+//! # Ok::<(), hybrid_search_dense::Error>(())
+//! ```
+
+mod bert;
+mod cross;
+mod dpr;
+mod ops;
+mod optim;
+mod save;
+mod schedule;
+
+use candle_core::{Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+pub use bert::TrainableBert;
+pub use cross::{CrossEncoder, CrossTrainConfig, PairInput, pair_budget};
+pub use dpr::{
+    DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, Similarity,
+    trained_encoder_dirs,
+};
+pub use schedule::LinearSchedule;
+
+use optim::Optim;
+
+/// One training example: a query, a passage that answers it, and passages that do not (hard
+/// negatives, e.g. mined with BM25; the best-ranked first, since trainers take the first ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainExample {
+    /// The query text.
+    pub query: String,
+    /// A passage relevant to the query.
+    pub positive: String,
+    /// Passages not relevant to the query, most useful (hardest) first.
+    #[serde(default)]
+    pub negatives: Vec<String>,
+}
+
+/// Progress of one optimisation step, given to the trainers' progress callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Step over the whole run, from 1 to `steps`.
+    pub step: usize,
+    /// Steps in the whole run.
+    pub steps: usize,
+    /// The batch's loss (mean over its queries).
+    pub loss: f32,
+    /// Learning rate used for this step.
+    pub lr: f64,
+    /// Global L2 norm of the gradient, before clipping.
+    pub grad_norm: f32,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Mean batch loss of each epoch, in order.
+    pub epoch_losses: Vec<f32>,
+    /// Optimisation steps taken.
+    pub steps: usize,
+    /// Training examples seen per epoch.
+    pub examples: usize,
+}
+
+/// The optimisation settings both trainers share.
+pub(crate) struct Hyper {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    pub max_grad_norm: Option<f64>,
+    pub seed: u64,
+}
+
+impl Hyper {
+    /// What is wrong with the settings, if anything.
+    pub(crate) fn check(&self) -> Option<String> {
+        if self.epochs == 0 {
+            return Some("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return Some("batch_size must be at least 1".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Some(format!(
+                "learning_rate must be > 0 (got {})",
+                self.learning_rate
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return Some(format!(
+                "warmup_ratio must be in [0, 1] (got {})",
+                self.warmup_ratio
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Some(format!(
+                "weight_decay must be >= 0 (got {})",
+                self.weight_decay
+            ));
+        }
+        if let Some(n) = self.max_grad_norm
+            && !(n.is_finite() && n > 0.0)
+        {
+            return Some(format!("max_grad_norm must be > 0 (got {n})"));
+        }
+        None
+    }
+}
+
+/// SplitMix64: a small, well-mixed, seeded generator for shuffling, dropout masks and head
+/// initialisation, so a run is reproducible without a device RNG.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Standard normal (Box-Muller).
+    pub(crate) fn normal(&mut self) -> f32 {
+        let u1 = 1.0 - (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // (0, 1]
+        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+
+    /// Fisher-Yates.
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+/// The training loop both trainers share: `epochs` passes over `n` examples in seeded random
+/// order, `batch_size` examples per step; `batch_loss` turns a batch (example indices) into a
+/// scalar loss, drawing its dropout masks from the generator it is given; the optimiser steps
+/// with the scheduled learning rate and `progress` hears about every step.
+pub(crate) fn fit(
+    n: usize,
+    hyper: &Hyper,
+    vars: Vec<(String, Var)>,
+    mut batch_loss: impl FnMut(&[usize], &mut Rng) -> candle_core::Result<Tensor>,
+    progress: &mut dyn FnMut(StepReport),
+) -> candle_core::Result<TrainReport> {
+    let steps_per_epoch = n.div_ceil(hyper.batch_size);
+    let steps = hyper.epochs * steps_per_epoch;
+    let schedule = LinearSchedule::new(hyper.learning_rate, hyper.warmup_ratio, steps);
+    let mut optim = Optim::new(vars, hyper.weight_decay, hyper.max_grad_norm)?;
+    // Two streams, so that changing the dropout rate does not change the order of the data.
+    let mut order_rng = Rng::new(hyper.seed);
+    let mut dropout_rng = Rng::new(hyper.seed ^ 0x5EED_D80F_0D10_7A11);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut epoch_losses = Vec::with_capacity(hyper.epochs);
+    for epoch in 0..hyper.epochs {
+        order_rng.shuffle(&mut order);
+        let mut sum = 0.0f64;
+        for (i, batch) in order.chunks(hyper.batch_size).enumerate() {
+            let step = epoch * steps_per_epoch + i;
+            let lr = schedule.lr(step);
+            let loss = batch_loss(batch, &mut dropout_rng)?;
+            let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                candle_core::bail!(
+                    "the loss became {value} at step {} (try a lower learning rate)",
+                    step + 1
+                );
+            }
+            let grad_norm = optim.step(&loss, lr)?;
+            sum += f64::from(value);
+            progress(StepReport {
+                epoch: epoch + 1,
+                step: step + 1,
+                steps,
+                loss: value,
+                lr,
+                grad_norm,
+            });
+        }
+        epoch_losses.push((sum / steps_per_epoch as f64) as f32);
+    }
+    Ok(TrainReport {
+        epoch_losses,
+        steps,
+        examples: n,
+    })
+}

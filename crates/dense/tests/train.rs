@@ -1,0 +1,614 @@
+//! Training on the tiny random model (no download): the trainable BERT computes what the
+//! inference encoder computes, dense and cross-encoder training lower their losses, trained
+//! models save as directories that load back to the same numbers, and a seed fixes the run.
+
+use std::path::{Path, PathBuf};
+
+use hybrid_search_dense::train::{
+    CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, LinearSchedule,
+    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, StepReport, TrainExample, TrainableBert, pair_budget,
+    trained_encoder_dirs,
+};
+use hybrid_search_dense::{Device, Encoder, TextKind, TinyModel};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A tiny random model directory (hidden 32, 2 layers, 32 tokens at most).
+fn tiny(root: &Path) -> PathBuf {
+    let dir = root.join("tiny");
+    TinyModel::default().write(&dir).unwrap();
+    dir
+}
+
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+/// 16 query/passage pairs over made-up three-letter words (the tiny tokenizer spells words
+/// letter by letter): each query is two words of its passage, the passage has two more, and
+/// the hard negative is another pair's passage.
+fn dataset() -> Vec<TrainExample> {
+    let letters: Vec<char> = ('a'..='z').collect();
+    let word = |i: usize| -> String {
+        [i * 7 + 1, i * 11 + 5, i * 13 + 9]
+            .iter()
+            .map(|&k| letters[k % 26])
+            .collect()
+    };
+    let n = 16;
+    let passages: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{} {} {} {}",
+                word(4 * i),
+                word(4 * i + 1),
+                word(4 * i + 2),
+                word(4 * i + 3)
+            )
+        })
+        .collect();
+    (0..n)
+        .map(|i| TrainExample {
+            query: format!("{} {}", word(4 * i + 2), word(4 * i)),
+            positive: passages[i].clone(),
+            negatives: vec![passages[(i + 5) % n].clone(), passages[(i + 9) % n].clone()],
+        })
+        .collect()
+}
+
+fn dense_config() -> DenseTrainConfig {
+    DenseTrainConfig {
+        epochs: 8,
+        batch_size: 8,
+        learning_rate: 1e-3,
+        warmup_ratio: 0.1,
+        hard_negatives_per_query: 1,
+        max_query_len: 32,
+        max_passage_len: 32,
+        seed: 7,
+        ..DenseTrainConfig::default()
+    }
+}
+
+fn cross_config() -> CrossTrainConfig {
+    CrossTrainConfig {
+        epochs: 12,
+        batch_size: 4,
+        learning_rate: 5e-3,
+        dropout: Some(0.0),
+        hard_negatives_per_query: 2,
+        seed: 7,
+        ..CrossTrainConfig::default()
+    }
+}
+
+fn texts(examples: &[TrainExample]) -> (Vec<&str>, Vec<&str>) {
+    (
+        examples.iter().map(|e| e.query.as_str()).collect(),
+        examples.iter().map(|e| e.positive.as_str()).collect(),
+    )
+}
+
+/// Runs a dense training and returns the per-step losses and the report's epoch means.
+fn train_dense(
+    base: &Path,
+    config: DenseTrainConfig,
+    examples: &[TrainExample],
+) -> (DenseTrainer, Vec<StepReport>, Vec<f32>) {
+    let mut trainer = DenseTrainer::new(base, config, &Device::Cpu).unwrap();
+    let mut steps = Vec::new();
+    let report = trainer.train(examples, |s| steps.push(s)).unwrap();
+    assert_eq!(report.steps, steps.len());
+    (trainer, steps, report.epoch_losses)
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) The trainable forward is the inference model
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn trainable_bert_matches_the_encoder() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = tiny(root.path());
+    let texts = [
+        "il-6 in sepsis",
+        "a",
+        "covid-19 and the lungs, a much longer sentence that the tiny model must truncate",
+        "p53",
+    ];
+    let encoder = Encoder::load(&dir, &Device::Cpu).unwrap();
+    let bert = TrainableBert::load(&dir, &Device::Cpu).unwrap();
+    assert_eq!(bert.description(), encoder.description());
+    for kind in [TextKind::Query, TextKind::Passage] {
+        for t in texts {
+            let max = encoder.description().max_seq_length;
+            assert_eq!(
+                bert.token_ids(t, kind, max).unwrap(),
+                encoder.token_ids(t, kind).unwrap()
+            );
+        }
+        // Batches of 3 pad the shorter texts: the mask must hide the padding.
+        let expected = encoder.encode(&texts, kind, 3).unwrap();
+        let got = bert.encode(&texts, kind, 3).unwrap();
+        let diff = max_abs_diff(&expected, &got);
+        assert!(diff < 1e-4, "max |diff| {diff}");
+    }
+
+    // The same with CLS pooling.
+    std::fs::write(
+        dir.join("1_Pooling/config.json"),
+        r#"{"word_embedding_dimension": 32, "pooling_mode_cls_token": true,
+            "pooling_mode_mean_tokens": false}"#,
+    )
+    .unwrap();
+    let encoder = Encoder::load(&dir, &Device::Cpu).unwrap();
+    let bert = TrainableBert::load(&dir, &Device::Cpu).unwrap();
+    let diff = max_abs_diff(
+        &encoder.encode(&texts, TextKind::Passage, 4).unwrap(),
+        &bert.encode(&texts, TextKind::Passage, 4).unwrap(),
+    );
+    assert!(diff < 1e-4, "CLS pooling: max |diff| {diff}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b, c) Dense training lowers the loss and saves a loadable model
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dense_training_lowers_the_loss_and_saves_a_loadable_model() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let (trainer, steps, epochs) = train_dense(&base, dense_config(), &examples);
+    assert_eq!(epochs.len(), 8);
+    assert_eq!(steps.len(), 8 * 2);
+    assert_eq!(steps.last().unwrap().step, steps.last().unwrap().steps);
+    let (first, last) = (epochs[0], epochs[epochs.len() - 1]);
+    assert!(
+        last < 0.7 * first,
+        "mean loss per epoch did not fall enough: {epochs:?}"
+    );
+    // Warm-up from 0, then decay towards 0.
+    assert_eq!(steps[0].lr, 0.0);
+    assert!(steps[2].lr > steps[15].lr && steps[15].lr > 0.0);
+
+    let out = root.path().join("trained");
+    trainer.save(&out).unwrap();
+    assert!(out.join("training.json").is_file());
+    assert!(out.join("1_Pooling/config.json").is_file());
+    let loaded = Encoder::load(&out, &Device::Cpu).unwrap();
+    let (queries, passages) = texts(&examples);
+    for (kind, batch) in [(TextKind::Query, &queries), (TextKind::Passage, &passages)] {
+        let diff = max_abs_diff(
+            &loaded.encode(batch, kind, 8).unwrap(),
+            &trainer.encode(batch, kind, 8).unwrap(),
+        );
+        assert!(diff < 1e-4, "{kind:?}: max |diff| {diff}");
+    }
+    // Training changed the model.
+    let before = Encoder::load(&base, &Device::Cpu)
+        .unwrap()
+        .encode(&queries, TextKind::Query, 8)
+        .unwrap();
+    let after = loaded.encode(&queries, TextKind::Query, 8).unwrap();
+    assert!(max_abs_diff(&before, &after) > 1e-2);
+    assert_ne!(loaded.weights().checksum, {
+        Encoder::load(&base, &Device::Cpu)
+            .unwrap()
+            .weights()
+            .checksum
+            .clone()
+    });
+
+    // The trained model ranks each query's own passage first more often than the base does.
+    let hits = |vectors_q: &[Vec<f32>], vectors_p: &[Vec<f32>]| -> usize {
+        vectors_q
+            .iter()
+            .enumerate()
+            .filter(|(i, q)| {
+                let score = |p: &Vec<f32>| q.iter().zip(p).map(|(a, b)| a * b).sum::<f32>();
+                let best = (0..vectors_p.len())
+                    .max_by(|&a, &b| score(&vectors_p[a]).total_cmp(&score(&vectors_p[b])))
+                    .unwrap();
+                best == *i
+            })
+            .count()
+    };
+    let base_encoder = Encoder::load(&base, &Device::Cpu).unwrap();
+    let base_hits = hits(
+        &base_encoder.encode(&queries, TextKind::Query, 8).unwrap(),
+        &base_encoder
+            .encode(&passages, TextKind::Passage, 8)
+            .unwrap(),
+    );
+    let trained_hits = hits(
+        &loaded.encode(&queries, TextKind::Query, 8).unwrap(),
+        &loaded.encode(&passages, TextKind::Passage, 8).unwrap(),
+    );
+    assert!(
+        trained_hits > base_hits,
+        "top-1 hits: base {base_hits}, trained {trained_hits}"
+    );
+
+    // A model is never written over an existing one.
+    let err = trainer.save(&out).unwrap_err().to_string();
+    assert!(err.contains("not empty"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Separate query and passage encoders
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn separate_encoders_save_two_loadable_directories() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let config = DenseTrainConfig {
+        shared: false,
+        epochs: 2,
+        ..dense_config()
+    };
+    let (trainer, _, _) = train_dense(&base, config, &examples);
+    let out = root.path().join("dpr");
+    trainer.save(&out).unwrap();
+    let (query_dir, passage_dir) = trained_encoder_dirs(&out);
+    assert_eq!(query_dir, out.join(QUERY_ENCODER_DIR));
+    assert_eq!(passage_dir, out.join(PASSAGE_ENCODER_DIR));
+    assert!(out.join("training.json").is_file());
+
+    let query_encoder = Encoder::load(&query_dir, &Device::Cpu).unwrap();
+    let passage_encoder = Encoder::load(&passage_dir, &Device::Cpu).unwrap();
+    let (queries, passages) = texts(&examples);
+    let q = query_encoder.encode(&queries, TextKind::Query, 8).unwrap();
+    let p = passage_encoder
+        .encode(&passages, TextKind::Passage, 8)
+        .unwrap();
+    assert!(max_abs_diff(&q, &trainer.encode(&queries, TextKind::Query, 8).unwrap()) < 1e-4);
+    assert!(
+        max_abs_diff(
+            &p,
+            &trainer.encode(&passages, TextKind::Passage, 8).unwrap()
+        ) < 1e-4
+    );
+    // Two encoders trained on different inputs are different models.
+    let q_of_passages = query_encoder
+        .encode(&passages, TextKind::Passage, 8)
+        .unwrap();
+    assert!(max_abs_diff(&q_of_passages, &p) > 1e-3);
+    // A shared model's directory is both.
+    assert_eq!(trained_encoder_dirs(&base), (base.clone(), base.clone()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) Cross-encoder
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pair_budget_cuts_the_passage_first() {
+    // Fits: nothing cut.
+    assert_eq!(pair_budget(3, 4, 30), (3, 4));
+    // Long passage: the query stays whole.
+    assert_eq!(pair_budget(5, 1000, 30), (5, 25));
+    // A query longer than half the room with a long passage: cut to half.
+    assert_eq!(pair_budget(40, 1000, 30), (15, 15));
+    // A long query with a short passage keeps what the passage leaves.
+    assert_eq!(pair_budget(40, 3, 30), (27, 3));
+    assert_eq!(pair_budget(0, 0, 0), (0, 0));
+}
+
+#[test]
+fn cross_encoder_input_truncates_the_passage_not_the_query() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let cross = CrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
+    assert_eq!(cross.max_len(), 32);
+    // The tiny tokenizer spells words letter by letter: "abc de" is [a ##b ##c d ##e].
+    let query = "abc de";
+    let passage = "the passage goes on and on far beyond thirty two tokens";
+    let pair = cross.pair_input(query, passage).unwrap();
+    assert_eq!(pair.ids.len(), 32);
+    assert_eq!(pair.query_tokens, 5);
+    assert_eq!(pair.passage_tokens, 32 - 3 - 5);
+    let (cls, sep) = (2, 3);
+    assert_eq!(pair.ids[0], cls);
+    assert_eq!(pair.ids[6], sep);
+    assert_eq!(pair.ids[31], sep);
+    let bert = cross.encoder();
+    let query_ids = bert.token_ids(query, TextKind::Passage, 32).unwrap();
+    assert_eq!(&pair.ids[..7], query_ids.as_slice(), "[CLS] query [SEP]");
+    let passage_ids = bert.token_ids(passage, TextKind::Passage, 32).unwrap();
+    assert_eq!(
+        &pair.ids[7..31],
+        &passage_ids[1..25],
+        "the passage's first tokens"
+    );
+    assert_eq!(pair.type_ids[..7], [0; 7]);
+    assert_eq!(pair.type_ids[7..], [1; 25]);
+
+    // A short pair is not padded or cut.
+    let pair = cross.pair_input("ab", "cd").unwrap();
+    assert_eq!(pair.ids.len(), 2 + 2 + 3);
+    assert_eq!(pair.type_ids, [0, 0, 0, 0, 1, 1, 1]);
+}
+
+#[test]
+fn cross_encoder_trains_saves_and_loads() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let mut losses = Vec::new();
+    let report = cross
+        .train(&examples, &cross_config(), |s| losses.push(s.loss))
+        .unwrap();
+    assert_eq!(losses.len(), 12 * 4);
+    let epochs = &report.epoch_losses;
+    assert!(
+        epochs[epochs.len() - 1] < 0.5 * epochs[0],
+        "mean loss per epoch did not fall enough: {epochs:?}"
+    );
+    // The trained reranker puts positives above their negatives more often than the fresh one.
+    let wins = |cross: &CrossEncoder| -> usize {
+        examples
+            .iter()
+            .map(|e| {
+                let mut passages = vec![e.positive.as_str()];
+                passages.extend(e.negatives.iter().map(String::as_str));
+                let scores = cross.score(&e.query, &passages).unwrap();
+                scores[1..].iter().filter(|&&s| s < scores[0]).count()
+            })
+            .sum()
+    };
+    let fresh = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let (before, after) = (wins(&fresh), wins(&cross));
+    assert!(
+        after > before && after >= 24,
+        "positive above a negative: {before} of 32 before training, {after} after"
+    );
+
+    let out = root.path().join("reranker");
+    cross.save(&out).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["num_labels"], 1);
+    assert!(!out.join("modules.json").exists());
+    let loaded = CrossEncoder::load(&out, &Device::Cpu).unwrap();
+    assert_eq!(loaded.max_len(), cross.max_len());
+    let passages: Vec<&str> = examples.iter().map(|e| e.positive.as_str()).collect();
+    for e in &examples[..4] {
+        let a = cross.score(&e.query, &passages).unwrap();
+        let b = loaded.score(&e.query, &passages).unwrap();
+        assert_eq!(a.len(), passages.len());
+        let diff = max_abs_diff(&[a], &[b]);
+        assert!(diff < 1e-5, "max |diff| {diff}");
+    }
+    // Scores do not depend on the batch a passage is scored in.
+    let alone = loaded.score(&examples[0].query, &passages[..1]).unwrap();
+    let together = loaded.score(&examples[0].query, &passages).unwrap();
+    assert!((alone[0] - together[0]).abs() < 1e-4);
+
+    // A base model has no head to load.
+    let err = CrossEncoder::load(&base, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("classifier") || err.contains("pooler"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cross_encoder_needs_negatives() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let mut examples = dataset();
+    examples.iter_mut().for_each(|e| e.negatives.clear());
+    let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let err = cross
+        .train(&examples, &cross_config(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("negative"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) Reproducibility, schedule, settings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn same_seed_same_loss_curve() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let config = DenseTrainConfig {
+        epochs: 2,
+        ..dense_config()
+    };
+    let losses = |seed: u64| -> Vec<f32> {
+        let config = DenseTrainConfig {
+            seed,
+            ..config.clone()
+        };
+        let (_, steps, _) = train_dense(&base, config, &examples);
+        steps.iter().map(|s| s.loss).collect()
+    };
+    let a = losses(11);
+    assert_eq!(a, losses(11));
+    assert_ne!(a, losses(12));
+
+    let cross = |seed: u64| -> Vec<f32> {
+        let mut cross = CrossEncoder::from_base(&base, seed, &Device::Cpu).unwrap();
+        let config = CrossTrainConfig {
+            epochs: 1,
+            seed,
+            ..cross_config()
+        };
+        let mut losses = Vec::new();
+        cross
+            .train(&examples, &config, |s| losses.push(s.loss))
+            .unwrap();
+        losses
+    };
+    assert_eq!(cross(5), cross(5));
+}
+
+#[test]
+fn linear_schedule_warms_up_then_decays() {
+    let s = LinearSchedule::new(1.0, 0.1, 20);
+    assert_eq!(s.warmup_steps, 2);
+    let lrs: Vec<f64> = [0, 1, 2, 11, 19, 20].iter().map(|&i| s.lr(i)).collect();
+    assert_eq!(lrs[..3], [0.0, 0.5, 1.0]);
+    assert!((lrs[3] - 0.5).abs() < 1e-12);
+    assert!((lrs[4] - 1.0 / 18.0).abs() < 1e-12);
+    assert_eq!(lrs[5], 0.0);
+    // No warm-up: full rate at once.
+    assert_eq!(LinearSchedule::new(2.0, 0.0, 10).lr(0), 2.0);
+}
+
+#[test]
+fn bad_settings_are_refused_by_name() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let config = DenseTrainConfig {
+        batch_size: 0,
+        ..DenseTrainConfig::default()
+    };
+    let err = DenseTrainer::new(&base, config, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("batch_size"), "{err}");
+    let config = DenseTrainConfig {
+        dropout: Some(1.0),
+        ..DenseTrainConfig::default()
+    };
+    let err = DenseTrainer::new(&base, config, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("dropout"), "{err}");
+    let mut trainer = DenseTrainer::new(&base, dense_config(), &Device::Cpu).unwrap();
+    let err = trainer.train(&[], |_| {}).unwrap_err().to_string();
+    assert!(err.contains("no training examples"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients
+// ---------------------------------------------------------------------------------------------
+
+/// Every weight gets a gradient, and the gradient matches central finite differences: no
+/// operation of the trainable model silently drops out of back-propagation.
+#[test]
+fn gradients_reach_every_weight_and_match_finite_differences() {
+    use candle_core::{Tensor, Var};
+
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let bert = TrainableBert::load(&base, &Device::Cpu).unwrap();
+    // Two sequences of different lengths, so padding and the mask are involved.
+    let seqs = [
+        bert.token_ids("abc de fg", TextKind::Query, 32).unwrap(),
+        bert.token_ids("xyz", TextKind::Query, 32).unwrap(),
+    ];
+    let len = seqs[0].len();
+    let mut ids = vec![0u32; 2 * len];
+    let mut mask = vec![0f32; 2 * len];
+    for (i, s) in seqs.iter().enumerate() {
+        ids[i * len..i * len + s.len()].copy_from_slice(s);
+        mask[i * len..i * len + s.len()].fill(1.0);
+    }
+    let ids = Tensor::from_vec(ids, (2, len), &candle_core::Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(mask, (2, len), &candle_core::Device::Cpu).unwrap();
+    let direction: Vec<f32> = (0..64)
+        .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
+        .collect();
+    let direction = Tensor::from_vec(direction, (2, 32), &candle_core::Device::Cpu).unwrap();
+    // Evaluation mode (pooled, normalised vectors) plus training mode (hidden states with
+    // dropout, the same masks on every call for a fixed seed).
+    let types = ids.zeros_like().unwrap();
+    let hidden_direction = Tensor::arange(0f32, (len * 32) as f32, &candle_core::Device::Cpu)
+        .unwrap()
+        .affine(1.0 / (len * 32) as f64, -0.5)
+        .unwrap()
+        .reshape((len, 32))
+        .unwrap();
+    let loss = || -> Tensor {
+        let pooled = (bert.embed(&ids, &mask).unwrap() * &direction)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let hidden = bert
+            .forward_train(&ids, &mask, &types, 5)
+            .unwrap()
+            .broadcast_mul(&hidden_direction)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        (pooled + hidden).unwrap()
+    };
+    let value = |t: &Tensor| f64::from(t.to_scalar::<f32>().unwrap());
+
+    let grads = loss().backward().unwrap();
+    let vars: Vec<(String, Var)> = {
+        let data = bert.varmap().data().lock().unwrap();
+        let mut vars: Vec<_> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    };
+    assert_eq!(vars.len(), 5 + 2 * 16);
+    for (name, var) in &vars {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm = value(&g.sqr().unwrap().sum_all().unwrap());
+        assert!(norm > 0.0, "zero gradient for {name}");
+    }
+
+    let checks = [
+        ("embeddings.word_embeddings.weight", 5 * 32 + 7),
+        ("embeddings.LayerNorm.weight", 3),
+        ("encoder.layer.0.attention.self.query.weight", 40),
+        ("encoder.layer.1.attention.self.key.weight", 77),
+        ("encoder.layer.0.attention.output.LayerNorm.bias", 9),
+        ("encoder.layer.1.intermediate.dense.bias", 11),
+        ("encoder.layer.1.output.dense.weight", 500),
+    ];
+    for (name, index) in checks {
+        let var = &vars.iter().find(|(n, _)| n == name).unwrap().1;
+        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+        let analytic = f64::from(analytic.to_vec1::<f32>().unwrap()[index]);
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let shape = var.as_tensor().shape().clone();
+        let eps = 1e-2f32;
+        let at = |delta: f32| -> f64 {
+            let mut values = original.clone();
+            values[index] += delta;
+            var.set(&Tensor::from_vec(values, &shape, &candle_core::Device::Cpu).unwrap())
+                .unwrap();
+            value(&loss())
+        };
+        let numeric = (at(eps) - at(-eps)) / (2.0 * f64::from(eps));
+        at(0.0);
+        let tolerance = 2e-4 + 0.01 * analytic.abs().max(numeric.abs());
+        assert!(
+            (analytic - numeric).abs() < tolerance,
+            "{name}[{index}]: analytic {analytic}, numeric {numeric}"
+        );
+    }
+}
