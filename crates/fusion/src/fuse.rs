@@ -70,6 +70,28 @@ pub struct ConvexLeg<'a, K> {
     pub normalization: Normalization,
     /// `(id, score)` pairs, best first.
     pub hits: &'a [(K, f32)],
+    /// The raw score of every document the leg did not return, when known (finite): a leg
+    /// that returned everything it matches, such as a BM25 list shorter than the depth asked
+    /// for, scored every other document 0. `None`: unknown, so a missing document is scored
+    /// like the lowest returned one (see [`Normalization`]).
+    pub absent: Option<f32>,
+}
+
+/// One leg's ranked list for [`crate::Fusion::fuse_lists`].
+#[derive(Debug, Clone, Copy)]
+pub struct LegList<'a, K> {
+    /// `(id, score)` pairs, best first.
+    pub hits: &'a [(K, f32)],
+    /// The raw score of every document the list does not hold, when known
+    /// ([`ConvexLeg::absent`]; ignored by reciprocal rank fusion).
+    pub absent: Option<f32>,
+}
+
+impl<'a, K> LegList<'a, K> {
+    /// A list whose missing documents' scores are unknown.
+    pub fn new(hits: &'a [(K, f32)]) -> Self {
+        Self { hits, absent: None }
+    }
 }
 
 /// What one leg contributed to a fused hit, for explain output.
@@ -134,7 +156,7 @@ impl<K> FusedHit<K> {
 ///
 /// [`FusionError::InvalidRrfK`] unless `k` is finite and `> 0`;
 /// [`FusionError::InvalidWeight`] for a negative or non-finite weight;
-/// [`FusionError::NonFiniteScore`] for a NaN or infinite score;
+/// [`FusionError::NonFiniteScore`] for a NaN or infinite score (rank 0: the `absent` score);
 /// [`FusionError::DuplicateId`] when a list holds an id twice.
 ///
 /// # Example
@@ -207,7 +229,7 @@ where
 /// [`FusionError::InvalidWeight`] for a negative or non-finite weight;
 /// [`FusionError::WeightsNotConvex`] when the weights do not sum to 1 within `1e-4`;
 /// [`FusionError::InvalidBounds`] for invalid theoretical bounds;
-/// [`FusionError::NonFiniteScore`] for a NaN or infinite score;
+/// [`FusionError::NonFiniteScore`] for a NaN or infinite score (rank 0: the `absent` score);
 /// [`FusionError::DuplicateId`] when a list holds an id twice.
 ///
 /// # Example
@@ -222,6 +244,7 @@ where
 ///     weight: 0.5,
 ///     normalization: Normalization::MinMax,
 ///     hits,
+///     absent: None,
 /// };
 /// let fused = convex_combination(&[leg(Leg::Sparse, &sparse[..]), leg(Leg::Dense, &dense[..])])
 ///     .unwrap();
@@ -241,6 +264,13 @@ where
     for leg in legs {
         check_weight(leg.leg, leg.weight)?;
         leg.normalization.validate()?;
+        if let Some(score) = leg.absent.filter(|a| !a.is_finite()) {
+            return Err(FusionError::NonFiniteScore {
+                leg: leg.leg,
+                rank: 0,
+                score,
+            });
+        }
         sum += f64::from(leg.weight);
     }
     if (sum - 1.0).abs() > 1e-4 {
@@ -251,7 +281,7 @@ where
         .iter()
         .map(|leg| {
             let scores: Vec<f32> = leg.hits.iter().map(|&(_, score)| score).collect();
-            leg.normalization.apply(&scores)
+            leg.normalization.apply_absent(&scores, leg.absent)
         })
         .collect();
     Ok(union.finish(|leg_index, found| {

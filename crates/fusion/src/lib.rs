@@ -66,7 +66,7 @@ mod settings;
 
 pub use error::FusionError;
 pub use fuse::{
-    ConvexLeg, FusedHit, Leg, LegScore, RrfLeg, convex_combination, reciprocal_rank_fusion,
+    ConvexLeg, FusedHit, Leg, LegList, LegScore, RrfLeg, convex_combination, reciprocal_rank_fusion,
 };
 pub use normalization::Normalization;
 pub use settings::{ConvexSettings, DEFAULT_RRF_K, Fusion, RrfSettings};

@@ -19,6 +19,11 @@ use crate::FusionError;
 /// actually produced. Consequence: the last document of a leg's list and a document the leg
 /// did not return get the same score from that leg.
 ///
+/// When the caller knows better ([`crate::ConvexLeg::absent`]: a BM25 leg that returned fewer
+/// documents than asked for scored every other document 0), the missing-leg score is the
+/// normalised value of that known score instead (clamped as the normalisation clamps, and
+/// never above the lowest returned score's).
+///
 /// **Degenerate lists.** When every returned score is equal (which includes a leg that returned
 /// a single document) there is no spread to normalise, and each variant says below what its
 /// found documents and its missing-leg score get. For [`MinMax`](Self::MinMax) and
@@ -125,14 +130,23 @@ impl Normalization {
 
     /// Normalises a list of finite scores: the normalised scores, in list order, and the
     /// missing-leg score. Assumes `self` is valid and every score finite.
+    #[cfg(test)]
     pub(crate) fn apply(&self, scores: &[f32]) -> (Vec<f64>, f64) {
+        self.apply_absent(scores, None)
+    }
+
+    /// [`Normalization::apply`] where the raw score of the documents the leg did not return
+    /// may be known (`absent`, finite): the missing-leg score is then the normalised value of
+    /// `min(absent, lowest returned score)` instead of the lowest returned score's.
+    pub(crate) fn apply_absent(&self, scores: &[f32], absent: Option<f32>) -> (Vec<f64>, f64) {
         let Some(stats) = Stats::of(scores) else {
             return (Vec::new(), 0.0);
         };
+        let missing = absent.map_or(stats.min, |a| f64::from(a).min(stats.min));
         let map = |f: &dyn Fn(f64) -> f64| -> (Vec<f64>, f64) {
             (
                 scores.iter().map(|&s| f(f64::from(s))).collect(),
-                f(stats.min),
+                f(missing),
             )
         };
         let constant = |found: f64, missing: f64| (vec![found; scores.len()], missing);

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConvexLeg, FusedHit, FusionError, Leg, Normalization, RrfLeg, convex_combination,
+    ConvexLeg, FusedHit, FusionError, Leg, LegList, Normalization, RrfLeg, convex_combination,
     reciprocal_rank_fusion,
 };
 
@@ -145,6 +145,19 @@ impl Fusion {
     where
         K: Clone + Eq + Hash + Ord,
     {
+        self.fuse_lists(LegList::new(sparse), LegList::new(dense))
+    }
+
+    /// [`Fusion::fuse`], with what is known about the documents each list does not hold
+    /// ([`LegList::absent`], used by the convex combination).
+    pub fn fuse_lists<K>(
+        &self,
+        sparse: LegList<'_, K>,
+        dense: LegList<'_, K>,
+    ) -> Result<Vec<FusedHit<K>>, FusionError>
+    where
+        K: Clone + Eq + Hash + Ord,
+    {
         self.validate()?;
         match *self {
             Self::Rrf(settings) => reciprocal_rank_fusion(
@@ -152,12 +165,12 @@ impl Fusion {
                     RrfLeg {
                         leg: Leg::Sparse,
                         weight: settings.sparse_weight,
-                        hits: sparse,
+                        hits: sparse.hits,
                     },
                     RrfLeg {
                         leg: Leg::Dense,
                         weight: settings.dense_weight,
-                        hits: dense,
+                        hits: dense.hits,
                     },
                 ],
                 settings.k,
@@ -167,13 +180,15 @@ impl Fusion {
                     leg: Leg::Sparse,
                     weight: 1.0 - settings.alpha,
                     normalization: settings.sparse,
-                    hits: sparse,
+                    hits: sparse.hits,
+                    absent: sparse.absent,
                 },
                 ConvexLeg {
                     leg: Leg::Dense,
                     weight: settings.alpha,
                     normalization: settings.dense,
-                    hits: dense,
+                    hits: dense.hits,
+                    absent: dense.absent,
                 },
             ]),
         }

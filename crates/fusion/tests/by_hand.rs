@@ -405,6 +405,7 @@ fn convex_generic_weights() {
         weight,
         normalization: Normalization::MinMax,
         hits,
+        absent: None,
     };
     let fused = convex_combination(&[
         leg(Leg::Sparse, 0.5, &l1[..]),
@@ -629,4 +630,72 @@ fn settings_validate() {
         rrf(0.0, 1.0).fuse::<&str>(&[], &[]),
         Err(FusionError::InvalidRrfK(0.0))
     );
+}
+
+#[test]
+fn a_known_absent_score_separates_the_documents_a_leg_did_not_match() {
+    use hybrid_search_fusion::{ConvexSettings, Fusion, LegList};
+    // BM25 matched one document; the dense leg ranks "b" above "a".
+    let sparse = [("a", 7.5)];
+    let dense = [("b", 0.6), ("a", 0.5), ("c", 0.1)];
+    let fusion = Fusion::Convex(ConvexSettings {
+        alpha: 0.5,
+        dense: Normalization::cosine(),
+        sparse: Normalization::bm25(),
+    });
+    // Unknown: the missing documents score like BM25's lowest hit, "a" itself (7.5 / 7.5 = 1),
+    // so the sparse leg cannot lift "a" and the dense order wins.
+    let fused = fusion.fuse(&sparse[..], &dense[..]).unwrap();
+    assert_eq!(fused[0].id, "b");
+    // Known: every other document scored 0 (7.5 hits out of a depth of 100 asked for).
+    let fused = fusion
+        .fuse_lists(
+            LegList {
+                hits: &sparse[..],
+                absent: Some(0.0),
+            },
+            LegList::new(&dense[..]),
+        )
+        .unwrap();
+    let ids: Vec<&str> = fused.iter().map(|h| h.id).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    // a: 0.5 * 1 + 0.5 * 0.75 = 0.875; b: 0.5 * 0 + 0.5 * 0.8 = 0.4.
+    assert!((fused[0].score - 0.875).abs() < 1e-9);
+    assert!((fused[1].score - 0.4).abs() < 1e-6);
+    assert_eq!(fused[1].leg(Leg::Sparse).unwrap().normalized, 0.0);
+    // Min-max already gives missing documents 0; z-score puts them below the lowest hit.
+    let z = convex_combination(&[
+        ConvexLeg {
+            leg: Leg::Sparse,
+            weight: 1.0,
+            normalization: Normalization::ZScore,
+            hits: &[("a", 4.0), ("b", 2.0), ("c", 0.0)][..],
+            absent: Some(0.0),
+        },
+        ConvexLeg {
+            leg: Leg::Dense,
+            weight: 0.0,
+            normalization: Normalization::ZScore,
+            hits: &[("d", 1.0)][..],
+            absent: None,
+        },
+    ])
+    .unwrap();
+    let d = z.iter().find(|h| h.id == "d").unwrap();
+    let c = z.iter().find(|h| h.id == "c").unwrap();
+    assert_eq!(
+        d.score, c.score,
+        "absent 0 = the lowest hit's 0: same z-score"
+    );
+    let bad = convex_combination(&[ConvexLeg {
+        leg: Leg::Sparse,
+        weight: 1.0,
+        normalization: Normalization::MinMax,
+        hits: &[("a", 1.0)][..],
+        absent: Some(f32::NAN),
+    }]);
+    assert!(matches!(
+        bad,
+        Err(FusionError::NonFiniteScore { rank: 0, .. })
+    ));
 }
