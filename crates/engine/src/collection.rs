@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{Encoder, TextKind, VectorIndex};
 use hybrid_search_eval::Document;
-use hybrid_search_fusion::{ConvexSettings, FusedHit, Fusion, Leg, LegScore, Normalization};
+use hybrid_search_fusion::{
+    ConvexSettings, FusedHit, Fusion, Leg, LegList, LegScore, Normalization,
+};
 use hybrid_search_sparse::{AnalyzerConfig, Bm25Index, Bm25Writer, SparseDoc};
 
 use crate::dense_leg::{self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress};
@@ -191,6 +193,15 @@ fn first_few(items: &[String]) -> String {
         out.push_str(&format!(" and {} more", items.len() - 5));
     }
     out
+}
+
+/// The sparse leg's list for fusion: when BM25 returned fewer documents than `depth`, it
+/// returned every document that matches the query, so every other one scored 0.
+pub(crate) fn sparse_list(hits: &[(Arc<str>, f32)], depth: usize) -> LegList<'_, Arc<str>> {
+    LegList {
+        hits,
+        absent: (hits.len() < depth).then_some(0.0),
+    }
 }
 
 /// A one-leg list in the fused shape: the leg's score is the hit's score.
@@ -631,7 +642,9 @@ impl Collection {
                     Ok(dense) => (Mode::Hybrid, None, dense),
                     Err(err) => (Mode::Sparse, Some(err.to_string()), Vec::new()),
                 };
-                let mut fused = options.fusion.fuse(&sparse, &dense)?;
+                let mut fused = options
+                    .fusion
+                    .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
                 fused.truncate(k);
                 (mode, fallback, fused)
             }

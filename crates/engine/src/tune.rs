@@ -10,9 +10,9 @@ use rayon::prelude::*;
 
 use hybrid_search_eval::metrics::{self, Run, Scores};
 use hybrid_search_eval::{Qrels, Query};
-use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
+use hybrid_search_fusion::{ConvexSettings, Fusion, LegList, Normalization, RrfSettings};
 
-use crate::collection::{Collection, HybridOptions};
+use crate::collection::{Collection, HybridOptions, sparse_list};
 use crate::error::Result;
 
 /// One tried setting and its scores.
@@ -94,9 +94,9 @@ pub fn tune(
             let mut run = Run::with_capacity(queries.len());
             for (q, (sparse, dense)) in queries.iter().zip(&legs) {
                 let depth = options.depth;
-                let fused = options.fusion.fuse(
-                    &sparse[..depth.min(sparse.len())],
-                    &dense[..depth.min(dense.len())],
+                let fused = options.fusion.fuse_lists(
+                    sparse_list(&sparse[..depth.min(sparse.len())], depth),
+                    LegList::new(&dense[..depth.min(dense.len())]),
                 )?;
                 let ranked = fused
                     .into_iter()

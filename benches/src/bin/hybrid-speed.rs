@@ -1,0 +1,94 @@
+//! Query latency of a collection in each mode, one query at a time with the model loaded:
+//! p50, p95 and mean of the whole `search` call (query encoding, both legs, fusion, stored
+//! documents and snippets for the top 10).
+//!
+//! ```text
+//! cargo run --release -p hybrid-search-benches --bin hybrid-speed -- data/sf-mini-win \
+//!     ../shared/data/scifact test
+//! ```
+//!
+//! The collection's model is found under models/; the hybrid mode uses the collection's
+//! default fusion settings. Queries run in dataset order, after 10 warm-up queries.
+
+use std::path::Path;
+use std::time::Instant;
+
+use hybrid_search::dense::{Device, Encoder};
+use hybrid_search::eval::load_dataset;
+use hybrid_search::{Collection, Mode, locate_model};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank]
+}
+
+/// Peak resident memory of this process so far (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: hybrid-speed COLLECTION_DIR DATASET [SPLIT] [QUERIES]";
+    let dir = args.next().expect(usage);
+    let dataset = args.next().expect(usage);
+    let split = args.next().unwrap_or_else(|| "test".into());
+    let limit: usize = args.next().map_or(300, |n| n.parse().expect(usage));
+
+    let mut collection = Collection::open(Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let name = collection
+        .manifest()
+        .dense
+        .as_ref()
+        .expect("a collection with a dense leg")
+        .model
+        .name
+        .clone();
+    let model = locate_model(&name).expect("the collection's model under models/");
+    let encoder = Encoder::load(&model, &Device::Cpu).unwrap();
+    collection.attach_encoder(encoder.into()).unwrap();
+    let data = load_dataset(Path::new(&dataset), &split).unwrap_or_else(|e| panic!("{e}"));
+    let queries: Vec<&str> = data
+        .queries
+        .iter()
+        .take(limit)
+        .map(|q| q.text.as_str())
+        .collect();
+    let options = collection.hybrid_options();
+    println!(
+        "{} queries of {dataset} ({split}) on {dir}, k = 10, hybrid: {:?} depth {}",
+        queries.len(),
+        options.fusion,
+        options.depth
+    );
+    println!("mode     p50 ms   p95 ms   mean ms");
+    for mode in [Mode::Sparse, Mode::Dense, Mode::Hybrid] {
+        for q in queries.iter().take(10) {
+            collection.search_with(q, 10, mode, &options).unwrap();
+        }
+        let mut times: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let started = Instant::now();
+                let results = collection.search_with(q, 10, mode, &options).unwrap();
+                assert!(results.fallback.is_none(), "{:?}", results.fallback);
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        println!(
+            "{:<7} {:>7.2}  {:>7.2}  {:>8.2}",
+            mode.as_str(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.95),
+            mean
+        );
+    }
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak RSS {mib:.0} MiB");
+    }
+}
