@@ -1,5 +1,7 @@
 //! The `hybrid-search` command-line tool: a thin layer over the `hybrid-search` library.
 
+mod train;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,13 +14,14 @@ use rayon::prelude::*;
 
 use std::sync::Arc;
 
-use hybrid_search::dense::{Device, Encoder, LongText, WeightFormat};
+use hybrid_search::dense::train::{CrossEncoder, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR};
+use hybrid_search::dense::{Device, Encoder, LongText, TextKind, WeightFormat};
 use hybrid_search::eval::{self, metrics, trec};
 use hybrid_search::fusion::{ConvexSettings, Fusion, Leg, Normalization, RrfSettings};
 use hybrid_search::sparse::{Analyzer, kodic};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, HybridOptions, Mode,
-    SearchDefaults, StopWords, TuneRecord, VectorKind, locate_model,
+    SearchDefaults, SearchResults, StopWords, TuneRecord, VectorKind, locate_model,
 };
 
 /// Hybrid sparse + dense search for Korean and English text.
@@ -186,6 +189,18 @@ struct SearchArgs {
     model: ModelArgs,
     #[command(flatten)]
     fusion: FusionArgs,
+    /// Encode queries with this model instead of the collection's: the query encoder of a
+    /// model trained with `train-dense --separate` (OUT/query_encoder), for a collection
+    /// indexed with its passage encoder (OUT/passage_encoder).
+    #[arg(long)]
+    query_model: Option<PathBuf>,
+    /// Rerank the top hits with this cross-encoder (a directory written by
+    /// `hybrid-search train-reranker`). Reranked hits are scored by its logit.
+    #[arg(long)]
+    rerank: Option<PathBuf>,
+    /// Hits the cross-encoder reorders; the ones below keep their order after them.
+    #[arg(long, default_value_t = 20, requires = "rerank")]
+    rerank_depth: usize,
 }
 
 /// A collection opened for searching: the mode and fusion settings resolved, the model
@@ -196,17 +211,70 @@ struct Prepared {
     hybrid: HybridOptions,
     /// Why the dense leg is unavailable, when a hybrid search must fall back.
     unavailable: Option<String>,
+    /// The model that encodes queries when it is not the collection's (`--query-model`).
+    query_encoder: Option<Arc<Encoder>>,
+    /// The cross-encoder of `--rerank`, with its directory.
+    reranker: Option<(PathBuf, CrossEncoder)>,
+}
+
+impl Prepared {
+    /// The query vectors of `texts` when the query model is not the collection's, else
+    /// `None` (the collection encodes them).
+    fn own_query_vectors(&self, texts: &[&str]) -> anyhow::Result<Option<Vec<Vec<f32>>>> {
+        let Some(encoder) = &self.query_encoder else {
+            return Ok(None);
+        };
+        let bar = progress(texts.len() as u64, "encoding queries");
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(32) {
+            vectors.extend(
+                encoder
+                    .encode(chunk, TextKind::Query, 32)
+                    .with_context(|| {
+                        format!("encoding queries with {}", encoder.dir().display())
+                    })?,
+            );
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        Ok(Some(vectors))
+    }
 }
 
 impl SearchArgs {
     fn open(&self, index: &Path) -> anyhow::Result<Prepared> {
+        if self.rerank.is_some() && self.rerank_depth == 0 {
+            bail!("--rerank-depth must be at least 1");
+        }
         let mut collection = Collection::open(index)?;
         let mode = self
             .mode
             .map_or_else(|| collection.default_mode(), Mode::from);
         let hybrid = self.fusion.options(collection.hybrid_options())?;
+        let query_encoder = match &self.query_model {
+            Some(_) if mode == Mode::Sparse => {
+                bail!("--query-model applies to --mode dense and hybrid, not sparse")
+            }
+            Some(dir) => Some(self.query_model_for(&collection, dir)?),
+            None => None,
+        };
+        let reranker = match &self.rerank {
+            Some(dir) => {
+                let reranker = CrossEncoder::load(dir, &Device::Cpu).with_context(|| {
+                    format!(
+                        "loading reranker {} (a cross-encoder directory written by \
+                         `hybrid-search train-reranker`)",
+                        dir.display()
+                    )
+                })?;
+                Some((dir.clone(), reranker))
+            }
+            None => None,
+        };
         let mut unavailable = None;
-        if mode != Mode::Sparse || self.model.model.is_some() {
+        // With --query-model the collection's vectors are searched with the query model's
+        // vectors: its own model is only needed when named.
+        if (mode != Mode::Sparse && query_encoder.is_none()) || self.model.model.is_some() {
             match self.model.attach(&mut collection) {
                 Ok(()) => {}
                 // A model found on its own may be missing or broken: hybrid falls back to the
@@ -222,7 +290,33 @@ impl SearchArgs {
             mode,
             hybrid,
             unavailable,
+            query_encoder,
+            reranker,
         })
+    }
+
+    /// Loads the `--query-model` and checks that its vectors can search the collection's.
+    fn query_model_for(&self, collection: &Collection, dir: &Path) -> anyhow::Result<Arc<Encoder>> {
+        let Some(dense) = &collection.manifest().dense else {
+            bail!(
+                "{}: this collection has no dense leg, so --query-model {} cannot be used; \
+                 rebuild it with `hybrid-search index --model`",
+                collection.dir().display(),
+                dir.display()
+            );
+        };
+        let encoder = self.model.load(dir)?;
+        let (theirs, ours) = (dense.model.description.dim, encoder.description().dim);
+        if theirs != ours {
+            bail!(
+                "--query-model {}: makes {ours}-dimensional vectors, but the vectors of {} \
+                 ({}) have {theirs}; pass the query encoder trained with the collection's model",
+                dir.display(),
+                collection.dir().display(),
+                dense.model.name
+            );
+        }
+        Ok(encoder)
     }
 }
 
@@ -264,6 +358,18 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self, dir: &Path) -> anyhow::Result<Arc<Encoder>> {
+        if !dir.join("config.json").exists()
+            && dir.join(QUERY_ENCODER_DIR).is_dir()
+            && dir.join(PASSAGE_ENCODER_DIR).is_dir()
+        {
+            let d = dir.display();
+            bail!(
+                "{d}: a model with separate query and passage encoders (`train-dense \
+                 --separate`); a collection holds one model's vectors: index with \
+                 `--model {d}/{PASSAGE_ENCODER_DIR}` and search or evaluate with \
+                 `--query-model {d}/{QUERY_ENCODER_DIR}`"
+            );
+        }
         let format = match self.weights {
             WeightsArg::AsStored => WeightFormat::AsStored,
             WeightsArg::F32 => WeightFormat::F32,
@@ -425,7 +531,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Write the ranked lists as a TREC run file (top 1000 per query for one leg; the
-        /// fused top max(depth, 100) for hybrid).
+        /// fused top max(depth, 100) for hybrid). With --rerank the scores are n - rank (the
+        /// reranked top and the rest are scored on different scales).
         #[arg(long)]
         run: Option<PathBuf>,
     },
@@ -499,6 +606,12 @@ enum Command {
         /// The text.
         text: String,
     },
+    /// Fine-tune a dense retriever on a dataset's labelled queries (in-batch negatives, plus
+    /// BM25 hard negatives with --index), and write it as a model directory for `index --model`.
+    TrainDense(train::TrainDenseArgs),
+    /// Train a cross-encoder reranker (BERT with a one-logit head on the query-passage pair)
+    /// on a dataset's labelled queries and BM25 hard negatives, for `search --rerank`.
+    TrainReranker(train::TrainRerankerArgs),
     /// Build the ko-dic dictionary from MeCab-compiled mecab-ko-dic files (used by
     /// scripts/fetch-ko-dic.sh).
     BuildKoDic {
@@ -588,6 +701,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify { index, json } => cmd_verify(&index, json),
         Command::Repair { index, model } => cmd_repair(&index, &model),
         Command::Analyze { analyzer, text } => cmd_analyze(analyzer.config()?, &text),
+        Command::TrainDense(args) => train::cmd_train_dense(&args),
+        Command::TrainReranker(args) => train::cmd_train_reranker(&args),
         Command::BuildKoDic { mecab, out } => {
             let started = Instant::now();
             let stats = kodic::build_ko_dic(&mecab, &out)
@@ -757,9 +872,41 @@ fn cmd_search(
         bail!("-k must be at least 1");
     }
     let prepared = args.open(index)?;
-    let mut results = prepared
-        .collection
-        .search_with(query, k, prepared.mode, &prepared.hybrid)?;
+    let collection = &prepared.collection;
+    let (mut results, before) = if prepared.reranker.is_none() && prepared.query_encoder.is_none() {
+        let results = collection.search_with(query, k, prepared.mode, &prepared.hybrid)?;
+        (results, Vec::new())
+    } else {
+        let vector = prepared
+            .own_query_vectors(&[query])?
+            .and_then(|v| v.into_iter().next());
+        let depth = if prepared.reranker.is_some() {
+            args.rerank_depth
+        } else {
+            0
+        };
+        let ranked = collection.rank(
+            query,
+            vector.as_deref(),
+            k.max(depth),
+            prepared.mode,
+            &prepared.hybrid,
+        )?;
+        let (mut ranked, before) = match &prepared.reranker {
+            Some((_, reranker)) => {
+                let out = hybrid_search::rerank(collection, query, ranked, reranker, depth)?;
+                (out.results, out.before)
+            }
+            None => (ranked, Vec::new()),
+        };
+        ranked.hits.truncate(k);
+        let results = SearchResults {
+            mode: ranked.mode,
+            fallback: ranked.fallback,
+            hits: collection.hits(query, ranked.hits)?,
+        };
+        (results, before)
+    };
     if let Some(reason) = prepared.unavailable.or(results.fallback.clone()) {
         fallback_note(&reason);
         results.fallback = Some(reason);
@@ -776,6 +923,17 @@ fn cmd_search(
         if results.mode == Mode::Hybrid {
             value["fusion"] = serde_json::to_value(prepared.hybrid)?;
         }
+        if let Some((dir, _)) = &prepared.reranker {
+            value["rerank"] = serde_json::json!({
+                "model": dir.display().to_string(),
+                "depth": args.rerank_depth,
+            });
+            if explain && let Some(hits) = value["hits"].as_array_mut() {
+                for (hit, first) in hits.iter_mut().zip(&before) {
+                    hit["first_stage"] = serde_json::to_value(first)?;
+                }
+            }
+        }
         writeln!(out, "{value}")?;
         return Ok(());
     }
@@ -784,6 +942,14 @@ fn cmd_search(
     }
     if explain && results.mode == Mode::Hybrid {
         writeln!(out, "hybrid: {}", describe(&prepared.hybrid))?;
+    }
+    if explain && let Some((dir, _)) = &prepared.reranker {
+        writeln!(
+            out,
+            "rerank: the top {} by {} (score: its logit)",
+            args.rerank_depth,
+            dir.display()
+        )?;
     }
     for (rank, hit) in results.hits.iter().enumerate() {
         writeln!(
@@ -795,6 +961,13 @@ fn cmd_search(
             hit.title
         )?;
         writeln!(out, "     {}", hit.snippet)?;
+        if explain && let Some(first) = before.get(rank) {
+            writeln!(
+                out,
+                "     rerank logit {:.4}; first stage rank {} score {:.4}",
+                hit.score, first.rank, first.score
+            )?;
+        }
         for leg in &hit.legs {
             let raw = match leg.leg {
                 Leg::Sparse => "BM25",
@@ -822,6 +995,10 @@ fn cmd_search(
     Ok(())
 }
 
+/// One query's ranked list for `eval`: query id, (document id, score) best first, and why the
+/// dense leg took no part when the search fell back to the sparse leg.
+type QueryResult = (String, Vec<(String, f32)>, Option<String>);
+
 fn cmd_eval(
     index: &Path,
     dataset: &Path,
@@ -846,31 +1023,50 @@ fn cmd_eval(
     };
     let started = Instant::now();
     // Dense: all query vectors first, in batches (one forward pass per 32 queries).
+    let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
     let vectors = match mode {
+        Mode::Dense | Mode::Hybrid if prepared.query_encoder.is_some() => {
+            prepared.own_query_vectors(&texts)?
+        }
         Mode::Dense | Mode::Hybrid if prepared.unavailable.is_none() => {
-            let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
             Some(encode_queries(collection, &texts)?)
         }
         _ => None,
     };
     let bar = progress(data.queries.len() as u64, "searching");
-    let results: Vec<(String, Vec<(String, f32)>, Option<String>)> = data
+    // The cross-encoder is shared by the threads (it is Sync; each query's pairs go through
+    // it in one batch of --rerank-depth).
+    let reranker = prepared
+        .reranker
+        .as_ref()
+        .map(|(_, r)| (r, args.rerank_depth));
+    let results: Vec<QueryResult> = data
         .queries
         .par_iter()
         .enumerate()
         .map(|(i, q)| {
             let vector = vectors.as_ref().map(|v| v[i].as_slice());
-            let ranked = collection.rank(&q.text, vector, k, mode, hybrid);
+            let ranked = collection.rank(&q.text, vector, k, mode, hybrid)?;
+            let r = match reranker {
+                Some((reranker, depth)) => {
+                    hybrid_search::rerank(collection, &q.text, ranked, reranker, depth)?.results
+                }
+                None => ranked,
+            };
             bar.inc(1);
-            ranked.map(|r| {
-                let hits = r
-                    .hits
-                    .into_iter()
-                    .map(|h| (h.id.to_string(), h.score as f32));
-                (q.id.clone(), hits.collect(), r.fallback)
-            })
+            let n = r.hits.len();
+            let hits = r.hits.into_iter().enumerate().map(|(rank, h)| {
+                // Reranked and first-stage scores do not share a scale: the run keeps the
+                // list's order with scores n - rank.
+                let score = match reranker {
+                    Some(_) => (n - rank) as f32,
+                    None => h.score as f32,
+                };
+                (h.id.to_string(), score)
+            });
+            Ok((q.id.clone(), hits.collect(), r.fallback))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<hybrid_search::Result<_>>()?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let fell_back = results.iter().filter(|r| r.2.is_some()).count();
@@ -906,6 +1102,15 @@ fn cmd_eval(
             value["fusion"] = serde_json::to_value(hybrid)?;
             value["fallback_queries"] = fell_back.into();
         }
+        if let Some(dir) = &args.query_model {
+            value["query_model"] = dir.display().to_string().into();
+        }
+        if let Some((dir, _)) = &prepared.reranker {
+            value["rerank"] = serde_json::json!({
+                "model": dir.display().to_string(),
+                "depth": args.rerank_depth,
+            });
+        }
         writeln!(out, "{value}")?;
     } else {
         writeln!(out, "dataset     {} ({split})", dataset.display())?;
@@ -918,6 +1123,17 @@ fn cmd_eval(
                     "fallback    {fell_back} queries answered by the sparse leg only"
                 )?;
             }
+        }
+        if let Some(dir) = &args.query_model {
+            writeln!(out, "queries by  {}", dir.display())?;
+        }
+        if let Some((dir, _)) = &prepared.reranker {
+            writeln!(
+                out,
+                "rerank      top {} by {}",
+                args.rerank_depth,
+                dir.display()
+            )?;
         }
         writeln!(out, "queries     {}", scores.queries)?;
         writeln!(out, "nDCG@10     {:.4}", scores.ndcg_at_10)?;

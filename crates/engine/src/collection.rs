@@ -688,8 +688,9 @@ impl Collection {
         })
     }
 
-    /// Ranked hits of `query` with title and snippet.
-    fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
+    /// Ranked hits of `query` ([`Collection::rank`], possibly reranked) with title and
+    /// snippet.
+    pub fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);
         let mut hits = Vec::new();

@@ -230,9 +230,10 @@ pub(crate) fn remove_stale(dir: &Path, keep: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The text a passage encoder sees for a document: `title + " " + text`, as BEIR's dense
-/// baselines and MTEB encode corpora.
-pub(crate) fn passage_text(doc: &Document) -> String {
+/// The text a passage encoder sees for a document: `title + " " + text` (each trimmed; just
+/// the one that is not empty when the other is), as BEIR's dense baselines and MTEB encode
+/// corpora. Training examples and the reranker use the same text.
+pub fn passage_text(doc: &Document) -> String {
     match (doc.title.trim(), doc.text.trim()) {
         ("", text) => text.to_string(),
         (title, "") => title.to_string(),

@@ -1,6 +1,9 @@
 //! hybrid-search as an embedded library: a [`Collection`] on disk that holds the search legs and
 //! their settings, with one document lifecycle (upsert, delete, commit) and search.
 //!
+//! A result list can be reordered by a cross-encoder ([`rerank`], with a reranker trained by
+//! [`dense::train`]).
+//!
 //! This crate is a facade: it re-exports the component crates ([`sparse`], [`eval`]) and keeps
 //! the on-disk layout:
 //!
@@ -14,28 +17,51 @@
 //!
 //! # Example
 //!
+//! A collection with both legs: documents are added in one commit, searched in the default
+//! hybrid mode (BM25 and vectors, fused), and every hit says what each leg gave it.
+//! `cargo run --release -p hybrid-search --example embedded` does the same with
+//! all-MiniLM-L6-v2; here a tiny random model stands in, so the example runs anywhere.
+//!
 //! ```
-//! use hybrid_search::{AnalyzerConfig, AnalyzerKind, Collection, Document};
+//! use std::sync::Arc;
+//!
+//! use hybrid_search::dense::{Device, Encoder, TinyModel};
+//! use hybrid_search::{AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, Mode};
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let path = dir.path().join("docs");
-//! let mut collection =
-//!     Collection::create(&path, AnalyzerConfig::for_kind(AnalyzerKind::En)).unwrap();
-//! let mut writer = collection.writer().unwrap();
-//! writer.upsert(&Document { id: "d1".into(), title: "Cytokines".into(),
-//!     text: "IL-6 drives the acute phase response.".into() }).unwrap();
-//! writer.upsert(&Document { id: "d2".into(), title: "Diabetes".into(),
-//!     text: "HbA1c reflects glucose over three months.".into() }).unwrap();
-//! writer.commit().unwrap();
-//! collection.reload().unwrap();
+//! let model = dir.path().join("model"); // a real one: "models/all-MiniLM-L6-v2"
+//! TinyModel::default().write(&model).unwrap();
+//! let encoder = Arc::new(Encoder::load(&model, &Device::Cpu).unwrap());
+//! let options = DenseOptions::for_encoder(&encoder);
+//! let mut collection = Collection::create_with(
+//!     &dir.path().join("docs"),
+//!     AnalyzerConfig::for_kind(AnalyzerKind::En),
+//!     Some((encoder, options)),
+//! )
+//! .unwrap();
+//! let doc = |id: &str, text: &str| Document { id: id.into(), title: String::new(), text: text.into() };
+//! collection
+//!     .add(&[doc("d1", "IL-6 drives the acute phase response."),
+//!            doc("d2", "HbA1c reflects glucose over three months.")], None)
+//!     .unwrap();
 //!
-//! let hits = collection.search("IL-6", 10).unwrap().hits;
-//! assert_eq!(hits[0].id, "d1");
+//! let results = collection.search("IL-6", 10).unwrap();
+//! assert_eq!(results.mode, Mode::Hybrid);
+//! let top = &results.hits[0];
+//! assert_eq!(top.id, "d1"); // BM25 matched only d1
+//! for leg in &top.legs {
+//!     println!("{}: rank {:?}, raw {:?}, normalised {:.3}, adds {:.3}",
+//!         leg.leg, leg.rank, leg.raw_score, leg.normalized, leg.contribution);
+//! }
+//!
+//! collection.delete(&["d2"]).unwrap();
+//! assert!(collection.verify().unwrap().is_sound());
 //! ```
 
 mod collection;
 mod dense_leg;
 mod error;
+mod rerank;
 mod snippet;
 mod tune;
 
@@ -45,6 +71,7 @@ pub use collection::{
 };
 pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, ModelRecord, VectorKind, locate_model,
+    passage_text,
 };
 pub use error::{Error, Result};
 pub use hybrid_search_dense as dense;
@@ -53,5 +80,6 @@ pub use hybrid_search_eval::{Dataset, Document, Query};
 pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
+pub use rerank::{FirstStage, Reranked, rerank};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};

@@ -1,0 +1,533 @@
+//! `train-dense` and `train-reranker`: training examples from a dataset's labelled queries,
+//! BM25 hard negatives mined from a collection, the training run with a progress bar, and the
+//! summary.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use hybrid_search::dense::Device;
+use hybrid_search::dense::train::{
+    CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR,
+    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainReport,
+};
+use hybrid_search::{Collection, Document, eval, passage_text};
+
+/// What both training commands read and write.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// The model directory to start from (BERT family: config.json, model.safetensors,
+    /// tokenizer.json and, for a sentence-transformers model, its pooling files).
+    #[arg(long)]
+    base: PathBuf,
+    /// A BEIR folder or a SQuAD/KorQuAD JSON file: one training example per (query, relevant
+    /// document) of the split.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The qrels split to train on: never the one you report.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// The new model directory (must not exist, or be empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// A collection of the dataset's corpus (`hybrid-search index`) to mine hard negatives
+    /// from: its BM25 top hits for each query that the qrels do not mark relevant.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `train-dense`'s flags.
+#[derive(clap::Args)]
+pub struct TrainDenseArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Hard negatives per query, mined with --index and added to each batch's passages
+    /// [default: 1 with --index].
+    #[arg(long, requires = "index")]
+    hard_negatives: Option<usize>,
+    /// Separate query and passage encoders (DPR's layout), saved as OUT/query_encoder and
+    /// OUT/passage_encoder, instead of one shared encoder.
+    #[arg(long)]
+    separate: bool,
+    /// Passes over the training examples.
+    #[arg(long, default_value_t = DenseTrainConfig::default().epochs)]
+    epochs: usize,
+    /// Queries per step (each brings its positive and its hard negatives; the other queries'
+    /// passages are its in-batch negatives).
+    #[arg(long, default_value_t = DenseTrainConfig::default().batch_size)]
+    batch_size: usize,
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = DenseTrainConfig::default().learning_rate)]
+    lr: f64,
+    /// Fraction of the steps spent warming the learning rate up (then it decays linearly to 0).
+    #[arg(long, default_value_t = DenseTrainConfig::default().warmup_ratio)]
+    warmup_ratio: f64,
+    /// Seed of the example order and the dropout masks.
+    #[arg(long, default_value_t = DenseTrainConfig::default().seed)]
+    seed: u64,
+    /// Longest query in tokens (also capped by the model's maximum length).
+    #[arg(long, default_value_t = DenseTrainConfig::default().max_query_len)]
+    max_query_len: usize,
+    /// Longest passage in tokens (also capped by the model's maximum length).
+    #[arg(long, default_value_t = DenseTrainConfig::default().max_passage_len)]
+    max_passage_len: usize,
+}
+
+/// `train-reranker`'s flags.
+#[derive(clap::Args)]
+pub struct TrainRerankerArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Hard negatives per query, mined with --index: each query's positive is compared with
+    /// them [default: 3].
+    #[arg(long, requires = "index")]
+    hard_negatives: Option<usize>,
+    /// Passes over the training examples.
+    #[arg(long, default_value_t = CrossTrainConfig::default().epochs)]
+    epochs: usize,
+    /// Queries per step (each brings 1 + --hard-negatives query-passage pairs).
+    #[arg(long, default_value_t = CrossTrainConfig::default().batch_size)]
+    batch_size: usize,
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = CrossTrainConfig::default().learning_rate)]
+    lr: f64,
+    /// Fraction of the steps spent warming the learning rate up (then it decays linearly to 0).
+    #[arg(long, default_value_t = CrossTrainConfig::default().warmup_ratio)]
+    warmup_ratio: f64,
+    /// Seed of the example order, the dropout masks and the new head's weights.
+    #[arg(long, default_value_t = CrossTrainConfig::default().seed)]
+    seed: u64,
+    /// Longest query-passage pair in tokens, special tokens included (the passage is cut
+    /// first) [default: the base model's maximum length].
+    #[arg(long)]
+    max_len: Option<usize>,
+}
+
+/// The examples of a dataset split and where they came from.
+struct TrainingData {
+    examples: Vec<TrainExample>,
+    /// Queries with at least one example.
+    queries: usize,
+    /// Hard negatives asked for per query (0 without a collection).
+    hard_negatives: usize,
+    /// Examples that got at least one hard negative.
+    with_negatives: usize,
+}
+
+/// Checks the settings both trainers share, before anything is loaded.
+fn check_common(
+    data: &DataArgs,
+    (epochs, batch_size, lr, warmup_ratio): (usize, usize, f64, f64),
+) -> anyhow::Result<()> {
+    if epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!("--lr must be a number > 0, got {lr}");
+    }
+    if !(0.0..=1.0).contains(&warmup_ratio) {
+        bail!("--warmup-ratio must be between 0 and 1, got {warmup_ratio}");
+    }
+    if !data.base.join("config.json").is_file() {
+        bail!(
+            "{}: not a model directory (no config.json); pass --base with a BERT-family model \
+             directory such as models/all-MiniLM-L6-v2 (scripts/fetch-models.sh)",
+            data.base.display()
+        );
+    }
+    let out = &data.out;
+    if out.exists()
+        && (!out.is_dir()
+            || std::fs::read_dir(out)
+                .with_context(|| format!("reading {}", out.display()))?
+                .next()
+                .is_some())
+    {
+        bail!(
+            "{}: already exists and is not an empty directory; choose a new --out (a trained \
+             model never overwrites one)",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// One example per (query, relevant document) of `data.split`, with up to `hard_negatives`
+/// BM25 hard negatives per query from `data.index`.
+fn training_data(data: &DataArgs, hard_negatives: usize) -> anyhow::Result<TrainingData> {
+    let dataset = eval::load_dataset(&data.dataset, &data.split)?;
+    let corpus: HashMap<&str, &Document> =
+        dataset.corpus.iter().map(|d| (d.id.as_str(), d)).collect();
+    let collection = match &data.index {
+        Some(index) => Some(
+            Collection::open(index)
+                .with_context(|| format!("opening {} to mine hard negatives", index.display()))?,
+        ),
+        None => None,
+    };
+    let mut missing = 0usize;
+    // (query, its relevant documents in id order), in the dataset's query order.
+    let mut labelled: Vec<(&str, Vec<&str>)> = Vec::new();
+    for query in &dataset.queries {
+        let Some(judged) = dataset.qrels.get(&query.id) else {
+            continue;
+        };
+        let mut relevant: Vec<&str> = judged
+            .iter()
+            .filter(|&(_, &grade)| grade > 0)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        relevant.sort_unstable();
+        let before = relevant.len();
+        relevant.retain(|id| corpus.contains_key(id));
+        missing += before - relevant.len();
+        if !relevant.is_empty() {
+            labelled.push((query.text.as_str(), relevant));
+        }
+    }
+    if missing > 0 {
+        eprintln!(
+            "note: {missing} relevant documents of split {:?} are not in the corpus of {}; \
+             their judgements are skipped",
+            data.split,
+            data.dataset.display()
+        );
+    }
+    if labelled.is_empty() {
+        bail!(
+            "{}: split {:?} has no query with a relevant document in the corpus, so there is \
+             nothing to train on; pass --split with a split that has judgements",
+            data.dataset.display(),
+            data.split
+        );
+    }
+    let negatives: Vec<Vec<String>> = match &collection {
+        Some(collection) if hard_negatives > 0 => mine(collection, &labelled, hard_negatives)?,
+        _ => vec![Vec::new(); labelled.len()],
+    };
+    let mut examples = Vec::new();
+    let mut with_negatives = 0;
+    for ((query, relevant), negatives) in labelled.iter().zip(&negatives) {
+        for id in relevant {
+            if !negatives.is_empty() {
+                with_negatives += 1;
+            }
+            examples.push(TrainExample {
+                query: query.to_string(),
+                positive: passage_text(corpus[id]),
+                negatives: negatives.clone(),
+            });
+        }
+    }
+    Ok(TrainingData {
+        examples,
+        queries: labelled.len(),
+        hard_negatives: if collection.is_some() {
+            hard_negatives
+        } else {
+            0
+        },
+        with_negatives,
+    })
+}
+
+/// For each query, the passages of the collection's BM25 top hits that are not among its
+/// relevant documents, the first `n` (best first).
+fn mine(
+    collection: &Collection,
+    labelled: &[(&str, Vec<&str>)],
+    n: usize,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let index = collection.dir();
+    let found = labelled
+        .iter()
+        .flat_map(|(_, relevant)| relevant.iter())
+        .take(1000)
+        .filter(|id| matches!(collection.get(id), Ok(Some(_))))
+        .count();
+    if found == 0 {
+        eprintln!(
+            "note: {} holds none of the relevant documents checked; hard negatives come from \
+             another corpus than the dataset's (index the dataset's corpus to mine from it)",
+            index.display()
+        );
+    }
+    let bar = progress(labelled.len() as u64, "mining hard negatives");
+    let mined = labelled
+        .par_iter()
+        .map(|(query, relevant)| {
+            // Asking for n + |relevant| hits leaves n that are not relevant when the
+            // collection has them.
+            let hits = collection.search_ids(query, n + relevant.len())?;
+            let mut negatives = Vec::with_capacity(n);
+            for (id, _) in hits {
+                if negatives.len() == n {
+                    break;
+                }
+                if relevant.contains(&&*id) {
+                    continue;
+                }
+                if let Some(doc) = collection.get(&id)? {
+                    negatives.push(passage_text(&doc));
+                }
+            }
+            bar.inc(1);
+            Ok(negatives)
+        })
+        .collect::<hybrid_search::Result<Vec<_>>>()
+        .with_context(|| format!("mining hard negatives from {}", index.display()));
+    bar.finish_and_clear();
+    mined
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A progress bar over the training steps that shows the epoch and the running mean loss of
+/// the epoch; the callback to give the trainer.
+fn step_bar(epochs: usize) -> (ProgressBar, impl FnMut(StepReport)) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "training [{bar:30}] step {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let handle = bar.clone();
+    let (mut epoch, mut sum, mut count) = (0, 0.0f64, 0usize);
+    let on_step = move |s: StepReport| {
+        if s.epoch != epoch {
+            (epoch, sum, count) = (s.epoch, 0.0, 0);
+        }
+        sum += f64::from(s.loss);
+        count += 1;
+        handle.set_length(s.steps as u64);
+        handle.set_position(s.step as u64);
+        handle.set_message(format!(
+            "epoch {}/{epochs} loss {:.4} lr {:.2e}",
+            s.epoch,
+            sum / count as f64,
+            s.lr
+        ));
+    };
+    (bar, on_step)
+}
+
+/// What a run did, printed at the end.
+struct Summary<'a> {
+    kind: &'a str,
+    layout: Option<&'a str>,
+    data: &'a DataArgs,
+    training: &'a TrainingData,
+    report: &'a TrainReport,
+    seconds: f64,
+}
+
+impl Summary<'_> {
+    fn print(&self) -> anyhow::Result<()> {
+        let (data, training, report) = (self.data, self.training, self.report);
+        let mut out = io::stdout().lock();
+        if data.json {
+            let mut value = serde_json::json!({
+                "kind": self.kind,
+                "base": data.base.display().to_string(),
+                "out": data.out.display().to_string(),
+                "dataset": data.dataset.display().to_string(),
+                "split": data.split,
+                "examples": training.examples.len(),
+                "queries": training.queries,
+                "hard_negatives": training.hard_negatives,
+                "examples_with_negatives": training.with_negatives,
+                "steps": report.steps,
+                "epoch_losses": report.epoch_losses,
+                "seconds": self.seconds,
+            });
+            if let Some(layout) = self.layout {
+                value["layout"] = layout.into();
+            }
+            writeln!(out, "{value}")?;
+            return Ok(());
+        }
+        match self.layout {
+            Some(layout) => writeln!(
+                out,
+                "trained     {} ({}) from {}",
+                self.kind,
+                if layout == "separate" {
+                    "separate query and passage encoders"
+                } else {
+                    "one encoder for queries and passages"
+                },
+                data.base.display()
+            )?,
+            None => writeln!(
+                out,
+                "trained     {} from {}",
+                self.kind,
+                data.base.display()
+            )?,
+        }
+        writeln!(
+            out,
+            "examples    {} from {} queries of {} ({})",
+            training.examples.len(),
+            training.queries,
+            data.dataset.display(),
+            data.split
+        )?;
+        match &data.index {
+            Some(index) if training.hard_negatives > 0 => writeln!(
+                out,
+                "negatives   up to {} per query from {} ({} examples have some)",
+                training.hard_negatives,
+                index.display(),
+                training.with_negatives
+            )?,
+            _ => writeln!(out, "negatives   in-batch only (no --index)")?,
+        }
+        for (i, loss) in report.epoch_losses.iter().enumerate() {
+            writeln!(out, "epoch {:<5} loss {loss:.4}", i + 1)?;
+        }
+        writeln!(
+            out,
+            "time        {:.1} s ({} steps)",
+            self.seconds, report.steps
+        )?;
+        writeln!(out, "saved       {}", data.out.display())?;
+        Ok(())
+    }
+}
+
+/// `hybrid-search train-dense`.
+pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    check_common(
+        data,
+        (args.epochs, args.batch_size, args.lr, args.warmup_ratio),
+    )?;
+    if args.max_query_len < 2 || args.max_passage_len < 2 {
+        bail!("--max-query-len and --max-passage-len must be at least 2");
+    }
+    let hard_negatives = args.hard_negatives.unwrap_or(1);
+    let training = training_data(data, hard_negatives)?;
+    let config = DenseTrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        warmup_ratio: args.warmup_ratio,
+        seed: args.seed,
+        hard_negatives_per_query: training.hard_negatives,
+        shared: !args.separate,
+        max_query_len: args.max_query_len,
+        max_passage_len: args.max_passage_len,
+        ..DenseTrainConfig::default()
+    };
+    let mut trainer = DenseTrainer::new(&data.base, config, &Device::Cpu)
+        .with_context(|| format!("loading base model {}", data.base.display()))?;
+    let started = Instant::now();
+    let (bar, on_step) = step_bar(args.epochs);
+    let report = trainer.train(&training.examples, on_step);
+    bar.finish_and_clear();
+    let report = report.with_context(|| format!("training from {}", data.base.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    trainer
+        .save(&data.out)
+        .with_context(|| format!("saving the trained model to {}", data.out.display()))?;
+    Summary {
+        kind: "dense retriever",
+        layout: Some(if args.separate { "separate" } else { "shared" }),
+        data,
+        training: &training,
+        report: &report,
+        seconds,
+    }
+    .print()?;
+    if args.separate {
+        let out = data.out.display();
+        eprintln!(
+            "note: {out} holds two encoders ({out}/{PASSAGE_ENCODER_DIR}, \
+             {out}/{QUERY_ENCODER_DIR}); index with `--model {out}/{PASSAGE_ENCODER_DIR}` and \
+             search or evaluate with `--query-model {out}/{QUERY_ENCODER_DIR}`"
+        );
+    }
+    Ok(())
+}
+
+/// `hybrid-search train-reranker`.
+pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
+    let data = &args.data;
+    check_common(
+        data,
+        (args.epochs, args.batch_size, args.lr, args.warmup_ratio),
+    )?;
+    let hard_negatives = args.hard_negatives.unwrap_or(3);
+    let (Some(index), 1..) = (&data.index, hard_negatives) else {
+        bail!(
+            "a reranker learns by comparing each query's relevant passage with passages that \
+             are not: pass --index DIR (a collection of the dataset's corpus, built with \
+             `hybrid-search index`) to mine them, and --hard-negatives N of at least 1"
+        );
+    };
+    let training = training_data(data, hard_negatives)?;
+    if training.with_negatives == 0 {
+        bail!(
+            "{}: BM25 found no passage outside the relevant ones for any query, so there is \
+             nothing to compare with; index the dataset's corpus into it",
+            index.display()
+        );
+    }
+    let config = CrossTrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        warmup_ratio: args.warmup_ratio,
+        seed: args.seed,
+        hard_negatives_per_query: hard_negatives,
+        ..CrossTrainConfig::default()
+    };
+    let mut reranker = CrossEncoder::from_base(&data.base, args.seed, &Device::Cpu)
+        .with_context(|| format!("loading base model {}", data.base.display()))?;
+    if let Some(max_len) = args.max_len {
+        reranker
+            .set_max_len(max_len)
+            .context("--max-len is not possible")?;
+    }
+    let started = Instant::now();
+    let (bar, on_step) = step_bar(args.epochs);
+    let report = reranker.train(&training.examples, &config, on_step);
+    bar.finish_and_clear();
+    let report = report.with_context(|| format!("training from {}", data.base.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    reranker
+        .save(&data.out)
+        .with_context(|| format!("saving the trained reranker to {}", data.out.display()))?;
+    Summary {
+        kind: "cross-encoder reranker",
+        layout: None,
+        data,
+        training: &training,
+        report: &report,
+        seconds,
+    }
+    .print()
+}
