@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: builds the Korean dictionary and the CLI, lays out the encoder models, indexes
-# SciFact and KorQuAD 1.0 dev from ../shared/data (BM25; KorQuAD also dense with
+# SciFact and KorQuAD 1.0 dev from ../shared/data (BM25; KorQuAD also dense and hybrid with
 # multilingual-e5-small run from its Q4_0 file), searches and evaluates them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +22,7 @@ $HS index --index data/korquad-e5 --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_d
     --model models/multilingual-e5-small
 $HS search --index data/korquad-e5 --mode dense -k 5 "임종석이 여의도 농민 폭력 시위를 주도한 혐의로 지명수배 된 날은?"
 $HS eval --index data/korquad-e5 --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_dev.json" --mode dense
+# Hybrid, the default for a collection with a model: both legs fused, each hit explained.
+$HS search --index data/korquad-e5 -k 3 --explain "임종석이 여의도 농민 폭력 시위를 주도한 혐의로 지명수배 된 날은?"
+$HS eval --index data/korquad-e5 --dataset "$DATA/korquad-v1-dev/KorQuAD_v1.0_dev.json"
+$HS verify --index data/korquad-e5
