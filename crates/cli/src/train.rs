@@ -18,6 +18,8 @@ use hybrid_search::dense::train::{
 };
 use hybrid_search::{Collection, Document, eval, passage_text};
 
+use crate::progress;
+
 /// What both training commands read and write.
 #[derive(clap::Args)]
 pub struct DataArgs {
@@ -289,17 +291,6 @@ fn mine(
         .with_context(|| format!("mining hard negatives from {}", index.display()));
     bar.finish_and_clear();
     mined
-}
-
-fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// A progress bar over the training steps that shows the epoch and the running mean loss of

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{err, fixture, hs, indexed_fixture, ok, s, top_ids};
+use common::{beir_fixture, err, fixture, hs, indexed_fixture, ok, s, top_ids};
 
 #[test]
 fn index_and_search_korean_english_and_mixed() {
@@ -59,19 +59,11 @@ fn analyze_prints_terms_offsets_and_tags() {
 #[test]
 fn eval_reports_metrics_as_json_and_writes_a_run_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let beir = tmp.path().join("beir");
-    std::fs::create_dir_all(beir.join("qrels")).unwrap();
-    std::fs::copy(fixture("medical.jsonl"), beir.join("corpus.jsonl")).unwrap();
-    std::fs::write(
-        beir.join("queries.jsonl"),
-        "{\"_id\": \"q1\", \"text\": \"tocilizumab\"}\n{\"_id\": \"q2\", \"text\": \"코카콜라\"}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        beir.join("qrels/test.tsv"),
-        "query-id\tcorpus-id\tscore\nq1\ten-02\t1\nq2\tko-06\t1\n",
-    )
-    .unwrap();
+    let beir = beir_fixture(
+        tmp.path(),
+        &[("q1", "tocilizumab"), ("q2", "코카콜라")],
+        &[("test", &[("q1", "en-02"), ("q2", "ko-06")])],
+    );
     let index = tmp.path().join("idx");
     ok(&["index", "--index", s(&index), "--dataset", s(&beir)]);
     let run = tmp.path().join("run.trec");

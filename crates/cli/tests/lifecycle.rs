@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{err, fixture, hs, ok, s};
+use common::{beir_fixture, err, fixture, hs, ok, s};
 use hybrid_search::dense::TinyModel;
 
 /// The fixture corpus indexed with a tiny model into `dir/idx`: (index, model).
@@ -220,19 +220,11 @@ fn damaged_files_are_named_and_vectors_can_be_rebuilt() {
 fn tune_prints_the_table_and_stores_the_winner() {
     let tmp = tempfile::tempdir().unwrap();
     let (index, model) = dense_fixture(tmp.path());
-    let beir = tmp.path().join("beir");
-    std::fs::create_dir_all(beir.join("qrels")).unwrap();
-    std::fs::copy(fixture("medical.jsonl"), beir.join("corpus.jsonl")).unwrap();
-    std::fs::write(
-        beir.join("queries.jsonl"),
-        "{\"_id\": \"q1\", \"text\": \"tocilizumab\"}\n{\"_id\": \"q2\", \"text\": \"HbA1c\"}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        beir.join("qrels/train.tsv"),
-        "query-id\tcorpus-id\tscore\nq1\ten-02\t1\nq2\tko-01\t1\n",
-    )
-    .unwrap();
+    let beir = beir_fixture(
+        tmp.path(),
+        &[("q1", "tocilizumab"), ("q2", "HbA1c")],
+        &[("train", &[("q1", "en-02"), ("q2", "ko-01")])],
+    );
     let tune = |extra: &[&str]| {
         let mut args = vec![
             "tune",

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{err, fixture, ok, s};
+use common::{beir_fixture, err, fixture, hit_ids, ok, s};
 use hybrid_search::dense::TinyModel;
 
 /// The tiny model, the fixture corpus indexed with it (both legs) and a BEIR folder over the
@@ -23,7 +23,7 @@ struct Setup {
 fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    let (model, index, beir) = (root.join("tiny"), root.join("idx"), root.join("beir"));
+    let (model, index) = (root.join("tiny"), root.join("idx"));
     TinyModel::default().write(&model).unwrap();
     ok(&[
         "index",
@@ -34,8 +34,6 @@ fn setup() -> Setup {
         "--model",
         s(&model),
     ]);
-    std::fs::create_dir_all(beir.join("qrels")).unwrap();
-    std::fs::copy(fixture("medical.jsonl"), beir.join("corpus.jsonl")).unwrap();
     // Each query shares a word with other documents, so BM25 finds hard negatives for all.
     let queries = [
         ("q01", "il-6 sepsis mortality", "en-01"),
@@ -52,19 +50,12 @@ fn setup() -> Setup {
         ("q12", "blood glucose", "en-03"),
         ("q13", "lower cholesterol", "en-09"),
     ];
-    let mut lines = String::new();
-    let (mut train, mut test) = (
-        String::from("query-id\tcorpus-id\tscore\n"),
-        String::from("query-id\tcorpus-id\tscore\n"),
-    );
-    for (i, (id, text, doc)) in queries.iter().enumerate() {
-        lines.push_str(&format!("{{\"_id\": \"{id}\", \"text\": \"{text}\"}}\n"));
-        let split = if i < 10 { &mut train } else { &mut test };
-        split.push_str(&format!("{id}\t{doc}\t1\n"));
-    }
-    std::fs::write(beir.join("queries.jsonl"), lines).unwrap();
-    std::fs::write(beir.join("qrels/train.tsv"), train).unwrap();
-    std::fs::write(beir.join("qrels/test.tsv"), test).unwrap();
+    let pairs = |range: std::ops::Range<usize>| -> Vec<(&str, &str)> {
+        queries[range].iter().map(|(q, _, d)| (*q, *d)).collect()
+    };
+    let texts: Vec<(&str, &str)> = queries.iter().map(|(q, t, _)| (*q, *t)).collect();
+    let (train, test) = (pairs(0..10), pairs(10..queries.len()));
+    let beir = beir_fixture(&root, &texts, &[("train", &train), ("test", &test)]);
     Setup {
         _tmp: tmp,
         root,
@@ -84,15 +75,6 @@ fn losses(v: &serde_json::Value) -> Vec<f64> {
         .unwrap()
         .iter()
         .map(|l| l.as_f64().unwrap())
-        .collect()
-}
-
-fn ids(v: &serde_json::Value) -> Vec<String> {
-    v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -199,7 +181,7 @@ fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
         "metformin",
     ]));
     assert_eq!(hits["mode"], "dense");
-    assert_eq!(ids(&hits).len(), 10);
+    assert_eq!(hit_ids(&hits).len(), 10);
 
     // Text output: one line per epoch, the time, where it went; without --index, in-batch
     // negatives only.
@@ -263,7 +245,7 @@ fn separate_encoders_index_the_passage_side_and_search_with_the_query_side() {
     assert_eq!(q["mode"], "hybrid");
     assert!(q.get("fallback").is_none(), "{q}");
     let dense = search(&["--query-model", s(&query), "--mode", "dense"]);
-    assert_eq!(ids(&dense).len(), 10);
+    assert_eq!(hit_ids(&dense).len(), 10);
     // Queries encoded by the query encoder rank differently from the passage encoder's.
     let same = search(&["--model", s(&passage), "--mode", "dense"]);
     assert_ne!(dense["hits"], same["hits"]);
@@ -339,7 +321,7 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
             &["--rerank", s(&rr), "--rerank-depth", "5", "--explain"],
         );
         assert_eq!(reranked["rerank"]["depth"], 5, "{reranked}");
-        let (before, after) = (ids(&plain), ids(&reranked));
+        let (before, after) = (hit_ids(&plain), hit_ids(&reranked));
         assert_eq!(before.len(), 10);
         assert_eq!(after.len(), 10);
         // The top 5 are the same documents, reordered by the logit; the rest keep their place.
@@ -371,7 +353,7 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
 
     // A shorter list than the depth: the first stage is searched to the depth, then cut.
     let three = search("insulin glucose", &["--rerank", s(&rr), "-k", "3"]);
-    assert_eq!(ids(&three).len(), 3);
+    assert_eq!(hit_ids(&three).len(), 3);
     let text = ok(&[
         "search",
         "--index",
@@ -416,7 +398,7 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
         .map(|l| l.split_whitespace().nth(2).unwrap())
         .collect();
     let listed = search("il-6 receptor", &["--rerank", s(&rr), "-k", "20"]);
-    assert_eq!(first[..20], ids(&listed)[..]);
+    assert_eq!(first[..20], hit_ids(&listed)[..]);
 }
 
 #[test]

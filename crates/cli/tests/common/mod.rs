@@ -42,7 +42,11 @@ pub fn s(p: &Path) -> &str {
 
 pub fn top_ids(index: &Path, query: &str, k: &str) -> Vec<String> {
     let out = ok(&["search", "--index", s(index), "-k", k, "--json", query]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    hit_ids(&serde_json::from_str(&out).unwrap())
+}
+
+/// The ids of a `search --json` output's hits, in order.
+pub fn hit_ids(v: &serde_json::Value) -> Vec<String> {
     v["hits"]
         .as_array()
         .unwrap()
@@ -57,4 +61,29 @@ pub fn indexed_fixture(dir: &Path) -> PathBuf {
     let dataset = fixture("medical.jsonl");
     ok(&["index", "--index", s(&index), "--dataset", &dataset]);
     index
+}
+
+/// A BEIR folder `dir/beir` over the fixture corpus with `queries` (id, text) and, per split,
+/// its qrels (query id, relevant document id).
+pub fn beir_fixture(
+    dir: &Path,
+    queries: &[(&str, &str)],
+    qrels: &[(&str, &[(&str, &str)])],
+) -> PathBuf {
+    let beir = dir.join("beir");
+    std::fs::create_dir_all(beir.join("qrels")).unwrap();
+    std::fs::copy(fixture("medical.jsonl"), beir.join("corpus.jsonl")).unwrap();
+    let lines: String = queries
+        .iter()
+        .map(|(id, text)| format!("{}\n", serde_json::json!({"_id": id, "text": text})))
+        .collect();
+    std::fs::write(beir.join("queries.jsonl"), lines).unwrap();
+    for (split, pairs) in qrels {
+        let mut tsv = String::from("query-id\tcorpus-id\tscore\n");
+        for (q, d) in *pairs {
+            tsv.push_str(&format!("{q}\t{d}\t1\n"));
+        }
+        std::fs::write(beir.join("qrels").join(format!("{split}.tsv")), tsv).unwrap();
+    }
+    beir
 }
