@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{beir_fixture, err, fixture, hs, indexed_fixture, ok, s, top_ids};
+use common::{beir_fixture, err, fixture, hs, index_with_model, indexed_fixture, ok, s, top_ids};
 
 #[test]
 fn index_and_search_korean_english_and_mixed() {
@@ -181,15 +181,7 @@ fn dense_index_search_eval_and_model_mismatch() {
     .unwrap();
     let index = dir.path().join("idx");
     let dataset = fixture("medical.jsonl");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &dataset,
-        "--model",
-        s(&model),
-    ]);
+    index_with_model(&index, &model, &[]);
     // The stored text of a document, searched densely, finds that document first.
     let first = std::fs::read_to_string(&dataset).unwrap();
     let doc: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();

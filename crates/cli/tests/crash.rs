@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{fixture, ok, s};
+use common::{index_with_model, s};
 use hybrid_search::Collection;
 use hybrid_search::dense::TinyModel;
 
@@ -58,17 +58,7 @@ fn killing_add_at_any_moment_leaves_the_last_commit_whole() {
     }
     .write(&model)
     .unwrap();
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &fixture("medical.jsonl"),
-        "--analyzer",
-        "en",
-        "--model",
-        s(&model),
-    ]);
+    index_with_model(&index, &model, &["--analyzer", "en"]);
     let add = |file: &Path| {
         Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
             .args(["add", "--index", s(&index), "--model", s(&model), s(file)])
@@ -87,10 +77,11 @@ fn killing_add_at_any_moment_leaves_the_last_commit_whole() {
 
     let mut rng = Rng(2026);
     let (mut mid_write, mut committed, mut orphans) = (0, 0, 0);
+    let mut seen_notes = std::collections::HashSet::new();
     for round in 1..=ROUNDS {
         write_batch(&file, round);
         let mut child = add(&file);
-        let delay = full.mul_f64(0.2 + 0.9 * rng.next_f64());
+        let delay = full.mul_f64(0.2 + 1.3 * rng.next_f64());
         std::thread::sleep(delay);
         let running = child.try_wait().unwrap().is_none();
         child.kill().ok();
@@ -106,8 +97,10 @@ fn killing_add_at_any_moment_leaves_the_last_commit_whole() {
             "round {round} (killed after {delay:?}): {report:?}"
         );
         assert_eq!(report.vectors, Some(report.documents as usize));
-        // Files left by a commit the kill interrupted (the next commit removes them).
-        orphans += usize::from(!report.notes.is_empty());
+        // A vector file written for a commit that the kill interrupted (the next commit
+        // removes it): this kill landed between the dense and the sparse half of a commit.
+        orphans += usize::from(report.notes.iter().any(|n| !seen_notes.contains(n)));
+        seen_notes.extend(report.notes.iter().cloned());
         let first = c.get(&format!("r{round}-0")).unwrap().is_some();
         let last = c.get(&format!("r{round}-{}", BATCH - 1)).unwrap().is_some();
         let rewritten = c
@@ -127,12 +120,13 @@ fn killing_add_at_any_moment_leaves_the_last_commit_whole() {
     }
     eprintln!(
         "crash test: {ROUNDS} kills ({mid_write} while add was running, {} after it finished; \
-         {committed} batches committed, {orphans} kills left an uncommitted vector file); \
+         {committed} batches committed, {orphans} kills between the dense and sparse halves of a \
+         commit); \
          one add takes {full:?}; 0 inconsistencies",
         ROUNDS - mid_write
     );
     assert!(
-        mid_write >= ROUNDS / 2,
+        mid_write >= ROUNDS / 3,
         "most kills must land while add runs"
     );
     // After all that, adding still works and the result is whole.

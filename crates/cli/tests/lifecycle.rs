@@ -6,23 +6,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{beir_fixture, err, fixture, hs, ok, s};
+use common::{beir_fixture, err, hs, index_with_model, ok, s};
 use hybrid_search::dense::TinyModel;
 
 /// The fixture corpus indexed with a tiny model into `dir/idx`: (index, model).
 fn dense_fixture(dir: &Path) -> (PathBuf, PathBuf) {
     let (index, model) = (dir.join("idx"), dir.join("tiny"));
     TinyModel::default().write(&model).unwrap();
-    let dataset = fixture("medical.jsonl");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &dataset,
-        "--model",
-        s(&model),
-    ]);
+    index_with_model(&index, &model, &[]);
     (index, model)
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{beir_fixture, err, fixture, hit_ids, ok, s};
+use common::{beir_fixture, err, fixture, hit_ids, index_with_model, ok, s};
 use hybrid_search::dense::TinyModel;
 
 /// The tiny model, the fixture corpus indexed with it (both legs) and a BEIR folder over the
@@ -25,15 +25,7 @@ fn setup() -> Setup {
     let root = tmp.path().to_path_buf();
     let (model, index) = (root.join("tiny"), root.join("idx"));
     TinyModel::default().write(&model).unwrap();
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &fixture("medical.jsonl"),
-        "--model",
-        s(&model),
-    ]);
+    index_with_model(&index, &model, &[]);
     // Each query shares a word with other documents, so BM25 finds hard negatives for all.
     let queries = [
         ("q01", "il-6 sepsis mortality", "en-01"),

@@ -460,3 +460,31 @@ fn add_replaces_by_id_and_delete_counts_what_it_found() {
     assert!(c.verify().unwrap().is_sound());
     assert_eq!(c.len(), 2);
 }
+
+#[test]
+fn an_interrupted_commit_leaves_the_previous_generation_in_force() {
+    // What a process killed between the dense and the sparse half of a commit leaves: the next
+    // generation's vector file (whole or still under its temporary name), no sparse commit.
+    let tmp = tempfile::tempdir().unwrap();
+    let encoder = model(tmp.path(), 1);
+    drop(build(tmp.path(), encoder.clone(), VectorKind::Hnsw));
+    let dense = tmp.path().join("c/dense");
+    std::fs::write(dense.join("vectors-00000002.hnsw"), b"half written").unwrap();
+    std::fs::write(dense.join("vectors-00000002.hnsw.tmp"), b"half").unwrap();
+
+    let mut c = Collection::open(&tmp.path().join("c")).unwrap();
+    c.attach_encoder(encoder).unwrap();
+    let report = c.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.dense_generation, Some(1));
+    assert_eq!(report.notes.len(), 2, "{report:?}");
+    let d = &docs()[0];
+    assert_eq!(top(&c, &passage(d)).0, d.id, "generation 1 answers");
+
+    // The next commit writes generation 2 over the leftover and removes the rest.
+    c.add(&[doc("new", "New", "after the crash")], None)
+        .unwrap();
+    let report = c.verify().unwrap();
+    assert!(report.is_sound() && report.notes.is_empty(), "{report:?}");
+    assert_eq!((report.documents, report.dense_generation), (5, Some(2)));
+}

@@ -87,3 +87,13 @@ pub fn beir_fixture(
     }
     beir
 }
+
+/// Indexes the fixture corpus into `index` with both legs, the dense one made by `model`;
+/// `extra` adds `index` flags.
+pub fn index_with_model(index: &Path, model: &Path, extra: &[&str]) {
+    let dataset = fixture("medical.jsonl");
+    let mut args = vec!["index", "--index", s(index), "--dataset", &dataset];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--model", s(model)]);
+    ok(&args);
+}
