@@ -855,6 +855,12 @@ fn describe(options: &HybridOptions) -> String {
     }
 }
 
+/// `value` as JSON, through its text form so that `f32` fields print as written (`0.85`,
+/// not the `f64` widening `0.8500000238418579` that `serde_json::to_value` gives).
+fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(&serde_json::to_string(value)?)?)
+}
+
 fn fallback_note(reason: &str) {
     eprintln!(
         "note: the dense leg is unavailable ({reason}); results come from the sparse leg only"
@@ -918,10 +924,10 @@ fn cmd_search(
     }
     let mut out = io::stdout().lock();
     if json {
-        let mut value = serde_json::to_value(&results)?;
+        let mut value = to_json(&results)?;
         value["query"] = query.into();
         if results.mode == Mode::Hybrid {
-            value["fusion"] = serde_json::to_value(prepared.hybrid)?;
+            value["fusion"] = to_json(&prepared.hybrid)?;
         }
         if let Some((dir, _)) = &prepared.reranker {
             value["rerank"] = serde_json::json!({
@@ -930,7 +936,7 @@ fn cmd_search(
             });
             if explain && let Some(hits) = value["hits"].as_array_mut() {
                 for (hit, first) in hits.iter_mut().zip(&before) {
-                    hit["first_stage"] = serde_json::to_value(first)?;
+                    hit["first_stage"] = to_json(first)?;
                 }
             }
         }
@@ -1099,7 +1105,7 @@ fn cmd_eval(
             "seconds": seconds,
         });
         if mode == Mode::Hybrid {
-            value["fusion"] = serde_json::to_value(hybrid)?;
+            value["fusion"] = to_json(hybrid)?;
             value["fallback_queries"] = fell_back.into();
         }
         if let Some(dir) = &args.query_model {
@@ -1190,17 +1196,17 @@ fn cmd_tune(
     }
     let mut out = io::stdout().lock();
     if json {
-        let table: Vec<_> = rows
+        let table = rows
             .iter()
             .map(|r| {
-                serde_json::json!({
-                    "fusion": r.options,
+                Ok(serde_json::json!({
+                    "fusion": to_json(&r.options)?,
                     "ndcg@10": r.scores.ndcg_at_10,
                     "recall@100": r.scores.recall_at_100,
                     "mrr@10": r.scores.mrr_at_10,
-                })
+                }))
             })
-            .collect();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let value = serde_json::json!({
             "tuned": record,
             "stored": !dry_run,
