@@ -8,14 +8,17 @@
 //! ```
 //!
 //! The collection's model is found under models/; the hybrid mode uses the collection's
-//! default fusion settings. Queries run in dataset order, after 10 warm-up queries.
+//! default fusion settings. Queries run in dataset order, after 10 warm-up queries. With a
+//! cross-encoder directory (`train-reranker`) and a depth as the last two arguments, a fourth
+//! row times hybrid searches whose top `depth` the cross-encoder reorders.
 
 use std::path::Path;
 use std::time::Instant;
 
+use hybrid_search::dense::train::CrossEncoder;
 use hybrid_search::dense::{Device, Encoder};
 use hybrid_search::eval::load_dataset;
-use hybrid_search::{Collection, Mode, locate_model};
+use hybrid_search::{Collection, Mode, locate_model, rerank};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = (p * (sorted.len() - 1) as f64).round() as usize;
@@ -32,11 +35,18 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: hybrid-speed COLLECTION_DIR DATASET [SPLIT] [QUERIES]";
+    let usage = "usage: hybrid-speed COLLECTION_DIR DATASET [SPLIT] [QUERIES] [RERANKER_DIR DEPTH]";
     let dir = args.next().expect(usage);
     let dataset = args.next().expect(usage);
     let split = args.next().unwrap_or_else(|| "test".into());
     let limit: usize = args.next().map_or(300, |n| n.parse().expect(usage));
+    let reranker = args.next().map(|dir| {
+        let depth: usize = args.next().expect(usage).parse().expect(usage);
+        (
+            CrossEncoder::load(Path::new(&dir), &Device::Cpu).unwrap(),
+            depth,
+        )
+    });
 
     let mut collection = Collection::open(Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
     let name = collection
@@ -83,6 +93,38 @@ fn main() {
         println!(
             "{:<7} {:>7.2}  {:>7.2}  {:>8.2}",
             mode.as_str(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.95),
+            mean
+        );
+    }
+    if let Some((cross, depth)) = &reranker {
+        let search = |q: &str| {
+            let ranked = collection
+                .rank(q, None, 10.max(*depth), Mode::Hybrid, &options)
+                .unwrap();
+            let mut reranked = rerank(&collection, q, ranked, cross, *depth)
+                .unwrap()
+                .results;
+            reranked.hits.truncate(10);
+            collection.hits(q, reranked.hits).unwrap()
+        };
+        for q in queries.iter().take(10) {
+            search(q);
+        }
+        let mut times: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let started = Instant::now();
+                search(q);
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        println!(
+            "{:<7} {:>7.2}  {:>7.2}  {:>8.2}  (hybrid, top {depth} reranked)",
+            "rerank",
             percentile(&times, 0.5),
             percentile(&times, 0.95),
             mean

@@ -89,6 +89,23 @@ struct SentenceTransformersConfig {
     prompts: std::collections::HashMap<String, String>,
 }
 
+/// `dir/tokenizer.json` with its own padding and truncation switched off: tokenizer.json may
+/// carry them (all-MiniLM-L6-v2 pads and cuts everything to 128), and this crate truncates,
+/// windows and batches inputs itself, from the model description.
+pub(crate) fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
+    let path = dir.join("tokenizer.json");
+    let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| Error::Model {
+        path: path.clone(),
+        message: format!("cannot load the tokenizer ({e})"),
+    })?;
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).map_err(|e| Error::Model {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(tokenizer)
+}
+
 /// Reads the sentence-transformers description of a model directory; a plain Hugging Face
 /// directory gets mean pooling, normalisation off and the model's position limit.
 pub(crate) fn describe(
@@ -280,19 +297,7 @@ impl Encoder {
             (config, model, weights)
         };
         let description = describe(dir, config.hidden, config.max_positions)?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Model {
-            path: tokenizer_path.clone(),
-            message: format!("cannot load the tokenizer ({e})"),
-        })?;
-        // tokenizer.json may carry its own padding and truncation (all-MiniLM-L6-v2 pads and
-        // cuts everything to 128): batches are packed without padding, and long texts are truncated
-        // or windowed here, from the model description.
-        tokenizer.with_padding(None);
-        tokenizer.with_truncation(None).map_err(|e| Error::Model {
-            path: tokenizer_path.clone(),
-            message: e.to_string(),
-        })?;
+        let tokenizer = load_tokenizer(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             model,

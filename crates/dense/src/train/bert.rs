@@ -19,7 +19,7 @@ use tokenizers::{Encoding, Tokenizer};
 use super::ops::attention_probs;
 use super::{Rng, save};
 use crate::bert::{Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource};
-use crate::encoder::{ModelDescription, Pooling, TextKind, describe};
+use crate::encoder::{ModelDescription, Pooling, TextKind, describe, load_tokenizer};
 use crate::error::{Error, Result};
 
 /// `x Wᵀ + b`, on rows.
@@ -306,18 +306,8 @@ impl TrainableBert {
             .extend(vars);
 
         let description = describe(dir, config.hidden, config.max_positions)?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Model {
-            path: tokenizer_path.clone(),
-            message: format!("cannot load the tokenizer ({e})"),
-        })?;
-        // As in `Encoder::load`: inputs are truncated here, from the model description, and
-        // batches padded here, with an attention mask.
-        tokenizer.with_padding(None);
-        tokenizer.with_truncation(None).map_err(|e| Error::Model {
-            path: tokenizer_path.clone(),
-            message: e.to_string(),
-        })?;
+        // Inputs are truncated and batches padded (with an attention mask) here.
+        let tokenizer = load_tokenizer(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
