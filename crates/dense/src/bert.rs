@@ -156,6 +156,36 @@ pub(crate) struct TensorMap {
     pub tensors: HashMap<String, Tensor>,
 }
 
+/// The f32 weights file of a Hugging Face model directory: `model.safetensors`, else
+/// `pytorch_model.bin`.
+pub(crate) fn hf_weights_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    ["model.safetensors", "pytorch_model.bin"]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+impl TensorMap {
+    /// The tensors of a safetensors file (from its `bytes`) or of a PyTorch pickle (read from
+    /// `path`).
+    pub(crate) fn read(
+        path: &std::path::Path,
+        bytes: &[u8],
+        device: &Device,
+    ) -> crate::Result<Self> {
+        let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
+            candle_core::safetensors::load_buffer(bytes, device)
+        } else {
+            candle_core::pickle::read_all(path).map(|v| v.into_iter().collect())
+        }
+        .map_err(|e| crate::Error::candle(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+        })
+    }
+}
+
 impl WeightSource for TensorMap {
     fn get(&self, name: &str, shape: &[usize], _device: &Device) -> Result<Stored> {
         let legacy = name

@@ -6,7 +6,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::bert::{Bert, BertConfig, HfConfig, TensorMap, WeightFormat};
+use crate::bert::{Bert, BertConfig, HfConfig, TensorMap, WeightFormat, hf_weights_file};
 use crate::error::{Error, Result};
 use crate::packed::{self, PackedFile};
 
@@ -239,8 +239,6 @@ impl Encoder {
                     .into(),
             });
         }
-        let safetensors = dir.join("model.safetensors");
-        let pth = dir.join("pytorch_model.bin");
         let (config, model, weights) = if let Some(path) = find_packed(dir)? {
             let file = PackedFile::read(&path)?;
             let config = file.config().clone();
@@ -259,13 +257,7 @@ impl Encoder {
                 path: config_path.clone(),
                 message,
             })?;
-            let (path, bytes) = if safetensors.is_file() {
-                let bytes = std::fs::read(&safetensors).map_err(|e| Error::io(&safetensors, e))?;
-                (safetensors, bytes)
-            } else if pth.is_file() {
-                let bytes = std::fs::read(&pth).map_err(|e| Error::io(&pth, e))?;
-                (pth, bytes)
-            } else {
+            let Some(path) = hf_weights_file(dir) else {
                 return Err(Error::Model {
                     path: dir.to_path_buf(),
                     message: "has no weights: expected model.safetensors, pytorch_model.bin \
@@ -273,16 +265,8 @@ impl Encoder {
                         .into(),
                 });
             };
-            let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
-                candle_core::safetensors::load_buffer(&bytes, device)
-            } else {
-                candle_core::pickle::read_all(&path).map(|v| v.into_iter().collect())
-            }
-            .map_err(|e| Error::candle(&path, e))?;
-            let map = TensorMap {
-                path: path.clone(),
-                tensors,
-            };
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let map = TensorMap::read(&path, &bytes, device)?;
             let model = Bert::load(&path, &config, &map, format, device)?;
             let weights = WeightsInfo {
                 file: file_name(&path),

@@ -18,7 +18,9 @@ use tokenizers::{Encoding, Tokenizer};
 
 use super::ops::attention_probs;
 use super::{Rng, save};
-use crate::bert::{Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource};
+use crate::bert::{
+    Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
+};
 use crate::encoder::{ModelDescription, Pooling, TextKind, describe, load_tokenizer};
 use crate::error::{Error, Result};
 
@@ -230,13 +232,7 @@ impl TrainableBert {
             rate("hidden_dropout_prob"),
             rate("attention_probs_dropout_prob"),
         );
-        let safetensors = dir.join("model.safetensors");
-        let pth = dir.join("pytorch_model.bin");
-        let path = if safetensors.is_file() {
-            safetensors
-        } else if pth.is_file() {
-            pth
-        } else {
+        let Some(path) = hf_weights_file(dir) else {
             return Err(Error::Model {
                 path: dir.to_path_buf(),
                 message: "has no f32 weights to train: expected model.safetensors or \
@@ -244,16 +240,8 @@ impl TrainableBert {
                     .into(),
             });
         };
-        let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
-            candle_core::safetensors::load(&path, device)
-        } else {
-            candle_core::pickle::read_all(&path).map(|v| v.into_iter().collect())
-        }
-        .map_err(|e| Error::candle(&path, e))?;
-        let map = TensorMap {
-            path: path.clone(),
-            tensors,
-        };
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let map = TensorMap::read(&path, &bytes, device)?;
         let mut l = Loader {
             map: &map,
             device,
