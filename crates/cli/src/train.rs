@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use hybrid_search::dense::Device;
 use hybrid_search::dense::train::{
     CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR,
-    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainReport,
+    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainReport, checkpoint_dir,
 };
 use hybrid_search::{Collection, Document, eval, passage_text};
 
@@ -44,6 +44,20 @@ pub struct DataArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also save the model after each epoch but the last, as OUT-epoch1, OUT-epoch2, ... (to
+    /// index and evaluate each epoch's model: the curve per epoch).
+    #[arg(long)]
+    checkpoints: bool,
+}
+
+impl DataArgs {
+    /// Where the checkpoints of a run of `epochs` go (none without --checkpoints).
+    fn checkpoint_dirs(&self, epochs: usize) -> Vec<PathBuf> {
+        if !self.checkpoints {
+            return Vec::new();
+        }
+        (1..epochs).map(|e| checkpoint_dir(&self.out, e)).collect()
+    }
 }
 
 /// `train-dense`'s flags.
@@ -148,19 +162,20 @@ fn check_common(
             data.base.display()
         );
     }
-    let out = &data.out;
-    if out.exists()
-        && (!out.is_dir()
-            || std::fs::read_dir(out)
-                .with_context(|| format!("reading {}", out.display()))?
-                .next()
-                .is_some())
-    {
-        bail!(
-            "{}: already exists and is not an empty directory; choose a new --out (a trained \
-             model never overwrites one)",
-            out.display()
-        );
+    for out in std::iter::once(data.out.clone()).chain(data.checkpoint_dirs(epochs)) {
+        if out.exists()
+            && (!out.is_dir()
+                || std::fs::read_dir(&out)
+                    .with_context(|| format!("reading {}", out.display()))?
+                    .next()
+                    .is_some())
+        {
+            bail!(
+                "{}: already exists and is not an empty directory; choose a new --out (a \
+                 trained model never overwrites one)",
+                out.display()
+            );
+        }
     }
     Ok(())
 }
@@ -352,6 +367,11 @@ impl Summary<'_> {
                 "steps": report.steps,
                 "epoch_losses": report.epoch_losses,
                 "seconds": self.seconds,
+                "checkpoints": data
+                    .checkpoint_dirs(report.epoch_losses.len())
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>(),
             });
             if let Some(layout) = self.layout {
                 value["layout"] = layout.into();
@@ -404,6 +424,9 @@ impl Summary<'_> {
             "time        {:.1} s ({} steps)",
             self.seconds, report.steps
         )?;
+        for dir in data.checkpoint_dirs(report.epoch_losses.len()) {
+            writeln!(out, "checkpoint  {}", dir.display())?;
+        }
         writeln!(out, "saved       {}", data.out.display())?;
         Ok(())
     }
@@ -437,7 +460,8 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading base model {}", data.base.display()))?;
     let started = Instant::now();
     let (bar, on_step) = step_bar(args.epochs);
-    let report = trainer.train(&training.examples, on_step);
+    let checkpoints = data.checkpoints.then_some(data.out.as_path());
+    let report = trainer.train_checkpointed(&training.examples, checkpoints, on_step);
     bar.finish_and_clear();
     let report = report.with_context(|| format!("training from {}", data.base.display()))?;
     let seconds = started.elapsed().as_secs_f64();
@@ -505,7 +529,8 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let (bar, on_step) = step_bar(args.epochs);
-    let report = reranker.train(&training.examples, &config, on_step);
+    let checkpoints = data.checkpoints.then_some(data.out.as_path());
+    let report = reranker.train_checkpointed(&training.examples, &config, checkpoints, on_step);
     bar.finish_and_clear();
     let report = report.with_context(|| format!("training from {}", data.base.display()))?;
     let seconds = started.elapsed().as_secs_f64();

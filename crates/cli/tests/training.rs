@@ -129,6 +129,7 @@ fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
             "2",
             "--epochs",
             "2",
+            "--checkpoints",
             "--json",
         ],
     ));
@@ -149,6 +150,12 @@ fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
     assert_eq!(record["kind"], "dense");
     assert_eq!(record["config"]["hard_negatives_per_query"], 2);
     assert_eq!(record["report"]["epoch_losses"], v["epoch_losses"]);
+    // --checkpoints: the model after epoch 1 beside it, recording that epoch alone.
+    let epoch1 = t.root.join("trained-epoch1");
+    assert_eq!(v["checkpoints"], serde_json::json!([epoch1.display().to_string()]));
+    let record = json(&std::fs::read_to_string(epoch1.join("training.json")).unwrap());
+    assert_eq!(record["report"]["epoch_losses"][0], v["epoch_losses"][0]);
+    assert_eq!(record["report"]["epoch_losses"].as_array().unwrap().len(), 1);
 
     // `index --model` takes it, and dense search answers with it.
     let index = t.root.join("idx-trained");

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use hybrid_search_dense::train::{
     CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, LinearSchedule,
-    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, StepReport, TrainExample, TrainableBert, pair_budget,
-    trained_encoder_dirs,
+    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, StepReport, TrainExample, TrainableBert,
+    checkpoint_dir, pair_budget, trained_encoder_dirs,
 };
 use hybrid_search_dense::{Device, Encoder, TextKind, TinyModel};
 
@@ -287,6 +287,70 @@ fn separate_encoders_save_two_loadable_directories() {
     assert!(max_abs_diff(&q_of_passages, &p) > 1e-3);
     // A shared model's directory is both.
     assert_eq!(trained_encoder_dirs(&base), (base.clone(), base.clone()));
+}
+
+#[test]
+fn checkpoints_save_each_epochs_model() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let out = root.path().join("dpr");
+    let config = DenseTrainConfig {
+        epochs: 3,
+        ..dense_config()
+    };
+    let mut trainer = DenseTrainer::new(&base, config, &Device::Cpu).unwrap();
+    let report = trainer
+        .train_checkpointed(&examples, Some(&out), |_| {})
+        .unwrap();
+    trainer.save(&out).unwrap();
+    // Epochs 1 and 2 are checkpoints next to the final model; the last epoch is the model.
+    let dirs: Vec<PathBuf> = (1..=2).map(|e| checkpoint_dir(&out, e)).collect();
+    assert_eq!(dirs[0], root.path().join("dpr-epoch1"));
+    assert!(!checkpoint_dir(&out, 3).exists());
+    let (queries, _) = texts(&examples);
+    let mut vectors = Vec::new();
+    for (epoch, dir) in dirs.iter().chain([&out]).enumerate() {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("training.json")).unwrap()).unwrap();
+        let losses: Vec<f32> =
+            serde_json::from_value(record["report"]["epoch_losses"].clone()).unwrap();
+        assert_eq!(losses, report.epoch_losses[..=epoch], "{}", dir.display());
+        let encoder = Encoder::load(dir, &Device::Cpu).unwrap();
+        vectors.push(encoder.encode(&queries, TextKind::Query, 8).unwrap());
+    }
+    // Each epoch changed the model.
+    assert!(max_abs_diff(&vectors[0], &vectors[1]) > 1e-4);
+    assert!(max_abs_diff(&vectors[1], &vectors[2]) > 1e-4);
+    assert!(
+        max_abs_diff(
+            &vectors[2],
+            &trainer.encode(&queries, TextKind::Query, 8).unwrap()
+        ) < 1e-4
+    );
+
+    // The reranker saves the same way, and a checkpoint that exists already stops the run.
+    let mut reranker = CrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
+    let config = CrossTrainConfig {
+        epochs: 2,
+        ..cross_config()
+    };
+    let cross_out = root.path().join("rr");
+    reranker
+        .train_checkpointed(&examples, &config, Some(&cross_out), |_| {})
+        .unwrap();
+    let first = CrossEncoder::load(&checkpoint_dir(&cross_out, 1), &Device::Cpu).unwrap();
+    assert!(
+        first
+            .score(&examples[0].query, &[&examples[0].positive])
+            .unwrap()[0]
+            .is_finite()
+    );
+    let err = reranker
+        .train_checkpointed(&examples, &config, Some(&cross_out), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rr-epoch1"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------

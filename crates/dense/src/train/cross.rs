@@ -27,7 +27,7 @@ use tokenizers::{Encoding, TruncationDirection};
 
 use super::bert::{Batch, Linear, TrainableBert, dropout};
 use super::dpr::check_dropout;
-use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, fit, save};
+use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, checkpoint_dir, fit, save};
 use crate::error::{Error, Result};
 
 /// Settings of a cross-encoder training run.
@@ -367,6 +367,19 @@ impl CrossEncoder {
         &mut self,
         examples: &[TrainExample],
         config: &CrossTrainConfig,
+        progress: impl FnMut(StepReport),
+    ) -> Result<TrainReport> {
+        self.train_checkpointed(examples, config, None, progress)
+    }
+
+    /// [`CrossEncoder::train`], and with `final_out` set, after every epoch but the last the
+    /// reranker so far is saved as [`checkpoint_dir`]`(final_out, epoch)` (each must not
+    /// exist or be empty). The final reranker is still written by [`CrossEncoder::save`].
+    pub fn train_checkpointed(
+        &mut self,
+        examples: &[TrainExample],
+        config: &CrossTrainConfig,
+        final_out: Option<&Path>,
         mut progress: impl FnMut(StepReport),
     ) -> Result<TrainReport> {
         let path = self.bert.dir().to_path_buf();
@@ -437,8 +450,22 @@ impl CrossEncoder {
             let targets = Tensor::zeros(batch.len(), candle_core::DType::U32, &device)?;
             candle_nn::loss::cross_entropy(&scores, &targets)
         };
-        let report = fit(examples.len(), &hyper, vars, batch_loss, &mut progress)
-            .map_err(|e| Error::candle(&path, e))?;
+        let mut after_epoch = |so_far: &TrainReport| match final_out {
+            Some(out) => this.write(
+                &checkpoint_dir(out, so_far.epoch_losses.len()),
+                Some((config, so_far)),
+            ),
+            None => Ok(()),
+        };
+        let report = fit(
+            &path,
+            examples.len(),
+            &hyper,
+            vars,
+            batch_loss,
+            &mut progress,
+            &mut after_epoch,
+        )?;
         self.report = Some((config.clone(), report.clone()));
         Ok(report)
     }
@@ -459,6 +486,10 @@ impl CrossEncoder {
     /// empty): see [`CrossEncoder`] for the layout. The base's tokenizer files are copied;
     /// its sentence-transformers bi-encoder files (`modules.json`, pooling folders) are not.
     pub fn save(&self, out: &Path) -> Result<()> {
+        self.write(out, self.report.as_ref().map(|(c, r)| (c, r)))
+    }
+
+    fn write(&self, out: &Path, trained: Option<(&CrossTrainConfig, &TrainReport)>) -> Result<()> {
         let staging = save::begin(out)?;
         let bi_encoder_only = |name: &str| {
             matches!(
@@ -497,7 +528,7 @@ impl CrossEncoder {
             tensors.insert(name, var.as_tensor().detach());
         }
         save::write_safetensors(&tensors, &staging.join("model.safetensors"))?;
-        if let Some((config, report)) = &self.report {
+        if let Some((config, report)) = trained {
             let record = json!({
                 "kind": "cross-encoder",
                 "base": self.bert.dir(),

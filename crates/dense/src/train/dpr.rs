@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::bert::{Batch, TrainableBert, l2_normalize};
-use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, fit, save};
+use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, checkpoint_dir, fit, save};
 use crate::encoder::TextKind;
 use crate::error::{Error, Result};
 
@@ -241,6 +241,19 @@ impl DenseTrainer {
     pub fn train(
         &mut self,
         examples: &[TrainExample],
+        progress: impl FnMut(StepReport),
+    ) -> Result<TrainReport> {
+        self.train_checkpointed(examples, None, progress)
+    }
+
+    /// [`DenseTrainer::train`], and with `final_out` set, after every epoch but the last the
+    /// model so far is saved as [`checkpoint_dir`]`(final_out, epoch)` (each must not exist or
+    /// be empty), so each epoch's model can be indexed and evaluated. The final model is still
+    /// written by [`DenseTrainer::save`].
+    pub fn train_checkpointed(
+        &mut self,
+        examples: &[TrainExample],
+        final_out: Option<&Path>,
         mut progress: impl FnMut(StepReport),
     ) -> Result<TrainReport> {
         if examples.is_empty() {
@@ -249,9 +262,10 @@ impl DenseTrainer {
                 message: "no training examples".into(),
             });
         }
-        let config = &self.config;
-        let q_model = &self.query;
-        let p_model = self.passage.as_ref().unwrap_or(&self.query);
+        let this = &*self;
+        let config = &this.config;
+        let q_model = &this.query;
+        let p_model = this.passage_encoder();
         let q_max = config
             .max_query_len
             .min(q_model.description().max_seq_length);
@@ -274,7 +288,7 @@ impl DenseTrainer {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut vars = q_model.named_vars();
-        if let Some(p) = &self.passage {
+        if let Some(p) = &this.passage {
             vars.extend(p.named_vars());
         }
         let device = q_model.device().clone();
@@ -302,14 +316,22 @@ impl DenseTrainer {
             let targets = Tensor::arange(0u32, queries.len() as u32, &device)?;
             candle_nn::loss::cross_entropy(&scores, &targets)
         };
+        let mut after_epoch = |so_far: &TrainReport| match final_out {
+            Some(out) => this.write(
+                &checkpoint_dir(out, so_far.epoch_losses.len()),
+                Some(so_far),
+            ),
+            None => Ok(()),
+        };
         let report = fit(
+            &this.base,
             examples.len(),
             &config.hyper(),
             vars,
             batch_loss,
             &mut progress,
-        )
-        .map_err(|e| Error::candle(&self.base, e))?;
+            &mut after_epoch,
+        )?;
         self.report = Some(report.clone());
         Ok(report)
     }
@@ -330,6 +352,10 @@ impl DenseTrainer {
     /// `training.json` records the base directory, the settings and the losses.
     /// [`trained_encoder_dirs`] tells which directory encodes queries and which passages.
     pub fn save(&self, out: &Path) -> Result<()> {
+        self.write(out, self.report.as_ref())
+    }
+
+    fn write(&self, out: &Path, report: Option<&TrainReport>) -> Result<()> {
         let staging = save::begin(out)?;
         match &self.passage {
             None => self.query.write_model_dir(&staging)?,
@@ -349,7 +375,7 @@ impl DenseTrainer {
             "base": self.base,
             "layout": if self.passage.is_some() { "separate" } else { "shared" },
             "config": self.config,
-            "report": self.report,
+            "report": report,
         });
         save::write_json(&staging.join("training.json"), &record)?;
         save::commit(&staging, out)

@@ -46,8 +46,12 @@ mod optim;
 mod save;
 mod schedule;
 
+use std::path::{Path, PathBuf};
+
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 pub use bert::TrainableBert;
 pub use cross::{CrossEncoder, CrossTrainConfig, PairInput, pair_budget};
@@ -189,18 +193,23 @@ impl Rng {
 /// The training loop both trainers share: `epochs` passes over `n` examples in seeded random
 /// order, `batch_size` examples per step; `batch_loss` turns a batch (example indices) into a
 /// scalar loss, drawing its dropout masks from the generator it is given; the optimiser steps
-/// with the scheduled learning rate and `progress` hears about every step.
+/// with the scheduled learning rate and `progress` hears about every step. After every epoch
+/// but the last, `after_epoch` gets the report so far (e.g. to save a checkpoint); an error
+/// from it stops the run. Candle errors are reported against `model` (the base directory).
 pub(crate) fn fit(
+    model: &Path,
     n: usize,
     hyper: &Hyper,
     vars: Vec<(String, Var)>,
     mut batch_loss: impl FnMut(&[usize], &mut Rng) -> candle_core::Result<Tensor>,
     progress: &mut dyn FnMut(StepReport),
-) -> candle_core::Result<TrainReport> {
+    after_epoch: &mut dyn FnMut(&TrainReport) -> Result<()>,
+) -> Result<TrainReport> {
+    let fail = |e| Error::candle(model, e);
     let steps_per_epoch = n.div_ceil(hyper.batch_size);
     let steps = hyper.epochs * steps_per_epoch;
     let schedule = LinearSchedule::new(hyper.learning_rate, hyper.warmup_ratio, steps);
-    let mut optim = Optim::new(vars, hyper.weight_decay, hyper.max_grad_norm)?;
+    let mut optim = Optim::new(vars, hyper.weight_decay, hyper.max_grad_norm).map_err(fail)?;
     // Two streams, so that changing the dropout rate does not change the order of the data.
     let mut order_rng = Rng::new(hyper.seed);
     let mut dropout_rng = Rng::new(hyper.seed ^ 0x5EED_D80F_0D10_7A11);
@@ -212,15 +221,21 @@ pub(crate) fn fit(
         for (i, batch) in order.chunks(hyper.batch_size).enumerate() {
             let step = epoch * steps_per_epoch + i;
             let lr = schedule.lr(step);
-            let loss = batch_loss(batch, &mut dropout_rng)?;
-            let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+            let loss = batch_loss(batch, &mut dropout_rng).map_err(fail)?;
+            let value = loss
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|l| l.to_scalar::<f32>())
+                .map_err(fail)?;
             if !value.is_finite() {
-                candle_core::bail!(
-                    "the loss became {value} at step {} (try a lower learning rate)",
-                    step + 1
-                );
+                return Err(Error::Model {
+                    path: model.to_path_buf(),
+                    message: format!(
+                        "the loss became {value} at step {} (try a lower learning rate)",
+                        step + 1
+                    ),
+                });
             }
-            let grad_norm = optim.step(&loss, lr)?;
+            let grad_norm = optim.step(&loss, lr).map_err(fail)?;
             sum += f64::from(value);
             progress(StepReport {
                 epoch: epoch + 1,
@@ -232,10 +247,25 @@ pub(crate) fn fit(
             });
         }
         epoch_losses.push((sum / steps_per_epoch as f64) as f32);
+        if epoch + 1 < hyper.epochs {
+            after_epoch(&TrainReport {
+                epoch_losses: epoch_losses.clone(),
+                steps: (epoch + 1) * steps_per_epoch,
+                examples: n,
+            })?;
+        }
     }
     Ok(TrainReport {
         epoch_losses,
         steps,
         examples: n,
     })
+}
+
+/// Where a trainer saves the model after epoch `epoch` of a run that writes its final model
+/// to `out`: the sibling directory `<out>-epoch<epoch>` (`models/mine` -> `models/mine-epoch1`).
+pub fn checkpoint_dir(out: &Path, epoch: usize) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("-epoch{epoch}"));
+    out.with_file_name(name)
 }
