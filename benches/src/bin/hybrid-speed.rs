@@ -18,7 +18,7 @@ use std::time::Instant;
 use hybrid_search::dense::train::CrossEncoder;
 use hybrid_search::dense::{Device, Encoder};
 use hybrid_search::eval::load_dataset;
-use hybrid_search::{Collection, Mode, locate_model, rerank};
+use hybrid_search::{Collection, Mode, RerankOptions, locate_model, rerank};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = (p * (sorted.len() - 1) as f64).round() as usize;
@@ -103,7 +103,11 @@ fn main() {
             let ranked = collection
                 .rank(q, None, 10.max(*depth), Mode::Hybrid, &options)
                 .unwrap();
-            let mut reranked = rerank(&collection, q, ranked, cross, *depth)
+            let rerank_options = RerankOptions {
+                depth: *depth,
+                ..RerankOptions::default()
+            };
+            let mut reranked = rerank(&collection, q, ranked, cross, &rerank_options)
                 .unwrap()
                 .results;
             reranked.hits.truncate(10);

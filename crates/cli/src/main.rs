@@ -21,7 +21,7 @@ use hybrid_search::fusion::{ConvexSettings, Fusion, Leg, Normalization, RrfSetti
 use hybrid_search::sparse::{Analyzer, kodic};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, HybridOptions, Mode,
-    SearchDefaults, SearchResults, StopWords, TuneRecord, VectorKind, locate_model,
+    RerankOptions, SearchDefaults, SearchResults, StopWords, TuneRecord, VectorKind, locate_model,
 };
 
 /// Hybrid sparse + dense search for Korean and English text.
@@ -195,12 +195,18 @@ struct SearchArgs {
     #[arg(long)]
     query_model: Option<PathBuf>,
     /// Rerank the top hits with this cross-encoder (a directory written by
-    /// `hybrid-search train-reranker`). Reranked hits are scored by its logit.
+    /// `hybrid-search train-reranker`). Reranked hits are scored by its logit (see
+    /// --rerank-weight).
     #[arg(long)]
     rerank: Option<PathBuf>,
     /// Hits the cross-encoder reorders; the ones below keep their order after them.
-    #[arg(long, default_value_t = 20, requires = "rerank")]
+    #[arg(long, default_value_t = RerankOptions::default().depth, requires = "rerank")]
     rerank_depth: usize,
+    /// How much the cross-encoder counts, 0 to 1: 1 orders the reranked hits by its logit
+    /// alone; below 1 their score is weight x logit + (1 - weight) x first-stage score, both
+    /// min-max normalised over the reranked hits.
+    #[arg(long, default_value_t = RerankOptions::default().weight, requires = "rerank")]
+    rerank_weight: f64,
 }
 
 /// A collection opened for searching: the mode and fusion settings resolved, the model
@@ -245,6 +251,12 @@ impl SearchArgs {
     fn open(&self, index: &Path) -> anyhow::Result<Prepared> {
         if self.rerank.is_some() && self.rerank_depth == 0 {
             bail!("--rerank-depth must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.rerank_weight) {
+            bail!(
+                "--rerank-weight must be between 0 and 1, got {}",
+                self.rerank_weight
+            );
         }
         let mut collection = Collection::open(index)?;
         let mode = self
@@ -293,6 +305,14 @@ impl SearchArgs {
             query_encoder,
             reranker,
         })
+    }
+
+    /// The reranking settings of the flags.
+    fn rerank_options(&self) -> RerankOptions {
+        RerankOptions {
+            depth: self.rerank_depth,
+            weight: self.rerank_weight,
+        }
     }
 
     /// Loads the `--query-model` and checks that its vectors can search the collection's.
@@ -900,7 +920,13 @@ fn cmd_search(
         )?;
         let (mut ranked, before) = match &prepared.reranker {
             Some((_, reranker)) => {
-                let out = hybrid_search::rerank(collection, query, ranked, reranker, depth)?;
+                let out = hybrid_search::rerank(
+                    collection,
+                    query,
+                    ranked,
+                    reranker,
+                    &args.rerank_options(),
+                )?;
                 (out.results, out.before)
             }
             None => (ranked, Vec::new()),
@@ -933,6 +959,7 @@ fn cmd_search(
             value["rerank"] = serde_json::json!({
                 "model": dir.display().to_string(),
                 "depth": args.rerank_depth,
+                "weight": args.rerank_weight,
             });
             if explain && let Some(hits) = value["hits"].as_array_mut() {
                 for (hit, first) in hits.iter_mut().zip(&before) {
@@ -950,9 +977,18 @@ fn cmd_search(
         writeln!(out, "hybrid: {}", describe(&prepared.hybrid))?;
     }
     if explain && let Some((dir, _)) = &prepared.reranker {
+        let score = if args.rerank_weight >= 1.0 {
+            "its logit".to_string()
+        } else {
+            format!(
+                "{w} x normalised logit + {} x normalised first-stage score",
+                1.0 - args.rerank_weight,
+                w = args.rerank_weight
+            )
+        };
         writeln!(
             out,
-            "rerank: the top {} by {} (score: its logit)",
+            "rerank: the top {} by {} (score: {score})",
             args.rerank_depth,
             dir.display()
         )?;
@@ -971,7 +1007,7 @@ fn cmd_search(
             writeln!(
                 out,
                 "     rerank logit {:.4}; first stage rank {} score {:.4}",
-                hit.score, first.rank, first.score
+                first.logit, first.rank, first.score
             )?;
         }
         for leg in &hit.legs {
@@ -1045,7 +1081,7 @@ fn cmd_eval(
     let reranker = prepared
         .reranker
         .as_ref()
-        .map(|(_, r)| (r, args.rerank_depth));
+        .map(|(_, r)| (r, args.rerank_options()));
     let results: Vec<QueryResult> = data
         .queries
         .par_iter()
@@ -1054,8 +1090,8 @@ fn cmd_eval(
             let vector = vectors.as_ref().map(|v| v[i].as_slice());
             let ranked = collection.rank(&q.text, vector, k, mode, hybrid)?;
             let r = match reranker {
-                Some((reranker, depth)) => {
-                    hybrid_search::rerank(collection, &q.text, ranked, reranker, depth)?.results
+                Some((reranker, options)) => {
+                    hybrid_search::rerank(collection, &q.text, ranked, reranker, &options)?.results
                 }
                 None => ranked,
             };
@@ -1115,6 +1151,7 @@ fn cmd_eval(
             value["rerank"] = serde_json::json!({
                 "model": dir.display().to_string(),
                 "depth": args.rerank_depth,
+                "weight": args.rerank_weight,
             });
         }
         writeln!(out, "{value}")?;

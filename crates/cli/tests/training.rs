@@ -152,10 +152,16 @@ fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
     assert_eq!(record["report"]["epoch_losses"], v["epoch_losses"]);
     // --checkpoints: the model after epoch 1 beside it, recording that epoch alone.
     let epoch1 = t.root.join("trained-epoch1");
-    assert_eq!(v["checkpoints"], serde_json::json!([epoch1.display().to_string()]));
+    assert_eq!(
+        v["checkpoints"],
+        serde_json::json!([epoch1.display().to_string()])
+    );
     let record = json(&std::fs::read_to_string(epoch1.join("training.json")).unwrap());
     assert_eq!(record["report"]["epoch_losses"][0], v["epoch_losses"][0]);
-    assert_eq!(record["report"]["epoch_losses"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        record["report"]["epoch_losses"].as_array().unwrap().len(),
+        1
+    );
 
     // `index --model` takes it, and dense search answers with it.
     let index = t.root.join("idx-trained");
@@ -349,6 +355,24 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
         assert!(hits[5].get("first_stage").is_none());
     }
     assert!(changed > 0, "the reranker never changed an order");
+    // --rerank-weight 0 keeps the first stage's order; out of range is refused.
+    let kept = search(
+        "insulin glucose",
+        &["--rerank", s(&rr), "--rerank-weight", "0"],
+    );
+    assert_eq!(kept["rerank"]["weight"], 0.0);
+    assert_eq!(hit_ids(&kept), hit_ids(&search("insulin glucose", &[])));
+    let e = err(&[
+        "search",
+        "--index",
+        s(&t.index),
+        "--rerank",
+        s(&rr),
+        "--rerank-weight",
+        "1.5",
+        "insulin glucose",
+    ]);
+    assert!(e.contains("--rerank-weight must be between 0 and 1"), "{e}");
 
     // A shorter list than the depth: the first stage is searched to the depth, then cut.
     let three = search("insulin glucose", &["--rerank", s(&rr), "-k", "3"]);

@@ -54,6 +54,9 @@ pub enum Error {
     /// Fusion settings or inputs are invalid.
     #[error("fusion: {0}")]
     Fusion(#[from] hybrid_search_fusion::FusionError),
+    /// A search option is out of its range (the message names it and the range).
+    #[error("{0}")]
+    InvalidOption(String),
     /// Reading a dataset failed.
     #[error(transparent)]
     Dataset(#[from] hybrid_search_eval::Error),

@@ -80,6 +80,6 @@ pub use hybrid_search_eval::{Dataset, Document, Query};
 pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
-pub use rerank::{FirstStage, Reranked, rerank};
+pub use rerank::{FirstStage, RerankOptions, Reranked, rerank};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};

@@ -6,14 +6,20 @@
 //!
 //! What the reranked list holds:
 //!
-//! - the first `min(depth, hits)` hits, in cross-encoder order (logit descending; equal
-//!   logits keep their first-stage order), each with `score` set to its cross-encoder logit;
+//! - the first `min(depth, hits)` hits, reordered by their new score (descending; equal scores
+//!   keep their first-stage order):
+//!   - with [`RerankOptions::weight`] 1 (the default), the cross-encoder's logit alone;
+//!   - with a weight `w` below 1, `w * logit' + (1 - w) * first'`, where `logit'` and `first'`
+//!     are the logit and the first-stage score min-max normalised over the reranked hits (as
+//!     Elasticsearch's rescorer blends `query_weight` and `rescore_query_weight`): a
+//!     cross-encoder that is weaker than the first stage on some queries then refines the list
+//!     instead of replacing it;
 //! - after them the other hits, in their first-stage order with their first-stage scores.
 //!
 //! The two parts' scores are on different scales, so the list order, not `score`, is the
 //! ranking of a reranked list (a TREC run made from one must use rank-derived scores). Every
 //! hit keeps its `legs`, so explain output still shows what each leg gave it, and
-//! [`Reranked::before`] keeps each reranked hit's first-stage rank and score.
+//! [`Reranked::before`] keeps each reranked hit's first-stage rank and score and its logit.
 
 use std::cmp::Ordering;
 
@@ -23,15 +29,37 @@ use hybrid_search_dense::train::CrossEncoder;
 
 use crate::collection::{Collection, Ranked};
 use crate::dense_leg::passage_text;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// Where a reranked hit stood in the first-stage list.
+/// Where a reranked hit stood in the first-stage list, and what the cross-encoder said of it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FirstStage {
     /// 1-based rank in the first-stage list.
     pub rank: usize,
     /// The first-stage score (BM25, cosine or fused).
     pub score: f64,
+    /// The cross-encoder's logit for the hit.
+    pub logit: f32,
+}
+
+/// How to rerank: how many hits, and how much the cross-encoder's judgement counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RerankOptions {
+    /// Hits from the top of the first-stage list that the cross-encoder scores and reorders.
+    pub depth: usize,
+    /// Weight of the cross-encoder's normalised logit against the normalised first-stage
+    /// score, in [0, 1] (see the module documentation); 1 orders by the logit alone.
+    pub weight: f64,
+}
+
+impl Default for RerankOptions {
+    /// The top 20 by the cross-encoder alone.
+    fn default() -> Self {
+        Self {
+            depth: 20,
+            weight: 1.0,
+        }
+    }
 }
 
 /// A result list reordered by a cross-encoder (see the module documentation).
@@ -44,24 +72,32 @@ pub struct Reranked {
     pub before: Vec<FirstStage>,
 }
 
-/// Reranks the top `depth` hits of `ranked` (a list of `collection`'s documents for `query`)
-/// with `reranker`: each hit's stored passage (`title + " " + text`, what the dense leg
-/// encodes) is scored against the query, and those hits are reordered by the logit. Hits past
-/// `depth` keep their order after them. A hit whose document is no longer stored is scored
-/// with an empty passage. `depth` 0 (or an empty list) leaves the list as it is.
+/// Reranks the top `options.depth` hits of `ranked` (a list of `collection`'s documents for
+/// `query`) with `reranker`: each hit's stored passage (`title + " " + text`, what the dense leg
+/// encodes) is scored against the query, and those hits are reordered by the logit, or by its
+/// blend with the first-stage score when `options.weight` is below 1 (see the module
+/// documentation). Hits past the depth keep their order after them. A hit whose document is no
+/// longer stored is scored with an empty passage. Depth 0 (or an empty list) leaves the list
+/// as it is. A weight outside [0, 1] is an [`Error::InvalidOption`].
 pub fn rerank(
     collection: &Collection,
     query: &str,
     ranked: Ranked,
     reranker: &CrossEncoder,
-    depth: usize,
+    options: &RerankOptions,
 ) -> Result<Reranked> {
+    if !(0.0..=1.0).contains(&options.weight) {
+        return Err(Error::InvalidOption(format!(
+            "the rerank weight must be between 0 and 1 (got {})",
+            options.weight
+        )));
+    }
     let Ranked {
         mode,
         fallback,
         mut hits,
     } = ranked;
-    let n = depth.min(hits.len());
+    let n = options.depth.min(hits.len());
     let mut passages = Vec::with_capacity(n);
     for hit in &hits[..n] {
         let doc = collection.get(&hit.id)?;
@@ -74,22 +110,25 @@ pub fn rerank(
         reranker.score(query, &texts)?
     };
     let tail = hits.split_off(n);
+    let firsts: Vec<f64> = hits.iter().map(|h| h.score).collect();
+    let scores = blend(&logits, &firsts, options.weight);
     let mut head: Vec<_> = hits
         .into_iter()
-        .zip(logits)
+        .zip(logits.iter().zip(scores))
         .enumerate()
-        .map(|(i, (hit, logit))| (i, hit, logit))
+        .map(|(i, (hit, (&logit, score)))| (i, hit, logit, score))
         .collect();
-    // Stable: equal logits keep their first-stage order. A NaN logit sorts last.
-    head.sort_by(|a, b| by_logit(b.2, a.2));
+    // Stable: equal scores keep their first-stage order. A NaN sorts last.
+    head.sort_by(|a, b| by_score(b.3, a.3));
     let mut before = Vec::with_capacity(n);
     let mut hits = Vec::with_capacity(n + tail.len());
-    for (i, mut hit, logit) in head {
+    for (i, mut hit, logit, score) in head {
         before.push(FirstStage {
             rank: i + 1,
             score: hit.score,
+            logit,
         });
-        hit.score = f64::from(logit);
+        hit.score = score;
         hits.push(hit);
     }
     hits.extend(tail);
@@ -103,8 +142,40 @@ pub fn rerank(
     })
 }
 
+/// The reranked hits' new scores: the logits themselves at weight 1, else
+/// `weight * minmax(logit) + (1 - weight) * minmax(first)`. A list whose values are all equal
+/// normalises to 0.
+fn blend(logits: &[f32], firsts: &[f64], weight: f64) -> Vec<f64> {
+    if weight >= 1.0 {
+        return logits.iter().map(|&l| f64::from(l)).collect();
+    }
+    let logits: Vec<f64> = logits.iter().map(|&l| f64::from(l)).collect();
+    let (l, f) = (min_max(&logits), min_max(firsts));
+    l.iter()
+        .zip(f)
+        .map(|(l, f)| weight * l + (1.0 - weight) * f)
+        .collect()
+}
+
+/// `values` scaled to [0, 1] by their minimum and maximum (NaN stays NaN).
+fn min_max(values: &[f64]) -> Vec<f64> {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let lo = finite.clone().fold(f64::INFINITY, f64::min);
+    let hi = finite.fold(f64::NEG_INFINITY, f64::max);
+    values
+        .iter()
+        .map(|&v| {
+            if hi > lo {
+                (v - lo) / (hi - lo)
+            } else {
+                0.0 * v
+            }
+        })
+        .collect()
+}
+
 /// `a` against `b` with NaN below every number.
-fn by_logit(a: f32, b: f32) -> Ordering {
+fn by_score(a: f64, b: f64) -> Ordering {
     match (a.is_nan(), b.is_nan()) {
         (false, false) => a.total_cmp(&b),
         (true, true) => Ordering::Equal,
@@ -169,14 +240,15 @@ mod tests {
         let texts: Vec<&str> = passages.iter().map(String::as_str).collect();
         let logits = reranker.score("cell", &texts).unwrap();
         let mut expected: Vec<usize> = (0..depth).collect();
-        expected.sort_by(|&a, &b| by_logit(logits[b], logits[a]));
+        expected.sort_by(|&a, &b| by_score(f64::from(logits[b]), f64::from(logits[a])));
         assert_ne!(
             expected,
             (0..depth).collect::<Vec<_>>(),
             "the random head should disagree with BM25 somewhere (pick another seed)"
         );
 
-        let out = rerank(&c, "cell", ranked.clone(), &reranker, depth).unwrap();
+        let options = |depth, weight| RerankOptions { depth, weight };
+        let out = rerank(&c, "cell", ranked.clone(), &reranker, &options(depth, 1.0)).unwrap();
         let hits = &out.results.hits;
         assert_eq!(hits.len(), 8);
         for (pos, &i) in expected.iter().enumerate() {
@@ -187,7 +259,8 @@ mod tests {
                 out.before[pos],
                 FirstStage {
                     rank: i + 1,
-                    score: ranked.hits[i].score
+                    score: ranked.hits[i].score,
+                    logit: logits[i],
                 }
             );
         }
@@ -196,11 +269,39 @@ mod tests {
         assert_eq!(out.results.mode, ranked.mode);
 
         // A depth past the list reranks all of it; depth 0 changes nothing.
-        let all = rerank(&c, "cell", ranked.clone(), &reranker, 100).unwrap();
+        let all = rerank(&c, "cell", ranked.clone(), &reranker, &options(100, 1.0)).unwrap();
         assert_eq!(all.before.len(), 8);
-        let none = rerank(&c, "cell", ranked.clone(), &reranker, 0).unwrap();
+        let none = rerank(&c, "cell", ranked.clone(), &reranker, &options(0, 1.0)).unwrap();
         assert_eq!(none.results, ranked);
         assert!(none.before.is_empty());
+
+        // Weight 0 keeps the first-stage order; a weight in between blends the min-max
+        // normalised logit and first-stage score.
+        let kept = rerank(&c, "cell", ranked.clone(), &reranker, &options(depth, 0.0)).unwrap();
+        let kept_ids: Vec<_> = kept.results.hits.iter().map(|h| h.id.clone()).collect();
+        assert_eq!(kept_ids, first);
+        let w = 0.4;
+        let blended = rerank(&c, "cell", ranked.clone(), &reranker, &options(depth, w)).unwrap();
+        let norm = |v: Vec<f64>| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+            v.into_iter().map(move |x| (x - lo) / (hi - lo))
+        };
+        let l = norm(logits.iter().map(|&x| f64::from(x)).collect());
+        let f = norm(ranked.hits[..depth].iter().map(|h| h.score).collect());
+        let want: Vec<f64> = l.zip(f).map(|(l, f)| w * l + (1.0 - w) * f).collect();
+        for (hit, first) in blended.results.hits.iter().zip(&blended.before) {
+            assert!((hit.score - want[first.rank - 1]).abs() < 1e-12);
+            assert_eq!(first.logit, logits[first.rank - 1]);
+        }
+        assert!(
+            blended.results.hits[..depth]
+                .windows(2)
+                .all(|p| p[0].score >= p[1].score)
+        );
+        let err = rerank(&c, "cell", ranked, &reranker, &options(depth, 1.5)).unwrap_err();
+        assert!(err.to_string().contains("between 0 and 1"), "{err}");
     }
 
     #[test]
@@ -211,8 +312,8 @@ mod tests {
 
     #[test]
     fn nan_sorts_last() {
-        let mut v = [1.0, f32::NAN, 3.0, -2.0];
-        v.sort_by(|a, b| by_logit(*b, *a));
+        let mut v = [1.0, f64::NAN, 3.0, -2.0];
+        v.sort_by(|a, b| by_score(*b, *a));
         assert_eq!(&v[..3], &[3.0, 1.0, -2.0]);
         assert!(v[3].is_nan());
     }
