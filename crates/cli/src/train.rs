@@ -125,6 +125,9 @@ pub struct TrainRerankerArgs {
     /// first) [default: the base model's maximum length].
     #[arg(long)]
     max_len: Option<usize>,
+    /// The new head (pooler and classifier) learns at this multiple of --lr.
+    #[arg(long, default_value_t = CrossTrainConfig::default().head_lr_scale)]
+    head_lr_scale: f64,
 }
 
 /// The examples of a dataset split and where they came from.
@@ -495,6 +498,12 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
         data,
         (args.epochs, args.batch_size, args.lr, args.warmup_ratio),
     )?;
+    if !(args.head_lr_scale.is_finite() && args.head_lr_scale > 0.0) {
+        bail!(
+            "--head-lr-scale must be a number > 0, got {}",
+            args.head_lr_scale
+        );
+    }
     let hard_negatives = args.hard_negatives.unwrap_or(3);
     let (Some(index), 1..) = (&data.index, hard_negatives) else {
         bail!(
@@ -518,6 +527,7 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
         warmup_ratio: args.warmup_ratio,
         seed: args.seed,
         hard_negatives_per_query: hard_negatives,
+        head_lr_scale: args.head_lr_scale,
         ..CrossTrainConfig::default()
     };
     let mut reranker = CrossEncoder::from_base(&data.base, args.seed, &Device::Cpu)

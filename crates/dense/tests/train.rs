@@ -87,6 +87,7 @@ fn cross_config() -> CrossTrainConfig {
         dropout: Some(0.0),
         hard_negatives_per_query: 2,
         seed: 7,
+        head_lr_scale: 1.0,
         ..CrossTrainConfig::default()
     }
 }
@@ -470,6 +471,36 @@ fn cross_encoder_trains_saves_and_loads() {
         err.contains("classifier") || err.contains("pooler"),
         "{err}"
     );
+}
+
+#[test]
+fn a_faster_head_lowers_the_cross_encoder_loss_sooner() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let final_loss = |head_lr_scale: f64| {
+        let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+        let config = CrossTrainConfig {
+            epochs: 3,
+            learning_rate: 2e-4,
+            head_lr_scale,
+            ..cross_config()
+        };
+        let report = cross.train(&examples, &config, |_| {}).unwrap();
+        *report.epoch_losses.last().unwrap()
+    };
+    let (same, faster) = (final_loss(1.0), final_loss(20.0));
+    assert!(
+        faster < same,
+        "head at 20x the rate: loss {faster}, at 1x: {same}"
+    );
+    let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let bad = CrossTrainConfig {
+        head_lr_scale: 0.0,
+        ..cross_config()
+    };
+    let err = cross.train(&examples, &bad, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("head_lr_scale"), "{err}");
 }
 
 #[test]

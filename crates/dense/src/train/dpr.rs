@@ -119,6 +119,9 @@ impl DenseTrainConfig {
             weight_decay: self.weight_decay,
             max_grad_norm: self.max_grad_norm,
             seed: self.seed,
+            // Every weight is the pretrained encoder's.
+            head_lr_scale: 1.0,
+            is_head: |_| false,
         }
     }
 

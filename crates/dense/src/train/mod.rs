@@ -113,6 +113,9 @@ pub(crate) struct Hyper {
     pub weight_decay: f64,
     pub max_grad_norm: Option<f64>,
     pub seed: u64,
+    /// Multiple of the learning rate for the parameters `is_head` names (a new task head).
+    pub head_lr_scale: f64,
+    pub is_head: fn(&str) -> bool,
 }
 
 impl Hyper {
@@ -140,6 +143,12 @@ impl Hyper {
             return Some(format!(
                 "weight_decay must be >= 0 (got {})",
                 self.weight_decay
+            ));
+        }
+        if !(self.head_lr_scale.is_finite() && self.head_lr_scale > 0.0) {
+            return Some(format!(
+                "head_lr_scale must be > 0 (got {})",
+                self.head_lr_scale
             ));
         }
         if let Some(n) = self.max_grad_norm
@@ -209,7 +218,15 @@ pub(crate) fn fit(
     let steps_per_epoch = n.div_ceil(hyper.batch_size);
     let steps = hyper.epochs * steps_per_epoch;
     let schedule = LinearSchedule::new(hyper.learning_rate, hyper.warmup_ratio, steps);
-    let mut optim = Optim::new(vars, hyper.weight_decay, hyper.max_grad_norm).map_err(fail)?;
+    let lr_scale = |name: &str| {
+        if (hyper.is_head)(name) {
+            hyper.head_lr_scale
+        } else {
+            1.0
+        }
+    };
+    let mut optim =
+        Optim::new(vars, hyper.weight_decay, hyper.max_grad_norm, &lr_scale).map_err(fail)?;
     // Two streams, so that changing the dropout rate does not change the order of the data.
     let mut order_rng = Rng::new(hyper.seed);
     let mut dropout_rng = Rng::new(hyper.seed ^ 0x5EED_D80F_0D10_7A11);

@@ -3,13 +3,15 @@
 use candle_core::{Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
-/// Two `candle_nn::AdamW`s (decoupled weight decay, Loshchilov & Hutter 2019): one with weight
-/// decay for the matrices and embeddings, one without for biases and LayerNorm weights
-/// (sentence-transformers' `no_decay = ["bias", "LayerNorm.bias", "LayerNorm.weight"]`).
-/// Gradients are clipped to a global L2 norm first (`torch.nn.utils.clip_grad_norm_`).
+/// `candle_nn::AdamW`s (decoupled weight decay, Loshchilov & Hutter 2019), one per group of
+/// parameters: weight decay for the matrices and embeddings, none for biases and LayerNorm
+/// weights (sentence-transformers' `no_decay = ["bias", "LayerNorm.bias",
+/// "LayerNorm.weight"]`), and each group at its own multiple of the scheduled learning rate
+/// (a new head learns faster than the pretrained body). Gradients are clipped to a global L2
+/// norm first (`torch.nn.utils.clip_grad_norm_`).
 pub(crate) struct Optim {
-    decay: AdamW,
-    no_decay: AdamW,
+    /// Each group's optimiser and learning-rate multiple.
+    groups: Vec<(AdamW, f64)>,
     vars: Vec<Var>,
     max_grad_norm: Option<f64>,
 }
@@ -20,25 +22,37 @@ fn no_decay(name: &str) -> bool {
 }
 
 impl Optim {
+    /// An optimiser of `named` parameters; `lr_scale(name)` is the multiple of the scheduled
+    /// learning rate that parameter learns at.
     pub(crate) fn new(
         named: Vec<(String, Var)>,
         weight_decay: f64,
         max_grad_norm: Option<f64>,
+        lr_scale: &dyn Fn(&str) -> f64,
     ) -> candle_core::Result<Self> {
         let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
-        let (exempt, decayed): (Vec<_>, Vec<_>) =
-            named.into_iter().partition(|(name, _)| no_decay(name));
-        let params = |weight_decay| ParamsAdamW {
-            lr: 0.0,
-            weight_decay,
-            ..ParamsAdamW::default()
-        };
+        // (decays, lr multiple) -> parameters, in first-seen order.
+        let mut keyed: Vec<((bool, f64), Vec<Var>)> = Vec::new();
+        for (name, var) in named {
+            let key = (!no_decay(&name), lr_scale(&name));
+            match keyed.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, group)) => group.push(var),
+                None => keyed.push((key, vec![var])),
+            }
+        }
+        let groups = keyed
+            .into_iter()
+            .map(|((decays, scale), group)| {
+                let params = ParamsAdamW {
+                    lr: 0.0,
+                    weight_decay: if decays { weight_decay } else { 0.0 },
+                    ..ParamsAdamW::default()
+                };
+                Ok((AdamW::new(group, params)?, scale))
+            })
+            .collect::<candle_core::Result<_>>()?;
         Ok(Self {
-            decay: AdamW::new(
-                decayed.into_iter().map(|(_, v)| v).collect(),
-                params(weight_decay),
-            )?,
-            no_decay: AdamW::new(exempt.into_iter().map(|(_, v)| v).collect(), params(0.0))?,
+            groups,
             vars,
             max_grad_norm,
         })
@@ -65,10 +79,10 @@ impl Optim {
                 }
             }
         }
-        self.decay.set_learning_rate(lr);
-        self.no_decay.set_learning_rate(lr);
-        self.decay.step(&grads)?;
-        self.no_decay.step(&grads)?;
+        for (optimizer, scale) in &mut self.groups {
+            optimizer.set_learning_rate(lr * *scale);
+            optimizer.step(&grads)?;
+        }
         Ok(norm as f32)
     }
 }
