@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use hybrid_search::dense::Device;
 use hybrid_search::dense::train::{
     CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR,
-    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainReport, checkpoint_dir,
+    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir,
 };
 use hybrid_search::{Collection, Document, eval, passage_text};
 
@@ -60,6 +60,65 @@ impl DataArgs {
     }
 }
 
+/// The schedule flags both training commands take. Their defaults differ by command (they are
+/// the trainer's configuration defaults), so a flag left out is `None` here and filled in by
+/// [`ScheduleArgs::settings`].
+#[derive(clap::Args)]
+pub struct ScheduleArgs {
+    /// Passes over the training examples [default: 1].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Queries per step: for train-dense each brings its positive and its hard negatives (the
+    /// other queries' passages are its in-batch negatives); for train-reranker, 1 +
+    /// --hard-negatives query-passage pairs [default: 32 for train-dense, 8 for
+    /// train-reranker].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate of AdamW [default: 2e-5].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Fraction of the steps spent warming the learning rate up (then it decays linearly to 0)
+    /// [default: 0.1].
+    #[arg(long)]
+    warmup_ratio: Option<f64>,
+    /// Seed of the example order and the dropout masks (and of train-reranker's new head's
+    /// weights) [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl ScheduleArgs {
+    /// `defaults` (a trainer configuration's) with the flags given, checked by the library;
+    /// a problem is reported against the flag that set the value.
+    fn settings(&self, defaults: TrainSettings) -> anyhow::Result<TrainSettings> {
+        let settings = TrainSettings {
+            epochs: self.epochs.unwrap_or(defaults.epochs),
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size),
+            learning_rate: self.lr.unwrap_or(defaults.learning_rate),
+            warmup_ratio: self.warmup_ratio.unwrap_or(defaults.warmup_ratio),
+            seed: self.seed.unwrap_or(defaults.seed),
+            ..defaults
+        };
+        if let Some(problem) = settings.check() {
+            // The library's message starts with the field's name.
+            const FLAGS: [(&str, &str); 4] = [
+                ("epochs", "--epochs"),
+                ("batch_size", "--batch-size"),
+                ("learning_rate", "--lr"),
+                ("warmup_ratio", "--warmup-ratio"),
+            ];
+            match FLAGS
+                .iter()
+                .find_map(|(field, flag)| Some((flag, problem.strip_prefix(field)?)))
+            {
+                Some((flag, rest)) => bail!("{flag}{rest}"),
+                None => bail!("invalid training setting: {problem}"),
+            }
+        }
+        Ok(settings)
+    }
+}
+
 /// `train-dense`'s flags.
 #[derive(clap::Args)]
 pub struct TrainDenseArgs {
@@ -73,22 +132,8 @@ pub struct TrainDenseArgs {
     /// OUT/passage_encoder, instead of one shared encoder.
     #[arg(long)]
     separate: bool,
-    /// Passes over the training examples.
-    #[arg(long, default_value_t = DenseTrainConfig::default().epochs)]
-    epochs: usize,
-    /// Queries per step (each brings its positive and its hard negatives; the other queries'
-    /// passages are its in-batch negatives).
-    #[arg(long, default_value_t = DenseTrainConfig::default().batch_size)]
-    batch_size: usize,
-    /// Peak learning rate of AdamW.
-    #[arg(long, default_value_t = DenseTrainConfig::default().learning_rate)]
-    lr: f64,
-    /// Fraction of the steps spent warming the learning rate up (then it decays linearly to 0).
-    #[arg(long, default_value_t = DenseTrainConfig::default().warmup_ratio)]
-    warmup_ratio: f64,
-    /// Seed of the example order and the dropout masks.
-    #[arg(long, default_value_t = DenseTrainConfig::default().seed)]
-    seed: u64,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
     /// Longest query in tokens (also capped by the model's maximum length).
     #[arg(long, default_value_t = DenseTrainConfig::default().max_query_len)]
     max_query_len: usize,
@@ -106,21 +151,8 @@ pub struct TrainRerankerArgs {
     /// them [default: 3].
     #[arg(long, requires = "index")]
     hard_negatives: Option<usize>,
-    /// Passes over the training examples.
-    #[arg(long, default_value_t = CrossTrainConfig::default().epochs)]
-    epochs: usize,
-    /// Queries per step (each brings 1 + --hard-negatives query-passage pairs).
-    #[arg(long, default_value_t = CrossTrainConfig::default().batch_size)]
-    batch_size: usize,
-    /// Peak learning rate of AdamW.
-    #[arg(long, default_value_t = CrossTrainConfig::default().learning_rate)]
-    lr: f64,
-    /// Fraction of the steps spent warming the learning rate up (then it decays linearly to 0).
-    #[arg(long, default_value_t = CrossTrainConfig::default().warmup_ratio)]
-    warmup_ratio: f64,
-    /// Seed of the example order, the dropout masks and the new head's weights.
-    #[arg(long, default_value_t = CrossTrainConfig::default().seed)]
-    seed: u64,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
     /// Longest query-passage pair in tokens, special tokens included (the passage is cut
     /// first) [default: the base model's maximum length].
     #[arg(long)]
@@ -141,23 +173,15 @@ struct TrainingData {
     with_negatives: usize,
 }
 
-/// Checks the settings both trainers share, before anything is loaded.
+/// The schedule `schedule` sets over `defaults`, once the flags and the directories both
+/// trainers use are checked, before anything is loaded.
 fn check_common(
     data: &DataArgs,
-    (epochs, batch_size, lr, warmup_ratio): (usize, usize, f64, f64),
-) -> anyhow::Result<()> {
-    if epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    if batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if !(lr.is_finite() && lr > 0.0) {
-        bail!("--lr must be a number > 0, got {lr}");
-    }
-    if !(0.0..=1.0).contains(&warmup_ratio) {
-        bail!("--warmup-ratio must be between 0 and 1, got {warmup_ratio}");
-    }
+    schedule: &ScheduleArgs,
+    defaults: TrainSettings,
+) -> anyhow::Result<TrainSettings> {
+    let settings = schedule.settings(defaults)?;
+    let epochs = settings.epochs;
     if !data.base.join("config.json").is_file() {
         bail!(
             "{}: not a model directory (no config.json); pass --base with a BERT-family model \
@@ -180,7 +204,7 @@ fn check_common(
             );
         }
     }
-    Ok(())
+    Ok(settings)
 }
 
 /// One example per (query, relevant document) of `data.split`, with up to `hard_negatives`
@@ -438,21 +462,15 @@ impl Summary<'_> {
 /// `hybrid-search train-dense`.
 pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let data = &args.data;
-    check_common(
-        data,
-        (args.epochs, args.batch_size, args.lr, args.warmup_ratio),
-    )?;
+    let train = check_common(data, &args.schedule, DenseTrainConfig::default().train)?;
     if args.max_query_len < 2 || args.max_passage_len < 2 {
         bail!("--max-query-len and --max-passage-len must be at least 2");
     }
     let hard_negatives = args.hard_negatives.unwrap_or(1);
     let training = training_data(data, hard_negatives)?;
+    let epochs = train.epochs;
     let config = DenseTrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        warmup_ratio: args.warmup_ratio,
-        seed: args.seed,
+        train,
         hard_negatives_per_query: training.hard_negatives,
         shared: !args.separate,
         max_query_len: args.max_query_len,
@@ -462,7 +480,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let mut trainer = DenseTrainer::new(&data.base, config, &Device::Cpu)
         .with_context(|| format!("loading base model {}", data.base.display()))?;
     let started = Instant::now();
-    let (bar, on_step) = step_bar(args.epochs);
+    let (bar, on_step) = step_bar(epochs);
     let checkpoints = data.checkpoints.then_some(data.out.as_path());
     let report = trainer.train_checkpointed(&training.examples, checkpoints, on_step);
     bar.finish_and_clear();
@@ -494,10 +512,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
 /// `hybrid-search train-reranker`.
 pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
     let data = &args.data;
-    check_common(
-        data,
-        (args.epochs, args.batch_size, args.lr, args.warmup_ratio),
-    )?;
+    let train = check_common(data, &args.schedule, CrossTrainConfig::default().train)?;
     if !(args.head_lr_scale.is_finite() && args.head_lr_scale > 0.0) {
         bail!(
             "--head-lr-scale must be a number > 0, got {}",
@@ -521,16 +536,12 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
         );
     }
     let config = CrossTrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        warmup_ratio: args.warmup_ratio,
-        seed: args.seed,
+        train,
         hard_negatives_per_query: hard_negatives,
         head_lr_scale: args.head_lr_scale,
         ..CrossTrainConfig::default()
     };
-    let mut reranker = CrossEncoder::from_base(&data.base, args.seed, &Device::Cpu)
+    let mut reranker = CrossEncoder::from_base(&data.base, config.train.seed, &Device::Cpu)
         .with_context(|| format!("loading base model {}", data.base.display()))?;
     if let Some(max_len) = args.max_len {
         reranker
@@ -538,7 +549,7 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
             .context("--max-len is not possible")?;
     }
     let started = Instant::now();
-    let (bar, on_step) = step_bar(args.epochs);
+    let (bar, on_step) = step_bar(config.train.epochs);
     let checkpoints = data.checkpoints.then_some(data.out.as_path());
     let report = reranker.train_checkpointed(&training.examples, &config, checkpoints, on_step);
     bar.finish_and_clear();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hybrid_search_dense::train::{
     CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, LinearSchedule,
-    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, StepReport, TrainExample, TrainableBert,
+    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, StepReport, TrainExample, TrainSettings, TrainableBert,
     checkpoint_dir, pair_budget, trained_encoder_dirs,
 };
 use hybrid_search_dense::{Device, Encoder, TextKind, TinyModel};
@@ -67,28 +67,33 @@ fn dataset() -> Vec<TrainExample> {
 
 fn dense_config() -> DenseTrainConfig {
     DenseTrainConfig {
-        epochs: 8,
-        batch_size: 8,
-        learning_rate: 1e-3,
-        warmup_ratio: 0.1,
+        train: TrainSettings {
+            epochs: 8,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            warmup_ratio: 0.1,
+            seed: 7,
+            ..DenseTrainConfig::default().train
+        },
         hard_negatives_per_query: 1,
         max_query_len: 32,
         max_passage_len: 32,
-        seed: 7,
         ..DenseTrainConfig::default()
     }
 }
 
 fn cross_config() -> CrossTrainConfig {
     CrossTrainConfig {
-        epochs: 12,
-        batch_size: 4,
-        learning_rate: 5e-3,
+        train: TrainSettings {
+            epochs: 12,
+            batch_size: 4,
+            learning_rate: 5e-3,
+            seed: 7,
+            ..CrossTrainConfig::default().train
+        },
         dropout: Some(0.0),
         hard_negatives_per_query: 2,
-        seed: 7,
         head_lr_scale: 1.0,
-        ..CrossTrainConfig::default()
     }
 }
 
@@ -254,11 +259,11 @@ fn separate_encoders_save_two_loadable_directories() {
     let root = tempfile::tempdir().unwrap();
     let base = tiny(root.path());
     let examples = dataset();
-    let config = DenseTrainConfig {
+    let mut config = DenseTrainConfig {
         shared: false,
-        epochs: 2,
         ..dense_config()
     };
+    config.train.epochs = 2;
     let (trainer, _, _) = train_dense(&base, config, &examples);
     let out = root.path().join("dpr");
     trainer.save(&out).unwrap();
@@ -296,10 +301,8 @@ fn checkpoints_save_each_epochs_model() {
     let base = tiny(root.path());
     let examples = dataset();
     let out = root.path().join("dpr");
-    let config = DenseTrainConfig {
-        epochs: 3,
-        ..dense_config()
-    };
+    let mut config = dense_config();
+    config.train.epochs = 3;
     let mut trainer = DenseTrainer::new(&base, config, &Device::Cpu).unwrap();
     let report = trainer
         .train_checkpointed(&examples, Some(&out), |_| {})
@@ -332,10 +335,8 @@ fn checkpoints_save_each_epochs_model() {
 
     // The reranker saves the same way, and a checkpoint that exists already stops the run.
     let mut reranker = CrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
-    let config = CrossTrainConfig {
-        epochs: 2,
-        ..cross_config()
-    };
+    let mut config = cross_config();
+    config.train.epochs = 2;
     let cross_out = root.path().join("rr");
     reranker
         .train_checkpointed(&examples, &config, Some(&cross_out), |_| {})
@@ -480,12 +481,12 @@ fn a_faster_head_lowers_the_cross_encoder_loss_sooner() {
     let examples = dataset();
     let final_loss = |head_lr_scale: f64| {
         let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
-        let config = CrossTrainConfig {
-            epochs: 3,
-            learning_rate: 2e-4,
+        let mut config = CrossTrainConfig {
             head_lr_scale,
             ..cross_config()
         };
+        config.train.epochs = 3;
+        config.train.learning_rate = 2e-4;
         let report = cross.train(&examples, &config, |_| {}).unwrap();
         *report.epoch_losses.last().unwrap()
     };
@@ -526,15 +527,11 @@ fn same_seed_same_loss_curve() {
     let root = tempfile::tempdir().unwrap();
     let base = tiny(root.path());
     let examples = dataset();
-    let config = DenseTrainConfig {
-        epochs: 2,
-        ..dense_config()
-    };
+    let mut config = dense_config();
+    config.train.epochs = 2;
     let losses = |seed: u64| -> Vec<f32> {
-        let config = DenseTrainConfig {
-            seed,
-            ..config.clone()
-        };
+        let mut config = config.clone();
+        config.train.seed = seed;
         let (_, steps, _) = train_dense(&base, config, &examples);
         steps.iter().map(|s| s.loss).collect()
     };
@@ -544,11 +541,9 @@ fn same_seed_same_loss_curve() {
 
     let cross = |seed: u64| -> Vec<f32> {
         let mut cross = CrossEncoder::from_base(&base, seed, &Device::Cpu).unwrap();
-        let config = CrossTrainConfig {
-            epochs: 1,
-            seed,
-            ..cross_config()
-        };
+        let mut config = cross_config();
+        config.train.epochs = 1;
+        config.train.seed = seed;
         let mut losses = Vec::new();
         cross
             .train(&examples, &config, |s| losses.push(s.loss))
@@ -575,10 +570,8 @@ fn linear_schedule_warms_up_then_decays() {
 fn bad_settings_are_refused_by_name() {
     let root = tempfile::tempdir().unwrap();
     let base = tiny(root.path());
-    let config = DenseTrainConfig {
-        batch_size: 0,
-        ..DenseTrainConfig::default()
-    };
+    let mut config = DenseTrainConfig::default();
+    config.train.batch_size = 0;
     let err = DenseTrainer::new(&base, config, &Device::Cpu)
         .err()
         .unwrap()
@@ -596,6 +589,65 @@ fn bad_settings_are_refused_by_name() {
     let mut trainer = DenseTrainer::new(&base, dense_config(), &Device::Cpu).unwrap();
     let err = trainer.train(&[], |_| {}).unwrap_err().to_string();
     assert!(err.contains("no training examples"), "{err}");
+}
+
+/// The shared settings serialize as top-level keys, as before they were one struct: a
+/// `training.json` config of either kind reads back, and keys it lacks take that kind's
+/// defaults (the reranker's batch size is not the dense one's).
+#[test]
+fn settings_serialize_flat_with_each_kinds_defaults() {
+    use serde_json::json;
+
+    let dense = json!({
+        "epochs": 1, "batch_size": 32, "learning_rate": 2e-5, "warmup_ratio": 0.1,
+        "weight_decay": 0.01, "max_grad_norm": 1.0, "scale": 20.0, "similarity": "cosine",
+        "seed": 42, "hard_negatives_per_query": 1, "shared": true, "max_query_len": 64,
+        "max_passage_len": 256, "dropout": null,
+    });
+    let cross = json!({
+        "epochs": 1, "batch_size": 8, "learning_rate": 2e-5, "warmup_ratio": 0.1,
+        "weight_decay": 0.01, "max_grad_norm": 1.0, "seed": 42,
+        "hard_negatives_per_query": 3, "dropout": null, "head_lr_scale": 20.0,
+    });
+    assert_eq!(
+        serde_json::to_value(DenseTrainConfig::default()).unwrap(),
+        dense
+    );
+    assert_eq!(
+        serde_json::to_value(CrossTrainConfig::default()).unwrap(),
+        cross
+    );
+    let read_dense = |v| serde_json::from_value::<DenseTrainConfig>(v).unwrap();
+    let read_cross = |v| serde_json::from_value::<CrossTrainConfig>(v).unwrap();
+    assert_eq!(read_dense(dense), DenseTrainConfig::default());
+    assert_eq!(read_cross(cross), CrossTrainConfig::default());
+    assert_eq!(read_dense(json!({})), DenseTrainConfig::default());
+    assert_eq!(read_cross(json!({})), CrossTrainConfig::default());
+
+    let config = read_cross(json!({"epochs": 3, "max_grad_norm": null, "head_lr_scale": 2.0}));
+    let expected = CrossTrainConfig {
+        train: TrainSettings {
+            epochs: 3,
+            max_grad_norm: None,
+            ..CrossTrainConfig::default().train
+        },
+        head_lr_scale: 2.0,
+        ..CrossTrainConfig::default()
+    };
+    assert_eq!(config, expected);
+    assert_eq!(config.train.batch_size, 8);
+    let config = read_dense(json!({"seed": 5, "shared": false, "unknown": 1}));
+    assert_eq!((config.train.seed, config.train.batch_size), (5, 32));
+    assert!(!config.shared);
+    assert!(serde_json::from_value::<CrossTrainConfig>(json!({"epochs": "two"})).is_err());
+
+    // The library's check names the field at fault.
+    let bad = TrainSettings {
+        warmup_ratio: 1.5,
+        ..TrainSettings::default()
+    };
+    assert!(bad.check().unwrap().starts_with("warmup_ratio"), "{bad:?}");
+    assert_eq!(CrossTrainConfig::default().train.check(), None);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,34 +21,26 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use tokenizers::{Encoding, TruncationDirection};
 
 use super::bert::{Batch, Linear, TrainableBert, dropout};
 use super::dpr::check_dropout;
-use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, checkpoint_dir, fit, save};
+use super::{
+    Hyper, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir, fit, save,
+};
 use crate::error::{Error, Result};
 
 /// Settings of a cross-encoder training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CrossTrainConfig {
-    /// Passes over the training examples.
-    pub epochs: usize,
-    /// Queries per step; each brings `1 + hard_negatives_per_query` query-passage pairs.
-    pub batch_size: usize,
-    /// Peak learning rate of AdamW.
-    pub learning_rate: f64,
-    /// Fraction of all steps spent warming the learning rate up from 0 (then it decays
-    /// linearly to 0).
-    pub warmup_ratio: f64,
-    /// AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
-    pub weight_decay: f64,
-    /// Gradients are scaled down to this global L2 norm when larger; `None` turns clipping off.
-    pub max_grad_norm: Option<f64>,
-    /// Seed of the example order and of the dropout masks.
-    pub seed: u64,
+    /// Epochs, batch size (queries per step, each bringing `1 + hard_negatives_per_query`
+    /// query-passage pairs), learning rate schedule, weight decay, clipping and seed;
+    /// serialized as top-level keys, the ones missing taken from this type's `Default`.
+    #[serde(flatten, deserialize_with = "cross_settings")]
+    pub train: TrainSettings,
     /// Negatives in each query's group: the first ones of the example's `negatives` (fewer
     /// when it has fewer; negatives identical to the positive are left out).
     pub hard_negatives_per_query: usize,
@@ -66,13 +58,12 @@ pub struct CrossTrainConfig {
 impl Default for CrossTrainConfig {
     fn default() -> Self {
         Self {
-            epochs: 1,
-            batch_size: 8,
-            learning_rate: 2e-5,
-            warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            max_grad_norm: Some(1.0),
-            seed: 42,
+            // The shared defaults (1 epoch at 2e-5, 10 % warm-up, decay 0.01, clipping at
+            // norm 1, seed 42) with 8 queries per step: each brings several pairs.
+            train: TrainSettings {
+                batch_size: 8,
+                ..TrainSettings::default()
+            },
             hard_negatives_per_query: 3,
             dropout: None,
             head_lr_scale: 20.0,
@@ -81,19 +72,19 @@ impl Default for CrossTrainConfig {
 }
 
 impl CrossTrainConfig {
-    fn hyper(&self) -> Hyper {
+    fn hyper(&self) -> Hyper<'_> {
         Hyper {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            warmup_ratio: self.warmup_ratio,
-            weight_decay: self.weight_decay,
-            max_grad_norm: self.max_grad_norm,
-            seed: self.seed,
+            settings: &self.train,
             head_lr_scale: self.head_lr_scale,
             is_head: |name| HEAD_NAMES.contains(&name),
         }
     }
+}
+
+/// The settings of a serialized [`CrossTrainConfig`], the keys it lacks taken from
+/// `CrossTrainConfig::default()` (whose batch size differs from [`TrainSettings::default`]).
+fn cross_settings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<TrainSettings, D::Error> {
+    TrainSettings::deserialize_over(CrossTrainConfig::default().train, d)
 }
 
 /// A query-passage pair as the cross-encoder reads it.

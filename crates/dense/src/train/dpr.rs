@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::bert::{Batch, TrainableBert, l2_normalize};
-use super::{Hyper, Rng, StepReport, TrainExample, TrainReport, checkpoint_dir, fit, save};
+use super::{
+    Hyper, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir, fit, save,
+};
 use crate::encoder::TextKind;
 use crate::error::{Error, Result};
 
@@ -50,26 +52,16 @@ pub enum Similarity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DenseTrainConfig {
-    /// Passes over the training examples.
-    pub epochs: usize,
-    /// Queries per step (each brings its positive and its hard negatives).
-    pub batch_size: usize,
-    /// Peak learning rate of AdamW.
-    pub learning_rate: f64,
-    /// Fraction of all steps spent warming the learning rate up from 0 (then it decays
-    /// linearly to 0).
-    pub warmup_ratio: f64,
-    /// AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
-    pub weight_decay: f64,
-    /// Gradients are scaled down to this global L2 norm when larger; `None` turns clipping off.
-    pub max_grad_norm: Option<f64>,
+    /// Epochs, batch size (queries per step, each bringing its positive and its hard
+    /// negatives), learning rate schedule, weight decay, clipping and seed; serialized as
+    /// top-level keys.
+    #[serde(flatten)]
+    pub train: TrainSettings,
     /// Similarity scale (inverse temperature) applied before the softmax: 20 for cosine as in
     /// sentence-transformers; about 1 for the unnormalised dot product of DPR.
     pub scale: f64,
     /// How queries and passages are compared.
     pub similarity: Similarity,
-    /// Seed of the example order and of the dropout masks.
-    pub seed: u64,
     /// Hard negatives per query added to the pool: the first ones of each example's
     /// `negatives` (fewer when an example has fewer).
     pub hard_negatives_per_query: usize,
@@ -91,15 +83,11 @@ pub struct DenseTrainConfig {
 impl Default for DenseTrainConfig {
     fn default() -> Self {
         Self {
-            epochs: 1,
-            batch_size: 32,
-            learning_rate: 2e-5,
-            warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            max_grad_norm: Some(1.0),
+            // 1 epoch of 32 queries per step at 2e-5, 10 % warm-up, decay 0.01, clipping at
+            // norm 1, seed 42.
+            train: TrainSettings::default(),
             scale: 20.0,
             similarity: Similarity::Cosine,
-            seed: 42,
             hard_negatives_per_query: 1,
             shared: true,
             max_query_len: 64,
@@ -110,15 +98,9 @@ impl Default for DenseTrainConfig {
 }
 
 impl DenseTrainConfig {
-    fn hyper(&self) -> Hyper {
+    fn hyper(&self) -> Hyper<'_> {
         Hyper {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            warmup_ratio: self.warmup_ratio,
-            weight_decay: self.weight_decay,
-            max_grad_norm: self.max_grad_norm,
-            seed: self.seed,
+            settings: &self.train,
             // Every weight is the pretrained encoder's.
             head_lr_scale: 1.0,
             is_head: |_| false,

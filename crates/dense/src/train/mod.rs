@@ -20,7 +20,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use hybrid_search_dense::train::{DenseTrainConfig, DenseTrainer, TrainExample};
+//! use hybrid_search_dense::train::{DenseTrainConfig, DenseTrainer, TrainExample, TrainSettings};
 //!
 //! let examples = vec![TrainExample {
 //!     query: "il-6 in sepsis".into(),
@@ -28,7 +28,13 @@
 //!     negatives: vec!["Insulin regulates blood glucose.".into()],
 //! }];
 //! let device = candle_core::Device::Cpu;
-//! let config = DenseTrainConfig::default();
+//! let config = DenseTrainConfig {
+//!     train: TrainSettings {
+//!         epochs: 2,
+//!         ..DenseTrainConfig::default().train
+//!     },
+//!     ..DenseTrainConfig::default()
+//! };
 //! let mut trainer = DenseTrainer::new("models/all-MiniLM-L6-v2".as_ref(), config, &device)?;
 //! let report = trainer.train(&examples, |s| {
 //!     eprintln!("step {}/{}: loss {:.4}", s.step, s.steps, s.loss)
@@ -49,7 +55,7 @@ mod schedule;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Tensor, Var};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -104,23 +110,50 @@ pub struct TrainReport {
     pub examples: usize,
 }
 
-/// The optimisation settings both trainers share.
-pub(crate) struct Hyper {
+/// The optimisation settings both trainers share: the schedule (epochs, batch size, learning
+/// rate and its warm-up), AdamW's weight decay, gradient clipping and the seed.
+///
+/// [`DenseTrainConfig`] and [`CrossTrainConfig`] hold it as their `train` field, flattened
+/// in their serialized form (`"epochs"`, `"batch_size"`, ... stay top-level keys). Its
+/// [`Default`] is the dense trainer's (32 queries per step); the reranker's takes 8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainSettings {
+    /// Passes over the training examples.
     pub epochs: usize,
+    /// Queries per step (each brings its positive and its hard negatives).
     pub batch_size: usize,
+    /// Peak learning rate of AdamW.
     pub learning_rate: f64,
+    /// Fraction of all steps spent warming the learning rate up from 0 (then it decays
+    /// linearly to 0).
     pub warmup_ratio: f64,
+    /// AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
     pub weight_decay: f64,
+    /// Gradients are scaled down to this global L2 norm when larger; `None` turns clipping off.
     pub max_grad_norm: Option<f64>,
+    /// Seed of the example order and of the dropout masks.
     pub seed: u64,
-    /// Multiple of the learning rate for the parameters `is_head` names (a new task head).
-    pub head_lr_scale: f64,
-    pub is_head: fn(&str) -> bool,
 }
 
-impl Hyper {
-    /// What is wrong with the settings, if anything.
-    pub(crate) fn check(&self) -> Option<String> {
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            learning_rate: 2e-5,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+            seed: 42,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// What is wrong with the settings, if anything: a message that starts with the name of
+    /// the field at fault (`"epochs must be at least 1"`).
+    pub fn check(&self) -> Option<String> {
         if self.epochs == 0 {
             return Some("epochs must be at least 1".into());
         }
@@ -145,16 +178,50 @@ impl Hyper {
                 self.weight_decay
             ));
         }
+        if let Some(n) = self.max_grad_norm
+            && !(n.is_finite() && n > 0.0)
+        {
+            return Some(format!("max_grad_norm must be > 0 (got {n})"));
+        }
+        None
+    }
+
+    /// Deserializes settings whose missing keys take their values from `defaults` (a
+    /// configuration's own defaults, for its flattened `train` field).
+    pub(crate) fn deserialize_over<'de, D: Deserializer<'de>>(
+        defaults: Self,
+        d: D,
+    ) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let given = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let mut value = serde_json::to_value(defaults).map_err(D::Error::custom)?;
+        if let Some(map) = value.as_object_mut() {
+            map.extend(given);
+        }
+        Self::deserialize(value).map_err(D::Error::custom)
+    }
+}
+
+/// What the shared training loop needs: the settings, and which parameters form a new task
+/// head that learns at a multiple of the learning rate.
+pub(crate) struct Hyper<'a> {
+    pub settings: &'a TrainSettings,
+    /// Multiple of the learning rate for the parameters `is_head` names (a new task head).
+    pub head_lr_scale: f64,
+    pub is_head: fn(&str) -> bool,
+}
+
+impl Hyper<'_> {
+    /// What is wrong with the settings, if anything.
+    pub(crate) fn check(&self) -> Option<String> {
+        if let Some(problem) = self.settings.check() {
+            return Some(problem);
+        }
         if !(self.head_lr_scale.is_finite() && self.head_lr_scale > 0.0) {
             return Some(format!(
                 "head_lr_scale must be > 0 (got {})",
                 self.head_lr_scale
             ));
-        }
-        if let Some(n) = self.max_grad_norm
-            && !(n.is_finite() && n > 0.0)
-        {
-            return Some(format!("max_grad_norm must be > 0 (got {n})"));
         }
         None
     }
@@ -208,16 +275,17 @@ impl Rng {
 pub(crate) fn fit(
     model: &Path,
     n: usize,
-    hyper: &Hyper,
+    hyper: &Hyper<'_>,
     vars: Vec<(String, Var)>,
     mut batch_loss: impl FnMut(&[usize], &mut Rng) -> candle_core::Result<Tensor>,
     progress: &mut dyn FnMut(StepReport),
     after_epoch: &mut dyn FnMut(&TrainReport) -> Result<()>,
 ) -> Result<TrainReport> {
     let fail = |e| Error::candle(model, e);
-    let steps_per_epoch = n.div_ceil(hyper.batch_size);
-    let steps = hyper.epochs * steps_per_epoch;
-    let schedule = LinearSchedule::new(hyper.learning_rate, hyper.warmup_ratio, steps);
+    let settings = hyper.settings;
+    let steps_per_epoch = n.div_ceil(settings.batch_size);
+    let steps = settings.epochs * steps_per_epoch;
+    let schedule = LinearSchedule::new(settings.learning_rate, settings.warmup_ratio, steps);
     let lr_scale = |name: &str| {
         if (hyper.is_head)(name) {
             hyper.head_lr_scale
@@ -225,17 +293,22 @@ pub(crate) fn fit(
             1.0
         }
     };
-    let mut optim =
-        Optim::new(vars, hyper.weight_decay, hyper.max_grad_norm, &lr_scale).map_err(fail)?;
+    let mut optim = Optim::new(
+        vars,
+        settings.weight_decay,
+        settings.max_grad_norm,
+        &lr_scale,
+    )
+    .map_err(fail)?;
     // Two streams, so that changing the dropout rate does not change the order of the data.
-    let mut order_rng = Rng::new(hyper.seed);
-    let mut dropout_rng = Rng::new(hyper.seed ^ 0x5EED_D80F_0D10_7A11);
+    let mut order_rng = Rng::new(settings.seed);
+    let mut dropout_rng = Rng::new(settings.seed ^ 0x5EED_D80F_0D10_7A11);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut epoch_losses = Vec::with_capacity(hyper.epochs);
-    for epoch in 0..hyper.epochs {
+    let mut epoch_losses = Vec::with_capacity(settings.epochs);
+    for epoch in 0..settings.epochs {
         order_rng.shuffle(&mut order);
         let mut sum = 0.0f64;
-        for (i, batch) in order.chunks(hyper.batch_size).enumerate() {
+        for (i, batch) in order.chunks(settings.batch_size).enumerate() {
             let step = epoch * steps_per_epoch + i;
             let lr = schedule.lr(step);
             let loss = batch_loss(batch, &mut dropout_rng).map_err(fail)?;
@@ -264,7 +337,7 @@ pub(crate) fn fit(
             });
         }
         epoch_losses.push((sum / steps_per_epoch as f64) as f32);
-        if epoch + 1 < hyper.epochs {
+        if epoch + 1 < settings.epochs {
             after_epoch(&TrainReport {
                 epoch_losses: epoch_losses.clone(),
                 steps: (epoch + 1) * steps_per_epoch,
