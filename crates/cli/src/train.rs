@@ -48,9 +48,32 @@ pub struct DataArgs {
     /// index and evaluate each epoch's model: the curve per epoch).
     #[arg(long)]
     checkpoints: bool,
+    /// Where to train: `cpu`, or `cuda` / `cuda:N` for an NVIDIA GPU (a binary built with
+    /// `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 impl DataArgs {
+    /// The device of `--device`.
+    fn device(&self) -> anyhow::Result<Device> {
+        let ordinal = match self.device.as_str() {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => 0,
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => n,
+                _ => bail!("--device must be cpu, cuda or cuda:N, got {other:?}"),
+            },
+        };
+        Device::new_cuda(ordinal).with_context(|| {
+            format!(
+                "--device {}: no CUDA device (a GPU build needs the CUDA toolkit and \
+                 `cargo build --release -p hybrid-search-cli --features cuda`)",
+                self.device
+            )
+        })
+    }
+
     /// Where the checkpoints of a run of `epochs` go (none without --checkpoints).
     fn checkpoint_dirs(&self, epochs: usize) -> Vec<PathBuf> {
         if !self.checkpoints {
@@ -463,6 +486,7 @@ impl Summary<'_> {
 pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let data = &args.data;
     let train = check_common(data, &args.schedule, DenseTrainConfig::default().train)?;
+    let device = data.device()?;
     if args.max_query_len < 2 || args.max_passage_len < 2 {
         bail!("--max-query-len and --max-passage-len must be at least 2");
     }
@@ -477,7 +501,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
         max_passage_len: args.max_passage_len,
         ..DenseTrainConfig::default()
     };
-    let mut trainer = DenseTrainer::new(&data.base, config, &Device::Cpu)
+    let mut trainer = DenseTrainer::new(&data.base, config, &device)
         .with_context(|| format!("loading base model {}", data.base.display()))?;
     let started = Instant::now();
     let (bar, on_step) = step_bar(epochs);
@@ -513,6 +537,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
 pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
     let data = &args.data;
     let train = check_common(data, &args.schedule, CrossTrainConfig::default().train)?;
+    let device = data.device()?;
     if !(args.head_lr_scale.is_finite() && args.head_lr_scale > 0.0) {
         bail!(
             "--head-lr-scale must be a number > 0, got {}",
@@ -541,7 +566,7 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
         head_lr_scale: args.head_lr_scale,
         ..CrossTrainConfig::default()
     };
-    let mut reranker = CrossEncoder::from_base(&data.base, config.train.seed, &Device::Cpu)
+    let mut reranker = CrossEncoder::from_base(&data.base, config.train.seed, &device)
         .with_context(|| format!("loading base model {}", data.base.display()))?;
     if let Some(max_len) = args.max_len {
         reranker

@@ -442,6 +442,13 @@ fn bad_training_flags_say_what_to_do() {
     assert!(e.contains("--index"), "{e}");
     let e = with("train-dense", &["--epochs", "0"]);
     assert!(e.contains("--epochs must be at least 1"), "{e}");
+    let e = with("train-reranker", &["--device", "gpu"]);
+    assert!(e.contains("--device must be cpu, cuda or cuda:N"), "{e}");
+    // This build has no CUDA: asking for it says how to get it (a CUDA build trains there).
+    if !cfg!(feature = "cuda") {
+        let e = with("train-dense", &["--device", "cuda"]);
+        assert!(e.contains("--features cuda"), "{e}");
+    }
     let e = with("train-dense", &["--split", "dev"]);
     assert!(e.contains("dev"), "{e}");
 

@@ -114,7 +114,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Writes `tensors` as a safetensors file.
 pub(crate) fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    candle_core::safetensors::save(tensors, path).map_err(|e| Error::candle(path, e))
+    // Weights trained on a GPU are written from host memory.
+    let on_cpu = tensors
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), t.to_device(&candle_core::Device::Cpu)?)))
+        .collect::<candle_core::Result<HashMap<_, _>>>()
+        .map_err(|e| Error::candle(path, e))?;
+    candle_core::safetensors::save(&on_cpu, path).map_err(|e| Error::candle(path, e))
 }
 
 /// Writes pretty-printed JSON.
