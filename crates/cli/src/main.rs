@@ -204,7 +204,9 @@ struct SearchArgs {
     rerank_depth: usize,
     /// How much the cross-encoder counts, 0 to 1: 1 orders the reranked hits by its logit
     /// alone; below 1 their score is weight x logit + (1 - weight) x first-stage score, both
-    /// min-max normalised over the reranked hits.
+    /// min-max normalised over the reranked hits. Choose it on held-out labelled queries
+    /// (`eval --split`): a reranker trained on a few hundred queries is weaker than a fused
+    /// first stage on its own (0.2 was best for the SciFact reranker in docs/benchmarks.md).
     #[arg(long, default_value_t = RerankOptions::default().weight, requires = "rerank")]
     rerank_weight: f64,
 }
