@@ -93,11 +93,11 @@ pub struct ScheduleArgs {
     epochs: Option<usize>,
     /// Queries per step: for train-dense each brings its positive and its hard negatives (the
     /// other queries' passages are its in-batch negatives); for train-reranker, 1 +
-    /// --hard-negatives query-passage pairs [default: 32 for train-dense, 8 for
+    /// --hard-negatives query-passage pairs [default: 32 for train-dense, 16 for
     /// train-reranker].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Peak learning rate of AdamW [default: 2e-5].
+    /// Peak learning rate of AdamW [default: 2e-5 for train-dense, 1e-4 for train-reranker].
     #[arg(long)]
     lr: Option<f64>,
     /// Fraction of the steps spent warming the learning rate up (then it decays linearly to 0)

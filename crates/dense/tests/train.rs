@@ -605,7 +605,7 @@ fn settings_serialize_flat_with_each_kinds_defaults() {
         "max_passage_len": 256, "dropout": null,
     });
     let cross = json!({
-        "epochs": 1, "batch_size": 8, "learning_rate": 2e-5, "warmup_ratio": 0.1,
+        "epochs": 1, "batch_size": 16, "learning_rate": 1e-4, "warmup_ratio": 0.1,
         "weight_decay": 0.01, "max_grad_norm": 1.0, "seed": 42,
         "hard_negatives_per_query": 3, "dropout": null, "head_lr_scale": 20.0,
     });
@@ -635,7 +635,7 @@ fn settings_serialize_flat_with_each_kinds_defaults() {
         ..CrossTrainConfig::default()
     };
     assert_eq!(config, expected);
-    assert_eq!(config.train.batch_size, 8);
+    assert_eq!(config.train.batch_size, 16);
     let config = read_dense(json!({"seed": 5, "shared": false, "unknown": 1}));
     assert_eq!((config.train.seed, config.train.batch_size), (5, 32));
     assert!(!config.shared);
