@@ -25,6 +25,30 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank]
 }
 
+/// Runs `search` on the first 10 queries to warm up, then times it on each query one at a
+/// time: "p50  p95  mean" in milliseconds, formatted for the table.
+fn timed(queries: &[&str], mut search: impl FnMut(&str)) -> String {
+    for q in queries.iter().take(10) {
+        search(q);
+    }
+    let mut times: Vec<f64> = queries
+        .iter()
+        .map(|q| {
+            let started = Instant::now();
+            search(q);
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    format!(
+        "{:>7.2}  {:>7.2}  {:>8.2}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        mean
+    )
+}
+
 /// Peak resident memory of this process so far (Linux), in MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -76,63 +100,28 @@ fn main() {
     );
     println!("mode     p50 ms   p95 ms   mean ms");
     for mode in [Mode::Sparse, Mode::Dense, Mode::Hybrid] {
-        for q in queries.iter().take(10) {
-            collection.search_with(q, 10, mode, &options).unwrap();
-        }
-        let mut times: Vec<f64> = queries
-            .iter()
-            .map(|q| {
-                let started = Instant::now();
-                let results = collection.search_with(q, 10, mode, &options).unwrap();
-                assert!(results.fallback.is_none(), "{:?}", results.fallback);
-                started.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let mean = times.iter().sum::<f64>() / times.len() as f64;
-        println!(
-            "{:<7} {:>7.2}  {:>7.2}  {:>8.2}",
-            mode.as_str(),
-            percentile(&times, 0.5),
-            percentile(&times, 0.95),
-            mean
-        );
+        let line = timed(&queries, |q| {
+            let results = collection.search_with(q, 10, mode, &options).unwrap();
+            assert!(results.fallback.is_none(), "{:?}", results.fallback);
+        });
+        println!("{:<7} {line}", mode.as_str());
     }
     if let Some((cross, depth)) = &reranker {
-        let search = |q: &str| {
+        let rerank_options = RerankOptions {
+            depth: *depth,
+            ..RerankOptions::default()
+        };
+        let line = timed(&queries, |q| {
             let ranked = collection
                 .rank(q, None, 10.max(*depth), Mode::Hybrid, &options)
                 .unwrap();
-            let rerank_options = RerankOptions {
-                depth: *depth,
-                ..RerankOptions::default()
-            };
             let mut reranked = rerank(&collection, q, ranked, cross, &rerank_options)
                 .unwrap()
                 .results;
             reranked.hits.truncate(10);
-            collection.hits(q, reranked.hits).unwrap()
-        };
-        for q in queries.iter().take(10) {
-            search(q);
-        }
-        let mut times: Vec<f64> = queries
-            .iter()
-            .map(|q| {
-                let started = Instant::now();
-                search(q);
-                started.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let mean = times.iter().sum::<f64>() / times.len() as f64;
-        println!(
-            "{:<7} {:>7.2}  {:>7.2}  {:>8.2}  (hybrid, top {depth} reranked)",
-            "rerank",
-            percentile(&times, 0.5),
-            percentile(&times, 0.95),
-            mean
-        );
+            collection.hits(q, reranked.hits).unwrap();
+        });
+        println!("{:<7} {line}  (hybrid, top {depth} reranked)", "rerank");
     }
     if let Some(mib) = peak_rss_mib() {
         println!("peak RSS {mib:.0} MiB");
