@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use std::sync::Arc;
 
+use hybrid_search::dense::Scalar;
 use hybrid_search::dense::train::{CrossEncoder, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR};
 use hybrid_search::dense::{Device, Encoder, LongText, TextKind, WeightFormat};
 use hybrid_search::eval::{self, metrics, trec};
@@ -21,7 +22,8 @@ use hybrid_search::fusion::{ConvexSettings, Fusion, Leg, Normalization, RrfSetti
 use hybrid_search::sparse::{Analyzer, kodic};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, HybridOptions, Mode,
-    RerankOptions, SearchDefaults, SearchResults, StopWords, TuneRecord, VectorKind, locate_model,
+    RerankOptions, SearchDefaults, SearchResults, StopWords, TuneRecord, VectorKind, Wait,
+    locate_model,
 };
 
 /// Hybrid sparse + dense search for Korean and English text.
@@ -433,6 +435,56 @@ impl ModelArgs {
     }
 }
 
+/// How a write waits for another writer of the same collection.
+#[derive(clap::Args, Clone, Copy)]
+struct WaitArgs {
+    /// When another process is writing to the collection, queue behind it: `--wait` waits
+    /// as long as it takes, `--wait=SECONDS` at most that long; without it a busy collection
+    /// is an error at once.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "inf"
+    )]
+    wait: Option<f64>,
+}
+
+impl WaitArgs {
+    fn wait(&self) -> anyhow::Result<Wait> {
+        Ok(match self.wait {
+            None => Wait::No,
+            Some(s) if s.is_infinite() && s > 0.0 => Wait::Forever,
+            Some(s) if s.is_finite() && s >= 0.0 => {
+                Wait::For(std::time::Duration::from_secs_f64(s))
+            }
+            Some(s) => bail!("--wait=SECONDS takes a number of seconds >= 0 (got {s})"),
+        })
+    }
+
+    /// Opens the collection in `index` for writing with this waiting policy.
+    fn open(&self, index: &Path) -> anyhow::Result<Collection> {
+        let mut collection = Collection::open(index)?;
+        collection.set_write_wait(self.wait()?);
+        Ok(collection)
+    }
+}
+
+/// Prints what went wrong after a commit was already durable.
+fn print_warnings(collection: &mut Collection) {
+    for warning in collection.take_warnings() {
+        eprintln!("warning: {warning}");
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScalarArg {
+    F32,
+    F16,
+    I8,
+}
+
 /// Analyzer settings shared by `index` and `analyze`.
 #[derive(clap::Args, Clone)]
 struct AnalyzerArgs {
@@ -516,6 +568,12 @@ enum Command {
         /// The vector index.
         #[arg(long, value_enum, default_value = "hnsw")]
         vectors: VectorsArg,
+        /// How HNSW stores vector components: f32 (exact), f16 or i8 (usearch quantises;
+        /// recall@10 against exact f32 in docs/benchmarks.md).
+        #[arg(long, value_enum, default_value = "f32")]
+        vector_scalar: ScalarArg,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Search a collection.
     Search {
@@ -533,8 +591,13 @@ enum Command {
         /// Show each leg's raw score, rank, normalised score and share of every hit's score.
         #[arg(long)]
         explain: bool,
-        /// The query.
-        query: String,
+        /// The query's vector as a JSON array (the collection's model dimensions), used by
+        /// the dense leg instead of encoding the query text.
+        #[arg(long, value_name = "JSON_ARRAY")]
+        vector: Option<String>,
+        /// The query (may be left out with --vector in dense mode).
+        #[arg(required_unless_present = "vector")]
+        query: Option<String>,
     },
     /// Evaluate a collection on a dataset's labelled queries (nDCG@10, Recall@100, MRR@10).
     Eval {
@@ -578,6 +641,8 @@ enum Command {
         /// Print the table, keep the collection's settings.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
         /// Print one JSON object (every row) instead of text.
         #[arg(long)]
         json: bool,
@@ -590,6 +655,8 @@ enum Command {
         index: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
         /// The documents.
         file: PathBuf,
     },
@@ -598,6 +665,8 @@ enum Command {
         /// The collection folder.
         #[arg(long)]
         index: PathBuf,
+        #[command(flatten)]
+        wait: WaitArgs,
         /// Document ids.
         #[arg(required = true)]
         ids: Vec<String>,
@@ -620,6 +689,8 @@ enum Command {
         index: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Show how text is analysed: one token per line (term, start byte, end byte, tag).
     Analyze {
@@ -673,6 +744,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             long_text,
             window_overlap,
             vectors,
+            vector_scalar,
+            wait,
         } => {
             let dense = match &model.model {
                 Some(dir) => {
@@ -687,11 +760,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         VectorsArg::Hnsw => VectorKind::Hnsw,
                         VectorsArg::Exact => VectorKind::Exact,
                     };
+                    options.scalar = match vector_scalar {
+                        ScalarArg::F32 => Scalar::F32,
+                        ScalarArg::F16 => Scalar::F16,
+                        ScalarArg::I8 => Scalar::I8,
+                    };
+                    if options.kind == VectorKind::Exact && options.scalar != Scalar::F32 {
+                        bail!("--vector-scalar applies to --vectors hnsw; exact vectors are f32");
+                    }
                     Some((encoder, options))
                 }
                 None => None,
             };
-            cmd_index(&index, &dataset, analyzer.config()?, dense)
+            cmd_index(&index, &dataset, analyzer.config()?, dense, wait.wait()?)
         }
         Command::Search {
             index,
@@ -699,8 +780,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             k,
             json,
             explain,
+            vector,
             query,
-        } => cmd_search(&index, &search, k, (json, explain), &query),
+        } => {
+            let vector = vector.map(|v| parse_vector(&v)).transpose()?;
+            cmd_search(
+                &index,
+                &search,
+                k,
+                (json, explain),
+                (query.as_deref().unwrap_or(""), vector),
+            )
+        }
         Command::Eval {
             index,
             dataset,
@@ -717,11 +808,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             top,
             dry_run,
             json,
-        } => cmd_tune(&index, (&dataset, &split), &model, top, dry_run, json),
-        Command::Add { index, model, file } => cmd_add(&index, &model, &file),
-        Command::Delete { index, ids } => cmd_delete(&index, &ids),
+            wait,
+        } => cmd_tune(
+            &index,
+            (&dataset, &split),
+            &model,
+            (top, dry_run, json),
+            wait,
+        ),
+        Command::Add {
+            index,
+            model,
+            wait,
+            file,
+        } => cmd_add(&index, &model, wait, &file),
+        Command::Delete { index, wait, ids } => cmd_delete(&index, wait, &ids),
         Command::Verify { index, json } => cmd_verify(&index, json),
-        Command::Repair { index, model } => cmd_repair(&index, &model),
+        Command::Repair { index, model, wait } => cmd_repair(&index, &model, wait),
         Command::Analyze { analyzer, text } => cmd_analyze(analyzer.config()?, &text),
         Command::TrainDense(args) => train::cmd_train_dense(&args),
         Command::TrainReranker(args) => train::cmd_train_reranker(&args),
@@ -758,11 +861,14 @@ fn cmd_index(
     dataset: &Path,
     config: AnalyzerConfig,
     dense: Option<(Arc<Encoder>, DenseOptions)>,
+    wait: Wait,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    // Read and validate the whole dataset before touching the collection.
-    let docs = eval::read_corpus(dataset)?;
+    // The dataset is read as a stream, in bounded batches; a bad record anywhere stops the
+    // run before the one commit at its end, so the collection stays as it was.
+    let mut docs = eval::stream_corpus(dataset)?;
     let existed = Collection::exists(index);
+    let created_folder = !index.exists();
     let mut collection = if existed {
         let mut c = Collection::open(index)
             .with_context(|| format!("opening collection {}", index.display()))?;
@@ -791,6 +897,7 @@ fn cmd_index(
         Collection::create_with(index, config.clone(), dense)
             .with_context(|| format!("creating collection {}", index.display()))?
     };
+    collection.set_write_wait(wait);
     if existed && collection.manifest().analyzer != config {
         eprintln!(
             "note: {} was created with other analyzer settings; they are kept: {}",
@@ -798,31 +905,78 @@ fn cmd_index(
             serde_json::to_string(&collection.manifest().analyzer)?
         );
     }
-    let bar = progress(docs.len() as u64, "indexing");
+    let bar = indexing_bar();
     let (encoding, on_encoded) = encode_bar();
-    let result = collection.bulk_load_with(&docs, || bar.inc(1), Some(on_encoded));
+    let line = std::cell::Cell::new(0usize);
+    let mut count = 0u64;
+    let stream = std::iter::from_fn(|| {
+        let next = docs.next()?;
+        line.set(docs.line());
+        Some(
+            next.map(std::borrow::Cow::Owned)
+                .map_err(anyhow::Error::new),
+        )
+    });
+    let result = collection.upsert_stream(
+        stream,
+        || {
+            count += 1;
+            bar.inc(1);
+        },
+        Some(on_encoded),
+        true,
+    );
     bar.finish_and_clear();
     encoding.finish_and_clear();
     if let Err(err) = result {
-        if !existed {
-            // Nothing was committed: remove the folder this run created.
+        // Nothing was committed (errors after the commit point are warnings): remove the
+        // folder only if this run created it and it holds no committed collection.
+        if !existed && created_folder && !committed(index) {
             let _ = std::fs::remove_dir_all(index);
         }
-        return Err(anyhow::Error::new(err).context(format!(
-            "indexing {} into {}",
+        let at = at_line(&err, line.get());
+        return Err(err.context(format!(
+            "indexing {} into {}{at}; nothing was committed",
             dataset.display(),
             index.display()
         )));
     }
+    print_warnings(&mut collection);
     eprintln!(
-        "indexed {} documents from {} into {} in {:.2} s ({} documents in the collection)",
-        docs.len(),
+        "indexed {count} documents from {} into {} in {:.2} s ({} documents in the collection)",
         dataset.display(),
         index.display(),
         started.elapsed().as_secs_f64(),
         collection.len()
     );
     Ok(())
+}
+
+/// " (at line N)" for an error about the document read from line `line` (a supplied vector
+/// that does not fit); reader errors name their line themselves.
+fn at_line(err: &anyhow::Error, line: usize) -> String {
+    match err.downcast_ref::<hybrid_search::Error>() {
+        Some(hybrid_search::Error::InvalidVector { .. }) if line > 0 => {
+            format!(" (at line {line})")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Whether the collection in `index` holds a commit (so its folder must never be removed).
+fn committed(index: &Path) -> bool {
+    Collection::open(index)
+        .is_ok_and(|c| c.len() > 0 || c.sparse().commit_payload().ok().flatten().is_some())
+}
+
+/// A progress bar counting documents of a stream of unknown length.
+fn indexing_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {pos} documents ({per_sec})").expect("valid template"),
+    );
+    bar.set_message("indexing");
+    bar
 }
 
 /// An encoding progress bar that appears when the dense leg starts encoding (at commit).
@@ -883,6 +1037,24 @@ fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> 
     Ok(serde_json::from_str(&serde_json::to_string(value)?)?)
 }
 
+/// A query vector given on the command line as a JSON array of numbers.
+fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
+    let values: Vec<f64> = serde_json::from_str(text).with_context(|| {
+        "--vector: expected a JSON array of numbers, such as [0.1, -0.2, 0.3]".to_string()
+    })?;
+    let vector: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    if let Some(at) = vector.iter().position(|x| !x.is_finite()) {
+        bail!(
+            "--vector: value {at} ({}) is not a finite 32-bit number",
+            values[at]
+        );
+    }
+    if vector.is_empty() {
+        bail!("--vector: the array is empty");
+    }
+    Ok(vector)
+}
+
 fn fallback_note(reason: &str) {
     eprintln!(
         "note: the dense leg is unavailable ({reason}); results come from the sparse leg only"
@@ -894,20 +1066,29 @@ fn cmd_search(
     args: &SearchArgs,
     k: usize,
     (json, explain): (bool, bool),
-    query: &str,
+    (query, supplied): (&str, Option<Vec<f32>>),
 ) -> anyhow::Result<()> {
     if k == 0 {
         bail!("-k must be at least 1");
     }
     let prepared = args.open(index)?;
     let collection = &prepared.collection;
-    let (mut results, before) = if prepared.reranker.is_none() && prepared.query_encoder.is_none() {
+    if supplied.is_some() && prepared.mode == Mode::Sparse {
+        bail!(
+            "--vector needs the dense leg: use --mode dense or hybrid on a collection built with a model"
+        );
+    }
+    let plain = prepared.reranker.is_none() && prepared.query_encoder.is_none();
+    let (mut results, before) = if plain && supplied.is_none() {
         let results = collection.search_with(query, k, prepared.mode, &prepared.hybrid)?;
         (results, Vec::new())
     } else {
-        let vector = prepared
-            .own_query_vectors(&[query])?
-            .and_then(|v| v.into_iter().next());
+        let vector = match supplied {
+            Some(v) => Some(v),
+            None => prepared
+                .own_query_vectors(&[query])?
+                .and_then(|v| v.into_iter().next()),
+        };
         let depth = if prepared.reranker.is_some() {
             args.rerank_depth
         } else {
@@ -1193,11 +1374,10 @@ fn cmd_tune(
     index: &Path,
     (dataset, split): (&Path, &str),
     model: &ModelArgs,
-    top: usize,
-    dry_run: bool,
-    json: bool,
+    (top, dry_run, json): (usize, bool, bool),
+    wait: WaitArgs,
 ) -> anyhow::Result<()> {
-    let mut collection = Collection::open(index)?;
+    let mut collection = wait.open(index)?;
     if collection.manifest().dense.is_none() {
         bail!(
             "{}: tuning blends the sparse and dense legs, and this collection has no dense leg; \
@@ -1307,44 +1487,55 @@ fn family(options: &HybridOptions) -> String {
         .join(" ")
 }
 
-fn cmd_add(index: &Path, model: &ModelArgs, file: &Path) -> anyhow::Result<()> {
+fn cmd_add(index: &Path, model: &ModelArgs, wait: WaitArgs, file: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    // Read and validate the whole file before touching the collection.
-    let docs = eval::read_corpus(file)?;
-    if docs.is_empty() {
-        bail!("{}: no documents to add", file.display());
-    }
-    let mut collection = Collection::open(index)?;
+    let mut docs = eval::stream_corpus(file)?;
+    let mut collection = wait.open(index)?;
     model.attach(&mut collection)?;
     let before = collection.len();
     let (bar, on_encoded) = encode_bar();
-    let result = collection.add(&docs, Some(on_encoded));
+    let line = std::cell::Cell::new(0usize);
+    let mut count = 0u64;
+    let stream = std::iter::from_fn(|| {
+        let next = docs.next()?;
+        line.set(docs.line());
+        Some(
+            next.map(std::borrow::Cow::Owned)
+                .map_err(anyhow::Error::new),
+        )
+    });
+    let result = collection.upsert_stream(stream, || count += 1, Some(on_encoded), false);
     bar.finish_and_clear();
-    result.with_context(|| {
-        format!(
-            "adding {} to {} (nothing was committed; the collection is as before)",
+    if let Err(err) = result {
+        let at = at_line(&err, line.get());
+        return Err(err.context(format!(
+            "adding {} to {}{at}; nothing was committed, the collection is as before",
             file.display(),
             index.display()
-        )
-    })?;
-    let added = collection.len() - before;
+        )));
+    }
+    if count == 0 {
+        bail!("{}: no documents to add", file.display());
+    }
+    print_warnings(&mut collection);
+    let added = collection.len().saturating_sub(before);
     eprintln!(
-        "added {} documents from {} to {} ({added} new, {} replaced) in {:.2} s; {} documents \
-         in the collection",
-        docs.len(),
+        "added {count} documents from {} to {} ({added} new, {} replaced) in {:.2} s; {} \
+         documents in the collection",
         file.display(),
         index.display(),
-        docs.len() as u64 - added,
+        count.saturating_sub(added),
         started.elapsed().as_secs_f64(),
         collection.len()
     );
     Ok(())
 }
 
-fn cmd_delete(index: &Path, ids: &[String]) -> anyhow::Result<()> {
-    let mut collection = Collection::open(index)?;
+fn cmd_delete(index: &Path, wait: WaitArgs, ids: &[String]) -> anyhow::Result<()> {
+    let mut collection = wait.open(index)?;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let found = collection.delete(&ids)?;
+    print_warnings(&mut collection);
     eprintln!(
         "deleted {found} of {} ids from {}; {} documents in the collection",
         ids.len(),
@@ -1367,6 +1558,9 @@ fn cmd_verify(index: &Path, json: bool) -> anyhow::Result<()> {
                 Some(n) => writeln!(out, "vectors     {n} documents")?,
                 None => writeln!(out, "vectors     unreadable")?,
             }
+            if let Some(n) = report.segments {
+                writeln!(out, "segments    {n}")?;
+            }
         }
         for note in &report.notes {
             writeln!(out, "note: {note}")?;
@@ -1388,9 +1582,9 @@ fn cmd_verify(index: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cmd_repair(index: &Path, model: &ModelArgs) -> anyhow::Result<()> {
+fn cmd_repair(index: &Path, model: &ModelArgs, wait: WaitArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut collection = Collection::open(index)?;
+    let mut collection = wait.open(index)?;
     if collection.manifest().dense.is_none() {
         bail!("{}: no dense leg to repair", index.display());
     }
@@ -1399,6 +1593,7 @@ fn cmd_repair(index: &Path, model: &ModelArgs) -> anyhow::Result<()> {
     let result = collection.repair_dense(Some(on_encoded));
     bar.finish_and_clear();
     let documents = result?;
+    print_warnings(&mut collection);
     eprintln!(
         "re-encoded {documents} documents into {} in {:.2} s",
         index.display(),

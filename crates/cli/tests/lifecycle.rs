@@ -145,7 +145,7 @@ fn bad_input_and_another_model_leave_the_collection_as_it_was() {
 fn damaged_files_are_named_and_vectors_can_be_rebuilt() {
     let tmp = tempfile::tempdir().unwrap();
     let (index, model) = dense_fixture(tmp.path());
-    let vectors = index.join("dense/vectors-00000001.hnsw");
+    let vectors = index.join("dense/seg-00000000.hnsw");
     let bytes = std::fs::read(&vectors).unwrap();
     std::fs::write(&vectors, &bytes[..bytes.len() - 100]).unwrap();
 
@@ -153,7 +153,7 @@ fn damaged_files_are_named_and_vectors_can_be_rebuilt() {
     assert!(msg.contains("1 problems"), "{msg}");
     let out = String::from_utf8(hs(&["verify", "--index", s(&index)]).stdout).unwrap();
     assert!(
-        out.contains("vectors-00000001.hnsw") && out.contains("repair"),
+        out.contains("seg-00000000.hnsw") && out.contains("repair"),
         "{out}"
     );
     // Search still answers, from the sparse leg, and says so.

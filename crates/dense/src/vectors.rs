@@ -131,7 +131,35 @@ pub trait VectorIndex: Send + Sync {
 
     /// Up to `k` distinct keys, each with its best similarity (cosine similarity, or the dot
     /// product for [`Metric::InnerProduct`]), best first; equal similarities by key, ascending.
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>>;
+    fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
+        self.search_filtered(query, k, &|_| true)
+    }
+
+    /// [`VectorIndex::search`] over the keys `keep` accepts only: up to `k` distinct accepted
+    /// keys, best first. The engine passes "is this key a live document", so vectors of deleted
+    /// documents (tombstones until a merge drops them) never take a place in the results.
+    fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<(u64, f32)>>;
+
+    /// Every distinct key, in no particular order.
+    fn keys(&self) -> Vec<u64>;
+
+    /// The vectors stored under `key` (one per window), as `f32` (dequantised for smaller
+    /// scalar types); empty when the key is absent.
+    fn vectors_of(&self, key: u64) -> Result<Vec<Vec<f32>>>;
+
+    /// Adds many `(key, vector)` pairs; an index may add them in parallel. The result is the
+    /// same set of vectors as adding them one by one.
+    fn add_batch(&mut self, items: &[(u64, Vec<f32>)]) -> Result<()> {
+        for (key, vector) in items {
+            self.add(*key, vector)?;
+        }
+        Ok(())
+    }
 
     /// Writes the index to `path` atomically (through `<path>.tmp`, fsynced, then renamed).
     fn save(&self, path: &Path) -> Result<()>;
@@ -494,7 +522,12 @@ impl VectorIndex for ExactIndex {
         self.counts.contains_key(&key)
     }
 
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
+    fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<(u64, f32)>> {
         check_vector(&self.settings, query, "the query")?;
         if k == 0 || self.keys.is_empty() {
             return Ok(Vec::new());
@@ -508,9 +541,28 @@ impl VectorIndex for ExactIndex {
             .iter()
             .zip(&self.scales)
             .zip(self.data.chunks_exact(self.settings.dim))
+            .filter(|((key, _), _)| keep(**key))
             .map(|((&key, &scale), row)| (key, dot(query, row) * scale * query_scale))
             .collect();
+        if scored.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(top_distinct(&mut scored, k))
+    }
+
+    fn keys(&self) -> Vec<u64> {
+        self.counts.keys().copied().collect()
+    }
+
+    fn vectors_of(&self, key: u64) -> Result<Vec<Vec<f32>>> {
+        if !self.counts.contains_key(&key) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_vec())
+            .collect())
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -553,7 +605,8 @@ fn top_distinct(scored: &mut [(u64, f32)], k: usize) -> Vec<(u64, f32)> {
 // ---------------------------------------------------------------------------------------------
 
 const HNSW_MAGIC: &[u8; 4] = b"HSVH";
-const HNSW_VERSION: u32 = 1;
+/// Version 2 stores the distinct keys before the footer; version 1 (read only) did not.
+const HNSW_VERSION: u32 = 2;
 /// Magic, version, distinct key count, length of the usearch part.
 const HNSW_FOOTER: u64 = 4 + 4 + 8 + 8;
 /// First capacity reserved; it doubles from there.
@@ -566,17 +619,25 @@ const HNSW_MIN_CAPACITY: usize = 64;
 /// several times; [`VectorIndex::search`] asks for more results until it has `k` distinct keys
 /// (or the index is exhausted) and keeps each key's best similarity.
 ///
-/// The file is usearch's own serialisation followed by a 24-byte footer: `b"HSVH"`, format
-/// version (`u32`), number of distinct keys (`u64`) and the length of the usearch part (`u64`),
-/// all little-endian. usearch reads its part and ignores what follows, so the file still opens
-/// with plain usearch tools; the footer carries the distinct key count, which usearch does not
-/// track for multi-vector indexes, and makes a truncated file detectable before usearch reads
-/// it.
+/// The file is usearch's own serialisation, then the distinct keys (`u64` each), then a
+/// 24-byte footer: `b"HSVH"`, format version (`u32`, 2), number of distinct keys (`u64`) and
+/// the length of the usearch part (`u64`), all little-endian. usearch reads its part and
+/// ignores what follows, so the file still opens with plain usearch tools; the key list lets a
+/// merge enumerate the keys (usearch cannot) and the footer makes a truncated file detectable
+/// before usearch reads it. Version 1 files (no key list) still open.
+///
+/// [`HnswIndex::view`] maps a file read-only instead of loading it: opening costs next to
+/// nothing whatever the size, pages are read as searches touch them, and the view cannot be
+/// changed (an immutable segment).
 pub struct HnswIndex {
     settings: VectorSettings,
     index: usearch::Index,
-    /// Number of distinct keys.
-    keys: usize,
+    /// The distinct keys (empty for a version 1 file until [`HnswIndex::assume_keys`]).
+    keys: HashSet<u64>,
+    /// A version 1 file's distinct key count, while its keys are unknown.
+    unlisted: Option<usize>,
+    /// Whether the index is a read-only view of its file.
+    viewed: bool,
     /// usearch fails a search outright when more threads search at once than it has reserved
     /// per-thread buffers for; this makes the excess wait instead.
     search_slots: Slots,
@@ -586,9 +647,10 @@ impl fmt::Debug for HnswIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HnswIndex")
             .field("settings", &self.settings)
-            .field("keys", &self.keys)
+            .field("keys", &self.len())
             .field("vectors", &self.index.size())
             .field("capacity", &self.index.capacity())
+            .field("viewed", &self.viewed)
             .finish()
     }
 }
@@ -613,6 +675,13 @@ fn usearch_options(settings: &VectorSettings) -> usearch::IndexOptions {
     }
 }
 
+/// What the end of an HNSW file says.
+struct HnswTail {
+    version: u32,
+    keys: usize,
+    usearch_len: u64,
+}
+
 impl HnswIndex {
     /// An empty index.
     pub fn new(settings: VectorSettings) -> Result<Self> {
@@ -626,17 +695,30 @@ impl HnswIndex {
         Ok(HnswIndex {
             settings,
             index,
-            keys: 0,
+            keys: HashSet::new(),
+            unlisted: None,
+            viewed: false,
             search_slots: Slots::new(threads),
         })
     }
 
-    /// Reads an index written by [`VectorIndex::save`]. Its dimension, metric and scalar type
-    /// must match `settings`; a missing, truncated or foreign file is an error. The graph's
-    /// connectivity is the file's; `expansion_add` and `expansion_search` are taken from
-    /// `settings` (usearch does not store them), so the search beam can be changed by loading
-    /// with other values.
+    /// Reads an index written by [`VectorIndex::save`] into memory. Its dimension, metric and
+    /// scalar type must match `settings`; a missing, truncated or foreign file is an error.
+    /// The graph's connectivity is the file's; `expansion_add` and `expansion_search` are
+    /// taken from `settings` (usearch does not store them), so the search beam can be changed
+    /// by loading with other values.
     pub fn load(path: &Path, settings: VectorSettings) -> Result<Self> {
+        Self::open(path, settings, false)
+    }
+
+    /// Maps an index written by [`VectorIndex::save`] read-only (checked as
+    /// [`HnswIndex::load`] checks it). Adding to or removing from a view is an error; the file
+    /// must not be changed while the view lives (the engine never rewrites a segment file).
+    pub fn view(path: &Path, settings: VectorSettings) -> Result<Self> {
+        Self::open(path, settings, true)
+    }
+
+    fn open(path: &Path, settings: VectorSettings, view: bool) -> Result<Self> {
         settings.validate()?;
         let bad = |message: String| index_error(Some(path), format!("{message}; {REBUILD}"));
         let path_str = path.to_str().ok_or_else(|| {
@@ -645,7 +727,7 @@ impl HnswIndex {
                 "usearch needs a UTF-8 path; move the collection to a UTF-8 path",
             )
         })?;
-        let (keys, usearch_len) = read_hnsw_footer(path)?;
+        let tail = read_hnsw_tail(path)?;
 
         // The header first: a mismatch gets a precise message before anything is allocated.
         let meta = usearch::Index::metadata(path_str)
@@ -671,9 +753,12 @@ impl HnswIndex {
 
         let index = usearch::Index::new(&expected)
             .map_err(|e| index_error(None, format!("usearch could not create the index: {e}")))?;
-        index
-            .load(path_str)
-            .map_err(|e| bad(format!("usearch could not load the HNSW index ({e})")))?;
+        let opened = if view {
+            index.view(path_str)
+        } else {
+            index.load(path_str)
+        };
+        opened.map_err(|e| bad(format!("usearch could not open the HNSW index ({e})")))?;
         if index.dimensions() != settings.dim {
             return Err(bad(format!(
                 "the index holds {}-dimensional vectors but the settings say {}",
@@ -682,25 +767,44 @@ impl HnswIndex {
             )));
         }
         // usearch ignores bytes after its own data, so a usearch part cut short would borrow
-        // the footer's bytes unnoticed; its length must match what the loaded index writes.
+        // the key list's or footer's bytes unnoticed; its length must match what the index
+        // writes.
         let serialized = index.serialized_length() as u64;
-        if serialized != usearch_len {
+        if serialized != tail.usearch_len {
             return Err(bad(format!(
-                "corrupt HNSW index (the usearch part is {usearch_len} bytes but holds an index of {serialized})"
+                "corrupt HNSW index (the usearch part is {} bytes but holds an index of {serialized})",
+                tail.usearch_len
             )));
         }
         let vectors = index.size();
-        if keys > vectors || (keys == 0) != (vectors == 0) {
+        if tail.keys > vectors || (tail.keys == 0) != (vectors == 0) {
             return Err(bad(format!(
-                "corrupt HNSW index ({keys} keys recorded for {vectors} vectors)"
+                "corrupt HNSW index ({} keys recorded for {vectors} vectors)",
+                tail.keys
             )));
         }
+        let (keys, unlisted) = if tail.version >= 2 {
+            let keys = read_key_list(path, tail.usearch_len, tail.keys)?;
+            if keys.len() != tail.keys || keys.iter().any(|k| !index.contains(*k)) {
+                return Err(bad(
+                    "corrupt HNSW index (its key list does not match its vectors)".into(),
+                ));
+            }
+            (keys, None)
+        } else {
+            (HashSet::new(), Some(tail.keys))
+        };
         // Search-time parameters are not part of usearch's file; take them from the settings.
         index.change_expansion_add(settings.expansion_add);
         index.change_expansion_search(settings.expansion_search);
         let threads = search_threads();
+        let capacity = if view {
+            index.size()
+        } else {
+            index.capacity().max(HNSW_MIN_CAPACITY)
+        };
         index
-            .reserve_capacity_and_threads(index.capacity().max(HNSW_MIN_CAPACITY), threads)
+            .reserve_capacity_and_threads(capacity, threads)
             .map_err(|e| {
                 index_error(Some(path), format!("usearch could not reserve memory: {e}"))
             })?;
@@ -708,8 +812,27 @@ impl HnswIndex {
             settings,
             index,
             keys,
+            unlisted,
+            viewed: view,
             search_slots: Slots::new(threads),
         })
+    }
+
+    /// For a version 1 file, which did not list its keys: takes as its key list those of
+    /// `candidates` it holds (the engine passes the live documents' keys; a version 1 file
+    /// held exactly those). Does nothing for an index that knows its keys.
+    pub fn assume_keys(&mut self, candidates: impl IntoIterator<Item = u64>) {
+        if self.unlisted.take().is_some() {
+            self.keys = candidates
+                .into_iter()
+                .filter(|k| self.index.contains(*k))
+                .collect();
+        }
+    }
+
+    /// Whether this index is a read-only view of its file.
+    pub fn is_view(&self) -> bool {
+        self.viewed
     }
 
     fn write_to(&self, tmp: &Path) -> Result<()> {
@@ -723,26 +846,47 @@ impl HnswIndex {
             index_error(Some(tmp), format!("usearch could not save the index: {e}"))
         })?;
         let io = |e| Error::io(tmp, e);
-        let mut file = OpenOptions::new().append(true).open(tmp).map_err(io)?;
+        let file = OpenOptions::new().append(true).open(tmp).map_err(io)?;
         let usearch_len = file.metadata().map_err(io)?.len();
-        let mut footer = Vec::with_capacity(HNSW_FOOTER as usize);
-        footer.extend_from_slice(HNSW_MAGIC);
-        footer.extend_from_slice(&HNSW_VERSION.to_le_bytes());
-        footer.extend_from_slice(&(self.keys as u64).to_le_bytes());
-        footer.extend_from_slice(&usearch_len.to_le_bytes());
-        file.write_all(&footer).map_err(io)?;
-        // usearch does not fsync; this flushes its part and the footer alike.
+        let mut out = BufWriter::new(file);
+        let mut keys: Vec<u64> = self.keys.iter().copied().collect();
+        keys.sort_unstable();
+        for key in &keys {
+            out.write_all(&key.to_le_bytes()).map_err(io)?;
+        }
+        out.write_all(HNSW_MAGIC).map_err(io)?;
+        out.write_all(&HNSW_VERSION.to_le_bytes()).map_err(io)?;
+        out.write_all(&(keys.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        out.write_all(&usearch_len.to_le_bytes()).map_err(io)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        // usearch does not fsync; this flushes its part, the key list and the footer alike.
         file.sync_all().map_err(io)
     }
 
-    /// Grows the capacity (doubling) when the next vector would not fit; usearch fails an
-    /// insert beyond its reserved capacity rather than growing by itself.
-    fn reserve_one_more(&self) -> Result<()> {
+    fn writable(&self) -> Result<()> {
+        if self.viewed || self.unlisted.is_some() {
+            return Err(index_error(
+                None,
+                "this HNSW index is a read-only segment (a view of its file, or a version 1 \
+                 file without a key list); build a new index to change it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Grows the capacity (doubling) until `more` vectors fit; usearch fails an insert beyond
+    /// its reserved capacity rather than growing by itself.
+    fn reserve_for(&self, more: usize) -> Result<()> {
         let capacity = self.index.capacity();
-        if self.index.size() < capacity {
+        let needed = self.index.size().saturating_add(more);
+        if needed <= capacity {
             return Ok(());
         }
-        let wanted = capacity.saturating_mul(2).max(HNSW_MIN_CAPACITY);
+        let mut wanted = capacity.max(HNSW_MIN_CAPACITY);
+        while wanted < needed {
+            wanted = wanted.saturating_mul(2);
+        }
         self.index
             .reserve_capacity_and_threads(wanted, self.search_slots.total)
             .map_err(|e| {
@@ -754,8 +898,8 @@ impl HnswIndex {
     }
 }
 
-/// Reads and checks the footer; returns the distinct key count and the usearch part's length.
-fn read_hnsw_footer(path: &Path) -> Result<(usize, u64)> {
+/// Reads and checks the footer.
+fn read_hnsw_tail(path: &Path) -> Result<HnswTail> {
     let bad = |message: String| index_error(Some(path), format!("{message}; {REBUILD}"));
     let io = |e| Error::io(path, e);
     let mut file = File::open(path).map_err(io)?;
@@ -775,9 +919,9 @@ fn read_hnsw_footer(path: &Path) -> Result<(usize, u64)> {
         ));
     }
     let version = u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]);
-    if version != HNSW_VERSION {
+    if !(1..=HNSW_VERSION).contains(&version) {
         return Err(bad(format!(
-            "HNSW index format version {version}, this build reads version {HNSW_VERSION}"
+            "HNSW index format version {version}, this build reads versions 1 to {HNSW_VERSION}"
         )));
     }
     let mut word = [0u8; 8];
@@ -785,15 +929,40 @@ fn read_hnsw_footer(path: &Path) -> Result<(usize, u64)> {
     let keys = u64::from_le_bytes(word);
     word.copy_from_slice(&footer[16..24]);
     let usearch_len = u64::from_le_bytes(word);
-    if usearch_len.checked_add(HNSW_FOOTER) != Some(file_len) {
+    let listed = if version >= 2 {
+        keys.checked_mul(8)
+    } else {
+        Some(0)
+    };
+    let expected = listed
+        .and_then(|l| l.checked_add(usearch_len))
+        .and_then(|l| l.checked_add(HNSW_FOOTER));
+    if expected != Some(file_len) {
         return Err(bad(format!(
             "truncated or corrupt HNSW index ({file_len} bytes, the footer expects {})",
-            usearch_len.saturating_add(HNSW_FOOTER)
+            expected.map_or_else(|| "more".to_string(), |e| e.to_string())
         )));
     }
     let keys =
         usize::try_from(keys).map_err(|_| bad(format!("corrupt HNSW index ({keys} keys)")))?;
-    Ok((keys, usearch_len))
+    Ok(HnswTail {
+        version,
+        keys,
+        usearch_len,
+    })
+}
+
+/// Reads the key list of a version 2 file (`count` keys after the usearch part).
+fn read_key_list(path: &Path, usearch_len: u64, count: usize) -> Result<HashSet<u64>> {
+    let io = |e| Error::io(path, e);
+    let mut file = File::open(path).map_err(io)?;
+    file.seek(SeekFrom::Start(usearch_len)).map_err(io)?;
+    let mut bytes = vec![0u8; count * 8];
+    file.read_exact(&mut bytes).map_err(io)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        .collect())
 }
 
 impl VectorIndex for HnswIndex {
@@ -802,31 +971,57 @@ impl VectorIndex for HnswIndex {
     }
 
     fn len(&self) -> usize {
-        self.keys
+        self.unlisted.unwrap_or(self.keys.len())
     }
 
     fn add(&mut self, key: u64, vector: &[f32]) -> Result<()> {
+        self.writable()?;
         check_key(key)?;
         check_vector(&self.settings, vector, "the vector")?;
-        self.reserve_one_more()?;
-        let new_key = !self.index.contains(key);
+        self.reserve_for(1)?;
         self.index
             .add(key, vector)
             .map_err(|e| index_error(None, format!("usearch could not add key {key}: {e}")))?;
-        if new_key {
-            self.keys += 1;
+        self.keys.insert(key);
+        Ok(())
+    }
+
+    fn add_batch(&mut self, items: &[(u64, Vec<f32>)]) -> Result<()> {
+        use rayon::prelude::*;
+        self.writable()?;
+        for (key, vector) in items {
+            check_key(*key)?;
+            check_vector(&self.settings, vector, "the vector")?;
         }
+        self.reserve_for(items.len())?;
+        // usearch inserts concurrently (one of its reserved thread contexts per insert); the
+        // graph differs from a sequential build only in insertion order.
+        let threads = self.search_slots.total;
+        let index = &self.index;
+        let slots = &self.search_slots;
+        let pool_size = rayon::current_num_threads().min(threads).max(1);
+        items
+            .par_chunks(items.len().div_ceil(pool_size).max(1))
+            .try_for_each(|chunk| {
+                let _slot = slots.acquire();
+                for (key, vector) in chunk {
+                    index.add(*key, vector.as_slice()).map_err(|e| {
+                        index_error(None, format!("usearch could not add key {key}: {e}"))
+                    })?;
+                }
+                Ok::<(), Error>(())
+            })?;
+        self.keys.extend(items.iter().map(|(k, _)| *k));
         Ok(())
     }
 
     fn remove(&mut self, key: u64) -> Result<usize> {
+        self.writable()?;
         let removed = self
             .index
             .remove(key)
             .map_err(|e| index_error(None, format!("usearch could not remove key {key}: {e}")))?;
-        if removed > 0 {
-            self.keys -= 1;
-        }
+        self.keys.remove(&key);
         Ok(removed)
     }
 
@@ -834,7 +1029,12 @@ impl VectorIndex for HnswIndex {
         self.index.contains(key)
     }
 
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
+    fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<(u64, f32)>> {
         check_vector(&self.settings, query, "the query")?;
         let vectors = self.index.size();
         if k == 0 || vectors == 0 {
@@ -848,9 +1048,10 @@ impl VectorIndex for HnswIndex {
         loop {
             let matches = self
                 .index
-                .search(query, wanted)
+                .filtered_search(query, wanted, |key| keep(key))
                 .map_err(|e| index_error(None, format!("usearch search failed: {e}")))?;
-            let mut best: HashMap<u64, f32> = HashMap::with_capacity(matches.keys.len());
+            let found = matches.keys.len();
+            let mut best: HashMap<u64, f32> = HashMap::with_capacity(found);
             for (&key, &distance) in matches.keys.iter().zip(&matches.distances) {
                 // usearch's distances are `1 - cos` and `1 - dot`.
                 let similarity = 1.0 - distance;
@@ -858,7 +1059,8 @@ impl VectorIndex for HnswIndex {
                     .and_modify(|s| *s = s.max(similarity))
                     .or_insert(similarity);
             }
-            if best.len() >= k || wanted >= vectors {
+            // Fewer matches than asked means the filter left no more to find.
+            if best.len() >= k || wanted >= vectors || found < wanted {
                 let mut result: Vec<(u64, f32)> = best.into_iter().collect();
                 result.sort_unstable_by(by_similarity);
                 result.truncate(k);
@@ -866,6 +1068,23 @@ impl VectorIndex for HnswIndex {
             }
             wanted = wanted.saturating_mul(2).min(vectors);
         }
+    }
+
+    fn keys(&self) -> Vec<u64> {
+        self.keys.iter().copied().collect()
+    }
+
+    fn vectors_of(&self, key: u64) -> Result<Vec<Vec<f32>>> {
+        let mut flat: Vec<f32> = Vec::new();
+        let found = self
+            .index
+            .export(key, &mut flat)
+            .map_err(|e| index_error(None, format!("usearch could not read key {key}: {e}")))?;
+        Ok(flat
+            .chunks_exact(self.settings.dim)
+            .take(found)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 
     fn save(&self, path: &Path) -> Result<()> {

@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         id: id.into(),
         title: title.into(),
         text: text.into(),
+        vector: None,
     };
     collection.add(
         &[

@@ -1,25 +1,32 @@
 //! The collection on disk: manifest, the sparse leg and the commit record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use hybrid_search_dense::{Encoder, TextKind, VectorIndex};
+use hybrid_search_dense::{Encoder, TextKind};
 use hybrid_search_eval::Document;
 use hybrid_search_fusion::{
     ConvexSettings, FusedHit, Fusion, Leg, LegList, LegScore, Normalization,
 };
 use hybrid_search_sparse::{AnalyzerConfig, Bm25Index, Bm25Writer, SparseDoc};
 
-use crate::dense_leg::{self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress};
+use crate::dense_leg::{
+    self, DENSE_DIR, DenseManifest, DenseOptions, DenseWriter, EncodeProgress, Segment,
+    SegmentRecord,
+};
 use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::lock::{Wait, WriteLock};
 use crate::snippet::{query_terms, snippet_for_terms};
 
-/// The on-disk format version this code writes. Version 1 (no dense leg) is still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format version this code writes: 3, vector segments listed in each commit.
+/// Versions 1 (no dense leg) and 2 (one vector file per commit) are still read, and a write
+/// upgrades them to 3.
+pub const FORMAT_VERSION: u32 = 3;
 
 const MANIFEST: &str = "manifest.json";
 const SPARSE_DIR: &str = "sparse";
@@ -123,13 +130,53 @@ pub struct TuneRecord {
 }
 
 /// The engine's record stored as the payload of every sparse commit.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct CommitRecord {
     /// The next internal key to hand out.
     next_key: u64,
-    /// The generation of the dense vectors this commit goes with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Format 2: the generation of the one vector file this commit goes with (read only; it
+    /// becomes the single entry of `segments`).
+    #[serde(default, skip_serializing)]
     dense_generation: Option<u64>,
+    /// The live vector segments, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    segments: Vec<SegmentRecord>,
+    /// The id of the next segment file.
+    #[serde(default)]
+    next_segment: u64,
+}
+
+impl CommitRecord {
+    /// Reads a commit's payload, turning a format 2 record into a one-segment list.
+    fn parse(
+        payload: Option<&str>,
+        dir: &Path,
+        kind: Option<dense_leg::VectorKind>,
+    ) -> Result<Self> {
+        let Some(payload) = payload else {
+            return Ok(Self::default());
+        };
+        let mut record: CommitRecord =
+            serde_json::from_str(payload).map_err(|e| Error::Commit {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "the last commit's record is unreadable ({e}); rebuild the collection"
+                ),
+            })?;
+        if let (Some(generation), Some(kind)) = (record.dense_generation.take(), kind)
+            && record.segments.is_empty()
+        {
+            record.segments.push(SegmentRecord {
+                file: dense_leg::legacy_file(kind, generation),
+                keys: 0,
+            });
+        }
+        Ok(record)
+    }
+
+    fn payload(&self) -> String {
+        serde_json::to_string(self).expect("record serialises")
+    }
 }
 
 /// One search result.
@@ -171,8 +218,10 @@ pub struct VerifyReport {
     pub documents: u64,
     /// Documents holding vectors in the dense leg (`None` without a readable dense leg).
     pub vectors: Option<usize>,
-    /// The dense generation the last commit names.
-    pub dense_generation: Option<u64>,
+    /// Vector segments the last commit lists (`None` without a dense leg).
+    pub segments: Option<usize>,
+    /// Vectors of deleted or replaced documents still in segments (dropped by merges).
+    pub deleted_vectors: usize,
     /// Inconsistencies and damage: the collection is sound when there are none.
     pub problems: Vec<String>,
     /// Harmless findings (files left by interrupted commits).
@@ -228,16 +277,22 @@ pub struct Collection {
     dir: PathBuf,
     manifest: Manifest,
     sparse: Bm25Index,
+    /// The record of the commit the sparse searcher is on.
+    record: CommitRecord,
     dense: Option<DenseLeg>,
+    /// How long writes wait for another writer ([`Collection::set_write_wait`]).
+    wait: Wait,
+    /// Problems met after a commit was already durable ([`Collection::take_warnings`]).
+    warnings: Vec<String>,
 }
 
-/// The loaded dense leg: vectors of the last commit seen (or why they could not be read), the
-/// key -> id map of the live documents, and the encoder once one is attached.
+/// The loaded dense leg: the segments of the commit the searcher is on (or why they could not
+/// be read), the key -> id map of the live documents (built at the first dense search), and
+/// the encoder once one is attached.
 struct DenseLeg {
     encoder: Option<Arc<Encoder>>,
-    vectors: std::result::Result<Box<dyn VectorIndex>, String>,
-    generation: Option<u64>,
-    ids: Arc<HashMap<u64, Arc<str>>>,
+    segments: std::result::Result<Vec<Arc<Segment>>, String>,
+    ids: OnceLock<Arc<HashMap<u64, Arc<str>>>>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -246,6 +301,50 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let file = fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    write_atomic(&dir.join(MANIFEST), &json)
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        return Err(Error::NotACollection(dir.to_path_buf()));
+    }
+    let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+        path: path.clone(),
+        message: format!("not a valid manifest ({e}); the collection must be rebuilt"),
+    })?;
+    if !(1..=FORMAT_VERSION).contains(&manifest.format_version) {
+        return Err(Error::Manifest {
+            path,
+            message: format!(
+                "format version {} is not supported by this build (version {FORMAT_VERSION}); \
+                 use a matching hybrid-search or rebuild the collection",
+                manifest.format_version
+            ),
+        });
+    }
+    Ok(manifest)
+}
+
+/// Maps tantivy's own writer-lock error (a writer of an older hybrid-search holds it) to
+/// [`Error::Busy`].
+fn sparse_writer_error(dir: &Path, e: hybrid_search_sparse::Error) -> Error {
+    match e {
+        hybrid_search_sparse::Error::Tantivy(tantivy_error)
+            if tantivy_error.to_string().contains("LockBusy") =>
+        {
+            Error::Busy {
+                collection: dir.to_path_buf(),
+                lock: dir.join(SPARSE_DIR).join(".tantivy-writer.lock"),
+            }
+        }
+        e => Error::Sparse(e),
+    }
 }
 
 impl Collection {
@@ -278,11 +377,11 @@ impl Collection {
                 let dense_dir = dir.join(DENSE_DIR);
                 fs::create_dir_all(&dense_dir).map_err(|e| Error::io(&dense_dir, e))?;
                 let m = DenseManifest::new(&encoder, options);
+                dense_leg::new_index(&m)?; // the settings can make an index
                 leg = Some(DenseLeg {
-                    vectors: Ok(dense_leg::load_vectors(dir, &m, None)?),
+                    segments: Ok(Vec::new()),
                     encoder: Some(encoder),
-                    generation: None,
-                    ids: Arc::default(),
+                    ids: OnceLock::new(),
                 });
                 Some(m)
             }
@@ -295,14 +394,16 @@ impl Collection {
             dense: dense_manifest,
             search: None,
         };
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         // The manifest is written last: a folder without one is not a collection yet.
-        write_atomic(&dir.join(MANIFEST), &json)?;
+        write_manifest(dir, &manifest)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
             sparse,
+            record: CommitRecord::default(),
             dense: leg,
+            wait: Wait::No,
+            warnings: Vec::new(),
         })
     }
 
@@ -314,25 +415,7 @@ impl Collection {
 
     /// Opens the collection in `dir` at its last commit.
     pub fn open(dir: &Path) -> Result<Self> {
-        let path = dir.join(MANIFEST);
-        if !path.is_file() {
-            return Err(Error::NotACollection(dir.to_path_buf()));
-        }
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
-            path: path.clone(),
-            message: format!("not a valid manifest ({e}); the collection must be rebuilt"),
-        })?;
-        if !(1..=FORMAT_VERSION).contains(&manifest.format_version) {
-            return Err(Error::Manifest {
-                path,
-                message: format!(
-                    "format version {} is not supported by this build (version {FORMAT_VERSION}); \
-                     use a matching hybrid-search or rebuild the collection",
-                    manifest.format_version
-                ),
-            });
-        }
+        let manifest = read_manifest(dir)?;
         let sparse =
             Bm25Index::open(&dir.join(SPARSE_DIR), &manifest.analyzer).map_err(|e| match e {
                 hybrid_search_sparse::Error::Tantivy(e) => Error::SparseDamaged {
@@ -345,38 +428,91 @@ impl Collection {
             dir: dir.to_path_buf(),
             manifest,
             sparse,
+            record: CommitRecord::default(),
             dense: None,
+            wait: Wait::No,
+            warnings: Vec::new(),
         };
-        collection.load_dense(None)?;
+        collection.reload_with(Vec::new())?;
         Ok(collection)
     }
 
-    /// (Re)loads the dense leg at the generation the last commit names, keeping `encoder`.
-    fn load_dense(&mut self, encoder: Option<Arc<Encoder>>) -> Result<()> {
-        let Some(manifest) = &self.manifest.dense else {
-            return Ok(());
-        };
-        let generation = self.commit_record()?.dense_generation;
-        let same = self
-            .dense
-            .as_ref()
-            .is_some_and(|d| d.generation == generation);
-        // Damaged vectors do not stop the collection from opening: the sparse leg still
-        // answers, and the damage is reported by dense searches, writers and `verify`.
-        let vectors = match self.dense.take() {
-            Some(leg) if same => leg.vectors,
-            _ => {
-                dense_leg::load_vectors(&self.dir, manifest, generation).map_err(|e| e.to_string())
+    /// How long [`Collection::add`], [`Collection::delete`], [`Collection::writer`] and the
+    /// other writes wait when another writer holds the collection: by default they fail at
+    /// once with [`Error::Busy`].
+    pub fn set_write_wait(&mut self, wait: Wait) {
+        self.wait = wait;
+    }
+
+    /// Problems met after a commit was already durable (removing unreferenced files, a merge
+    /// that failed and will be retried): the commit stands; these are worth a warning.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Sees the last commit: the sparse searcher and the commit record from one commit, then
+    /// that commit's vector segments (already opened ones, and `fresh` ones a writer of this
+    /// process hands over, are reused; the rest are mapped from disk). A segment file that a
+    /// writer in another process removed while this was opening it is retried at the newer
+    /// commit.
+    fn reload_with(&mut self, fresh: Vec<Arc<Segment>>) -> Result<()> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let payload = self.sparse.reload_consistent()?;
+            let kind = self.manifest.dense.as_ref().map(|d| d.kind);
+            let record = CommitRecord::parse(payload.as_deref(), &self.dir, kind)?;
+            let Some(manifest) = &self.manifest.dense else {
+                self.record = record;
+                return Ok(());
+            };
+            let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
+            let mut known: HashMap<String, Arc<Segment>> = HashMap::new();
+            if let Some(Ok(segments)) = self.dense.as_ref().map(|d| &d.segments) {
+                known.extend(segments.iter().map(|s| (s.file.clone(), s.clone())));
             }
-        };
-        let ids: HashMap<u64, Arc<str>> = self.sparse.live_keys()?.into_iter().collect();
-        self.dense = Some(DenseLeg {
-            encoder,
-            vectors,
-            generation,
-            ids: Arc::new(ids),
-        });
-        Ok(())
+            known.extend(fresh.iter().map(|s| (s.file.clone(), s.clone())));
+            let sparse = &self.sparse;
+            let live = || -> Result<Vec<u64>> {
+                Ok(sparse.live_keys()?.into_iter().map(|(k, _)| k).collect())
+            };
+            let mut segments = Vec::with_capacity(record.segments.len());
+            let mut failure = None;
+            for s in &record.segments {
+                if let Some(open) = known.get(&s.file) {
+                    segments.push(open.clone());
+                    continue;
+                }
+                match dense_leg::open_segment(&self.dir, manifest, &s.file, &live) {
+                    Ok(index) => segments.push(Arc::new(Segment {
+                        file: s.file.clone(),
+                        index,
+                    })),
+                    Err(e) => {
+                        let missing = !self.dir.join(DENSE_DIR).join(&s.file).exists();
+                        failure = Some((missing, e.to_string()));
+                        break;
+                    }
+                }
+            }
+            // Damaged vectors do not stop the collection from opening: the sparse leg still
+            // answers, and the damage is reported by dense searches, writers and `verify`.
+            let segments = match failure {
+                Some((true, _)) if attempts < 20 => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                Some((_, message)) => Err(message),
+                None => Ok(segments),
+            };
+            self.record = record;
+            self.dense = Some(DenseLeg {
+                encoder,
+                segments,
+                ids: OnceLock::new(),
+            });
+            return Ok(());
+        }
     }
 
     /// Attaches the model that makes query vectors (and vectors for new documents); it must be
@@ -428,12 +564,13 @@ impl Collection {
     }
 
     /// The loaded vectors, or why they cannot be used.
-    fn vectors(&self) -> Result<(&DenseLeg, &dyn VectorIndex)> {
+    /// The loaded segments, or why they cannot be used.
+    fn segments(&self) -> Result<(&DenseLeg, &[Arc<Segment>])> {
         let leg = self.dense.as_ref().ok_or_else(|| {
             Error::NoModel(self.dir.clone(), "this collection has no dense leg".into())
         })?;
-        match &leg.vectors {
-            Ok(v) => Ok((leg, v.as_ref())),
+        match &leg.segments {
+            Ok(s) => Ok((leg, s.as_slice())),
             Err(message) => Err(Error::DenseDamaged {
                 collection: self.dir.clone(),
                 message: message.clone(),
@@ -441,13 +578,41 @@ impl Collection {
         }
     }
 
-    /// The top `k` documents for a query vector as (external id, cosine similarity).
+    /// The key -> id map of the live documents, read from the sparse leg once per commit seen.
+    fn live_ids(&self, leg: &DenseLeg) -> Result<Arc<HashMap<u64, Arc<str>>>> {
+        if let Some(ids) = leg.ids.get() {
+            return Ok(ids.clone());
+        }
+        let ids: Arc<HashMap<u64, Arc<str>>> =
+            Arc::new(self.sparse.live_keys()?.into_iter().collect());
+        Ok(leg.ids.get_or_init(|| ids).clone())
+    }
+
+    /// The top `k` documents for a query vector as (external id, cosine similarity): each
+    /// segment's top `k` among live documents, merged.
     pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
-        let (leg, vectors) = self.vectors()?;
-        Ok(vectors
-            .search(vector, k)?
+        let (leg, segments) = self.segments()?;
+        if let Some(m) = &self.manifest.dense {
+            dense_leg::check_supplied("", vector, m.vectors.dim).map_err(|e| match e {
+                Error::InvalidVector { message, .. } => {
+                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
+                }
+                e => e,
+            })?;
+        }
+        let ids = self.live_ids(leg)?;
+        let live = |key: u64| ids.contains_key(&key);
+        let mut all = Vec::new();
+        for segment in segments {
+            all.extend(segment.index.search_filtered(vector, k, &live)?);
+        }
+        all.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut seen = HashSet::with_capacity(k);
+        Ok(all
             .into_iter()
-            .filter_map(|(key, score)| leg.ids.get(&key).map(|id| (id.clone(), score)))
+            .filter(|(key, _)| seen.insert(*key))
+            .take(k)
+            .filter_map(|(key, score)| ids.get(&key).map(|id| (id.clone(), score)))
             .collect())
     }
 
@@ -485,80 +650,103 @@ impl Collection {
         self.len() == 0
     }
 
-    /// Sees the last commit (after a [`CollectionWriter::commit`]).
+    /// Sees the last commit (after a [`CollectionWriter::commit`], or another process's).
     pub fn reload(&mut self) -> Result<()> {
-        self.sparse.reload()?;
-        let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
-        self.load_dense(encoder)
+        self.reload_with(Vec::new())
     }
 
-    fn commit_record(&self) -> Result<CommitRecord> {
-        match self.sparse.commit_payload()? {
-            None => Ok(CommitRecord::default()),
-            Some(payload) => serde_json::from_str(&payload).map_err(|e| Error::Commit {
-                path: self.dir.clone(),
-                message: format!(
-                    "the last commit's record is unreadable ({e}); rebuild the collection"
-                ),
-            }),
-        }
-    }
-
-    /// A writer; only one may exist at a time (tantivy holds a lock on the index). With a
-    /// dense leg, the vectors must be readable, and adding documents needs the encoder
-    /// attached (deleting does not).
+    /// A writer; one at a time per collection, across processes (the collection's write lock,
+    /// waited for as [`Collection::set_write_wait`] says, else [`Error::Busy`]). Once the lock
+    /// is held the collection is reloaded, so the writer starts from the last commit whoever
+    /// made it. With a dense leg, the vectors must be readable, and adding documents without
+    /// vectors needs the encoder attached (deleting does not).
     pub fn writer(&mut self) -> Result<CollectionWriter> {
         self.writer_inner(false)
     }
 
-    /// A writer; with `rebuild`, the dense leg starts from no vectors and every live document
+    /// A writer; with `rebuild`, the dense leg starts from no segments and every live document
     /// waits to be encoded again.
     fn writer_inner(&mut self, rebuild: bool) -> Result<CollectionWriter> {
-        let record = self.commit_record()?;
-        let dense = match (&self.manifest.dense, &self.dense) {
-            (Some(manifest), Some(leg)) => {
-                let encoder = leg.encoder.clone();
+        let lock = WriteLock::acquire(&self.dir, self.wait)?;
+        // Another writer may have committed (or changed the manifest) since this was opened.
+        let manifest = read_manifest(&self.dir)?;
+        let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
+        if manifest != self.manifest {
+            self.manifest = manifest;
+        }
+        self.reload()?;
+        if let Some(leg) = &mut self.dense
+            && leg.encoder.is_none()
+        {
+            leg.encoder = encoder;
+        }
+        if self.manifest.format_version < FORMAT_VERSION {
+            // The commits this writer makes list segments: older builds must not read them.
+            let mut upgraded = self.manifest.clone();
+            upgraded.format_version = FORMAT_VERSION;
+            write_manifest(&self.dir, &upgraded)?;
+            self.manifest = upgraded;
+        }
+        let mut segments = Vec::new();
+        let dense = match &self.manifest.dense {
+            Some(manifest) => {
+                let leg = self.dense.as_ref().expect("loaded with the manifest");
+                let mut writer = DenseWriter::new(&self.dir, manifest, leg.encoder.clone());
                 if rebuild {
                     self.dense_leg()?;
-                }
-                let mut pending = Vec::new();
-                let vectors = if rebuild {
-                    for (key, id) in leg.ids.iter() {
-                        if let Some(doc) = self.get(id)? {
-                            pending.push((*key, dense_leg::passage_text(&doc)));
+                    let mut live = self.sparse.live_keys()?;
+                    live.sort_unstable_by_key(|(key, _)| *key);
+                    for (key, id) in live {
+                        if let Some(doc) = self.sparse.get(&id)? {
+                            writer.pending.push((
+                                key,
+                                dense_leg::passage_text(&Document {
+                                    id: doc.id,
+                                    title: doc.title,
+                                    text: doc.text,
+                                    vector: None,
+                                }),
+                            ));
                         }
                     }
-                    pending.sort_unstable_by_key(|(key, _)| *key);
-                    dense_leg::load_vectors(&self.dir, manifest, None)?
                 } else {
-                    self.vectors()?;
-                    dense_leg::load_vectors(&self.dir, manifest, record.dense_generation)?
-                };
-                Some(DenseWriter {
-                    dir: self.dir.clone(),
-                    manifest: manifest.clone(),
-                    encoder,
-                    vectors,
-                    generation: record.dense_generation,
-                    keys: leg.ids.iter().map(|(k, id)| (id.to_string(), *k)).collect(),
-                    changed: !pending.is_empty(),
-                    pending,
-                    undo: Vec::new(),
-                    progress: None,
-                })
+                    segments = self.segments()?.1.to_vec();
+                }
+                Some(writer)
             }
-            _ => None,
+            None => None,
+        };
+        // With the collection's lock held, tantivy's own lock can be busy only for a moment:
+        // the previous writer releases it just after (or, when its process exits, about when)
+        // it releases the collection's. A writer of an older build holds it for good.
+        let mut tries = 0;
+        let sparse = loop {
+            match self.sparse.writer(WRITER_HEAP) {
+                Ok(writer) => break writer,
+                Err(e) => match sparse_writer_error(&self.dir, e) {
+                    Error::Busy { .. } if tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    e => return Err(e),
+                },
+            }
         };
         Ok(CollectionWriter {
-            sparse: self.sparse.writer(WRITER_HEAP)?,
-            next_key: record.next_key,
-            dense_generation: record.dense_generation,
+            _lock: lock,
+            dir: self.dir.clone(),
+            sparse,
+            next_key: self.record.next_key,
+            base: self.record.clone(),
+            rebuild,
+            segments,
             dense,
+            warnings: Vec::new(),
         })
     }
 
-    /// Rebuilds the dense leg's vectors from the stored documents (after the vector file was
-    /// lost or damaged, see [`Error::DenseDamaged`]) and commits them as a new generation.
+    /// Rebuilds the dense leg's vectors from the stored documents (after the vector files were
+    /// lost or damaged, see [`Error::DenseDamaged`]) and commits them as one new segment.
     /// Needs the collection's model attached. Returns the number of documents encoded.
     pub fn repair_dense(&mut self, on_encoded: Option<EncodeProgress>) -> Result<usize> {
         let mut writer = self.writer_inner(true)?;
@@ -570,10 +758,41 @@ impl Collection {
         };
         dense.progress = on_encoded;
         let documents = dense.pending.len();
-        writer.commit()?;
-        writer.finish()?;
-        self.reload()?;
+        self.commit_writer(writer, false)?;
         Ok(documents)
+    }
+
+    /// Commits `writer` (the durable point), hands its segments to this reader, merges
+    /// segments when the merge policy asks for it, and waits for tantivy's merges. Anything
+    /// that fails after the commit is durable becomes a warning ([`Collection::take_warnings`]).
+    fn commit_writer(&mut self, mut writer: CollectionWriter, optimize: bool) -> Result<()> {
+        writer.commit()?;
+        let after = |this: &mut Self, writer: &mut CollectionWriter| -> Result<()> {
+            this.reload_with(writer.segments.clone())?;
+            if optimize {
+                writer.optimize()?;
+            }
+            if writer.merge_segments(&this.sparse)? {
+                this.reload_with(writer.segments.clone())?;
+            }
+            Ok(())
+        };
+        if let Err(e) = after(self, &mut writer) {
+            self.warnings.push(format!(
+                "the commit is durable, but what follows it failed: {e}"
+            ));
+        }
+        self.warnings.append(&mut writer.warnings);
+        if let Err(e) = writer.finish() {
+            self.warnings.push(format!(
+                "waiting for the BM25 index's background merges: {e}"
+            ));
+        }
+        if let Err(e) = self.reload() {
+            self.warnings
+                .push(format!("reloading after the commit: {e}"));
+        }
+        Ok(())
     }
 
     /// The mode a search uses when the caller does not choose: hybrid for a collection with a
@@ -600,10 +819,11 @@ impl Collection {
     /// otherwise use them.
     pub fn set_search_defaults(&mut self, defaults: SearchDefaults) -> Result<()> {
         defaults.hybrid.fusion.validate()?;
-        let mut manifest = self.manifest.clone();
+        let _lock = WriteLock::acquire(&self.dir, self.wait)?;
+        // Another writer may have changed the manifest (a format upgrade) since it was read.
+        let mut manifest = read_manifest(&self.dir)?;
         manifest.search = Some(defaults);
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        write_atomic(&self.dir.join(MANIFEST), &json)?;
+        write_manifest(&self.dir, &manifest)?;
         self.manifest = manifest;
         Ok(())
     }
@@ -710,77 +930,97 @@ impl Collection {
     }
 
     /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
+    /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
     /// after each upsert (a progress bar). On error nothing of `docs` is committed.
     pub fn bulk_load(&mut self, docs: &[Document], on_doc: impl FnMut()) -> Result<()> {
         self.bulk_load_with(docs, on_doc, None)
     }
 
-    /// [`Collection::bulk_load`], with `on_encoded` told (inputs encoded, inputs in all) while
-    /// the dense leg encodes the documents.
+    /// [`Collection::bulk_load`], with `on_encoded` told (inputs encoded, inputs queued so
+    /// far) while the dense leg encodes the documents.
     pub fn bulk_load_with(
         &mut self,
         docs: &[Document],
         on_doc: impl FnMut(),
         on_encoded: Option<EncodeProgress>,
     ) -> Result<()> {
-        self.upsert_all(docs, on_doc, on_encoded, true)
+        self.upsert_stream(
+            docs.iter()
+                .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
+            on_doc,
+            on_encoded,
+            true,
+        )
     }
 
     /// Upserts `docs` (a document whose id exists is replaced) in one commit covering both
     /// legs, and reloads. Unlike [`Collection::bulk_load`] it leaves segment merging to the
-    /// background policy, so adding to a large collection does not rewrite it. On error, or
-    /// if the process dies, nothing of `docs` is committed and the last commit stays whole.
+    /// merge policies, so adding to a large collection does not rewrite it: the commit writes
+    /// one new vector segment holding just these documents' vectors. On error, or if the
+    /// process dies, nothing of `docs` is committed and the last commit stays whole.
     pub fn add(&mut self, docs: &[Document], on_encoded: Option<EncodeProgress>) -> Result<()> {
-        self.upsert_all(docs, || {}, on_encoded, false)
+        self.upsert_stream(
+            docs.iter()
+                .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
+            || {},
+            on_encoded,
+            false,
+        )
     }
 
-    fn upsert_all(
+    /// Upserts the documents of a stream in one commit: they are staged in bounded batches
+    /// (tantivy's indexing memory; [`dense_leg::STAGE_DOCUMENTS`] passages encoded at a time),
+    /// so memory does not grow with the stream's text. The first error, from the stream (a bad
+    /// line) or from a document (a bad vector), stops it and nothing is committed. `merge`
+    /// also merges the BM25 index into one segment afterwards (a bulk load).
+    pub fn upsert_stream<'a, E>(
         &mut self,
-        docs: &[Document],
+        docs: impl IntoIterator<Item = std::result::Result<std::borrow::Cow<'a, Document>, E>>,
         mut on_doc: impl FnMut(),
         on_encoded: Option<EncodeProgress>,
         merge: bool,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), E>
+    where
+        E: From<Error>,
+    {
         let mut writer = self.writer()?;
         if let Some(dense) = &mut writer.dense {
             dense.progress = on_encoded;
         }
         for doc in docs {
-            writer.upsert(doc)?;
+            let doc = doc?;
+            writer.upsert(&doc)?;
             on_doc();
         }
-        writer.commit()?;
-        if merge {
-            writer.optimize()?;
-        }
-        writer.finish()?;
-        self.reload()
+        self.commit_writer(writer, merge)?;
+        Ok(())
     }
 
     /// Deletes the documents with these ids in one commit covering both legs, and reloads.
-    /// Returns how many of them existed.
+    /// Returns how many of them existed. Nothing is written to the dense leg: the vectors of
+    /// deleted documents are skipped by searches and dropped by the next merge of their
+    /// segment.
     pub fn delete(&mut self, ids: &[&str]) -> Result<usize> {
         let ids: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        let mut writer = self.writer()?;
         let mut found = 0;
         for id in &ids {
             if self.sparse.get(id)?.is_some() {
                 found += 1;
             }
         }
-        let mut writer = self.writer()?;
         for id in ids {
             writer.delete(id)?;
         }
-        writer.commit()?;
-        writer.finish()?;
-        self.reload()?;
+        self.commit_writer(writer, false)?;
         Ok(found)
     }
 
     /// Checks that the collection is whole and both legs hold the same documents: every live
-    /// document readable and its id unique, the commit record ahead of every key, and (with a
-    /// dense leg) exactly one set of vectors per live document and none for anything else.
-    /// Problems are reported, not repaired; leftovers of interrupted commits are notes.
+    /// document readable, its id and internal key unique, the commit record ahead of every
+    /// key, and (with a dense leg) every live document's vectors in exactly one segment.
+    /// Problems are reported, not repaired; leftovers of interrupted commits and vectors of
+    /// deleted documents awaiting a merge are notes.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport {
             documents: self.sparse.num_docs(),
@@ -794,16 +1034,21 @@ impl Collection {
                 live.len()
             ));
         }
-        let mut seen: HashMap<&str, u64> = HashMap::with_capacity(live.len());
+        let mut ids_seen: HashMap<&str, u64> = HashMap::with_capacity(live.len());
+        let mut keys_seen: HashMap<u64, &str> = HashMap::with_capacity(live.len());
         for (key, id) in &live {
-            if let Some(other) = seen.insert(id, *key) {
+            if let Some(other) = ids_seen.insert(id, *key) {
                 report.problems.push(format!(
                     "document id {id:?} is live twice (keys {other} and {key})"
                 ));
             }
+            if let Some(other) = keys_seen.insert(*key, id) {
+                report.problems.push(format!(
+                    "internal key {key} is used by two live documents, {other:?} and {id:?}"
+                ));
+            }
         }
-        let record = self.commit_record()?;
-        report.dense_generation = record.dense_generation;
+        let record = &self.record;
         if let Some(max) = live.iter().map(|(k, _)| *k).max()
             && max >= record.next_key
         {
@@ -828,13 +1073,24 @@ impl Collection {
             ));
         }
         if self.manifest.dense.is_some() {
-            match self.vectors() {
+            report.segments = Some(record.segments.len());
+            match self.segments() {
                 Err(e) => report.problems.push(e.to_string()),
-                Ok((_, vectors)) => {
-                    report.vectors = Some(vectors.len());
+                Ok((_, segments)) => {
+                    let mut holders: HashMap<u64, usize> = HashMap::with_capacity(live.len());
+                    for segment in segments {
+                        for key in segment.index.keys() {
+                            if keys_seen.contains_key(&key) {
+                                *holders.entry(key).or_insert(0) += 1;
+                            } else {
+                                report.deleted_vectors += 1;
+                            }
+                        }
+                    }
+                    report.vectors = Some(holders.len());
                     let missing: Vec<String> = live
                         .iter()
-                        .filter(|(key, _)| !vectors.contains(*key))
+                        .filter(|(key, _)| !holders.contains_key(key))
                         .map(|(_, id)| format!("{id:?}"))
                         .collect();
                     if !missing.is_empty() {
@@ -844,26 +1100,36 @@ impl Collection {
                             first_few(&missing)
                         ));
                     }
-                    let present = live.len() - missing.len();
-                    if vectors.len() != present {
+                    let doubled: Vec<String> = live
+                        .iter()
+                        .filter(|(key, _)| holders.get(key).is_some_and(|n| *n > 1))
+                        .map(|(key, id)| format!("{id:?} (key {key})"))
+                        .collect();
+                    if !doubled.is_empty() {
                         report.problems.push(format!(
-                            "the vector index holds {} keys that are not live documents",
-                            vectors.len() - present
+                            "{} documents have vectors in more than one segment: {}",
+                            doubled.len(),
+                            first_few(&doubled)
+                        ));
+                    }
+                    if report.deleted_vectors > 0 {
+                        report.notes.push(format!(
+                            "{} keys of deleted or replaced documents still hold vectors; \
+                             merges drop them",
+                            report.deleted_vectors
                         ));
                     }
                 }
             }
-            let current = record
-                .dense_generation
-                .zip(self.manifest.dense.as_ref())
-                .map(|(g, m)| dense_leg::vectors_path(&self.dir, m.kind, g));
             let dense_dir = self.dir.join(DENSE_DIR);
             if let Ok(entries) = fs::read_dir(&dense_dir) {
                 for entry in entries.flatten() {
-                    if Some(entry.path()) != current {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !record.segments.iter().any(|s| s.file == name) {
                         report.notes.push(format!(
-                            "{} is not part of the last commit (left by an interrupted or \
-                             superseded commit; the next commit removes it)",
+                            "{} is not part of the last commit (left by an interrupted commit \
+                             or merge, or kept for readers of the previous commit; a later \
+                             commit removes it)",
                             entry.path().display()
                         ));
                     }
@@ -879,23 +1145,50 @@ impl Collection {
             id: d.id,
             title: d.title,
             text: d.text,
+            vector: None,
         }))
     }
 }
 
 /// Adds and deletes documents; nothing is visible, and nothing committed is lost, until
 /// [`CollectionWriter::commit`]. Dropping a writer without committing discards its changes.
+/// The writer holds the collection's write lock until it is dropped.
 pub struct CollectionWriter {
+    dir: PathBuf,
     sparse: Bm25Writer,
     next_key: u64,
-    dense_generation: Option<u64>,
+    /// The record of the last commit.
+    base: CommitRecord,
+    /// Whether the next commit replaces every segment (repair).
+    rebuild: bool,
+    /// The live segments of the last commit (this writer's own commits included).
+    segments: Vec<Arc<Segment>>,
     dense: Option<DenseWriter>,
+    /// Problems after a durable commit.
+    warnings: Vec<String>,
+    /// Declared last, so dropped last: tantivy's writer (and its lock) goes first.
+    _lock: WriteLock,
 }
 
 impl CollectionWriter {
-    /// Adds `doc`, replacing the document with the same id if there is one.
+    /// Adds `doc`, replacing the document with the same id if there is one. A document with a
+    /// `vector` has that vector stored (it must have the model's dimensions and finite values)
+    /// instead of its text encoded.
     pub fn upsert(&mut self, doc: &Document) -> Result<()> {
         let key = self.next_key;
+        match &mut self.dense {
+            Some(dense) => dense.upsert(doc, key)?,
+            None if doc.vector.is_some() => {
+                return Err(Error::InvalidVector {
+                    id: doc.id.clone(),
+                    message: "this collection has no dense leg (it was built without \
+                              --model); leave the field out, or index into a collection built \
+                              with a model"
+                        .into(),
+                });
+            }
+            None => {}
+        }
         self.next_key += 1;
         self.sparse.upsert(&SparseDoc {
             id: doc.id.clone(),
@@ -903,9 +1196,6 @@ impl CollectionWriter {
             title: doc.title.clone(),
             text: doc.text.clone(),
         })?;
-        if let Some(dense) = &mut self.dense {
-            dense.upsert(doc, key)?;
-        }
         Ok(())
     }
 
@@ -913,55 +1203,168 @@ impl CollectionWriter {
     pub fn delete(&mut self, id: &str) -> Result<()> {
         self.sparse.delete(id);
         if let Some(dense) = &mut self.dense {
-            dense.delete(id)?;
+            dense.forget_id(id)?;
         }
         Ok(())
     }
 
+    fn dense_dir(&self) -> PathBuf {
+        self.dir.join(DENSE_DIR)
+    }
+
     /// Makes every change since the last commit durable and visible to [`Collection::reload`].
     ///
-    /// The dense vectors are encoded and written first, as a new generation file; the sparse
-    /// commit, whose record names that generation, then switches both legs at once.
+    /// The new documents' vectors are encoded and written first, as one new segment file; the
+    /// sparse commit, whose record lists the live segments, then switches both legs at once.
+    /// Files that neither this commit nor the one before it lists are removed afterwards
+    /// (a failure there is kept as a warning: the commit stands).
     pub fn commit(&mut self) -> Result<()> {
+        let mut record = CommitRecord {
+            next_key: self.next_key,
+            dense_generation: None,
+            segments: if self.rebuild {
+                Vec::new()
+            } else {
+                self.base.segments.clone()
+            },
+            next_segment: self.base.next_segment,
+        };
+        let mut segments = if self.rebuild {
+            Vec::new()
+        } else {
+            self.segments.clone()
+        };
         let mut written = None;
         if let Some(dense) = &mut self.dense {
-            dense.flush()?;
-            if dense.changed {
-                let generation = dense.generation.map_or(1, |g| g + 1);
-                let path = dense_leg::vectors_path(&dense.dir, dense.manifest.kind, generation);
-                dense.vectors.save(&path)?;
-                written = Some((generation, path));
+            if let Some(index) = dense.take_segment()? {
+                let file = dense_leg::segment_file(dense.manifest.kind, record.next_segment);
+                let path = self.dir.join(DENSE_DIR).join(&file);
+                index.save(&path)?;
+                failpoint::hit("after-vector-segment");
+                record.next_segment += 1;
+                record.segments.push(SegmentRecord {
+                    file: file.clone(),
+                    keys: index.len() as u64,
+                });
+                segments.push(Arc::new(Segment { file, index }));
+                written = Some(path);
             }
         }
-        let record = CommitRecord {
-            next_key: self.next_key,
-            dense_generation: written.as_ref().map(|(g, _)| *g).or(self.dense_generation),
-        };
-        let payload = serde_json::to_string(&record).expect("record serialises");
-        self.sparse.commit(&payload)?;
-        self.dense_generation = record.dense_generation;
-        if let Some(dense) = &mut self.dense {
-            dense.committed();
+        if let Err(e) = self.sparse.commit(&record.payload()) {
+            if let Some(path) = written {
+                let _ = fs::remove_file(path);
+            }
+            return Err(e.into());
         }
-        if let (Some(dense), Some((generation, path))) = (&mut self.dense, written) {
-            dense.generation = Some(generation);
-            dense_leg::remove_stale(&dense.dir, &path)?;
-        }
+        failpoint::hit("after-sparse-commit");
+        self.rebuild = false;
+        self.segments = segments;
+        let previous = std::mem::replace(&mut self.base, record);
+        self.clean_up(&previous);
         Ok(())
+    }
+
+    /// Removes files neither the last commit nor `previous` lists; problems become warnings.
+    fn clean_up(&mut self, previous: &CommitRecord) {
+        if self.dense.is_none() {
+            return;
+        }
+        let keep: Vec<&SegmentRecord> = self
+            .base
+            .segments
+            .iter()
+            .chain(&previous.segments)
+            .collect();
+        self.warnings
+            .extend(dense_leg::remove_unreferenced(&self.dir, &keep));
+    }
+
+    /// Merges vector segments when the merge policy asks for it
+    /// ([`dense_leg::merge_candidates`]): the live vectors of the chosen segments (`sparse`,
+    /// at the last commit, says which keys are live) go into one new segment, and a commit
+    /// that changes nothing else switches to it. Crash-safe like a commit. Returns whether it
+    /// merged.
+    fn merge_segments(&mut self, sparse: &Bm25Index) -> Result<bool> {
+        let Some(dense) = &self.dense else {
+            return Ok(false);
+        };
+        let chosen = dense_leg::merge_candidates(&self.base.segments);
+        if chosen.is_empty() {
+            return Ok(false);
+        }
+        let mut merged = dense_leg::new_index(&dense.manifest)?;
+        let mut items = Vec::new();
+        for segment in self.segments.iter().filter(|s| chosen.contains(&s.file)) {
+            for key in segment.index.keys() {
+                if sparse.is_live_key(key)? {
+                    for vector in segment.index.vectors_of(key)? {
+                        items.push((key, vector));
+                    }
+                }
+            }
+        }
+        items.sort_by_key(|(key, _)| *key);
+        merged.add_batch(&items)?;
+        drop(items);
+        let file = dense_leg::segment_file(dense.manifest.kind, self.base.next_segment);
+        let path = self.dense_dir().join(&file);
+        let mut record = self.base.clone();
+        let mut segments = Vec::new();
+        if !merged.is_empty() {
+            merged.save(&path)?;
+            failpoint::hit("mid-merge");
+            record.next_segment += 1;
+        }
+        let position = record
+            .segments
+            .iter()
+            .position(|s| chosen.contains(&s.file))
+            .unwrap_or(record.segments.len());
+        record.segments.retain(|s| !chosen.contains(&s.file));
+        for s in &self.segments {
+            if !chosen.contains(&s.file) {
+                segments.push(s.clone());
+            }
+        }
+        if !merged.is_empty() {
+            record.segments.insert(
+                position,
+                SegmentRecord {
+                    file: file.clone(),
+                    keys: merged.len() as u64,
+                },
+            );
+            segments.insert(
+                position,
+                Arc::new(Segment {
+                    file,
+                    index: merged,
+                }),
+            );
+        }
+        if let Err(e) = self.sparse.commit(&record.payload()) {
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
+        }
+        self.segments = segments;
+        let previous = std::mem::replace(&mut self.base, record);
+        self.clean_up(&previous);
+        Ok(true)
     }
 
     /// Discards every change since the last commit.
     pub fn rollback(&mut self) -> Result<()> {
         self.sparse.rollback()?;
         if let Some(dense) = &mut self.dense {
-            dense.rollback()?;
+            dense.rollback();
         }
+        self.next_key = self.base.next_key;
         Ok(())
     }
 
-    /// Merges the committed documents into one segment: call after a bulk load for the fastest
-    /// deep (k = 1000) searches. The merge replaces segments atomically; nothing is lost if it
-    /// is interrupted.
+    /// Merges the committed documents into one BM25 segment: call after a bulk load for the
+    /// fastest deep (k = 1000) searches. The merge replaces segments atomically; nothing is
+    /// lost if it is interrupted.
     pub fn optimize(&mut self) -> Result<()> {
         self.sparse.merge_all()?;
         Ok(())

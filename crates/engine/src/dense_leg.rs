@@ -1,10 +1,14 @@
-//! The dense leg of a collection: which model made its vectors, and the vector index files.
+//! The dense leg of a collection: which model made its vectors, and its vector segments.
 //!
-//! Vectors live in `dense/vectors-<generation>.<hnsw|exact>`. A commit writes the next
-//! generation's file (under a temporary name, then renamed) before the sparse commit, and the
-//! sparse commit's record names the generation, so the sparse commit is the one atomic switch
-//! for both legs: a crash before it leaves the previous generation in force (the orphaned file
-//! is removed by the next commit).
+//! Vectors live in immutable segments, `dense/seg-<id>.<hnsw|exact>`, one written by each
+//! commit that added vectors (and by each merge). A commit writes its new segment (under a
+//! temporary name, fsynced, then renamed) before the sparse commit, and the sparse commit's
+//! record lists the live segments, so the sparse commit is the one atomic switch for both legs:
+//! a crash before it leaves the previous list in force (the orphaned file is removed later).
+//! Deleting a document writes nothing here: the sparse leg's deletions are the tombstones (a
+//! vector whose key is not a live document is skipped by searches and dropped by merges).
+//! Format 2 collections kept all vectors in one `dense/vectors-<generation>` file; such a file
+//! is read as one segment.
 
 use std::collections::HashMap;
 use std::fs;
@@ -15,7 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{
-    Encoder, ExactIndex, HnswIndex, LongText, ModelDescription, TextKind, VectorIndex,
+    Encoder, ExactIndex, HnswIndex, LongText, ModelDescription, Scalar, TextKind, VectorIndex,
     VectorSettings, WeightsInfo,
 };
 use hybrid_search_eval::Document;
@@ -26,6 +30,10 @@ pub(crate) const DENSE_DIR: &str = "dense";
 
 /// Inputs encoded per forward pass.
 pub const DEFAULT_BATCH: usize = 32;
+
+/// Documents staged before the dense writer encodes them (and user-supplied vectors staged
+/// before they are inserted): a write holds at most this many passages' text in memory.
+pub const STAGE_DOCUMENTS: usize = 512;
 
 /// Which vector index holds the collection's vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -139,6 +147,8 @@ pub struct DenseOptions {
     pub long_text: LongText,
     /// The vector index.
     pub kind: VectorKind,
+    /// How HNSW stores vector components (usearch quantises; an exact index keeps `f32`).
+    pub scalar: Scalar,
 }
 
 impl DenseOptions {
@@ -150,6 +160,7 @@ impl DenseOptions {
                 overlap: encoder.description().max_seq_length / 4,
             },
             kind: VectorKind::Hnsw,
+            scalar: Scalar::F32,
         }
     }
 }
@@ -160,6 +171,9 @@ impl DenseManifest {
         // Wider than usearch's default 64: near-duplicate passages (windows of one document,
         // boilerplate) crowd a narrow beam.
         vectors.expansion_search = 128;
+        if options.kind == VectorKind::Hnsw {
+            vectors.scalar = options.scalar;
+        }
         Self {
             model: ModelRecord::of(encoder),
             long_text: options.long_text,
@@ -189,45 +203,124 @@ impl DenseManifest {
     }
 }
 
-/// The vector file of `generation`.
-pub(crate) fn vectors_path(dir: &Path, kind: VectorKind, generation: u64) -> PathBuf {
-    dir.join(DENSE_DIR)
-        .join(format!("vectors-{generation:08}.{}", kind.extension()))
+/// The record of one vector segment in a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentRecord {
+    /// The file's name in `dense/`.
+    pub file: String,
+    /// Distinct keys it holds (live or not) when it was written.
+    pub keys: u64,
 }
 
-/// Loads the vectors of `generation`, or an empty index before the first commit.
-pub(crate) fn load_vectors(
+/// One opened vector segment.
+pub(crate) struct Segment {
+    /// The file's name in `dense/`.
+    pub file: String,
+    pub index: Box<dyn VectorIndex>,
+}
+
+/// The file name of segment `id`.
+pub(crate) fn segment_file(kind: VectorKind, id: u64) -> String {
+    format!("seg-{id:08}.{}", kind.extension())
+}
+
+/// The file name of a format 2 collection's vectors of `generation` (read as one segment).
+pub(crate) fn legacy_file(kind: VectorKind, generation: u64) -> String {
+    format!("vectors-{generation:08}.{}", kind.extension())
+}
+
+/// Whether `name` is a file of the dense leg (a segment, a format 2 generation, or a
+/// temporary file of either).
+pub(crate) fn is_vector_file(name: &str) -> bool {
+    name.starts_with("seg-") || name.starts_with("vectors-")
+}
+
+/// An empty, writable index of the collection's kind.
+pub(crate) fn new_index(manifest: &DenseManifest) -> Result<Box<dyn VectorIndex>> {
+    let settings = manifest.vectors.clone();
+    Ok(match manifest.kind {
+        VectorKind::Hnsw => Box::new(HnswIndex::new(settings)?),
+        VectorKind::Exact => Box::new(ExactIndex::new(settings)?),
+    })
+}
+
+/// Opens segment `file` read-only (HNSW files are memory-mapped, exact ones read). A format 2
+/// HNSW file does not list its keys; they are taken from `live` (the live documents' keys,
+/// which such a file held exactly).
+pub(crate) fn open_segment(
     dir: &Path,
     manifest: &DenseManifest,
-    generation: Option<u64>,
+    file: &str,
+    live: &dyn Fn() -> Result<Vec<u64>>,
 ) -> Result<Box<dyn VectorIndex>> {
+    let path = dir.join(DENSE_DIR).join(file);
     let settings = manifest.vectors.clone();
-    let index: Box<dyn VectorIndex> = match (generation, manifest.kind) {
-        (None, VectorKind::Hnsw) => Box::new(HnswIndex::new(settings)?),
-        (None, VectorKind::Exact) => Box::new(ExactIndex::new(settings)?),
-        (Some(g), kind) => {
-            let path = vectors_path(dir, kind, g);
-            match kind {
-                VectorKind::Hnsw => Box::new(HnswIndex::load(&path, settings)?),
-                VectorKind::Exact => Box::new(ExactIndex::load(&path, settings)?),
+    Ok(match manifest.kind {
+        VectorKind::Hnsw => {
+            let mut index = HnswIndex::view(&path, settings)?;
+            if index.len() > 0 && index.keys().is_empty() {
+                index.assume_keys(live()?);
             }
+            Box::new(index)
         }
-    };
-    Ok(index)
+        VectorKind::Exact => Box::new(ExactIndex::load(&path, settings)?),
+    })
 }
 
-/// Removes vector files other than `keep` (orphans of interrupted commits, old generations).
-pub(crate) fn remove_stale(dir: &Path, keep: &Path) -> Result<()> {
+/// Segments to merge, if any: segments fall in tiers by size (tier `t` holds
+/// `MERGE_FACTOR^t` to `MERGE_FACTOR^(t+1) - 1` keys), and the smallest tier holding
+/// `MERGE_FACTOR` segments is merged into one, as Lucene's log merge policy does. The number
+/// of segments thus stays below `MERGE_FACTOR` per tier, about `MERGE_FACTOR x log(N)` in all.
+pub(crate) fn merge_candidates(segments: &[SegmentRecord]) -> Vec<String> {
+    let tier = |keys: u64| {
+        let mut t = 0;
+        let mut n = keys.max(1);
+        while n >= MERGE_FACTOR {
+            n /= MERGE_FACTOR;
+            t += 1;
+        }
+        t
+    };
+    let mut tiers: std::collections::BTreeMap<u32, Vec<&SegmentRecord>> = Default::default();
+    for s in segments {
+        tiers.entry(tier(s.keys)).or_default().push(s);
+    }
+    tiers
+        .into_values()
+        .find(|group| group.len() as u64 >= MERGE_FACTOR)
+        .map(|group| group.into_iter().map(|s| s.file.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Segments of one size tier that trigger a merge ([`merge_candidates`]).
+pub const MERGE_FACTOR: u64 = 8;
+
+/// Removes the dense leg's files that neither `keep` list names (orphans of interrupted
+/// commits and merges, segments merged away): the files of the last commit and of the one
+/// before it are kept, so a reader that opened the previous commit can still open its
+/// segments (Lucene's deletion policy keeps the last commit; keeping one more covers readers
+/// between reading the commit and opening its files). Returns what could not be removed.
+pub(crate) fn remove_unreferenced(dir: &Path, keep: &[&SegmentRecord]) -> Vec<String> {
     let dense = dir.join(DENSE_DIR);
-    let entries = fs::read_dir(&dense).map_err(|e| Error::io(&dense, e))?;
+    let mut problems = Vec::new();
+    let Ok(entries) = fs::read_dir(&dense) else {
+        return problems;
+    };
+    let mut removed_one = false;
     for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_vector_file(&name) || keep.iter().any(|s| s.file == name) {
+            continue;
+        }
         let path = entry.path();
-        let name = entry.file_name();
-        if path != keep && name.to_string_lossy().starts_with("vectors-") {
-            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        if let Err(e) = fs::remove_file(&path) {
+            problems.push(format!("could not remove {}: {e}", path.display()));
+        } else if !removed_one {
+            removed_one = true;
+            crate::failpoint::hit("during-cleanup");
         }
     }
-    Ok(())
+    problems
 }
 
 /// The text a passage encoder sees for a document: `title + " " + text` (each trimmed; just
@@ -244,73 +337,81 @@ pub fn passage_text(doc: &Document) -> String {
 /// Progress of encoding: (inputs done, inputs in this flush).
 pub type EncodeProgress = Box<dyn Fn(usize, usize) + Send + Sync>;
 
-/// The dense half of a [`crate::CollectionWriter`]: vectors are encoded in batches when the
-/// writer commits, then written as the next generation.
+/// The dense half of a [`crate::CollectionWriter`]: builds the one new segment of the next
+/// commit. Documents are staged and encoded [`STAGE_DOCUMENTS`] at a time; vectors supplied
+/// with the documents are inserted as they are.
 pub(crate) struct DenseWriter {
     pub dir: PathBuf,
     pub manifest: DenseManifest,
-    /// Needed to add documents; deleting works without it.
+    /// Needed to add documents without vectors; deleting works without it.
     pub encoder: Option<Arc<Encoder>>,
-    pub vectors: Box<dyn VectorIndex>,
-    pub generation: Option<u64>,
-    /// Key of every live or pending document, by external id.
-    pub keys: HashMap<String, u64>,
+    /// The new segment, created at the first vector.
+    pub open: Option<Box<dyn VectorIndex>>,
     /// Documents waiting to be encoded: (key, passage text).
     pub pending: Vec<(u64, String)>,
-    /// The previous key of every id changed since the last commit, oldest first.
-    pub undo: Vec<(String, Option<u64>)>,
-    pub changed: bool,
+    /// Supplied vectors waiting to be inserted.
+    pub supplied: Vec<(u64, Vec<f32>)>,
+    /// The key of every id written since the last commit.
+    pub written: HashMap<String, u64>,
     pub progress: Option<EncodeProgress>,
+    /// Inputs encoded and queued so far (for the progress callback).
+    pub encoded: (usize, usize),
 }
 
 impl DenseWriter {
+    pub(crate) fn new(dir: &Path, manifest: &DenseManifest, encoder: Option<Arc<Encoder>>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            manifest: manifest.clone(),
+            encoder,
+            open: None,
+            pending: Vec::new(),
+            supplied: Vec::new(),
+            written: HashMap::new(),
+            progress: None,
+            encoded: (0, 0),
+        }
+    }
+
     pub(crate) fn upsert(&mut self, doc: &Document, key: u64) -> Result<()> {
-        self.encoder()?;
-        let old = self.keys.insert(doc.id.clone(), key);
-        self.undo.push((doc.id.clone(), old));
-        if let Some(old) = old {
-            self.forget(old)?;
+        match &doc.vector {
+            Some(vector) => {
+                check_supplied(&doc.id, vector, self.manifest.vectors.dim)?;
+                self.forget_id(&doc.id)?;
+                self.supplied.push((key, vector.clone()));
+            }
+            None => {
+                self.encoder()?;
+                self.forget_id(&doc.id)?;
+                self.pending.push((key, passage_text(doc)));
+            }
         }
-        self.pending.push((key, passage_text(doc)));
-        self.changed = true;
+        self.written.insert(doc.id.clone(), key);
+        if self.pending.len() >= STAGE_DOCUMENTS || self.supplied.len() >= STAGE_DOCUMENTS * 8 {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    pub(crate) fn delete(&mut self, id: &str) -> Result<()> {
-        if let Some(old) = self.keys.remove(id) {
-            self.undo.push((id.to_string(), Some(old)));
-            self.forget(old)?;
-            self.changed = true;
+    /// A document written earlier by this writer is replaced or deleted: its vectors go.
+    /// (Committed documents need nothing here: the sparse leg's deletion is the tombstone.)
+    pub(crate) fn forget_id(&mut self, id: &str) -> Result<()> {
+        if let Some(old) = self.written.remove(id) {
+            self.pending.retain(|(k, _)| *k != old);
+            self.supplied.retain(|(k, _)| *k != old);
+            if let Some(open) = &mut self.open {
+                open.remove(old)?;
+            }
         }
         Ok(())
     }
 
-    /// After a commit: the changes are kept.
-    pub(crate) fn committed(&mut self) {
-        self.undo.clear();
-        self.changed = false;
-    }
-
-    /// Back to the last commit: its vectors reloaded, the keys of changed ids restored.
-    pub(crate) fn rollback(&mut self) -> Result<()> {
+    /// Back to the last commit: everything staged is dropped.
+    pub(crate) fn rollback(&mut self) {
         self.pending.clear();
-        for (id, old) in self.undo.drain(..).rev() {
-            match old {
-                Some(key) => self.keys.insert(id, key),
-                None => self.keys.remove(&id),
-            };
-        }
-        if self.changed {
-            self.vectors = load_vectors(&self.dir, &self.manifest, self.generation)?;
-            self.changed = false;
-        }
-        Ok(())
-    }
-
-    fn forget(&mut self, key: u64) -> Result<()> {
-        self.vectors.remove(key)?;
-        self.pending.retain(|(k, _)| *k != key);
-        Ok(())
+        self.supplied.clear();
+        self.written.clear();
+        self.open = None;
     }
 
     fn encoder(&self) -> Result<&Arc<Encoder>> {
@@ -318,14 +419,27 @@ impl DenseWriter {
             Error::NoModel(
                 self.dir.clone(),
                 "adding documents to the dense leg needs the model its vectors were made with; \
-                 pass --model DIR (or attach_encoder in the library)"
+                 pass --model DIR (or attach_encoder in the library), or supply each \
+                 document's \"vector\""
                     .into(),
             )
         })
     }
 
-    /// Encodes the pending documents (all their windows) and adds the vectors.
+    fn open_index(&mut self) -> Result<&mut Box<dyn VectorIndex>> {
+        if self.open.is_none() {
+            self.open = Some(new_index(&self.manifest)?);
+        }
+        Ok(self.open.as_mut().expect("just created"))
+    }
+
+    /// Encodes the staged documents (all their windows) and inserts their vectors, and the
+    /// staged supplied vectors.
     pub(crate) fn flush(&mut self) -> Result<()> {
+        if !self.supplied.is_empty() {
+            let supplied = std::mem::take(&mut self.supplied);
+            self.open_index()?.add_batch(&supplied)?;
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -344,8 +458,9 @@ impl DenseWriter {
                 inputs.push(w);
             }
         }
-        let total = inputs.len();
-        let done = std::sync::atomic::AtomicUsize::new(0);
+        let (before, queued) = self.encoded;
+        let total = queued + inputs.len();
+        let done = std::sync::atomic::AtomicUsize::new(before);
         let progress = |n: usize| {
             let now = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
             if let Some(p) = &self.progress {
@@ -353,11 +468,41 @@ impl DenseWriter {
             }
         };
         let vectors = encoder.encode_ids(&inputs, DEFAULT_BATCH, &progress)?;
+        self.encoded = (before + inputs.len(), total);
+        let open = self.open_index()?;
+        // One at a time, in document order: the graph is the same as a one-shot build's.
         for (key, v) in keys.into_iter().zip(vectors) {
-            self.vectors.add(key, &v)?;
+            open.add(key, &v)?;
         }
         Ok(())
     }
+
+    /// Flushes and hands over the new segment (`None` when this commit adds no vector).
+    pub(crate) fn take_segment(&mut self) -> Result<Option<Box<dyn VectorIndex>>> {
+        self.flush()?;
+        self.written.clear();
+        Ok(self.open.take().filter(|index| !index.is_empty()))
+    }
+}
+
+/// Checks a vector supplied with document `id`: the collection's dimensions, finite values.
+pub(crate) fn check_supplied(id: &str, vector: &[f32], dim: usize) -> Result<()> {
+    if vector.len() != dim {
+        return Err(Error::InvalidVector {
+            id: id.to_string(),
+            message: format!(
+                "it has {} values; this collection's model makes {dim}-dimensional vectors",
+                vector.len()
+            ),
+        });
+    }
+    if let Some(at) = vector.iter().position(|x| !x.is_finite()) {
+        return Err(Error::InvalidVector {
+            id: id.to_string(),
+            message: format!("value {at} is not a finite number"),
+        });
+    }
+    Ok(())
 }
 
 /// Finds the model directory `name`: under `$HYBRID_SEARCH_MODELS`, else `models/<name>` in

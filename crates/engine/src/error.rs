@@ -51,6 +51,25 @@ pub enum Error {
         /// The underlying error.
         message: String,
     },
+    /// Another writer (in this or another process) holds the collection's write lock.
+    #[error(
+        "{collection}: another process is writing to this collection (it holds {lock}); wait \
+         for it to finish, or pass --wait (or --wait=SECONDS) to queue behind it"
+    )]
+    Busy {
+        /// The collection folder.
+        collection: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A vector supplied with a document (or a query) cannot be used.
+    #[error("document {id:?}: its \"vector\" cannot be used: {message}")]
+    InvalidVector {
+        /// The document id (empty for a query vector).
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Fusion settings or inputs are invalid.
     #[error("fusion: {0}")]
     Fusion(#[from] hybrid_search_fusion::FusionError),

@@ -10,9 +10,11 @@
 //! ```text
 //! my-collection/
 //!   manifest.json   format version, analyzer settings, the dense model's record
+//!   write.lock      the write lock: one writer at a time, across processes
 //!   sparse/         tantivy BM25 index (external id, internal key, title, text); each commit
-//!                   carries the engine's record (next key, dense generation)
-//!   dense/          vectors-<generation>.hnsw (usearch) or .exact, keyed by internal key
+//!                   carries the engine's record (next key, the live vector segments)
+//!   dense/          seg-<id>.hnsw (usearch) or .exact, keyed by internal key: one segment
+//!                   per commit that added vectors, folded together by merges
 //! ```
 //!
 //! # Example
@@ -39,7 +41,7 @@
 //!     Some((encoder, options)),
 //! )
 //! .unwrap();
-//! let doc = |id: &str, text: &str| Document { id: id.into(), title: String::new(), text: text.into() };
+//! let doc = |id: &str, text: &str| Document { id: id.into(), title: String::new(), text: text.into(), vector: None };
 //! collection
 //!     .add(&[doc("d1", "IL-6 drives the acute phase response."),
 //!            doc("d2", "HbA1c reflects glucose over three months.")], None)
@@ -61,6 +63,8 @@
 mod collection;
 mod dense_leg;
 mod error;
+mod failpoint;
+mod lock;
 mod rerank;
 mod snippet;
 mod tune;
@@ -70,16 +74,18 @@ pub use collection::{
     SearchDefaults, SearchResults, TuneRecord, VerifyReport,
 };
 pub use dense_leg::{
-    DenseManifest, DenseOptions, EncodeProgress, ModelRecord, VectorKind, locate_model,
-    passage_text,
+    DenseManifest, DenseOptions, EncodeProgress, MERGE_FACTOR, ModelRecord, STAGE_DOCUMENTS,
+    VectorKind, locate_model, passage_text,
 };
 pub use error::{Error, Result};
+pub use failpoint::FAILPOINT_VAR;
 pub use hybrid_search_dense as dense;
 pub use hybrid_search_eval as eval;
 pub use hybrid_search_eval::{Dataset, Document, Query};
 pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
+pub use lock::{LOCK_FILE, Wait};
 pub use rerank::{FirstStage, RerankOptions, Reranked, rerank};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};

@@ -210,6 +210,7 @@ mod tests {
                 title: word.to_string(),
                 // Earlier documents repeat the term more: a clear BM25 order.
                 text: format!("{} {word}", "cell ".repeat(words.len() - i)),
+                vector: None,
             })
             .unwrap();
         }

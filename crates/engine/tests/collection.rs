@@ -7,6 +7,7 @@ fn doc(id: &str, title: &str, text: &str) -> Document {
         id: id.into(),
         title: title.into(),
         text: text.into(),
+        vector: None,
     }
 }
 

@@ -1,10 +1,16 @@
-//! Collections written by earlier versions must keep opening. `fixtures/compat/v1-en` is a format
-//! version 1 collection (the `en` analyzer over `fixtures/medical.jsonl`), committed as written by
-//! hybrid-search 0.1.0; when the format changes, add the new version's fixture beside it.
+//! Collections written by earlier versions must keep opening, searching and taking updates.
+//! `fixtures/compat/v1-en` is a format version 1 collection (the `en` analyzer over
+//! `fixtures/medical.jsonl`), committed as written by hybrid-search 0.1.0;
+//! `fixtures/compat/v2-en-hnsw` and `v2-en-exact` are format 2 collections with a dense leg (the
+//! same corpus in two commits, then `en-05` deleted; `TinyModel::default()`, HNSW and exact
+//! vectors), as written before vector segments. When the format changes, add the new version's
+//! fixture beside them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use hybrid_search::Collection;
+use hybrid_search::dense::{Device, Encoder, TinyModel};
+use hybrid_search::{Collection, Document, FORMAT_VERSION, Mode};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -21,11 +27,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn opens_a_format_1_collection() {
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/compat/v1-en");
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("v1");
-    copy_dir(&fixture, &dir); // never write into the fixture itself
-    let collection = Collection::open(&dir).unwrap();
+    let dir = copy_fixture("v1-en", tmp.path());
+    let mut collection = Collection::open(&dir).unwrap();
     assert_eq!(collection.manifest().format_version, 1);
     assert_eq!(collection.len(), 30);
     let mut ids: Vec<String> = collection
@@ -40,4 +44,90 @@ fn opens_a_format_1_collection() {
         collection.get("en-07").unwrap().unwrap().title,
         "Serotonin receptors"
     );
+    // Updates work and upgrade the format.
+    collection
+        .add(&[doc("new-1", "IL-6 in a new document")], None)
+        .unwrap();
+    collection.delete(&["en-01"]).unwrap();
+    assert_eq!(collection.manifest().format_version, FORMAT_VERSION);
+    let reopened = Collection::open(&dir).unwrap();
+    assert_eq!(reopened.len(), 30);
+    assert!(reopened.verify().unwrap().is_sound());
+}
+
+fn doc(id: &str, text: &str) -> Document {
+    Document {
+        id: id.into(),
+        title: String::new(),
+        text: text.into(),
+        vector: None,
+    }
+}
+
+/// A copy of a fixture in `to` (tests never write into the fixture itself).
+fn copy_fixture(name: &str, to: &Path) -> PathBuf {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/compat")
+        .join(name);
+    let dir = to.join(name);
+    copy_dir(&fixture, &dir);
+    dir
+}
+
+#[test]
+fn opens_searches_and_updates_format_2_collections_with_a_dense_leg() {
+    for name in ["v2-en-hnsw", "v2-en-exact"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = copy_fixture(name, tmp.path());
+        let model = tmp.path().join("tiny");
+        TinyModel::default().write(&model).unwrap();
+        let encoder = Arc::new(Encoder::load(&model, &Device::Cpu).unwrap());
+        let mut c = Collection::open(&dir).unwrap();
+        assert_eq!(c.manifest().format_version, 2, "{name}");
+        c.attach_encoder(encoder.clone()).unwrap();
+        assert_eq!(c.len(), 29, "{name}");
+        let report = c.verify().unwrap();
+        assert!(report.is_sound(), "{name}: {report:?}");
+        assert_eq!(report.vectors, Some(29), "{name}");
+        assert!(c.get("en-05").unwrap().is_none());
+        // Each leg answers; a document's own text finds it first in the dense leg.
+        let sparse = c
+            .search_with("HbA1c", 3, Mode::Sparse, &c.hybrid_options())
+            .unwrap();
+        assert!(sparse.hits.iter().any(|h| h.id == "en-03"), "{name}");
+        let text = hybrid_search::passage_text(&c.get("en-03").unwrap().unwrap());
+        let v = encoder
+            .encode(&[text.as_str()], hybrid_search::dense::TextKind::Passage, 1)
+            .unwrap();
+        let dense = c
+            .rank("", Some(&v[0]), 1, Mode::Dense, &c.hybrid_options())
+            .unwrap();
+        assert_eq!(&*dense.hits[0].id, "en-03", "{name}");
+        let hybrid = c.search("HbA1c glucose", 5).unwrap();
+        assert_eq!(hybrid.mode, Mode::Hybrid, "{name}");
+        assert!(hybrid.fallback.is_none(), "{name}");
+
+        // Update: an add and a delete, then reopen.
+        c.add(&[doc("new-1", "HbA1c in a new document")], None)
+            .unwrap();
+        c.delete(&["en-03"]).unwrap();
+        assert_eq!(c.manifest().format_version, FORMAT_VERSION, "{name}");
+        let mut c = Collection::open(&dir).unwrap();
+        c.attach_encoder(encoder.clone()).unwrap();
+        assert_eq!(c.len(), 29, "{name}");
+        let report = c.verify().unwrap();
+        assert!(report.is_sound(), "{name}: {report:?}");
+        assert_eq!(report.vectors, Some(29), "{name}");
+        let ids: Vec<String> = c
+            .search_with("HbA1c", 3, Mode::Hybrid, &c.hybrid_options())
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert!(
+            ids.contains(&"new-1".to_string()) && !ids.contains(&"en-03".to_string()),
+            "{name}: {ids:?}"
+        );
+    }
 }

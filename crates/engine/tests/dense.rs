@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hybrid_search::dense::{Device, Encoder, LongText, TinyModel};
+use hybrid_search::dense::{Device, Encoder, LongText, TinyModel, VectorIndex};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, Error, HybridOptions, Mode,
     VectorKind,
@@ -15,6 +15,7 @@ fn doc(id: &str, title: &str, text: &str) -> Document {
         id: id.into(),
         title: title.into(),
         text: text.into(),
+        vector: None,
     }
 }
 
@@ -150,12 +151,95 @@ fn upsert_delete_and_rollback_keep_the_legs_in_step() {
     assert_eq!(ids, ["hba1c", "il6", "kept", "statin"]);
     assert_eq!(c.len(), 4);
 
-    // One vector file: the generation the last commit names.
-    let files: Vec<_> = std::fs::read_dir(tmp.path().join("c/dense"))
+    // One segment per commit that added vectors; nothing rewritten. The vectors of the
+    // replaced and deleted documents wait for a merge, invisible to searches.
+    let mut files: Vec<_> = std::fs::read_dir(tmp.path().join("c/dense"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, ["vectors-00000003.hnsw"]);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "seg-00000000.hnsw",
+            "seg-00000001.hnsw",
+            "seg-00000002.hnsw"
+        ]
+    );
+    let report = c.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!((report.segments, report.deleted_vectors), (Some(3), 2));
+}
+
+#[test]
+fn commits_write_only_their_own_vectors_and_merges_fold_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Hnsw);
+    let dense = tmp.path().join("c/dense");
+    let first = dense.join("seg-00000000.hnsw");
+    let modified = || std::fs::metadata(&first).unwrap().modified().unwrap();
+    let before = modified();
+    // Seven more one-document commits: eight segments of the smallest tier, so the policy
+    // folds them into one, and the replaced document's old vector is dropped.
+    for i in 0..7 {
+        let text = format!("document number {i} about ldl and glucose");
+        c.add(&[doc(&format!("n{i}"), "New", &text)], None).unwrap();
+        if i < 6 {
+            assert_eq!(modified(), before, "an add never rewrites an older segment");
+            assert_eq!(c.verify().unwrap().segments, Some(i + 2));
+        }
+    }
+    let report = c.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.segments, Some(1), "{report:?}");
+    assert_eq!(report.vectors, Some(11));
+    c.add(&[doc("il6", "Cytokines", "replaced text")], None)
+        .unwrap();
+    c.delete(&["n0"]).unwrap();
+    let report = c.verify().unwrap();
+    assert_eq!((report.deleted_vectors, report.vectors), (2, Some(10)));
+    let d = &docs()[1];
+    assert_eq!(top(&c, &passage(d)).0, d.id);
+    // The merged-away files are removed by the commit after the merge (readers of the
+    // previous commit may still open them until then).
+    let files = std::fs::read_dir(&dense).unwrap().count();
+    assert!(files <= 3, "{files} files in dense/");
+}
+
+#[test]
+fn supplied_vectors_are_stored_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let encoder = model(tmp.path(), 1);
+    let mut c = build(tmp.path(), encoder.clone(), VectorKind::Exact);
+    let dim = c.manifest().dense.as_ref().unwrap().vectors.dim;
+    let mut v: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut supplied = doc("given", "Given", "text that is not encoded");
+    supplied.vector = Some(v.clone());
+    c.add(&[supplied.clone()], None).unwrap();
+    let hits = c
+        .rank("", Some(&v), 1, Mode::Dense, &HybridOptions::default())
+        .unwrap()
+        .hits;
+    assert_eq!(&*hits[0].id, "given");
+    assert!(hits[0].score > 0.9999);
+    // Wrong length, non-finite values: an error naming the document; nothing committed.
+    v.push(1.0);
+    supplied.vector = Some(v.clone());
+    supplied.id = "long".into();
+    let err = c.add(&[supplied.clone()], None).unwrap_err();
+    assert!(matches!(err, Error::InvalidVector { .. }), "{err}");
+    assert!(err.to_string().contains("\"long\"") && err.to_string().contains(&dim.to_string()));
+    v.pop();
+    v[3] = f32::NAN;
+    supplied.vector = Some(v.clone());
+    assert!(c.add(&[supplied], None).is_err());
+    assert_eq!(c.len(), 5);
+    // A query vector of the wrong length is refused too.
+    assert!(
+        c.rank("", Some(&v[..3]), 1, Mode::Dense, &HybridOptions::default())
+            .is_err()
+    );
+    assert!(c.verify().unwrap().is_sound());
 }
 
 #[test]
@@ -207,6 +291,7 @@ fn long_documents_are_found_by_their_best_window() {
         let options = DenseOptions {
             long_text,
             kind: VectorKind::Exact,
+            scalar: hybrid_search::dense::Scalar::F32,
         };
         let mut c = Collection::create_with(
             &dir,
@@ -303,8 +388,8 @@ fn damaged_vectors_keep_the_documents_and_repair_rebuilds_them() {
     let encoder = model(tmp.path(), 1);
     drop(build(tmp.path(), encoder.clone(), VectorKind::Hnsw));
     let path = tmp.path().join("c");
-    for (generation, damage) in [(1, "truncated"), (2, "missing")] {
-        let name = format!("vectors-{generation:08}.hnsw");
+    for (segment, damage) in [(0, "truncated"), (1, "missing")] {
+        let name = format!("seg-{segment:08}.hnsw");
         let vectors = path.join("dense").join(&name);
         let whole = std::fs::read(&vectors).unwrap();
         match damage {
@@ -355,16 +440,19 @@ fn verify_finds_a_leg_that_lost_documents() {
     let report = c.verify().unwrap();
     assert!(report.is_sound(), "{report:?}");
     assert_eq!((report.documents, report.vectors), (4, Some(4)));
-    // Put the first generation's vectors in place of the second's: the sparse leg then holds a
-    // document the dense leg does not.
+    // Empty the second commit's segment: the sparse leg then holds a document the dense leg
+    // does not.
     let dense = tmp.path().join("c/dense");
-    let first = std::fs::read(dense.join("vectors-00000001.exact")).unwrap();
     let mut w = c.writer().unwrap();
     w.upsert(&doc("new", "New", "added in the second commit"))
         .unwrap();
     w.commit().unwrap();
     drop(w);
-    std::fs::write(dense.join("vectors-00000002.exact"), first).unwrap();
+    let settings = c.manifest().dense.as_ref().unwrap().vectors.clone();
+    hybrid_search::dense::ExactIndex::new(settings)
+        .unwrap()
+        .save(&dense.join("seg-00000001.exact"))
+        .unwrap();
     let c = Collection::open(&tmp.path().join("c")).unwrap();
     let report = c.verify().unwrap();
     assert_eq!(report.problems.len(), 1, "{report:?}");
@@ -462,29 +550,33 @@ fn add_replaces_by_id_and_delete_counts_what_it_found() {
 }
 
 #[test]
-fn an_interrupted_commit_leaves_the_previous_generation_in_force() {
+fn an_interrupted_commit_leaves_the_previous_segments_in_force() {
     // What a process killed between the dense and the sparse half of a commit leaves: the next
-    // generation's vector file (whole or still under its temporary name), no sparse commit.
+    // segment's file (whole or still under its temporary name), no sparse commit.
     let tmp = tempfile::tempdir().unwrap();
     let encoder = model(tmp.path(), 1);
     drop(build(tmp.path(), encoder.clone(), VectorKind::Hnsw));
     let dense = tmp.path().join("c/dense");
-    std::fs::write(dense.join("vectors-00000002.hnsw"), b"half written").unwrap();
-    std::fs::write(dense.join("vectors-00000002.hnsw.tmp"), b"half").unwrap();
+    std::fs::write(dense.join("seg-00000001.hnsw"), b"half written").unwrap();
+    std::fs::write(dense.join("seg-00000001.hnsw.tmp"), b"half").unwrap();
 
     let mut c = Collection::open(&tmp.path().join("c")).unwrap();
     c.attach_encoder(encoder).unwrap();
     let report = c.verify().unwrap();
     assert!(report.is_sound(), "{report:?}");
-    assert_eq!(report.dense_generation, Some(1));
+    assert_eq!(report.segments, Some(1));
     assert_eq!(report.notes.len(), 2, "{report:?}");
     let d = &docs()[0];
-    assert_eq!(top(&c, &passage(d)).0, d.id, "generation 1 answers");
+    assert_eq!(
+        top(&c, &passage(d)).0,
+        d.id,
+        "the committed segment answers"
+    );
 
-    // The next commit writes generation 2 over the leftover and removes the rest.
+    // The next commit writes its segment over the leftover and removes the rest.
     c.add(&[doc("new", "New", "after the crash")], None)
         .unwrap();
     let report = c.verify().unwrap();
     assert!(report.is_sound() && report.notes.is_empty(), "{report:?}");
-    assert_eq!((report.documents, report.dense_generation), (5, Some(2)));
+    assert_eq!((report.documents, report.segments), (5, Some(2)));
 }

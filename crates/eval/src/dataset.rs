@@ -11,7 +11,7 @@ use crate::lines::for_each_line;
 use crate::{beir, squad};
 
 /// One document of a corpus.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     /// The document id, unique within its corpus.
     pub id: String,
@@ -19,6 +19,11 @@ pub struct Document {
     pub title: String,
     /// The body text.
     pub text: String,
+    /// The document's embedding when the user supplies it (JSONL field `"vector"`, an array of
+    /// numbers): stored as the document's one vector instead of encoding the text. Its length
+    /// is checked against the collection's model when it is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
 }
 
 /// One query (question) of a test collection.
@@ -60,7 +65,7 @@ pub enum DatasetFormat {
 
 /// What a corpus JSONL line must hold (used in error messages).
 pub(crate) const CORPUS_EXPECTED: &str =
-    r#"one object per line with "_id" or "id", "title", "text""#;
+    r#"one object per line with "_id" or "id", "title", "text" and optionally "vector": [numbers]"#;
 /// What a queries JSONL line must hold (used in error messages).
 pub(crate) const QUERIES_EXPECTED: &str = r#"one object per line with "_id" or "id", "text""#;
 
@@ -131,22 +136,110 @@ pub(crate) fn read_jsonl_corpus(path: &Path) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for_each_line(path, |line_no, line| {
-        let Some(obj) = parse_object(path, line_no, line, CORPUS_EXPECTED)? else {
-            return Ok(());
-        };
-        let rec = RecordCtx {
-            path,
-            line: line_no,
-            expected: CORPUS_EXPECTED,
-        };
-        let id = rec.id(&obj)?;
-        let title = rec.optional_string(&obj, "title")?;
-        let text = rec.required_string(&obj, "text")?;
-        check_unique(&mut seen, path, &id, line_no)?;
-        docs.push(Document { id, title, text });
+        if let Some(doc) = parse_document(path, line_no, line, &mut seen)? {
+            docs.push(doc);
+        }
         Ok(())
     })?;
     Ok(docs)
+}
+
+/// One corpus line as a document (`None` for a blank line); `seen` holds the ids so far.
+fn parse_document(
+    path: &Path,
+    line_no: usize,
+    line: &str,
+    seen: &mut HashMap<String, usize>,
+) -> Result<Option<Document>> {
+    let Some(obj) = parse_object(path, line_no, line, CORPUS_EXPECTED)? else {
+        return Ok(None);
+    };
+    let rec = RecordCtx {
+        path,
+        line: line_no,
+        expected: CORPUS_EXPECTED,
+    };
+    let id = rec.id(&obj)?;
+    let title = rec.optional_string(&obj, "title")?;
+    let text = rec.required_string(&obj, "text")?;
+    let vector = rec.optional_vector(&obj, "vector")?;
+    check_unique(seen, path, &id, line_no)?;
+    Ok(Some(Document {
+        id,
+        title,
+        text,
+        vector,
+    }))
+}
+
+/// The documents of a dataset, read one at a time ([`stream_corpus`]).
+pub struct DocumentStream {
+    inner: StreamInner,
+    line: usize,
+}
+
+enum StreamInner {
+    Jsonl {
+        path: std::path::PathBuf,
+        lines: crate::lines::Lines,
+        seen: HashMap<String, usize>,
+    },
+    Loaded(std::vec::IntoIter<Document>),
+}
+
+impl DocumentStream {
+    /// The line of the document yielded last (0 before the first, and for SQuAD files, which
+    /// are read whole).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+}
+
+impl Iterator for DocumentStream {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            StreamInner::Loaded(docs) => docs.next().map(Ok),
+            StreamInner::Jsonl { path, lines, seen } => loop {
+                let (line_no, line) = match lines.next_line() {
+                    Ok(Some(next)) => next,
+                    Ok(None) => return None,
+                    Err(e) => return Some(Err(e)),
+                };
+                self.line = line_no;
+                match parse_document(path, line_no, line, seen) {
+                    Ok(Some(doc)) => return Some(Ok(doc)),
+                    Ok(None) => continue,
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+}
+
+/// The documents of the dataset at `path` as a stream: BEIR `corpus.jsonl` and JSONL files are
+/// read a line at a time (memory holds one line and the ids seen so far, for the uniqueness
+/// check), so a corpus of any size can be indexed; a SQuAD file is one JSON document and is
+/// read whole. Every error names the file and line, as [`read_corpus`] does.
+pub fn stream_corpus(path: &Path) -> Result<DocumentStream> {
+    let inner = match detect_format(path)? {
+        DatasetFormat::Beir => {
+            let file = path.join("corpus.jsonl");
+            StreamInner::Jsonl {
+                lines: crate::lines::Lines::open(&file)?,
+                path: file,
+                seen: HashMap::new(),
+            }
+        }
+        DatasetFormat::Jsonl => StreamInner::Jsonl {
+            lines: crate::lines::Lines::open(path)?,
+            path: path.to_path_buf(),
+            seen: HashMap::new(),
+        },
+        DatasetFormat::Squad => StreamInner::Loaded(squad::read_squad(path)?.corpus.into_iter()),
+    };
+    Ok(DocumentStream { inner, line: 0 })
 }
 
 /// Reads a BEIR `queries.jsonl` (blank lines skipped, ids unique), in file order.
@@ -261,6 +354,37 @@ impl RecordCtx<'_> {
             ))),
             None => Err(self.error(format!("missing field \"{key}\""))),
         }
+    }
+
+    /// An optional array of numbers (absent or `null` gives `None`); every value must be a
+    /// finite `f32`.
+    fn optional_vector(&self, obj: &Map<String, Value>, key: &str) -> Result<Option<Vec<f32>>> {
+        let values = match obj.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(values)) => values,
+            Some(other) => {
+                return Err(self.error(format!(
+                    "field \"{key}\" is a JSON {}, not an array of numbers",
+                    json_kind(other)
+                )));
+            }
+        };
+        let mut vector = Vec::with_capacity(values.len());
+        for (i, value) in values.iter().enumerate() {
+            let x = value.as_f64().map(|x| x as f32).filter(|x| x.is_finite());
+            match x {
+                Some(x) => vector.push(x),
+                None => {
+                    return Err(self.error(format!(
+                        "field \"{key}\" value {i} ({value}) is not a finite 32-bit number"
+                    )));
+                }
+            }
+        }
+        if vector.is_empty() {
+            return Err(self.error(format!("field \"{key}\" is an empty array")));
+        }
+        Ok(Some(vector))
     }
 
     /// An optional string field: absent or `null` gives "".

@@ -46,7 +46,8 @@ mod squad;
 pub mod trec;
 
 pub use dataset::{
-    Dataset, DatasetFormat, Document, Qrels, Query, detect_format, load_dataset, read_corpus,
+    Dataset, DatasetFormat, Document, DocumentStream, Qrels, Query, detect_format, load_dataset,
+    read_corpus, stream_corpus,
 };
 pub use error::{Error, Result};
 pub use metrics::{QueryScores, Run, Scores, evaluate};

@@ -15,20 +15,46 @@ pub(crate) fn for_each_line(
     path: &Path,
     mut f: impl FnMut(usize, &str) -> Result<()>,
 ) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
+    let mut lines = Lines::open(path)?;
+    while let Some((line_no, line)) = lines.next_line()? {
+        f(line_no, line)?;
+    }
+    Ok(())
+}
+
+/// The lines of a file, one at a time, decoded as [`for_each_line`] decodes them.
+pub(crate) struct Lines {
+    path: std::path::PathBuf,
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+    line_no: usize,
+}
+
+impl Lines {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader: BufReader::new(file),
+            buf: Vec::new(),
+            line_no: 0,
+        })
+    }
+
+    /// The next line and its 1-based number, or `None` at the end of the file.
+    pub(crate) fn next_line(&mut self) -> Result<Option<(usize, &str)>> {
+        let path = self.path.as_path();
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
             .map_err(|e| Error::io(path, e))?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
-        line_no += 1;
-        let mut bytes = buf.as_slice();
+        self.line_no += 1;
+        let line_no = self.line_no;
+        let mut bytes = self.buf.as_slice();
         if let Some(rest) = bytes.strip_suffix(b"\n") {
             bytes = rest;
         }
@@ -45,7 +71,7 @@ pub(crate) fn for_each_line(
             line: line_no,
             source,
         })?;
-        f(line_no, line)?;
+        Ok(Some((line_no, line)))
     }
 }
 

@@ -70,6 +70,7 @@ pub(crate) fn read_squad(path: &Path) -> Result<Dataset> {
                         id: format!("{ai}-{pi}"),
                         title: article.title.clone().unwrap_or_default(),
                         text: para.context.clone(),
+                        vector: None,
                     },
                     false,
                 ));

@@ -158,7 +158,7 @@ fn qrels_errors_name_line() {
 fn corpus_record_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("docs.jsonl");
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 10] = [
         (
             "{\"_id\": \"a\", \"text\": \"x\"}\n{\"title\": \"t\", \"text\": \"y\"}\n",
             "docs.jsonl line 2: missing id",
@@ -180,6 +180,22 @@ fn corpus_record_errors() {
             "{\"_id\": \"a\", \"text\": \"x\"}\n\n{\"id\": \"a\", \"text\": \"y\"}\n",
             "docs.jsonl line 3: duplicate id \"a\", already used on line 1",
         ),
+        (
+            "{\"_id\": \"a\", \"text\": \"x\", \"vector\": \"0.1\"}\n",
+            "docs.jsonl line 1: field \"vector\" is a JSON string, not an array of numbers",
+        ),
+        (
+            "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"b\", \"text\": \"x\", \"vector\": [0.5, \"x\"]}\n",
+            "docs.jsonl line 2: field \"vector\" value 1 (\"x\") is not a finite 32-bit number",
+        ),
+        (
+            "{\"_id\": \"a\", \"text\": \"x\", \"vector\": [1e39]}\n",
+            "docs.jsonl line 1: field \"vector\" value 0 (1e+39) is not a finite 32-bit number",
+        ),
+        (
+            "{\"_id\": \"a\", \"text\": \"x\", \"vector\": []}\n",
+            "docs.jsonl line 1: field \"vector\" is an empty array",
+        ),
     ];
     for (content, expected) in cases {
         write(&path, content);
@@ -191,7 +207,7 @@ fn corpus_record_errors() {
         if !expected.contains("duplicate") {
             assert!(
                 msg.contains(
-                    r#"(expected one object per line with "_id" or "id", "title", "text")"#
+                    r#"(expected one object per line with "_id" or "id", "title", "text" and optionally "vector": [numbers])"#
                 ),
                 "{msg}"
             );
@@ -210,7 +226,7 @@ fn invalid_json_and_utf8_keep_their_source() {
     let err = read_corpus(&path).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains(r#"corpus.jsonl line 2: not valid JSON (expected one object per line with "_id" or "id", "title", "text"): "#),
+        msg.contains(r#"corpus.jsonl line 2: not valid JSON (expected one object per line with "_id" or "id", "title", "text" and optionally "vector": [numbers]): "#),
         "{msg}"
     );
     assert!(err.source().is_some_and(|s| s.is::<serde_json::Error>()));
@@ -336,4 +352,31 @@ fn squad_errors() {
     write(&path, b"{\"data\": [\n{\"title\": \"\xc3\"}]}");
     let msg = load_dataset(&path, "test").unwrap_err().to_string();
     assert!(msg.contains("bad.json line 2: not valid UTF-8"), "{msg}");
+}
+
+#[test]
+fn a_streamed_corpus_matches_the_one_read_whole_and_carries_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docs.jsonl");
+    write(
+        &path,
+        "{\"_id\": \"a\", \"text\": \"x\", \"vector\": [0.5, -1, 2.25]}\n\n{\"id\": 7, \"title\": \"T\", \"text\": \"y\"}\n{\"_id\": \"a\", \"text\": \"z\"}\n",
+    );
+    let mut stream = hybrid_search_eval::stream_corpus(&path).unwrap();
+    let first = stream.next().unwrap().unwrap();
+    assert_eq!((first.id.as_str(), stream.line()), ("a", 1));
+    assert_eq!(first.vector, Some(vec![0.5, -1.0, 2.25]));
+    let second = stream.next().unwrap().unwrap();
+    assert_eq!(
+        (second.id.as_str(), second.vector.clone(), stream.line()),
+        ("7", None, 3)
+    );
+    // The duplicate id on line 4 is an error in the stream too, naming both lines.
+    let err = stream.next().unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("line 4: duplicate id \"a\", already used on line 1"),
+        "{err}"
+    );
+    let whole = read_corpus(&path).unwrap_err().to_string();
+    assert_eq!(err, whole);
 }

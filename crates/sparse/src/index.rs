@@ -284,6 +284,65 @@ impl Bm25Index {
         Ok(self.reader.reload()?)
     }
 
+    /// Moves the searcher to the last commit and returns that commit's payload, read from the
+    /// same commit the searcher is on: another process may commit between reading
+    /// `meta.json` and opening its segments, so the two are compared (segment ids and
+    /// deletions) and read again until they agree. A segment file removed by another process
+    /// while it was being opened is retried the same way.
+    pub fn reload_consistent(&self) -> Result<Option<String>> {
+        let mut last_error = None;
+        for attempt in 0..50u64 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(attempt.min(10) * 5));
+            }
+            let metas = match self.index.load_metas() {
+                Ok(metas) => metas,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            if let Err(e) = self.reader.reload() {
+                last_error = Some(e);
+                continue;
+            }
+            let searcher = self.reader.searcher();
+            let mut on: Vec<(SegmentId, u32)> = searcher
+                .segment_readers()
+                .iter()
+                .filter(|s| s.num_docs() > 0)
+                .map(|s| (s.segment_id(), s.num_deleted_docs()))
+                .collect();
+            let mut committed: Vec<(SegmentId, u32)> = metas
+                .segments
+                .iter()
+                .filter(|m| m.num_docs() > 0)
+                .map(|m| (m.id(), m.num_deleted_docs()))
+                .collect();
+            on.sort();
+            committed.sort();
+            if on == committed {
+                return Ok(metas.payload);
+            }
+        }
+        Err(match last_error {
+            Some(e) => e.into(),
+            None => Error::Config(
+                "the index kept changing while it was being opened (50 tries); try again".into(),
+            ),
+        })
+    }
+
+    /// Whether a live (not deleted) document has the internal key `key`.
+    pub fn is_live_key(&self, key: u64) -> Result<bool> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_u64(self.fields.key, key),
+            IndexRecordOption::Basic,
+        );
+        Ok(searcher.search(&query, &tantivy::collector::Count)? > 0)
+    }
+
     /// The commit payload of the last commit, if any.
     pub fn commit_payload(&self) -> Result<Option<String>> {
         Ok(self.index.load_metas()?.payload)
