@@ -8,14 +8,17 @@
 //! ```
 //!
 //! The collection must have been built with `--vectors exact` (its vectors are read back from
-//! the exact index file); queries are SciFact's test queries encoded with the collection's
-//! model (found under models/). Searches run one at a time on one thread.
+//! the exact index file, one segment after a bulk `index`); queries are SciFact's test queries
+//! (or those of `DATASET SPLIT` given after the folder) encoded with the collection's model
+//! (found under models/). Searches run one at a time on one thread. After the search widths,
+//! the same graph is built with f16 and i8 components (`index --vector-scalar`, quantised by
+//! usearch) and measured against exact f32 search.
 
 use std::path::Path;
 use std::time::Instant;
 
 use hybrid_search::dense::{
-    Device, Encoder, ExactIndex, HnswIndex, TextKind, VectorIndex, recall_at,
+    Device, Encoder, ExactIndex, HnswIndex, Scalar, TextKind, VectorIndex, recall_at,
 };
 use hybrid_search::{Collection, locate_model};
 use hybrid_search_benches::{load_or_skip, scifact_path};
@@ -38,7 +41,14 @@ fn main() {
     let exact = ExactIndex::load(&file, dense.vectors.clone()).unwrap();
     let model = locate_model(&dense.model.name).expect("the collection's model under models/");
     let encoder = Encoder::load(&model, &Device::Cpu).unwrap();
-    let data = load_or_skip("SciFact", &scifact_path(), "test").expect("SciFact");
+    let args: Vec<String> = std::env::args().collect();
+    let data = match (args.get(2), args.get(3)) {
+        (Some(path), split) => {
+            hybrid_search::eval::load_dataset(Path::new(path), split.map_or("test", String::as_str))
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+        _ => load_or_skip("SciFact", &scifact_path(), "test").expect("SciFact"),
+    };
     let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
     let queries = encoder.encode(&texts, TextKind::Query, 32).unwrap();
     let k = 10;
@@ -58,9 +68,14 @@ fn main() {
     );
     println!("exact: {exact_qps:.0} queries/s");
 
-    for expansion in [32, 64, 128, 256] {
+    let runs = [32, 64, 128, 256]
+        .map(|e| (e, Scalar::F32))
+        .into_iter()
+        .chain([(128, Scalar::F16), (128, Scalar::I8)]);
+    for (expansion, scalar) in runs {
         let mut settings = dense.vectors.clone();
         settings.expansion_search = expansion;
+        settings.scalar = scalar;
         let mut hnsw = HnswIndex::new(settings).unwrap();
         let started = Instant::now();
         for (key, v) in exact.iter() {
@@ -78,7 +93,7 @@ fn main() {
             .sum::<f64>()
             / truth.len() as f64;
         println!(
-            "hnsw expansion_search {expansion:>3}: build {build:.2} s, {qps:.0} queries/s, recall@10 {recall:.4}"
+            "hnsw {scalar:?} expansion_search {expansion:>3}: build {build:.2} s, {qps:.0} queries/s, recall@10 {recall:.4}"
         );
     }
 }
