@@ -15,7 +15,8 @@ OUT="target/scale/$N"
 HS=target/release/hybrid-search
 MODEL=models/all-MiniLM-L6-v2
 cargo build --release -p hybrid-search-cli -p hybrid-search-benches --bins
-rm -rf "$OUT" && mkdir -p "$OUT"
+# The generated data is deterministic: reuse it when present; the collections are rebuilt.
+rm -rf "$OUT/sparse" "$OUT/hybrid" && mkdir -p "$OUT"
 lscpu | grep -m1 "Model name" || true
 nproc
 
@@ -28,7 +29,9 @@ measure() { # label, command...: wall seconds, peak RSS, bytes written (GNU time
     "$(echo "$kb / 1024" | bc -l)" "$(echo "$blocks * 512 / 1048576" | bc -l)"
 }
 
-measure "generate $N documents" target/release/synth-corpus "$N" "$OUT/data"
+if [[ ! -f "$OUT/data/queries/qrels/test.tsv" ]]; then
+  measure "generate $N documents" target/release/synth-corpus "$N" "$OUT/data"
+fi
 measure "index sparse-only" $HS index --index "$OUT/sparse" --dataset "$OUT/data/corpus-text.jsonl" --analyzer en
 measure "index hybrid (supplied vectors)" $HS index --index "$OUT/hybrid" --dataset "$OUT/data/corpus.jsonl" \
   --analyzer en --model "$MODEL"

@@ -866,7 +866,7 @@ fn cmd_index(
     let started = Instant::now();
     // The dataset is read as a stream, in bounded batches; a bad record anywhere stops the
     // run before the one commit at its end, so the collection stays as it was.
-    let mut docs = eval::stream_corpus(dataset)?;
+    let docs = eval::stream_corpus(dataset)?;
     let existed = Collection::exists(index);
     let created_folder = !index.exists();
     let mut collection = if existed {
@@ -907,25 +907,12 @@ fn cmd_index(
     }
     let bar = indexing_bar();
     let (encoding, on_encoded) = encode_bar();
-    let line = std::cell::Cell::new(0usize);
     let mut count = 0u64;
-    let stream = std::iter::from_fn(|| {
-        let next = docs.next()?;
-        line.set(docs.line());
-        Some(
-            next.map(std::borrow::Cow::Owned)
-                .map_err(anyhow::Error::new),
-        )
-    });
-    let result = collection.upsert_stream(
-        stream,
-        || {
-            count += 1;
-            bar.inc(1);
-        },
-        Some(on_encoded),
-        true,
-    );
+    let on_doc = || {
+        count += 1;
+        bar.inc(1);
+    };
+    let result = upsert_documents(&mut collection, docs, on_doc, on_encoded, true);
     bar.finish_and_clear();
     encoding.finish_and_clear();
     if let Err(err) = result {
@@ -934,9 +921,8 @@ fn cmd_index(
         if !existed && created_folder && !committed(index) {
             let _ = std::fs::remove_dir_all(index);
         }
-        let at = at_line(&err, line.get());
         return Err(err.context(format!(
-            "indexing {} into {}{at}; nothing was committed",
+            "indexing {} into {}; nothing was committed",
             dataset.display(),
             index.display()
         )));
@@ -952,15 +938,34 @@ fn cmd_index(
     Ok(())
 }
 
-/// " (at line N)" for an error about the document read from line `line` (a supplied vector
-/// that does not fit); reader errors name their line themselves.
-fn at_line(err: &anyhow::Error, line: usize) -> String {
-    match err.downcast_ref::<hybrid_search::Error>() {
-        Some(hybrid_search::Error::InvalidVector { .. }) if line > 0 => {
-            format!(" (at line {line})")
-        }
-        _ => String::new(),
-    }
+/// Upserts the documents of `docs` in one commit ([`Collection::upsert_stream`]); a document
+/// that the engine refuses (a supplied vector that does not fit) is named with its line, as
+/// the reader names its own errors.
+fn upsert_documents(
+    collection: &mut Collection,
+    mut docs: eval::DocumentStream,
+    on_doc: impl FnMut(),
+    on_encoded: hybrid_search::EncodeProgress,
+    merge: bool,
+) -> anyhow::Result<()> {
+    let line = std::cell::Cell::new(0usize);
+    let stream = std::iter::from_fn(|| {
+        let next = docs.next()?;
+        line.set(docs.line());
+        Some(
+            next.map(std::borrow::Cow::Owned)
+                .map_err(anyhow::Error::new),
+        )
+    });
+    collection
+        .upsert_stream(stream, on_doc, Some(on_encoded), merge)
+        .map_err(|err| match err.downcast_ref::<hybrid_search::Error>() {
+            Some(hybrid_search::Error::InvalidVector { .. }) if line.get() > 0 => {
+                let at = line.get();
+                err.context(format!("line {at}"))
+            }
+            _ => err,
+        })
 }
 
 /// Whether the collection in `index` holds a commit (so its folder must never be removed).
@@ -1489,27 +1494,17 @@ fn family(options: &HybridOptions) -> String {
 
 fn cmd_add(index: &Path, model: &ModelArgs, wait: WaitArgs, file: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut docs = eval::stream_corpus(file)?;
+    let docs = eval::stream_corpus(file)?;
     let mut collection = wait.open(index)?;
     model.attach(&mut collection)?;
     let before = collection.len();
     let (bar, on_encoded) = encode_bar();
-    let line = std::cell::Cell::new(0usize);
     let mut count = 0u64;
-    let stream = std::iter::from_fn(|| {
-        let next = docs.next()?;
-        line.set(docs.line());
-        Some(
-            next.map(std::borrow::Cow::Owned)
-                .map_err(anyhow::Error::new),
-        )
-    });
-    let result = collection.upsert_stream(stream, || count += 1, Some(on_encoded), false);
+    let result = upsert_documents(&mut collection, docs, || count += 1, on_encoded, false);
     bar.finish_and_clear();
     if let Err(err) = result {
-        let at = at_line(&err, line.get());
         return Err(err.context(format!(
-            "adding {} to {}{at}; nothing was committed, the collection is as before",
+            "adding {} to {}; nothing was committed, the collection is as before",
             file.display(),
             index.display()
         )));

@@ -10,9 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Instant;
 
-use common::{index_with_model, s};
+use common::s;
 use hybrid_search::Collection;
-use hybrid_search::dense::TinyModel;
 
 const ROUNDS: usize = 20;
 const BATCH: usize = 300;
@@ -52,20 +51,6 @@ fn write_batch_of(path: &Path, round: usize, size: usize) {
     std::fs::write(path, body).unwrap();
 }
 
-/// A tiny model wide enough that encoding, not process start, takes most of an add's time.
-fn model_and_collection(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (index, model) = (dir.join("idx"), dir.join("tiny"));
-    TinyModel {
-        hidden: 128,
-        max_seq_length: 64,
-        ..TinyModel::default()
-    }
-    .write(&model)
-    .unwrap();
-    index_with_model(&index, &model, &["--analyzer", "en"]);
-    (index, model)
-}
-
 fn add_command(index: &Path, model: &Path, file: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hybrid-search"));
     command.args(["add", "--index", s(index), "--model", s(model), s(file)]);
@@ -103,7 +88,7 @@ fn check_after_crash(index: &Path, round: usize, size: usize, expected: u64, wha
 fn aborting_at_every_failpoint_leaves_whole_commits() {
     const SIZE: usize = 20;
     let tmp = tempfile::tempdir().unwrap();
-    let (index, model) = model_and_collection(tmp.path());
+    let (index, model) = common::tiny_model_collection(tmp.path());
     let file = tmp.path().join("batch.jsonl");
     let mut expected = 30u64;
     let mut round = 0;
@@ -167,7 +152,7 @@ fn aborting_at_every_failpoint_leaves_whole_commits() {
 #[test]
 fn killing_add_at_random_moments_leaves_the_last_commit_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let (index, model) = model_and_collection(tmp.path());
+    let (index, model) = common::tiny_model_collection(tmp.path());
     let stderr_path = tmp.path().join("stderr.txt");
     let add = |file: &Path| -> Child {
         add_command(&index, &model, file)

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{index_with_model, s};
-use hybrid_search::dense::{Device, Encoder, TextKind, TinyModel};
+use common::s;
+use hybrid_search::dense::{Device, Encoder, TextKind};
 use hybrid_search::{Collection, Mode};
 
 fn write_batch(path: &Path, tag: &str, size: usize) {
@@ -36,23 +36,10 @@ fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (index, model) = (dir.join("idx"), dir.join("tiny"));
-    TinyModel {
-        hidden: 128,
-        max_seq_length: 64,
-        ..TinyModel::default()
-    }
-    .write(&model)
-    .unwrap();
-    index_with_model(&index, &model, &["--analyzer", "en"]);
-    (index, model)
-}
-
 #[test]
 fn a_second_writer_is_refused_or_waits() {
     let tmp = tempfile::tempdir().unwrap();
-    let (index, model) = setup(tmp.path());
+    let (index, model) = common::tiny_model_collection(tmp.path());
     let file = tmp.path().join("one.jsonl");
     write_batch(&file, "w", 3);
 
@@ -112,7 +99,7 @@ fn a_second_writer_is_refused_or_waits() {
 #[test]
 fn two_concurrent_adds_lose_and_misattribute_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let (index, model) = setup(tmp.path());
+    let (index, model) = common::tiny_model_collection(tmp.path());
     let encoder = Encoder::load(&model, &Device::Cpu).unwrap();
     let mut expected = 30usize;
     for (round, extra) in [(0, vec![]), (1, vec!["--wait"]), (2, vec!["--wait=60"])] {

@@ -742,6 +742,7 @@ impl Collection {
             segments,
             dense,
             warnings: Vec::new(),
+            fresh_ids: (self.sparse.num_docs() == 0).then(HashSet::new),
         })
     }
 
@@ -987,6 +988,9 @@ impl Collection {
         if let Some(dense) = &mut writer.dense {
             dense.progress = on_encoded;
         }
+        if merge {
+            writer.sparse.without_background_merges();
+        }
         for doc in docs {
             let doc = doc?;
             writer.upsert(&doc)?;
@@ -1166,6 +1170,9 @@ pub struct CollectionWriter {
     dense: Option<DenseWriter>,
     /// Problems after a durable commit.
     warnings: Vec<String>,
+    /// The ids written so far, while the collection had no committed document when this
+    /// writer started (until its first commit): such ids need no delete before their insert.
+    fresh_ids: Option<HashSet<String>>,
     /// Declared last, so dropped last: tantivy's writer (and its lock) goes first.
     _lock: WriteLock,
 }
@@ -1190,12 +1197,22 @@ impl CollectionWriter {
             None => {}
         }
         self.next_key += 1;
-        self.sparse.upsert(&SparseDoc {
+        let sparse_doc = SparseDoc {
             id: doc.id.clone(),
             key,
             title: doc.title.clone(),
             text: doc.text.clone(),
-        })?;
+        };
+        // Loading into an empty collection: an id not seen before needs no delete.
+        let new_id = self
+            .fresh_ids
+            .as_mut()
+            .is_some_and(|seen| seen.insert(doc.id.clone()));
+        if new_id {
+            self.sparse.insert(&sparse_doc)?;
+        } else {
+            self.sparse.upsert(&sparse_doc)?;
+        }
         Ok(())
     }
 
@@ -1258,6 +1275,7 @@ impl CollectionWriter {
         }
         failpoint::hit("after-sparse-commit");
         self.rebuild = false;
+        self.fresh_ids = None;
         self.segments = segments;
         let previous = std::mem::replace(&mut self.base, record);
         self.clean_up(&previous);

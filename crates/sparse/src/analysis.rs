@@ -201,6 +201,11 @@ fn script_runs(text: &str) -> Vec<(usize, usize, bool)> {
 /// unigram): the n-gram field that catches what morphological analysis splits differently.
 pub fn hangul_bigrams(text: &str) -> Vec<AnalyzedToken> {
     let mut out = Vec::new();
+    // Hangul syllables (U+AC00-U+D7A3) start with a byte 0xEA-0xED in UTF-8: text without one
+    // (most English text) has no bigrams, found by a byte scan instead of a char walk.
+    if !text.bytes().any(|b| (0xEA..=0xED).contains(&b)) {
+        return out;
+    }
     let mut run: Vec<(usize, char)> = Vec::new();
     let flush = |run: &mut Vec<(usize, char)>, out: &mut Vec<AnalyzedToken>| {
         if run.len() == 1 {

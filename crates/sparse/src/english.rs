@@ -164,9 +164,34 @@ pub enum StopWords {
     Extended,
 }
 
-static EXTENDED: LazyLock<HashSet<&'static str>> =
+/// FNV-1a (Fowler, Noll, Vo): a fast hash for the short words analysis looks up on every
+/// token (stop words, the stem cache), where SipHash's resistance to chosen keys buys nothing.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
+static EXTENDED: LazyLock<HashSet<&'static str, FnvBuild>> =
     LazyLock::new(|| ENGLISH_STOP_WORDS.iter().copied().collect());
-static LUCENE: LazyLock<HashSet<&'static str>> =
+static LUCENE: LazyLock<HashSet<&'static str, FnvBuild>> =
     LazyLock::new(|| LUCENE_STOP_WORDS.iter().copied().collect());
 
 impl StopWords {
@@ -268,12 +293,40 @@ impl English {
         }
         let term = match &self.stemmer {
             Some(stemmer) if lower.chars().all(|c| c.is_ascii_alphabetic()) => {
-                stemmer.stem(&lower).into_owned()
+                cached_stem(stemmer, lower)
             }
             _ => lower,
         };
         out.push(AnalyzedToken::new(term, start, end, None));
     }
+}
+
+/// Words whose stems a thread remembers before it starts over.
+const STEM_CACHE: usize = 100_000;
+
+thread_local! {
+    /// Stems of the words this thread saw recently: text repeats its words (Zipf's law), and
+    /// the Snowball stemmer is a large share of English analysis (about 12% of sparse indexing
+    /// in a profile of `benches/scale.sh`). One English stemmer exists, so the cache is shared
+    /// by every analyzer on the thread.
+    static STEMS: std::cell::RefCell<std::collections::HashMap<String, String, FnvBuild>> =
+        std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
+/// `stemmer`'s stem of the lowercase, purely alphabetic `lower`, through the thread's cache.
+fn cached_stem(stemmer: &frostem::Stemmer, lower: String) -> String {
+    STEMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(stem) = cache.get(&lower) {
+            return stem.clone();
+        }
+        let stem = stemmer.stem(&lower).into_owned();
+        if cache.len() >= STEM_CACHE {
+            cache.clear();
+        }
+        cache.insert(lower, stem.clone());
+        stem
+    })
 }
 
 #[cfg(test)]

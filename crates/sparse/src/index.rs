@@ -486,6 +486,13 @@ impl Bm25Writer {
     /// Adds a document, replacing any committed or pending document with the same id.
     pub fn upsert(&mut self, doc: &SparseDoc) -> Result<()> {
         self.delete(&doc.id);
+        self.insert(doc)
+    }
+
+    /// Adds a document without deleting others of the same id first: only for an id known to
+    /// be new (no committed and no pending document has it), where [`Bm25Writer::upsert`]'s
+    /// delete would be wasted work (each one is looked up in every segment at commit).
+    pub fn insert(&mut self, doc: &SparseDoc) -> Result<()> {
         let f = self.fields;
         let mut d = TantivyDocument::default();
         d.add_text(f.id, &doc.id);
@@ -515,6 +522,14 @@ impl Bm25Writer {
         prepared.set_payload(payload);
         prepared.commit()?;
         Ok(())
+    }
+
+    /// Turns tantivy's background merges off for this writer: for a bulk load that merges
+    /// everything into one segment at its end ([`Bm25Writer::merge_all`]), merges along the way
+    /// are wasted work.
+    pub fn without_background_merges(&mut self) {
+        self.writer
+            .set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
     }
 
     /// Drops everything added since the last commit.

@@ -97,3 +97,19 @@ pub fn index_with_model(index: &Path, model: &Path, extra: &[&str]) {
     args.extend_from_slice(&["--model", s(model)]);
     ok(&args);
 }
+
+/// A collection `dir/idx` over the fixture corpus (`en` analyzer) with a dense leg made by a
+/// tiny model `dir/tiny` wide enough that encoding, not process start, takes most of an
+/// `add`'s time. Returns (collection, model).
+pub fn tiny_model_collection(dir: &Path) -> (PathBuf, PathBuf) {
+    let (index, model) = (dir.join("idx"), dir.join("tiny"));
+    hybrid_search::dense::TinyModel {
+        hidden: 128,
+        max_seq_length: 64,
+        ..hybrid_search::dense::TinyModel::default()
+    }
+    .write(&model)
+    .unwrap();
+    index_with_model(&index, &model, &["--analyzer", "en"]);
+    (index, model)
+}
