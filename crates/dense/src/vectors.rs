@@ -354,9 +354,15 @@ impl ExactIndex {
             .zip(self.data.chunks_exact(self.settings.dim))
     }
 
-    /// Reads an index written by [`VectorIndex::save`]; its dimension must match `settings`.
-    pub fn load(path: &Path, settings: VectorSettings) -> Result<Self> {
-        settings.validate()?;
+    /// Checks the file's header and length (a missing, truncated or foreign file is an
+    /// error) without reading its vectors.
+    pub fn check_file(path: &Path, settings: &VectorSettings) -> Result<()> {
+        Self::open_checked(path, settings).map(|_| ())
+    }
+
+    /// Opens the file and checks its header and length; returns the reader after the header
+    /// and the vector count.
+    fn open_checked(path: &Path, settings: &VectorSettings) -> Result<(BufReader<File>, u64)> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let bad = |message: String| index_error(Some(path), format!("{message}; {REBUILD}"));
@@ -396,19 +402,22 @@ impl ExactIndex {
             .checked_mul(row_bytes)
             .and_then(|n| n.checked_add(EXACT_HEADER));
         match expected {
-            Some(expected) if expected == file_len => {}
-            Some(expected) if expected > file_len => {
-                return Err(bad(format!(
-                    "truncated exact vector index ({file_len} bytes, {expected} expected for {count} vectors)"
-                )));
-            }
-            _ => {
-                return Err(bad(format!(
-                    "corrupt exact vector index ({file_len} bytes do not fit {count} vectors)"
-                )));
-            }
+            Some(expected) if expected == file_len => Ok((reader, count)),
+            Some(expected) if expected > file_len => Err(bad(format!(
+                "truncated exact vector index ({file_len} bytes, {expected} expected for {count} vectors)"
+            ))),
+            _ => Err(bad(format!(
+                "corrupt exact vector index ({file_len} bytes do not fit {count} vectors)"
+            ))),
         }
+    }
 
+    /// Reads an index written by [`VectorIndex::save`]; its dimension must match `settings`.
+    pub fn load(path: &Path, settings: VectorSettings) -> Result<Self> {
+        settings.validate()?;
+        let bad = |message: String| index_error(Some(path), format!("{message}; {REBUILD}"));
+        let (mut reader, count) = Self::open_checked(path, &settings)?;
+        let row_bytes = 8 + 4 * settings.dim as u64;
         // The length check above bounds `count` by the file size, so these fit in memory as
         // well as the file fits on disk.
         let count =
@@ -784,8 +793,10 @@ impl HnswIndex {
             )));
         }
         let (keys, unlisted) = if tail.version >= 2 {
+            // The count is checked here; that each listed key is in the graph is `verify`'s
+            // job (a lookup per key would make opening a large segment cost O(keys)).
             let keys = read_key_list(path, tail.usearch_len, tail.keys)?;
-            if keys.len() != tail.keys || keys.iter().any(|k| !index.contains(*k)) {
+            if keys.len() != tail.keys {
                 return Err(bad(
                     "corrupt HNSW index (its key list does not match its vectors)".into(),
                 ));
@@ -816,6 +827,12 @@ impl HnswIndex {
             viewed: view,
             search_slots: Slots::new(threads),
         })
+    }
+
+    /// Checks the file's footer and length (a missing, truncated or foreign file is an
+    /// error) without opening the graph: cheap whatever the index's size.
+    pub fn check_file(path: &Path) -> Result<()> {
+        read_hnsw_tail(path).map(|_| ())
     }
 
     /// For a version 1 file, which did not list its keys: takes as its key list those of

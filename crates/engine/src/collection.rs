@@ -291,7 +291,12 @@ pub struct Collection {
 /// the encoder once one is attached.
 struct DenseLeg {
     encoder: Option<Arc<Encoder>>,
-    segments: std::result::Result<Vec<Arc<Segment>>, String>,
+    /// The commit's segments, opened at their first use.
+    segments: OnceLock<std::result::Result<Vec<Arc<Segment>>, String>>,
+    /// Segments already open (or handed over by a writer), by file name.
+    known: HashMap<String, Arc<Segment>>,
+    /// Why the segments cannot be used, when the check at reload found a file missing or cut.
+    damage: Option<String>,
     ids: OnceLock<Arc<HashMap<u64, Arc<str>>>>,
 }
 
@@ -379,7 +384,9 @@ impl Collection {
                 let m = DenseManifest::new(&encoder, options);
                 dense_leg::new_index(&m)?; // the settings can make an index
                 leg = Some(DenseLeg {
-                    segments: Ok(Vec::new()),
+                    segments: OnceLock::new(),
+                    known: HashMap::new(),
+                    damage: None,
                     encoder: Some(encoder),
                     ids: OnceLock::new(),
                 });
@@ -450,11 +457,12 @@ impl Collection {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Sees the last commit: the sparse searcher and the commit record from one commit, then
-    /// that commit's vector segments (already opened ones, and `fresh` ones a writer of this
-    /// process hands over, are reused; the rest are mapped from disk). A segment file that a
-    /// writer in another process removed while this was opening it is retried at the newer
-    /// commit.
+    /// Sees the last commit: the sparse searcher and the commit record from one commit. The
+    /// commit's vector segments are checked (present, whole: a footer and length check) but
+    /// opened only when a dense search or `verify` needs them, so a writer never pays for
+    /// opening them; segments already opened, and `fresh` ones a writer of this process hands
+    /// over, are reused. A segment file that a writer in another process removed while this
+    /// was reading the commit is retried at the newer commit.
     fn reload_with(&mut self, fresh: Vec<Arc<Segment>>) -> Result<()> {
         let mut attempts = 0;
         loop {
@@ -466,49 +474,42 @@ impl Collection {
                 self.record = record;
                 return Ok(());
             };
-            let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
             let mut known: HashMap<String, Arc<Segment>> = HashMap::new();
-            if let Some(Ok(segments)) = self.dense.as_ref().map(|d| &d.segments) {
-                known.extend(segments.iter().map(|s| (s.file.clone(), s.clone())));
+            if let Some(leg) = &self.dense {
+                known.extend(leg.known.iter().map(|(f, s)| (f.clone(), s.clone())));
+                if let Some(Ok(segments)) = leg.segments.get() {
+                    known.extend(segments.iter().map(|s| (s.file.clone(), s.clone())));
+                }
             }
             known.extend(fresh.iter().map(|s| (s.file.clone(), s.clone())));
-            let sparse = &self.sparse;
-            let live = || -> Result<Vec<u64>> {
-                Ok(sparse.live_keys()?.into_iter().map(|(k, _)| k).collect())
-            };
-            let mut segments = Vec::with_capacity(record.segments.len());
-            let mut failure = None;
-            for s in &record.segments {
-                if let Some(open) = known.get(&s.file) {
-                    segments.push(open.clone());
-                    continue;
-                }
-                match dense_leg::open_segment(&self.dir, manifest, &s.file, &live) {
-                    Ok(index) => segments.push(Arc::new(Segment {
-                        file: s.file.clone(),
-                        index,
-                    })),
-                    Err(e) => {
-                        let missing = !self.dir.join(DENSE_DIR).join(&s.file).exists();
-                        failure = Some((missing, e.to_string()));
-                        break;
-                    }
+            known.retain(|file, _| record.segments.iter().any(|s| &s.file == file));
+            let mut damage = None;
+            for s in record
+                .segments
+                .iter()
+                .filter(|s| !known.contains_key(&s.file))
+            {
+                if let Err(e) = dense_leg::check_segment(&self.dir, manifest, &s.file) {
+                    let missing = !self.dir.join(DENSE_DIR).join(&s.file).exists();
+                    damage = Some((missing, e.to_string()));
+                    break;
                 }
             }
             // Damaged vectors do not stop the collection from opening: the sparse leg still
             // answers, and the damage is reported by dense searches, writers and `verify`.
-            let segments = match failure {
-                Some((true, _)) if attempts < 20 => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                }
-                Some((_, message)) => Err(message),
-                None => Ok(segments),
-            };
+            if let Some((true, _)) = damage
+                && attempts < 20
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+            let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
             self.record = record;
             self.dense = Some(DenseLeg {
                 encoder,
-                segments,
+                segments: OnceLock::new(),
+                known,
+                damage: damage.map(|(_, message)| message),
                 ids: OnceLock::new(),
             });
             return Ok(());
@@ -569,12 +570,57 @@ impl Collection {
         let leg = self.dense.as_ref().ok_or_else(|| {
             Error::NoModel(self.dir.clone(), "this collection has no dense leg".into())
         })?;
-        match &leg.segments {
+        let damaged = |message: &String| Error::DenseDamaged {
+            collection: self.dir.clone(),
+            message: message.clone(),
+        };
+        if let Some(message) = &leg.damage {
+            return Err(damaged(message));
+        }
+        let opened = leg.segments.get_or_init(|| {
+            let manifest = self
+                .manifest
+                .dense
+                .as_ref()
+                .expect("a dense leg has a manifest");
+            let live = || -> Result<Vec<u64>> {
+                Ok(self
+                    .sparse
+                    .live_keys()?
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect())
+            };
+            self.record
+                .segments
+                .iter()
+                .map(|s| match leg.known.get(&s.file) {
+                    Some(open) => Ok(open.clone()),
+                    None => dense_leg::open_segment(&self.dir, manifest, &s.file, &live)
+                        .map(|index| {
+                            Arc::new(Segment {
+                                file: s.file.clone(),
+                                index,
+                            })
+                        })
+                        .map_err(|e| e.to_string()),
+                })
+                .collect()
+        });
+        match opened {
             Ok(s) => Ok((leg, s.as_slice())),
-            Err(message) => Err(Error::DenseDamaged {
+            Err(message) => Err(damaged(message)),
+        }
+    }
+
+    /// Refuses a write when the last commit's segments are missing or cut short.
+    fn check_dense_writable(&self) -> Result<()> {
+        match self.dense.as_ref().and_then(|leg| leg.damage.as_ref()) {
+            Some(message) => Err(Error::DenseDamaged {
                 collection: self.dir.clone(),
                 message: message.clone(),
             }),
+            None => Ok(()),
         }
     }
 
@@ -687,7 +733,7 @@ impl Collection {
             write_manifest(&self.dir, &upgraded)?;
             self.manifest = upgraded;
         }
-        let mut segments = Vec::new();
+        let mut segments = HashMap::new();
         let dense = match &self.manifest.dense {
             Some(manifest) => {
                 let leg = self.dense.as_ref().expect("loaded with the manifest");
@@ -710,7 +756,12 @@ impl Collection {
                         }
                     }
                 } else {
-                    segments = self.segments()?.1.to_vec();
+                    self.check_dense_writable()?;
+                    let leg = self.dense.as_ref().expect("loaded with the manifest");
+                    segments = leg.known.clone();
+                    if let Some(Ok(opened)) = leg.segments.get() {
+                        segments.extend(opened.iter().map(|s| (s.file.clone(), s.clone())));
+                    }
                 }
                 Some(writer)
             }
@@ -769,12 +820,12 @@ impl Collection {
     fn commit_writer(&mut self, mut writer: CollectionWriter, optimize: bool) -> Result<()> {
         writer.commit()?;
         let after = |this: &mut Self, writer: &mut CollectionWriter| -> Result<()> {
-            this.reload_with(writer.segments.clone())?;
+            this.reload_with(writer.segments.values().cloned().collect())?;
             if optimize {
                 writer.optimize()?;
             }
             if writer.merge_segments(&this.sparse)? {
-                this.reload_with(writer.segments.clone())?;
+                this.reload_with(writer.segments.values().cloned().collect())?;
             }
             Ok(())
         };
@@ -1165,8 +1216,9 @@ pub struct CollectionWriter {
     base: CommitRecord,
     /// Whether the next commit replaces every segment (repair).
     rebuild: bool,
-    /// The live segments of the last commit (this writer's own commits included).
-    segments: Vec<Arc<Segment>>,
+    /// Segments of the last commit that are open (the reader's, and those this writer made),
+    /// by file name; the others are opened when a merge needs them.
+    segments: HashMap<String, Arc<Segment>>,
     dense: Option<DenseWriter>,
     /// Problems after a durable commit.
     warnings: Vec<String>,
@@ -1247,7 +1299,7 @@ impl CollectionWriter {
             next_segment: self.base.next_segment,
         };
         let mut segments = if self.rebuild {
-            Vec::new()
+            HashMap::new()
         } else {
             self.segments.clone()
         };
@@ -1263,7 +1315,7 @@ impl CollectionWriter {
                     file: file.clone(),
                     keys: index.len() as u64,
                 });
-                segments.push(Arc::new(Segment { file, index }));
+                segments.insert(file.clone(), Arc::new(Segment { file, index }));
                 written = Some(path);
             }
         }
@@ -1276,6 +1328,7 @@ impl CollectionWriter {
         failpoint::hit("after-sparse-commit");
         self.rebuild = false;
         self.fresh_ids = None;
+        segments.retain(|file, _| record.segments.iter().any(|s| &s.file == file));
         self.segments = segments;
         let previous = std::mem::replace(&mut self.base, record);
         self.clean_up(&previous);
@@ -1312,10 +1365,21 @@ impl CollectionWriter {
         }
         let mut merged = dense_leg::new_index(&dense.manifest)?;
         let mut items = Vec::new();
-        for segment in self.segments.iter().filter(|s| chosen.contains(&s.file)) {
-            for key in segment.index.keys() {
+        let live = || -> Result<Vec<u64>> {
+            Ok(sparse.live_keys()?.into_iter().map(|(k, _)| k).collect())
+        };
+        for file in &chosen {
+            let opened;
+            let index = match self.segments.get(file) {
+                Some(segment) => &segment.index,
+                None => {
+                    opened = dense_leg::open_segment(&self.dir, &dense.manifest, file, &live)?;
+                    &opened
+                }
+            };
+            for key in index.keys() {
                 if sparse.is_live_key(key)? {
-                    for vector in segment.index.vectors_of(key)? {
+                    for vector in index.vectors_of(key)? {
                         items.push((key, vector));
                     }
                 }
@@ -1327,7 +1391,6 @@ impl CollectionWriter {
         let file = dense_leg::segment_file(dense.manifest.kind, self.base.next_segment);
         let path = self.dense_dir().join(&file);
         let mut record = self.base.clone();
-        let mut segments = Vec::new();
         if !merged.is_empty() {
             merged.save(&path)?;
             failpoint::hit("mid-merge");
@@ -1339,11 +1402,8 @@ impl CollectionWriter {
             .position(|s| chosen.contains(&s.file))
             .unwrap_or(record.segments.len());
         record.segments.retain(|s| !chosen.contains(&s.file));
-        for s in &self.segments {
-            if !chosen.contains(&s.file) {
-                segments.push(s.clone());
-            }
-        }
+        let mut segments = self.segments.clone();
+        segments.retain(|file, _| !chosen.contains(file));
         if !merged.is_empty() {
             record.segments.insert(
                 position,
@@ -1353,7 +1413,7 @@ impl CollectionWriter {
                 },
             );
             segments.insert(
-                position,
+                file.clone(),
                 Arc::new(Segment {
                     file,
                     index: merged,

@@ -267,6 +267,17 @@ pub(crate) fn open_segment(
     })
 }
 
+/// Checks segment `file` without opening it: present, and its footer (HNSW) or header
+/// (exact) agrees with its length, so a missing or truncated file is found at once.
+pub(crate) fn check_segment(dir: &Path, manifest: &DenseManifest, file: &str) -> Result<()> {
+    let path = dir.join(DENSE_DIR).join(file);
+    match manifest.kind {
+        VectorKind::Hnsw => HnswIndex::check_file(&path)?,
+        VectorKind::Exact => ExactIndex::check_file(&path, &manifest.vectors)?,
+    }
+    Ok(())
+}
+
 /// Segments to merge, if any: segments fall in tiers by size (tier `t` holds
 /// `MERGE_FACTOR^t` to `MERGE_FACTOR^(t+1) - 1` keys), and the smallest tier holding
 /// `MERGE_FACTOR` segments is merged into one, as Lucene's log merge policy does. The number
