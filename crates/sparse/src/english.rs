@@ -287,7 +287,12 @@ impl English {
     }
 
     fn push(&self, word: &str, start: usize, end: usize, out: &mut Vec<AnalyzedToken>) {
-        let lower = word.to_lowercase();
+        // ASCII words (most of them) lowercase byte by byte; the result is the same.
+        let lower = if word.is_ascii() {
+            word.to_ascii_lowercase()
+        } else {
+            word.to_lowercase()
+        };
         if self.stop_words.contains(&lower) {
             return;
         }
