@@ -162,3 +162,70 @@ fn two_concurrent_adds_lose_and_misattribute_nothing() {
         }
     }
 }
+
+#[test]
+fn supplied_vectors_and_query_vectors_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, model) = common::tiny_model_collection(tmp.path());
+    let v: Vec<f32> = (0..128)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0)
+        .collect();
+    let good = tmp.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        format!(
+            "{}\n",
+            serde_json::json!({"_id": "given", "text": "never encoded", "vector": v})
+        ),
+    )
+    .unwrap();
+    common::ok(&["add", "--index", s(&index), "--model", s(&model), s(&good)]);
+    let vector = serde_json::to_string(&v).unwrap();
+    let out = common::ok(&[
+        "search",
+        "--index",
+        s(&index),
+        "--model",
+        s(&model),
+        "--mode",
+        "dense",
+        "--json",
+        "--vector",
+        &vector,
+    ]);
+    let hits = common::hit_ids(&serde_json::from_str(&out).unwrap());
+    assert_eq!(hits[0], "given");
+
+    // A vector of the wrong length: the error names the file's line and the document, and
+    // nothing of the file is committed.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"_id\": \"ok-1\", \"text\": \"fine\"}\n{\"_id\": \"short\", \"text\": \"x\", \"vector\": [0.1, 0.2, 0.3]}\n",
+    )
+    .unwrap();
+    let message = common::err(&["add", "--index", s(&index), "--model", s(&model), s(&bad)]);
+    assert!(
+        message.contains("line 2") && message.contains("\"short\"") && message.contains("128"),
+        "{message}"
+    );
+    let c = Collection::open(&index).unwrap();
+    assert_eq!(c.len(), 31);
+    assert!(c.get("ok-1").unwrap().is_none());
+    // A query vector that does not fit is refused with what is wrong.
+    let message = common::err(&[
+        "search",
+        "--index",
+        s(&index),
+        "--model",
+        s(&model),
+        "--mode",
+        "dense",
+        "--vector",
+        "[0.1, 0.2]",
+    ]);
+    assert!(
+        message.contains("query vector") && message.contains("128"),
+        "{message}"
+    );
+}
