@@ -682,7 +682,8 @@ enum Command {
         json: bool,
     },
     /// Rebuild the dense leg's vectors from the stored documents (after `verify` reports a
-    /// lost or damaged vector file).
+    /// lost or damaged vector file). Every document is encoded from its text, so vectors that
+    /// were supplied with documents are replaced by the model's.
     Repair {
         /// The collection folder.
         #[arg(long)]
@@ -918,7 +919,11 @@ fn cmd_index(
     if let Err(err) = result {
         // Nothing was committed (errors after the commit point are warnings): remove the
         // folder only if this run created it and it holds no committed collection.
-        if !existed && created_folder && !committed(index) {
+        let busy = matches!(
+            err.downcast_ref::<hybrid_search::Error>(),
+            Some(hybrid_search::Error::Busy { .. })
+        );
+        if !existed && created_folder && !busy && !committed(index) {
             let _ = std::fs::remove_dir_all(index);
         }
         return Err(err.context(format!(

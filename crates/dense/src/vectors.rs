@@ -152,6 +152,16 @@ pub trait VectorIndex: Send + Sync {
     /// scalar types); empty when the key is absent.
     fn vectors_of(&self, key: u64) -> Result<Vec<Vec<f32>>>;
 
+    /// Calls `f(key, vector)` for every stored vector (a merge reads a segment this way).
+    fn for_each_vector(&self, f: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
+        for key in self.keys() {
+            for vector in self.vectors_of(key)? {
+                f(key, &vector);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds many `(key, vector)` pairs; an index may add them in parallel. The result is the
     /// same set of vectors as adding them one by one.
     fn add_batch(&mut self, items: &[(u64, Vec<f32>)]) -> Result<()> {
@@ -572,6 +582,12 @@ impl VectorIndex for ExactIndex {
             .filter(|(k, _)| *k == key)
             .map(|(_, v)| v.to_vec())
             .collect())
+    }
+
+    fn for_each_vector(&self, f: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
+        // One pass over the rows (`vectors_of` per key would scan them once per key).
+        self.iter().for_each(|(key, vector)| f(key, vector));
+        Ok(())
     }
 
     fn save(&self, path: &Path) -> Result<()> {

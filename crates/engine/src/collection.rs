@@ -147,11 +147,13 @@ struct CommitRecord {
 }
 
 impl CommitRecord {
-    /// Reads a commit's payload, turning a format 2 record into a one-segment list.
+    /// Reads a commit's payload, turning a format 2 record into a one-segment list (its file
+    /// listed with `legacy_keys` keys: the live documents, which it held).
     fn parse(
         payload: Option<&str>,
         dir: &Path,
         kind: Option<dense_leg::VectorKind>,
+        legacy_keys: u64,
     ) -> Result<Self> {
         let Some(payload) = payload else {
             return Ok(Self::default());
@@ -168,7 +170,7 @@ impl CommitRecord {
         {
             record.segments.push(SegmentRecord {
                 file: dense_leg::legacy_file(kind, generation),
-                keys: 0,
+                keys: legacy_keys,
             });
         }
         Ok(record)
@@ -469,7 +471,8 @@ impl Collection {
             attempts += 1;
             let payload = self.sparse.reload_consistent()?;
             let kind = self.manifest.dense.as_ref().map(|d| d.kind);
-            let record = CommitRecord::parse(payload.as_deref(), &self.dir, kind)?;
+            let record =
+                CommitRecord::parse(payload.as_deref(), &self.dir, kind, self.sparse.num_docs())?;
             let Some(manifest) = &self.manifest.dense else {
                 self.record = record;
                 return Ok(());
@@ -577,7 +580,7 @@ impl Collection {
         if let Some(message) = &leg.damage {
             return Err(damaged(message));
         }
-        let opened = leg.segments.get_or_init(|| {
+        if leg.segments.get().is_none() {
             let manifest = self
                 .manifest
                 .dense
@@ -591,22 +594,38 @@ impl Collection {
                     .map(|(k, _)| k)
                     .collect())
             };
-            self.record
-                .segments
-                .iter()
-                .map(|s| match leg.known.get(&s.file) {
-                    Some(open) => Ok(open.clone()),
-                    None => dense_leg::open_segment(&self.dir, manifest, &s.file, &live)
-                        .map(|index| {
-                            Arc::new(Segment {
-                                file: s.file.clone(),
-                                index,
-                            })
-                        })
-                        .map_err(|e| e.to_string()),
-                })
-                .collect()
-        });
+            let mut opened = Vec::with_capacity(self.record.segments.len());
+            for s in &self.record.segments {
+                if let Some(open) = leg.known.get(&s.file) {
+                    opened.push(open.clone());
+                    continue;
+                }
+                match dense_leg::open_segment(&self.dir, manifest, &s.file, &live) {
+                    Ok(index) => opened.push(Arc::new(Segment {
+                        file: s.file.clone(),
+                        index,
+                    })),
+                    // Present at reload, gone now: later commits of another process merged it
+                    // away. Not damage, and not remembered: a reload sees the new segments.
+                    Err(_) if !self.dir.join(DENSE_DIR).join(&s.file).exists() => {
+                        return Err(Error::Commit {
+                            path: self.dir.clone(),
+                            message: format!(
+                                "vector segment {} was merged away by a newer commit since this \
+                                 collection was opened; reload it (open it again)",
+                                s.file
+                            ),
+                        });
+                    }
+                    Err(e) => {
+                        let _ = leg.segments.set(Err(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            let _ = leg.segments.set(Ok(opened));
+        }
+        let opened = leg.segments.get().expect("set above");
         match opened {
             Ok(s) => Ok((leg, s.as_slice())),
             Err(message) => Err(damaged(message)),
@@ -794,11 +813,14 @@ impl Collection {
             dense,
             warnings: Vec::new(),
             fresh_ids: (self.sparse.num_docs() == 0).then(HashSet::new),
+            poisoned: None,
         })
     }
 
     /// Rebuilds the dense leg's vectors from the stored documents (after the vector files were
     /// lost or damaged, see [`Error::DenseDamaged`]) and commits them as one new segment.
+    /// Every document is encoded from its text: vectors that were supplied with documents are
+    /// stored nowhere else, so they are replaced by the model's.
     /// Needs the collection's model attached. Returns the number of documents encoded.
     pub fn repair_dense(&mut self, on_encoded: Option<EncodeProgress>) -> Result<usize> {
         let mut writer = self.writer_inner(true)?;
@@ -1134,7 +1156,21 @@ impl Collection {
                 Ok((_, segments)) => {
                     let mut holders: HashMap<u64, usize> = HashMap::with_capacity(live.len());
                     for segment in segments {
-                        for key in segment.index.keys() {
+                        let keys = segment.index.keys();
+                        let unheld: Vec<String> = keys
+                            .iter()
+                            .filter(|k| !segment.index.contains(**k))
+                            .map(|k| k.to_string())
+                            .collect();
+                        if !unheld.is_empty() {
+                            report.problems.push(format!(
+                                "segment {} lists {} keys it holds no vector for: {}",
+                                segment.file,
+                                unheld.len(),
+                                first_few(&unheld)
+                            ));
+                        }
+                        for key in keys {
                             if keys_seen.contains_key(&key) {
                                 *holders.entry(key).or_insert(0) += 1;
                             } else {
@@ -1225,6 +1261,9 @@ pub struct CollectionWriter {
     /// The ids written so far, while the collection had no committed document when this
     /// writer started (until its first commit): such ids need no delete before their insert.
     fresh_ids: Option<HashSet<String>>,
+    /// Set when an operation failed part way (an encoder or disk error): the staged changes
+    /// may be incomplete, so every call fails until [`CollectionWriter::rollback`].
+    poisoned: Option<String>,
     /// Declared last, so dropped last: tantivy's writer (and its lock) goes first.
     _lock: WriteLock,
 }
@@ -1234,6 +1273,34 @@ impl CollectionWriter {
     /// `vector` has that vector stored (it must have the model's dimensions and finite values)
     /// instead of its text encoded.
     pub fn upsert(&mut self, doc: &Document) -> Result<()> {
+        self.check_poisoned()?;
+        let result = self.upsert_inner(doc);
+        self.poison_on(&result);
+        result
+    }
+
+    /// Fails when an earlier call left the staged changes incomplete.
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::InvalidOption(format!(
+                "this writer's changes are incomplete after an earlier error ({cause}); call \
+                 rollback (or drop the writer) and write them again"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the writer unusable after an error that may have left a change half staged
+    /// (errors found before anything changes, a bad vector or a missing model, do not).
+    fn poison_on<T>(&mut self, result: &Result<T>) {
+        if let Err(e) = result
+            && !matches!(e, Error::InvalidVector { .. } | Error::NoModel(..))
+        {
+            self.poisoned = Some(e.to_string());
+        }
+    }
+
+    fn upsert_inner(&mut self, doc: &Document) -> Result<()> {
         let key = self.next_key;
         match &mut self.dense {
             Some(dense) => dense.upsert(doc, key)?,
@@ -1270,11 +1337,14 @@ impl CollectionWriter {
 
     /// Deletes the document with external id `id` (no error if there is none).
     pub fn delete(&mut self, id: &str) -> Result<()> {
+        self.check_poisoned()?;
         self.sparse.delete(id);
-        if let Some(dense) = &mut self.dense {
-            dense.forget_id(id)?;
-        }
-        Ok(())
+        let result = match &mut self.dense {
+            Some(dense) => dense.forget_id(id),
+            None => Ok(()),
+        };
+        self.poison_on(&result);
+        result
     }
 
     fn dense_dir(&self) -> PathBuf {
@@ -1287,7 +1357,19 @@ impl CollectionWriter {
     /// sparse commit, whose record lists the live segments, then switches both legs at once.
     /// Files that neither this commit nor the one before it lists are removed afterwards
     /// (a failure there is kept as a warning: the commit stands).
+    ///
+    /// Merging vector segments is left to [`Collection::add`], [`Collection::delete`] and the
+    /// other collection-level writes, which run the merge policy after their commit.
     pub fn commit(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        let result = self.commit_inner();
+        if result.is_err() {
+            self.poisoned = result.as_ref().err().map(ToString::to_string);
+        }
+        result
+    }
+
+    fn commit_inner(&mut self) -> Result<()> {
         let mut record = CommitRecord {
             next_key: self.next_key,
             dense_generation: None,
@@ -1365,25 +1447,23 @@ impl CollectionWriter {
         }
         let mut merged = dense_leg::new_index(&dense.manifest)?;
         let mut items = Vec::new();
-        let live = || -> Result<Vec<u64>> {
-            Ok(sparse.live_keys()?.into_iter().map(|(k, _)| k).collect())
-        };
+        let live_keys: Vec<u64> = sparse.live_keys()?.into_iter().map(|(k, _)| k).collect();
+        let live: HashSet<u64> = live_keys.iter().copied().collect();
+        let all_live = || Ok(live_keys.clone());
         for file in &chosen {
             let opened;
             let index = match self.segments.get(file) {
                 Some(segment) => &segment.index,
                 None => {
-                    opened = dense_leg::open_segment(&self.dir, &dense.manifest, file, &live)?;
+                    opened = dense_leg::open_segment(&self.dir, &dense.manifest, file, &all_live)?;
                     &opened
                 }
             };
-            for key in index.keys() {
-                if sparse.is_live_key(key)? {
-                    for vector in index.vectors_of(key)? {
-                        items.push((key, vector));
-                    }
+            index.for_each_vector(&mut |key, vector| {
+                if live.contains(&key) {
+                    items.push((key, vector.to_vec()));
                 }
-            }
+            })?;
         }
         items.sort_by_key(|(key, _)| *key);
         merged.add_batch(&items)?;
@@ -1433,6 +1513,7 @@ impl CollectionWriter {
     /// Discards every change since the last commit.
     pub fn rollback(&mut self) -> Result<()> {
         self.sparse.rollback()?;
+        self.poisoned = None;
         if let Some(dense) = &mut self.dense {
             dense.rollback();
         }
