@@ -976,7 +976,7 @@ fn upsert_documents(
 /// Whether the collection in `index` holds a commit (so its folder must never be removed).
 fn committed(index: &Path) -> bool {
     Collection::open(index)
-        .is_ok_and(|c| c.len() > 0 || c.sparse().commit_payload().ok().flatten().is_some())
+        .is_ok_and(|c| !c.is_empty() || c.sparse().commit_payload().ok().flatten().is_some())
 }
 
 /// A progress bar counting documents of a stream of unknown length.

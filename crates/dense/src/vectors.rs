@@ -1081,7 +1081,7 @@ impl VectorIndex for HnswIndex {
         loop {
             let matches = self
                 .index
-                .filtered_search(query, wanted, |key| keep(key))
+                .filtered_search(query, wanted, keep)
                 .map_err(|e| index_error(None, format!("usearch search failed: {e}")))?;
             let found = matches.keys.len();
             let mut best: HashMap<u64, f32> = HashMap::with_capacity(found);

@@ -1386,20 +1386,20 @@ impl CollectionWriter {
             self.segments.clone()
         };
         let mut written = None;
-        if let Some(dense) = &mut self.dense {
-            if let Some(index) = dense.take_segment()? {
-                let file = dense_leg::segment_file(dense.manifest.kind, record.next_segment);
-                let path = self.dir.join(DENSE_DIR).join(&file);
-                index.save(&path)?;
-                failpoint::hit("after-vector-segment");
-                record.next_segment += 1;
-                record.segments.push(SegmentRecord {
-                    file: file.clone(),
-                    keys: index.len() as u64,
-                });
-                segments.insert(file.clone(), Arc::new(Segment { file, index }));
-                written = Some(path);
-            }
+        if let Some(dense) = &mut self.dense
+            && let Some(index) = dense.take_segment()?
+        {
+            let file = dense_leg::segment_file(dense.manifest.kind, record.next_segment);
+            let path = self.dir.join(DENSE_DIR).join(&file);
+            index.save(&path)?;
+            failpoint::hit("after-vector-segment");
+            record.next_segment += 1;
+            record.segments.push(SegmentRecord {
+                file: file.clone(),
+                keys: index.len() as u64,
+            });
+            segments.insert(file.clone(), Arc::new(Segment { file, index }));
+            written = Some(path);
         }
         if let Err(e) = self.sparse.commit(&record.payload()) {
             if let Some(path) = written {
