@@ -863,6 +863,12 @@ impl HnswIndex {
         }
     }
 
+    /// Whether the index knows its keys (false for a version 1 file until
+    /// [`HnswIndex::assume_keys`]).
+    pub fn lists_keys(&self) -> bool {
+        self.unlisted.is_none()
+    }
+
     /// Whether this index is a read-only view of its file.
     pub fn is_view(&self) -> bool {
         self.viewed

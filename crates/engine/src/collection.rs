@@ -586,21 +586,13 @@ impl Collection {
                 .dense
                 .as_ref()
                 .expect("a dense leg has a manifest");
-            let live = || -> Result<Vec<u64>> {
-                Ok(self
-                    .sparse
-                    .live_keys()?
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect())
-            };
             let mut opened = Vec::with_capacity(self.record.segments.len());
             for s in &self.record.segments {
                 if let Some(open) = leg.known.get(&s.file) {
                     opened.push(open.clone());
                     continue;
                 }
-                match dense_leg::open_segment(&self.dir, manifest, &s.file, &live) {
+                match dense_leg::open_segment(&self.dir, manifest, &s.file, &self.sparse) {
                     Ok(index) => opened.push(Arc::new(Segment {
                         file: s.file.clone(),
                         index,
@@ -1447,15 +1439,13 @@ impl CollectionWriter {
         }
         let mut merged = dense_leg::new_index(&dense.manifest)?;
         let mut items = Vec::new();
-        let live_keys: Vec<u64> = sparse.live_keys()?.into_iter().map(|(k, _)| k).collect();
-        let live: HashSet<u64> = live_keys.iter().copied().collect();
-        let all_live = || Ok(live_keys.clone());
+        let live: HashSet<u64> = sparse.live_keys()?.into_iter().map(|(k, _)| k).collect();
         for file in &chosen {
             let opened;
             let index = match self.segments.get(file) {
                 Some(segment) => &segment.index,
                 None => {
-                    opened = dense_leg::open_segment(&self.dir, &dense.manifest, file, &all_live)?;
+                    opened = dense_leg::open_segment(&self.dir, &dense.manifest, file, sparse)?;
                     &opened
                 }
             };

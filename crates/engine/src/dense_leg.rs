@@ -23,6 +23,7 @@ use hybrid_search_dense::{
     VectorSettings, WeightsInfo,
 };
 use hybrid_search_eval::Document;
+use hybrid_search_sparse::Bm25Index;
 
 use crate::error::{Error, Result};
 
@@ -245,21 +246,21 @@ pub(crate) fn new_index(manifest: &DenseManifest) -> Result<Box<dyn VectorIndex>
 }
 
 /// Opens segment `file` read-only (HNSW files are memory-mapped, exact ones read). A format 2
-/// HNSW file does not list its keys; they are taken from `live` (the live documents' keys,
-/// which such a file held exactly).
+/// HNSW file does not list its keys; they are taken from the live documents of `sparse`
+/// (which such a file held exactly).
 pub(crate) fn open_segment(
     dir: &Path,
     manifest: &DenseManifest,
     file: &str,
-    live: &dyn Fn() -> Result<Vec<u64>>,
+    sparse: &Bm25Index,
 ) -> Result<Box<dyn VectorIndex>> {
     let path = dir.join(DENSE_DIR).join(file);
     let settings = manifest.vectors.clone();
     Ok(match manifest.kind {
         VectorKind::Hnsw => {
             let mut index = HnswIndex::view(&path, settings)?;
-            if index.len() > 0 && index.keys().is_empty() {
-                index.assume_keys(live()?);
+            if !index.lists_keys() {
+                index.assume_keys(sparse.live_keys()?.into_iter().map(|(key, _)| key));
             }
             Box::new(index)
         }

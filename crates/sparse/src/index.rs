@@ -333,16 +333,6 @@ impl Bm25Index {
         })
     }
 
-    /// Whether a live (not deleted) document has the internal key `key`.
-    pub fn is_live_key(&self, key: u64) -> Result<bool> {
-        let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_u64(self.fields.key, key),
-            IndexRecordOption::Basic,
-        );
-        Ok(searcher.search(&query, &tantivy::collector::Count)? > 0)
-    }
-
     /// The commit payload of the last commit, if any.
     pub fn commit_payload(&self) -> Result<Option<String>> {
         Ok(self.index.load_metas()?.payload)
