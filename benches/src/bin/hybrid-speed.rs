@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use hybrid_search::dense::train::CrossEncoder;
+use hybrid_search::dense::CrossEncoder;
 use hybrid_search::dense::{Device, Encoder};
 use hybrid_search::eval::load_dataset;
 use hybrid_search::{Collection, Mode, RerankOptions, locate_model, rerank};

@@ -14,17 +14,19 @@ use rayon::prelude::*;
 
 use std::sync::Arc;
 
+use hybrid_search::dense::CrossEncoder;
 use hybrid_search::dense::Scalar;
-use hybrid_search::dense::train::{CrossEncoder, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR};
 use hybrid_search::dense::{Device, Encoder, LongText, TextKind, WeightFormat};
 use hybrid_search::eval::{self, metrics, trec};
 use hybrid_search::fusion::{ConvexSettings, Fusion, Leg, Normalization, RrfSettings};
-use hybrid_search::sparse::{Analyzer, kodic};
+use hybrid_search::sparse::Analyzer;
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DecompoundMode, DenseOptions, HybridOptions, Mode,
     RerankOptions, SearchDefaults, SearchResults, StopWords, TuneRecord, VectorKind, Wait,
     locate_model,
 };
+use hybrid_search_kodic as kodic;
+use hybrid_search_train::{PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR};
 
 /// Hybrid sparse + dense search for Korean and English text.
 #[derive(Parser)]

@@ -2,21 +2,20 @@
 //! BM25 hard negatives mined from a collection, the training run with a progress bar, and the
 //! summary.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 
 use hybrid_search::dense::Device;
-use hybrid_search::dense::train::{
-    CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR,
-    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir,
+use hybrid_search::{Collection, Document, eval};
+use hybrid_search_train::{
+    CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR,
+    Searcher, StepReport, TrainReport, TrainSettings, TrainableCrossEncoder, TrainingSet,
+    checkpoint_dir, training_set,
 };
-use hybrid_search::{Collection, Document, eval, passage_text};
 
 use crate::progress;
 
@@ -185,17 +184,6 @@ pub struct TrainRerankerArgs {
     head_lr_scale: f64,
 }
 
-/// The examples of a dataset split and where they came from.
-struct TrainingData {
-    examples: Vec<TrainExample>,
-    /// Queries with at least one example.
-    queries: usize,
-    /// Hard negatives asked for per query (0 without a collection).
-    hard_negatives: usize,
-    /// Examples that got at least one hard negative.
-    with_negatives: usize,
-}
-
 /// The schedule `schedule` sets over `defaults`, once the flags and the directories both
 /// trainers use are checked, before anything is loaded.
 fn check_common(
@@ -230,12 +218,30 @@ fn check_common(
     Ok(settings)
 }
 
+/// The collection's BM25 leg as the trainers' [`Searcher`] for hard negatives.
+struct Bm25Searcher<'a>(&'a Collection);
+
+impl Searcher for Bm25Searcher<'_> {
+    type Error = hybrid_search::Error;
+
+    fn top_ids(&self, query: &str, k: usize) -> hybrid_search::Result<Vec<String>> {
+        Ok(self
+            .0
+            .search_ids(query, k)?
+            .into_iter()
+            .map(|(id, _)| id.to_string())
+            .collect())
+    }
+
+    fn document(&self, id: &str) -> hybrid_search::Result<Option<Document>> {
+        self.0.get(id)
+    }
+}
+
 /// One example per (query, relevant document) of `data.split`, with up to `hard_negatives`
-/// BM25 hard negatives per query from `data.index`.
-fn training_data(data: &DataArgs, hard_negatives: usize) -> anyhow::Result<TrainingData> {
+/// BM25 hard negatives per query from `data.index`; notes printed about what was skipped.
+fn training_data(data: &DataArgs, hard_negatives: usize) -> anyhow::Result<TrainingSet> {
     let dataset = eval::load_dataset(&data.dataset, &data.split)?;
-    let corpus: HashMap<&str, &Document> =
-        dataset.corpus.iter().map(|d| (d.id.as_str(), d)).collect();
     let collection = match &data.index {
         Some(index) => Some(
             Collection::open(index)
@@ -243,35 +249,34 @@ fn training_data(data: &DataArgs, hard_negatives: usize) -> anyhow::Result<Train
         ),
         None => None,
     };
-    let mut missing = 0usize;
-    // (query, its relevant documents in id order), in the dataset's query order.
-    let mut labelled: Vec<(&str, Vec<&str>)> = Vec::new();
-    for query in &dataset.queries {
-        let Some(judged) = dataset.qrels.get(&query.id) else {
-            continue;
-        };
-        let mut relevant: Vec<&str> = judged
-            .iter()
-            .filter(|&(_, &grade)| grade > 0)
-            .map(|(id, _)| id.as_str())
-            .collect();
-        relevant.sort_unstable();
-        let before = relevant.len();
-        relevant.retain(|id| corpus.contains_key(id));
-        missing += before - relevant.len();
-        if !relevant.is_empty() {
-            labelled.push((query.text.as_str(), relevant));
-        }
-    }
-    if missing > 0 {
+    let searcher = collection.as_ref().map(Bm25Searcher);
+    let bar = match (&searcher, hard_negatives) {
+        (Some(_), 1..) => progress(dataset.queries.len() as u64, "mining hard negatives"),
+        _ => ProgressBar::hidden(),
+    };
+    let set = training_set(&dataset, searcher.as_ref(), hard_negatives, &|| bar.inc(1));
+    bar.finish_and_clear();
+    let set = set.with_context(|| match &data.index {
+        Some(index) => format!("mining hard negatives from {}", index.display()),
+        None => "building training examples".into(),
+    })?;
+    if set.missing_judged > 0 {
         eprintln!(
-            "note: {missing} relevant documents of split {:?} are not in the corpus of {}; \
+            "note: {} relevant documents of split {:?} are not in the corpus of {}; \
              their judgements are skipped",
+            set.missing_judged,
             data.split,
             data.dataset.display()
         );
     }
-    if labelled.is_empty() {
+    if let (true, Some(index)) = (set.foreign_searcher, &data.index) {
+        eprintln!(
+            "note: {} holds none of the relevant documents checked; hard negatives come from \
+             another corpus than the dataset's (index the dataset's corpus to mine from it)",
+            index.display()
+        );
+    }
+    if set.examples.is_empty() {
         bail!(
             "{}: split {:?} has no query with a relevant document in the corpus, so there is \
              nothing to train on; pass --split with a split that has judgements",
@@ -279,83 +284,7 @@ fn training_data(data: &DataArgs, hard_negatives: usize) -> anyhow::Result<Train
             data.split
         );
     }
-    let negatives: Vec<Vec<String>> = match &collection {
-        Some(collection) if hard_negatives > 0 => mine(collection, &labelled, hard_negatives)?,
-        _ => vec![Vec::new(); labelled.len()],
-    };
-    let mut examples = Vec::new();
-    let mut with_negatives = 0;
-    for ((query, relevant), negatives) in labelled.iter().zip(&negatives) {
-        for id in relevant {
-            if !negatives.is_empty() {
-                with_negatives += 1;
-            }
-            examples.push(TrainExample {
-                query: query.to_string(),
-                positive: passage_text(corpus[id]),
-                negatives: negatives.clone(),
-            });
-        }
-    }
-    Ok(TrainingData {
-        examples,
-        queries: labelled.len(),
-        hard_negatives: if collection.is_some() {
-            hard_negatives
-        } else {
-            0
-        },
-        with_negatives,
-    })
-}
-
-/// For each query, the passages of the collection's BM25 top hits that are not among its
-/// relevant documents, the first `n` (best first).
-fn mine(
-    collection: &Collection,
-    labelled: &[(&str, Vec<&str>)],
-    n: usize,
-) -> anyhow::Result<Vec<Vec<String>>> {
-    let index = collection.dir();
-    let found = labelled
-        .iter()
-        .flat_map(|(_, relevant)| relevant.iter())
-        .take(1000)
-        .filter(|id| matches!(collection.get(id), Ok(Some(_))))
-        .count();
-    if found == 0 {
-        eprintln!(
-            "note: {} holds none of the relevant documents checked; hard negatives come from \
-             another corpus than the dataset's (index the dataset's corpus to mine from it)",
-            index.display()
-        );
-    }
-    let bar = progress(labelled.len() as u64, "mining hard negatives");
-    let mined = labelled
-        .par_iter()
-        .map(|(query, relevant)| {
-            // Asking for n + |relevant| hits leaves n that are not relevant when the
-            // collection has them.
-            let hits = collection.search_ids(query, n + relevant.len())?;
-            let mut negatives = Vec::with_capacity(n);
-            for (id, _) in hits {
-                if negatives.len() == n {
-                    break;
-                }
-                if relevant.contains(&&*id) {
-                    continue;
-                }
-                if let Some(doc) = collection.get(&id)? {
-                    negatives.push(passage_text(&doc));
-                }
-            }
-            bar.inc(1);
-            Ok(negatives)
-        })
-        .collect::<hybrid_search::Result<Vec<_>>>()
-        .with_context(|| format!("mining hard negatives from {}", index.display()));
-    bar.finish_and_clear();
-    mined
+    Ok(set)
 }
 
 /// A progress bar over the training steps that shows the epoch and the running mean loss of
@@ -394,7 +323,9 @@ struct Summary<'a> {
     kind: &'a str,
     layout: Option<&'a str>,
     data: &'a DataArgs,
-    training: &'a TrainingData,
+    training: &'a TrainingSet,
+    /// Hard negatives asked for per query (0 without a collection to mine).
+    hard_negatives: usize,
     report: &'a TrainReport,
     seconds: f64,
 }
@@ -412,7 +343,7 @@ impl Summary<'_> {
                 "split": data.split,
                 "examples": training.examples.len(),
                 "queries": training.queries,
-                "hard_negatives": training.hard_negatives,
+                "hard_negatives": self.hard_negatives,
                 "examples_with_negatives": training.with_negatives,
                 "steps": report.steps,
                 "epoch_losses": report.epoch_losses,
@@ -457,10 +388,10 @@ impl Summary<'_> {
             data.split
         )?;
         match &data.index {
-            Some(index) if training.hard_negatives > 0 => writeln!(
+            Some(index) if self.hard_negatives > 0 => writeln!(
                 out,
                 "negatives   up to {} per query from {} ({} examples have some)",
-                training.hard_negatives,
+                self.hard_negatives,
                 index.display(),
                 training.with_negatives
             )?,
@@ -495,7 +426,11 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let epochs = train.epochs;
     let config = DenseTrainConfig {
         train,
-        hard_negatives_per_query: training.hard_negatives,
+        hard_negatives_per_query: if data.index.is_some() {
+            hard_negatives
+        } else {
+            0
+        },
         shared: !args.separate,
         max_query_len: args.max_query_len,
         max_passage_len: args.max_passage_len,
@@ -518,6 +453,11 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
         layout: Some(if args.separate { "separate" } else { "shared" }),
         data,
         training: &training,
+        hard_negatives: if data.index.is_some() {
+            hard_negatives
+        } else {
+            0
+        },
         report: &report,
         seconds,
     }
@@ -566,7 +506,7 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
         head_lr_scale: args.head_lr_scale,
         ..CrossTrainConfig::default()
     };
-    let mut reranker = CrossEncoder::from_base(&data.base, config.train.seed, &device)
+    let mut reranker = TrainableCrossEncoder::from_base(&data.base, config.train.seed, &device)
         .with_context(|| format!("loading base model {}", data.base.display()))?;
     if let Some(max_len) = args.max_len {
         reranker
@@ -588,6 +528,11 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
         layout: None,
         data,
         training: &training,
+        hard_negatives: if data.index.is_some() {
+            hard_negatives
+        } else {
+            0
+        },
         report: &report,
         seconds,
     }

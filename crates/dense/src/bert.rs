@@ -18,7 +18,7 @@ use crate::ops::LayerNorm;
 
 /// The activation between the feed-forward matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Activation {
+pub enum Activation {
     /// `gelu` in Hugging Face configurations: the exact, erf-based GELU.
     GeluErf,
     /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
@@ -29,15 +29,24 @@ pub(crate) enum Activation {
 
 /// The architecture of a BERT-family encoder.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BertConfig {
+pub struct BertConfig {
+    /// Hidden size (the width of every token's state).
     pub hidden: usize,
+    /// Transformer layers.
     pub layers: usize,
+    /// Attention heads per layer (`hidden` is a multiple of it).
     pub heads: usize,
+    /// Width of the feed-forward layer.
     pub intermediate: usize,
+    /// Vocabulary size (rows of the word-embedding table).
     pub vocab: usize,
+    /// Longest input in tokens.
     pub max_positions: usize,
+    /// Token types (2 for BERT: query and passage of a pair).
     pub type_vocab: usize,
+    /// LayerNorm epsilon.
     pub eps: f64,
+    /// The feed-forward activation.
     pub activation: Activation,
     /// First position id: 0 for BERT, `pad_token_id + 1` for RoBERTa-style models.
     pub position_offset: usize,
@@ -45,7 +54,7 @@ pub(crate) struct BertConfig {
 
 /// `config.json` as Hugging Face writes it for BERT-family models.
 #[derive(Deserialize)]
-pub(crate) struct HfConfig {
+pub struct HfConfig {
     #[serde(default)]
     model_type: String,
     hidden_size: usize,
@@ -76,7 +85,11 @@ fn default_act() -> String {
 
 impl HfConfig {
     /// The architecture, or what is unsupported about it.
-    pub(crate) fn to_config(&self) -> std::result::Result<BertConfig, String> {
+    ///
+    /// # Errors
+    ///
+    /// A message naming the unsupported activation or impossible sizes.
+    pub fn to_config(&self) -> std::result::Result<BertConfig, String> {
         let activation = match self.hidden_act.as_str() {
             "gelu" => Activation::GeluErf,
             "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
@@ -106,7 +119,11 @@ impl HfConfig {
 
 impl BertConfig {
     /// Sizes that make a forward pass possible.
-    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+    ///
+    /// # Errors
+    ///
+    /// A message naming the impossible sizes.
+    pub fn check(&self) -> std::result::Result<(), String> {
         if self.hidden == 0 || self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
             return Err(format!(
                 "hidden size {} is not a multiple of the {} heads",
@@ -122,7 +139,7 @@ impl BertConfig {
 }
 
 /// A weight as a source holds it.
-pub(crate) enum Stored {
+pub enum Stored {
     /// Plain f32 values.
     F32(Tensor),
     /// GGML Q4_0 blocks.
@@ -131,8 +148,12 @@ pub(crate) enum Stored {
 
 /// Where the weights come from: tensors named as in Hugging Face's BERT
 /// (`embeddings.word_embeddings.weight`, `encoder.layer.0.attention.self.query.weight`, ...).
-pub(crate) trait WeightSource {
+pub trait WeightSource {
     /// The tensor `name` with `shape`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tensor is missing or has another shape.
     fn get(&self, name: &str, shape: &[usize], device: &Device) -> Result<Stored>;
 }
 
@@ -151,14 +172,16 @@ pub enum WeightFormat {
 
 /// Tensors from a safetensors or PyTorch checkpoint, with or without a `bert.` prefix and with
 /// old LayerNorm names (`gamma`/`beta`).
-pub(crate) struct TensorMap {
+pub struct TensorMap {
+    /// The checkpoint file.
     pub path: std::path::PathBuf,
+    /// Its tensors by name, as stored.
     pub tensors: HashMap<String, Tensor>,
 }
 
 /// The f32 weights file of a Hugging Face model directory: `model.safetensors`, else
 /// `pytorch_model.bin`.
-pub(crate) fn hf_weights_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+pub fn hf_weights_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     ["model.safetensors", "pytorch_model.bin"]
         .into_iter()
         .map(|name| dir.join(name))
@@ -168,11 +191,11 @@ pub(crate) fn hf_weights_file(dir: &std::path::Path) -> Option<std::path::PathBu
 impl TensorMap {
     /// The tensors of a safetensors file (from its `bytes`) or of a PyTorch pickle (read from
     /// `path`).
-    pub(crate) fn read(
-        path: &std::path::Path,
-        bytes: &[u8],
-        device: &Device,
-    ) -> crate::Result<Self> {
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Candle`] when the file cannot be parsed.
+    pub fn read(path: &std::path::Path, bytes: &[u8], device: &Device) -> crate::Result<Self> {
         let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
             candle_core::safetensors::load_buffer(bytes, device)
         } else {
@@ -427,6 +450,16 @@ impl Bert {
     /// attention runs per sequence over its own tokens, so no mask is needed and a sequence's
     /// attention scores (`heads x len x len`) stay small enough for the caches.
     pub(crate) fn forward(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
+        self.forward_typed(seqs, None)
+    }
+
+    /// [`Bert::forward`] with each token's type id (`types[i]` as long as `seqs[i]`; `None`:
+    /// all 0), as a cross-encoder's `[CLS] q [SEP] p [SEP]` input needs (1 for the passage).
+    pub(crate) fn forward_typed(
+        &self,
+        seqs: &[&[u32]],
+        types: Option<&[&[u32]]>,
+    ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let (h, heads) = (c.hidden, c.heads);
         let head_dim = h / heads;
@@ -450,8 +483,21 @@ impl Bert {
         let x = self
             .word
             .embedding(&ids)?
-            .add(&self.positions.index_select(&positions, 0)?)?
-            .broadcast_add(&self.token_type.narrow(0, 0, 1)?)?;
+            .add(&self.positions.index_select(&positions, 0)?)?;
+        let x = match types {
+            None => x.broadcast_add(&self.token_type.narrow(0, 0, 1)?)?,
+            Some(types) => {
+                let mut all = Vec::with_capacity(total);
+                for (s, t) in seqs.iter().zip(types) {
+                    if s.len() != t.len() {
+                        candle_core::bail!("{} token types for {} tokens", t.len(), s.len());
+                    }
+                    all.extend_from_slice(t);
+                }
+                let all = Tensor::from_vec(all, total, device)?;
+                x.add(&self.token_type.index_select(&all, 0)?)?
+            }
+        };
         let mut x = self.embedding_norm.forward(&x)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {

@@ -46,7 +46,7 @@ pub struct ModelDescription {
     pub passage_prefix: String,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Model {
         path: path.to_path_buf(),
@@ -92,7 +92,11 @@ struct SentenceTransformersConfig {
 /// `dir/tokenizer.json` with its own padding and truncation switched off: tokenizer.json may
 /// carry them (all-MiniLM-L6-v2 pads and cuts everything to 128), and this crate truncates,
 /// windows and batches inputs itself, from the model description.
-pub(crate) fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
+///
+/// # Errors
+///
+/// [`Error::Model`] when the file is missing or not a tokenizer.
+pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
     let path = dir.join("tokenizer.json");
     let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| Error::Model {
         path: path.clone(),
@@ -108,11 +112,12 @@ pub(crate) fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
 
 /// Reads the sentence-transformers description of a model directory; a plain Hugging Face
 /// directory gets mean pooling, normalisation off and the model's position limit.
-pub(crate) fn describe(
-    dir: &Path,
-    hidden: usize,
-    max_positions: usize,
-) -> Result<ModelDescription> {
+///
+/// # Errors
+///
+/// [`Error::Model`] or [`Error::Io`] when a description file cannot be read or asks for
+/// unsupported pooling.
+pub fn describe(dir: &Path, hidden: usize, max_positions: usize) -> Result<ModelDescription> {
     let modules: Vec<Module> = read_json_opt(&dir.join("modules.json"))?.unwrap_or_default();
     let mut pooling = Pooling::Mean;
     for m in modules.iter().filter(|m| m.kind.ends_with("Pooling")) {

@@ -51,14 +51,16 @@ fn path_prefix(path: &Option<PathBuf>) -> String {
 }
 
 impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             source,
         }
     }
 
-    pub(crate) fn candle(path: &Path, source: candle_core::Error) -> Self {
+    /// A candle error while working on `path`.
+    pub fn candle(path: &Path, source: candle_core::Error) -> Self {
         Error::Candle {
             path: path.to_path_buf(),
             source,

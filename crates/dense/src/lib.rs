@@ -14,17 +14,28 @@
 //! ```
 
 mod bert;
+mod cross;
 mod encoder;
 mod error;
 mod ops;
 mod packed;
 mod tiny;
-pub mod train;
 mod vectors;
 
 pub use bert::WeightFormat;
 pub use candle_core::Device;
+pub use cross::{CrossEncoder, HEAD_NAMES, PairInput, PairTokenizer, pair_budget};
 pub use encoder::{Encoder, LongText, ModelDescription, Pooling, TextKind, WeightsInfo};
 pub use error::{Error, Result};
 pub use tiny::TinyModel;
 pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};
+
+/// A checkpoint's configuration, weights and tokenizer as the inference encoder reads them:
+/// the building blocks the training crate (`hybrid-search-train`) shares with inference, so
+/// both read a model directory the same way.
+pub mod model {
+    pub use crate::bert::{
+        Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
+    };
+    pub use crate::encoder::{describe, load_tokenizer};
+}

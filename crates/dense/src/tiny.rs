@@ -208,4 +208,46 @@ impl TinyModel {
             &json!({"max_seq_length": self.max_seq_length, "do_lower_case": false}),
         )
     }
+
+    /// Writes a cross-encoder directory `dir`: the model of [`TinyModel::write`] with a random
+    /// one-logit head (`pooler.dense.*`, `classifier.*`, seeded by `seed + 1`) and
+    /// `"num_labels": 1`, as [`CrossEncoder::load`](crate::CrossEncoder::load) reads it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Candle`] when a file cannot be written.
+    pub fn write_cross_encoder(&self, dir: &Path) -> Result<()> {
+        self.write(dir)?;
+        let weights = dir.join("model.safetensors");
+        let mut tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
+            .map_err(|e| Error::candle(&weights, e))?;
+        let h = self.hidden;
+        let mut rng = Rng(self.seed + 1);
+        let head = [
+            (
+                "pooler.dense.weight",
+                vec![h, h],
+                rng.values(h * h, (1.0 / h as f32).sqrt()),
+            ),
+            ("pooler.dense.bias", vec![h], vec![0.0; h]),
+            ("classifier.weight", vec![1, h], rng.values(h, 1.0)),
+            ("classifier.bias", vec![1], vec![0.0]),
+        ];
+        for (name, shape, values) in head {
+            let t =
+                Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| Error::candle(dir, e))?;
+            tensors.insert(name.to_string(), t);
+        }
+        candle_core::safetensors::save(&tensors, &weights)
+            .map_err(|e| Error::candle(&weights, e))?;
+        let config_path = dir.join("config.json");
+        let text = std::fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| Error::Model {
+                path: config_path.clone(),
+                message: e.to_string(),
+            })?;
+        config["num_labels"] = json!(1);
+        write(&config_path, &config)
+    }
 }

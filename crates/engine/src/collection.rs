@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{Encoder, TextKind};
-use hybrid_search_eval::Document;
+use hybrid_search_document::Document;
 use hybrid_search_fusion::{
     ConvexSettings, FusedHit, Fusion, Leg, LegList, LegScore, Normalization,
 };
@@ -757,7 +757,7 @@ impl Collection {
                         if let Some(doc) = self.sparse.get(&id)? {
                             writer.pending.push((
                                 key,
-                                dense_leg::passage_text(&Document {
+                                hybrid_search_document::passage_text(&Document {
                                     id: doc.id,
                                     title: doc.title,
                                     text: doc.text,

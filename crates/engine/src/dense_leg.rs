@@ -22,7 +22,7 @@ use hybrid_search_dense::{
     Encoder, ExactIndex, HnswIndex, LongText, ModelDescription, Scalar, TextKind, VectorIndex,
     VectorSettings, WeightsInfo,
 };
-use hybrid_search_eval::Document;
+use hybrid_search_document::{Document, passage_text};
 use hybrid_search_sparse::Bm25Index;
 
 use crate::error::{Error, Result};
@@ -333,17 +333,6 @@ pub(crate) fn remove_unreferenced(dir: &Path, keep: &[&SegmentRecord]) -> Vec<St
         }
     }
     problems
-}
-
-/// The text a passage encoder sees for a document: `title + " " + text` (each trimmed; just
-/// the one that is not empty when the other is), as BEIR's dense baselines and MTEB encode
-/// corpora. Training examples and the reranker use the same text.
-pub fn passage_text(doc: &Document) -> String {
-    match (doc.title.trim(), doc.text.trim()) {
-        ("", text) => text.to_string(),
-        (title, "") => title.to_string(),
-        (title, text) => format!("{title} {text}"),
-    }
 }
 
 /// Progress of encoding: (inputs done, inputs in this flush).

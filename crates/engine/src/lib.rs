@@ -2,7 +2,7 @@
 //! their settings, with one document lifecycle (upsert, delete, commit) and search.
 //!
 //! A result list can be reordered by a cross-encoder ([`rerank`], with a reranker trained by
-//! [`dense::train`]).
+//! the `hybrid-search-train` crate).
 //!
 //! This crate is a facade: it re-exports the component crates ([`sparse`], [`eval`]) and keeps
 //! the on-disk layout:
@@ -75,13 +75,14 @@ pub use collection::{
 };
 pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, MERGE_FACTOR, ModelRecord, STAGE_DOCUMENTS,
-    VectorKind, locate_model, passage_text,
+    VectorKind, locate_model,
 };
 pub use error::{Error, Result};
 pub use failpoint::FAILPOINT_VAR;
 pub use hybrid_search_dense as dense;
+pub use hybrid_search_document::{Document, passage_text};
 pub use hybrid_search_eval as eval;
-pub use hybrid_search_eval::{Dataset, Document, Query};
+pub use hybrid_search_eval::{Dataset, Query};
 pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};

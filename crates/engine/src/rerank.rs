@@ -25,11 +25,11 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use hybrid_search_dense::train::CrossEncoder;
+use hybrid_search_dense::CrossEncoder;
 
 use crate::collection::{Collection, Ranked};
-use crate::dense_leg::passage_text;
 use crate::error::{Error, Result};
+use hybrid_search_document::passage_text;
 
 /// Where a reranked hit stood in the first-stage list, and what the cross-encoder said of it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -224,8 +224,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let c = collection(tmp.path());
         let base = tmp.path().join("tiny");
-        TinyModel::default().write(&base).unwrap();
-        let reranker = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+        TinyModel {
+            seed: 3,
+            ..TinyModel::default()
+        }
+        .write_cross_encoder(&base)
+        .unwrap();
+        let reranker = CrossEncoder::load(&base, &Device::Cpu).unwrap();
         let ranked = c
             .rank("cell", None, 8, Mode::Sparse, &HybridOptions::default())
             .unwrap();

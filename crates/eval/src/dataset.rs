@@ -10,21 +10,7 @@ use crate::error::{Error, Result};
 use crate::lines::for_each_line;
 use crate::{beir, squad};
 
-/// One document of a corpus.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Document {
-    /// The document id, unique within its corpus.
-    pub id: String,
-    /// The title (empty when the source has none).
-    pub title: String,
-    /// The body text.
-    pub text: String,
-    /// The document's embedding when the user supplies it (JSONL field `"vector"`, an array of
-    /// numbers): stored as the document's one vector instead of encoding the text. Its length
-    /// is checked against the collection's model when it is added.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
-}
+pub use hybrid_search_document::Document;
 
 /// One query (question) of a test collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,7 +20,6 @@ mod analysis;
 mod english;
 mod error;
 mod index;
-pub mod kodic;
 mod korean;
 
 pub use analysis::{

@@ -17,7 +17,7 @@ use std::path::Path;
 use lindera_dictionary::builder::DictionaryBuilder;
 use lindera_dictionary::dictionary::metadata::Metadata;
 
-use crate::error::{Error, Result};
+use hybrid_search_sparse::{Error, Result};
 
 /// The 8 ko-dic detail fields after surface, context ids and cost.
 const KO_DIC_METADATA: &str = r#"{

@@ -18,11 +18,12 @@ use tokenizers::{Encoding, Tokenizer};
 
 use super::ops::attention_probs;
 use super::{Rng, save};
-use crate::bert::{
+use hybrid_search_dense::model::{
     Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
 };
-use crate::encoder::{ModelDescription, Pooling, TextKind, describe, load_tokenizer};
-use crate::error::{Error, Result};
+use hybrid_search_dense::model::{describe, load_tokenizer};
+use hybrid_search_dense::{Error, Result};
+use hybrid_search_dense::{ModelDescription, Pooling, TextKind};
 
 /// `x Wᵀ + b`, on rows.
 pub(crate) struct Linear {
@@ -419,13 +420,8 @@ impl TrainableBert {
             })
     }
 
-    /// Tokens of `text` without special tokens.
-    pub(crate) fn plain_encoding(&self, text: &str) -> Result<Encoding> {
-        self.encode_text(text, false)
-    }
-
     /// Token ids of a text as the model sees it, as
-    /// [`Encoder::token_ids`](crate::Encoder::token_ids) makes them: the prefix for `kind`,
+    /// [`Encoder::token_ids`](hybrid_search_dense::Encoder::token_ids) makes them: the prefix for `kind`,
     /// special tokens, and at most `max_len` tokens (the closing special token kept).
     pub fn token_ids(&self, text: &str, kind: TextKind, max_len: usize) -> Result<Vec<u32>> {
         let prefix = match kind {
@@ -493,7 +489,7 @@ impl TrainableBert {
 
     /// Embeddings of `texts` (truncated to the model's maximum length), normalised when the
     /// model says so, in batches of `batch_size`, without dropout: what
-    /// [`Encoder::encode`](crate::Encoder::encode) gives for a saved copy of this model.
+    /// [`Encoder::encode`](hybrid_search_dense::Encoder::encode) gives for a saved copy of this model.
     pub fn encode(
         &self,
         texts: &[&str],

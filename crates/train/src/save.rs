@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 
-use crate::error::{Error, Result};
+use hybrid_search_dense::{Error, Result};
 
 /// Files and folders of a base model directory that are never copied to a trained one: the
 /// weights (written anew, or in a format the trained model no longer matches), hidden files,

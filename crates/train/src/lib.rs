@@ -1,7 +1,9 @@
 //! Training on the CPU (or any candle device): DPR-style dense encoders and a cross-encoder
 //! reranker, fine-tuned from a BERT-family model directory and saved as model directories that
-//! [`Encoder::load`](crate::Encoder::load) and [`CrossEncoder::load`] open like any other.
+//! [`Encoder::load`](hybrid_search_dense::Encoder::load) and [`CrossEncoder::load`](hybrid_search_dense::CrossEncoder::load) open like any other.
 //!
+//! - [`training_set`]: examples from a labelled dataset, hard negatives mined through a
+//!   [`Searcher`] (the engine's BM25, in the CLI).
 //! - [`TrainableBert`]: the BERT encoder rebuilt from differentiable candle operations, so that
 //!   `loss.backward()` reaches every weight (the inference model in `bert.rs` runs custom kernels
 //!   that have no gradients; the one fused kernel here, the attention softmax, has its own
@@ -9,7 +11,7 @@
 //! - [`DenseTrainer`]: in-batch negatives plus hard negatives, the softmax over the similarity
 //!   matrix (DPR, Karpukhin et al. 2020; sentence-transformers' `MultipleNegativesRankingLoss`),
 //!   with one shared encoder or separate query and passage encoders.
-//! - [`CrossEncoder`]: BERT with a one-logit head on `[CLS] q [SEP] p [SEP]`, trained with a
+//! - [`TrainableCrossEncoder`]: BERT with a one-logit head on `[CLS] q [SEP] p [SEP]`, trained with a
 //!   softmax over each query's group (its positive and its negatives).
 //!
 //! Both trainers use AdamW with decoupled weight decay (none on biases and LayerNorm weights, as
@@ -20,7 +22,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use hybrid_search_dense::train::{DenseTrainConfig, DenseTrainer, TrainExample, TrainSettings};
+//! use hybrid_search_train::{DenseTrainConfig, DenseTrainer, TrainExample, TrainSettings};
 //!
 //! let examples = vec![TrainExample {
 //!     query: "il-6 in sepsis".into(),
@@ -47,6 +49,7 @@
 mod bert;
 mod cross;
 mod dpr;
+pub mod examples;
 mod ops;
 mod optim;
 mod save;
@@ -57,14 +60,15 @@ use std::path::{Path, PathBuf};
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::error::{Error, Result};
+use hybrid_search_dense::{Error, Result};
 
 pub use bert::TrainableBert;
-pub use cross::{CrossEncoder, CrossTrainConfig, PairInput, pair_budget};
+pub use cross::{CrossTrainConfig, TrainableCrossEncoder};
 pub use dpr::{
     DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, Similarity,
     trained_encoder_dirs,
 };
+pub use examples::{Searcher, TrainingSet, training_set};
 pub use schedule::LinearSchedule;
 
 use optim::Optim;

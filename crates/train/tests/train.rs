@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use hybrid_search_dense::train::{
-    CrossEncoder, CrossTrainConfig, DenseTrainConfig, DenseTrainer, LinearSchedule,
-    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, StepReport, TrainExample, TrainSettings, TrainableBert,
-    checkpoint_dir, pair_budget, trained_encoder_dirs,
+use hybrid_search_dense::{CrossEncoder, Device, Encoder, TextKind, TinyModel, pair_budget};
+use hybrid_search_train::{
+    CrossTrainConfig, DenseTrainConfig, DenseTrainer, LinearSchedule, PASSAGE_ENCODER_DIR,
+    QUERY_ENCODER_DIR, StepReport, TrainExample, TrainSettings, TrainableBert,
+    TrainableCrossEncoder, checkpoint_dir, trained_encoder_dirs,
 };
-use hybrid_search_dense::{Device, Encoder, TextKind, TinyModel};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -334,14 +334,14 @@ fn checkpoints_save_each_epochs_model() {
     );
 
     // The reranker saves the same way, and a checkpoint that exists already stops the run.
-    let mut reranker = CrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
+    let mut reranker = TrainableCrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
     let mut config = cross_config();
     config.train.epochs = 2;
     let cross_out = root.path().join("rr");
     reranker
         .train_checkpointed(&examples, &config, Some(&cross_out), |_| {})
         .unwrap();
-    let first = CrossEncoder::load(&checkpoint_dir(&cross_out, 1), &Device::Cpu).unwrap();
+    let first = TrainableCrossEncoder::load(&checkpoint_dir(&cross_out, 1), &Device::Cpu).unwrap();
     assert!(
         first
             .score(&examples[0].query, &[&examples[0].positive])
@@ -376,7 +376,7 @@ fn pair_budget_cuts_the_passage_first() {
 fn cross_encoder_input_truncates_the_passage_not_the_query() {
     let root = tempfile::tempdir().unwrap();
     let base = tiny(root.path());
-    let cross = CrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
+    let cross = TrainableCrossEncoder::from_base(&base, 1, &Device::Cpu).unwrap();
     assert_eq!(cross.max_len(), 32);
     // The tiny tokenizer spells words letter by letter: "abc de" is [a ##b ##c d ##e].
     let query = "abc de";
@@ -412,7 +412,7 @@ fn cross_encoder_trains_saves_and_loads() {
     let root = tempfile::tempdir().unwrap();
     let base = tiny(root.path());
     let examples = dataset();
-    let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let mut cross = TrainableCrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
     let mut losses = Vec::new();
     let report = cross
         .train(&examples, &cross_config(), |s| losses.push(s.loss))
@@ -424,7 +424,7 @@ fn cross_encoder_trains_saves_and_loads() {
         "mean loss per epoch did not fall enough: {epochs:?}"
     );
     // The trained reranker puts positives above their negatives more often than the fresh one.
-    let wins = |cross: &CrossEncoder| -> usize {
+    let wins = |cross: &TrainableCrossEncoder| -> usize {
         examples
             .iter()
             .map(|e| {
@@ -435,7 +435,7 @@ fn cross_encoder_trains_saves_and_loads() {
             })
             .sum()
     };
-    let fresh = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let fresh = TrainableCrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
     let (before, after) = (wins(&fresh), wins(&cross));
     assert!(
         after > before && after >= 24,
@@ -448,7 +448,7 @@ fn cross_encoder_trains_saves_and_loads() {
         serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["num_labels"], 1);
     assert!(!out.join("modules.json").exists());
-    let loaded = CrossEncoder::load(&out, &Device::Cpu).unwrap();
+    let loaded = TrainableCrossEncoder::load(&out, &Device::Cpu).unwrap();
     assert_eq!(loaded.max_len(), cross.max_len());
     let passages: Vec<&str> = examples.iter().map(|e| e.positive.as_str()).collect();
     for e in &examples[..4] {
@@ -463,8 +463,37 @@ fn cross_encoder_trains_saves_and_loads() {
     let together = loaded.score(&examples[0].query, &passages).unwrap();
     assert!((alone[0] - together[0]).abs() < 1e-4);
 
-    // A base model has no head to load.
+    // The inference cross-encoder (the packed forward the engine reranks with) reads the same
+    // directory to the same logits as the padded training forward.
+    let inference = CrossEncoder::load(&out, &Device::Cpu).unwrap();
+    assert_eq!(inference.pairs().max_len(), cross.max_len());
+    for e in &examples[..4] {
+        let a = cross.score(&e.query, &passages).unwrap();
+        let b = inference.score(&e.query, &passages).unwrap();
+        let diff = max_abs_diff(&[a], &[b]);
+        assert!(
+            diff < 1e-4,
+            "training vs inference forward: max |diff| {diff}"
+        );
+        assert_eq!(
+            inference.pairs().pair(&e.query, &e.positive).unwrap(),
+            cross.pair_input(&e.query, &e.positive).unwrap()
+        );
+    }
+    let alone = inference.score(&examples[0].query, &passages[..1]).unwrap();
+    let together = inference.score(&examples[0].query, &passages).unwrap();
+    assert!((alone[0] - together[0]).abs() < 1e-4);
     let err = CrossEncoder::load(&base, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("pooler") || err.contains("classifier"),
+        "{err}"
+    );
+
+    // A base model has no head to load.
+    let err = TrainableCrossEncoder::load(&base, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
@@ -480,7 +509,7 @@ fn a_faster_head_lowers_the_cross_encoder_loss_sooner() {
     let base = tiny(root.path());
     let examples = dataset();
     let final_loss = |head_lr_scale: f64| {
-        let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+        let mut cross = TrainableCrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
         let mut config = CrossTrainConfig {
             head_lr_scale,
             ..cross_config()
@@ -495,7 +524,7 @@ fn a_faster_head_lowers_the_cross_encoder_loss_sooner() {
         faster < same,
         "head at 20x the rate: loss {faster}, at 1x: {same}"
     );
-    let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let mut cross = TrainableCrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
     let bad = CrossTrainConfig {
         head_lr_scale: 0.0,
         ..cross_config()
@@ -510,7 +539,7 @@ fn cross_encoder_needs_negatives() {
     let base = tiny(root.path());
     let mut examples = dataset();
     examples.iter_mut().for_each(|e| e.negatives.clear());
-    let mut cross = CrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
+    let mut cross = TrainableCrossEncoder::from_base(&base, 3, &Device::Cpu).unwrap();
     let err = cross
         .train(&examples, &cross_config(), |_| {})
         .unwrap_err()
@@ -540,7 +569,7 @@ fn same_seed_same_loss_curve() {
     assert_ne!(a, losses(12));
 
     let cross = |seed: u64| -> Vec<f32> {
-        let mut cross = CrossEncoder::from_base(&base, seed, &Device::Cpu).unwrap();
+        let mut cross = TrainableCrossEncoder::from_base(&base, seed, &Device::Cpu).unwrap();
         let mut config = cross_config();
         config.train.epochs = 1;
         config.train.seed = seed;

@@ -1,6 +1,6 @@
 //! A cross-encoder reranker: BERT reading the query and the passage together, with a one-logit
 //! head, as Hugging Face's `BertForSequenceClassification` with `num_labels = 1` (the layout of
-//! sentence-transformers' `CrossEncoder`, Nogueira & Cho 2019, "Passage Re-ranking with
+//! sentence-transformers' `TrainableCrossEncoder`, Nogueira & Cho 2019, "Passage Re-ranking with
 //! BERT"):
 //!
 //! `score(q, p) = w · tanh(W_pool h_[CLS] + b_pool) + b`, on the input `[CLS] q [SEP] p [SEP]`
@@ -23,14 +23,13 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
-use tokenizers::{Encoding, TruncationDirection};
 
 use super::bert::{Batch, Linear, TrainableBert, dropout};
 use super::dpr::check_dropout;
 use super::{
     Hyper, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir, fit, save,
 };
-use crate::error::{Error, Result};
+use hybrid_search_dense::{Error, HEAD_NAMES, PairInput, PairTokenizer, Result};
 
 /// Settings of a cross-encoder training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,57 +88,22 @@ fn cross_settings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<TrainS
     TrainSettings::deserialize_over(CrossTrainConfig::default().train, d)
 }
 
-/// A query-passage pair as the cross-encoder reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairInput {
-    /// Token ids: `[CLS] query [SEP] passage [SEP]` (or the tokenizer's pair template).
-    pub ids: Vec<u32>,
-    /// Token types: 0 for the query part, 1 for the passage part.
-    pub type_ids: Vec<u32>,
-    /// Query tokens kept (special tokens not counted).
-    pub query_tokens: usize,
-    /// Passage tokens kept (special tokens not counted).
-    pub passage_tokens: usize,
-}
-
-/// How many query and passage tokens fit in `room` tokens (the maximum length less the
-/// special tokens): `(query kept, passage kept)`.
-///
-/// The passage is truncated (its end dropped) and the query kept whole, unless the query is
-/// longer than both half the room and what the passage leaves: then it is cut to that larger
-/// amount, so a very long query cannot crowd the passage out entirely.
-/// `query kept = min(q, max(room - p, room / 2))`, `passage kept = min(p, room - query kept)`.
-pub fn pair_budget(query_len: usize, passage_len: usize, room: usize) -> (usize, usize) {
-    let query = query_len.min(room.saturating_sub(passage_len).max(room / 2));
-    let passage = passage_len.min(room - query);
-    (query, passage)
-}
-
 /// A cross-encoder reranker (see the module documentation for the model and the loss).
 ///
 /// Saved as a Hugging Face `BertForSequenceClassification` directory: `model.safetensors`
 /// with `bert.`-prefixed encoder weights, `bert.pooler.dense.*` and `classifier.*`;
 /// `config.json` with `"num_labels": 1`; the tokenizer files; and
 /// `sentence_bert_config.json` holding the maximum length.
-pub struct CrossEncoder {
+pub struct TrainableCrossEncoder {
     bert: TrainableBert,
     head: VarMap,
     pooler: Linear,
     classifier: Linear,
-    max_len: usize,
-    /// Special tokens the tokenizer adds to a pair (3 for BERT).
-    pair_specials: usize,
+    pairs: PairTokenizer,
     report: Option<(CrossTrainConfig, TrainReport)>,
 }
 
-const HEAD_NAMES: [&str; 4] = [
-    "pooler.dense.weight",
-    "pooler.dense.bias",
-    "classifier.weight",
-    "classifier.bias",
-];
-
-impl CrossEncoder {
+impl TrainableCrossEncoder {
     /// A reranker initialised from the BERT-family model directory `base` on `device`: its
     /// encoder (and its pooler when the checkpoint has one) with a fresh classifier, drawn
     /// from N(0, 0.02²) with generator seed `seed` (Hugging Face's `initializer_range`). The
@@ -171,7 +135,7 @@ impl CrossEncoder {
         )
     }
 
-    /// Loads a reranker saved by [`CrossEncoder::save`] (or any BERT
+    /// Loads a reranker saved by [`TrainableCrossEncoder::save`] (or any BERT
     /// `BertForSequenceClassification` directory with one label) on `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let mut bert = TrainableBert::load(dir, device)?;
@@ -183,7 +147,7 @@ impl CrossEncoder {
                 path: dir.to_path_buf(),
                 message: format!(
                     "has no tensor {name}: not a cross-encoder (start one from a base model \
-                     with CrossEncoder::from_base)"
+                     with TrainableCrossEncoder::from_base)"
                 ),
             })?;
             if tensor.dims() != shape {
@@ -228,14 +192,12 @@ impl CrossEncoder {
             path: bert.dir().to_path_buf(),
             message: "incomplete classification head".into(),
         })?;
-        let pair_specials = bert
-            .tokenizer()
-            .post_process(Encoding::default(), Some(Encoding::default()), true)
-            .map_err(|e| Error::Model {
-                path: bert.dir().join("tokenizer.json"),
-                message: format!("cannot build a query-passage pair ({e})"),
-            })?
-            .len();
+        let pairs = PairTokenizer::new(
+            bert.tokenizer().clone(),
+            &bert.dir().join("tokenizer.json"),
+            max_len,
+            bert.type_vocab() >= 2,
+        )?;
         Ok(Self {
             bert,
             head: varmap,
@@ -247,8 +209,7 @@ impl CrossEncoder {
                 weight: cw,
                 bias: cb,
             },
-            max_len,
-            pair_specials,
+            pairs,
             report: None,
         })
     }
@@ -265,58 +226,27 @@ impl CrossEncoder {
 
     /// Longest pair in tokens, special tokens included.
     pub fn max_len(&self) -> usize {
-        self.max_len
+        self.pairs.max_len()
     }
 
     /// Sets the longest pair in tokens (saved with the model); at most the model's positions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when it leaves no room beside the special tokens or exceeds the
+    /// model's positions.
     pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
-        if max_len <= self.pair_specials || max_len > self.bert.max_positions() {
-            return Err(Error::Model {
-                path: self.bert.dir().to_path_buf(),
-                message: format!(
-                    "a cross-encoder length of {max_len} tokens is not possible: it must be \
-                     more than {} and at most the model's {} positions",
-                    self.pair_specials,
-                    self.bert.max_positions()
-                ),
-            });
-        }
-        self.max_len = max_len;
-        Ok(())
+        self.pairs.set_max_len(max_len, self.bert.max_positions())
     }
 
-    /// The model's input for a pair, at most [`CrossEncoder::max_len`] tokens, truncated as
-    /// [`pair_budget`] says (the passage first; the query only when it alone would take more
-    /// than half).
+    /// The model's input for a pair, at most [`TrainableTrainableCrossEncoder::max_len`] tokens,
+    /// truncated as [`pair_budget`](hybrid_search_dense::pair_budget) says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails.
     pub fn pair_input(&self, query: &str, passage: &str) -> Result<PairInput> {
-        let mut q = self.bert.plain_encoding(query)?;
-        let mut p = self.bert.plain_encoding(passage)?;
-        let room = self.max_len.saturating_sub(self.pair_specials);
-        let (query_tokens, passage_tokens) = pair_budget(q.len(), p.len(), room);
-        for (enc, keep) in [(&mut q, query_tokens), (&mut p, passage_tokens)] {
-            enc.truncate(keep, 0, TruncationDirection::Right);
-            enc.take_overflowing();
-        }
-        let pair = self
-            .bert
-            .tokenizer()
-            .post_process(q, Some(p), true)
-            .map_err(|e| Error::Model {
-                path: self.bert.dir().join("tokenizer.json"),
-                message: format!("building a query-passage pair: {e}"),
-            })?;
-        let ids = pair.get_ids().to_vec();
-        let type_ids = if self.bert.type_vocab() < 2 {
-            vec![0; ids.len()]
-        } else {
-            pair.get_type_ids().to_vec()
-        };
-        Ok(PairInput {
-            ids,
-            type_ids,
-            query_tokens,
-            passage_tokens,
-        })
+        self.pairs.pair(query, passage)
     }
 
     /// One logit per input `(n,)`; with a generator, in training mode (dropout).
@@ -374,9 +304,9 @@ impl CrossEncoder {
         self.train_checkpointed(examples, config, None, progress)
     }
 
-    /// [`CrossEncoder::train`], and with `final_out` set, after every epoch but the last the
+    /// [`TrainableCrossEncoder::train`], and with `final_out` set, after every epoch but the last the
     /// reranker so far is saved as [`checkpoint_dir`]`(final_out, epoch)` (each must not
-    /// exist or be empty). The final reranker is still written by [`CrossEncoder::save`].
+    /// exist or be empty). The final reranker is still written by [`TrainableCrossEncoder::save`].
     pub fn train_checkpointed(
         &mut self,
         examples: &[TrainExample],
@@ -485,7 +415,7 @@ impl CrossEncoder {
     }
 
     /// Writes the reranker as a new model directory `out` (which must not exist or be
-    /// empty): see [`CrossEncoder`] for the layout. The base's tokenizer files are copied;
+    /// empty): see [`TrainableCrossEncoder`] for the layout. The base's tokenizer files are copied;
     /// its sentence-transformers bi-encoder files (`modules.json`, pooling folders) are not.
     pub fn save(&self, out: &Path) -> Result<()> {
         self.write(out, self.report.as_ref().map(|(c, r)| (c, r)))
@@ -516,7 +446,7 @@ impl CrossEncoder {
         save::write_json(&staging.join("config.json"), &config)?;
         save::write_json(
             &staging.join("sentence_bert_config.json"),
-            &json!({"max_seq_length": self.max_len}),
+            &json!({"max_seq_length": self.max_len()}),
         )?;
         let mut tensors = self.bert.tensors("bert.", |name| {
             name.starts_with("embeddings.") || name.starts_with("encoder.")

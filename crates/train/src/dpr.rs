@@ -26,8 +26,8 @@ use super::bert::{Batch, TrainableBert, l2_normalize};
 use super::{
     Hyper, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir, fit, save,
 };
-use crate::encoder::TextKind;
-use crate::error::{Error, Result};
+use hybrid_search_dense::TextKind;
+use hybrid_search_dense::{Error, Result};
 
 /// Name of the query encoder's directory inside a model saved with separate encoders.
 pub const QUERY_ENCODER_DIR: &str = "query_encoder";
@@ -207,7 +207,7 @@ impl DenseTrainer {
     }
 
     /// Embeddings of `texts` by the encoder for `kind`, without dropout: what the saved model
-    /// gives through [`Encoder::encode`](crate::Encoder::encode).
+    /// gives through [`Encoder::encode`](hybrid_search_dense::Encoder::encode).
     pub fn encode(
         &self,
         texts: &[&str],
