@@ -64,15 +64,16 @@ mod collection;
 mod dense_leg;
 mod error;
 mod failpoint;
+mod integrity;
 mod lock;
+mod manifest;
 mod rerank;
+mod search;
 mod snippet;
 mod tune;
+mod writer;
 
-pub use collection::{
-    Collection, CollectionWriter, FORMAT_VERSION, Hit, HybridOptions, Manifest, Mode, Ranked,
-    SearchDefaults, SearchResults, TuneRecord, VerifyReport,
-};
+pub use collection::Collection;
 pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, MERGE_FACTOR, ModelRecord, STAGE_DOCUMENTS,
     VectorKind, locate_model,
@@ -86,7 +87,11 @@ pub use hybrid_search_eval::{Dataset, Query};
 pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
+pub use integrity::VerifyReport;
 pub use lock::{LOCK_FILE, Wait};
+pub use manifest::{FORMAT_VERSION, HybridOptions, Manifest, Mode, SearchDefaults, TuneRecord};
 pub use rerank::{FirstStage, RerankOptions, Reranked, rerank};
+pub use search::{Hit, Ranked, SearchResults};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};
+pub use writer::CollectionWriter;

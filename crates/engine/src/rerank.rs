@@ -27,8 +27,9 @@ use serde::Serialize;
 
 use hybrid_search_dense::CrossEncoder;
 
-use crate::collection::{Collection, Ranked};
+use crate::collection::Collection;
 use crate::error::{Error, Result};
+use crate::search::Ranked;
 use hybrid_search_document::passage_text;
 
 /// Where a reranked hit stood in the first-stage list, and what the cross-encoder said of it.
@@ -193,7 +194,7 @@ mod tests {
     use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind};
 
     use super::*;
-    use crate::collection::{HybridOptions, Mode};
+    use crate::manifest::{HybridOptions, Mode};
 
     /// A sparse collection whose documents all contain "cell", so a search for it finds all.
     fn collection(dir: &std::path::Path) -> Collection {

@@ -12,8 +12,10 @@ use hybrid_search_eval::metrics::{self, Run, Scores};
 use hybrid_search_eval::{Qrels, Query};
 use hybrid_search_fusion::{ConvexSettings, Fusion, LegList, Normalization, RrfSettings};
 
-use crate::collection::{Collection, HybridOptions, sparse_list};
+use crate::collection::Collection;
 use crate::error::Result;
+use crate::manifest::HybridOptions;
+use crate::search::sparse_list;
 
 /// One tried setting and its scores.
 #[derive(Debug, Clone, PartialEq)]

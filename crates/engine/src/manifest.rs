@@ -1,0 +1,206 @@
+//! What a collection is on disk: `manifest.json` (format version, analyzer, the dense model's
+//! record, search defaults) and the engine's record carried by every sparse commit (next key,
+//! the live vector segments). Both are written atomically; the commit record is switched by
+//! the sparse leg's commit, which is the one durable point of a write.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization};
+use hybrid_search_sparse::AnalyzerConfig;
+
+use crate::dense_leg::{self, DenseManifest, SegmentRecord};
+use crate::error::{Error, Result};
+
+/// The on-disk format version this code writes: 3, vector segments listed in each commit.
+/// Versions 1 (no dense leg) and 2 (one vector file per commit) are still read, and a write
+/// upgrades them to 3.
+pub const FORMAT_VERSION: u32 = 3;
+
+pub(crate) const MANIFEST: &str = "manifest.json";
+
+/// `manifest.json`: what a collection is and how its text is analysed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// On-disk format version.
+    pub format_version: u32,
+    /// Analyzer settings used for both documents and queries.
+    pub analyzer: AnalyzerConfig,
+    /// The version of hybrid-search that created the collection.
+    pub created_by: String,
+    /// The dense leg, when the collection was built with a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<DenseManifest>,
+    /// Search defaults (the tuned fusion settings), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchDefaults>,
+}
+
+/// Which leg answers a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// BM25 over the analysed text.
+    #[default]
+    Sparse,
+    /// Nearest passages to the query's vector.
+    Dense,
+    /// Both legs, fused ([`HybridOptions`]).
+    Hybrid,
+}
+
+impl Mode {
+    /// The lowercase name (`sparse`, `dense`, `hybrid`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sparse => "sparse",
+            Mode::Dense => "dense",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// How the hybrid mode blends the legs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HybridOptions {
+    /// The fusion method and its settings.
+    pub fusion: Fusion,
+    /// Candidates taken from each leg (at least the number of results asked for).
+    pub depth: usize,
+}
+
+impl Default for HybridOptions {
+    /// A convex combination over the top 100 of each leg with theoretical-bounds
+    /// normalisation (cosine from [-1, 1], BM25 from [0, the list's best]) and dense weight
+    /// 0.85: the setting `hybrid-search tune` chose on SciFact's train split (BM25 +
+    /// all-MiniLM-L6-v2), which also beat reciprocal rank fusion on SciFact test, KorQuAD (with
+    /// multilingual-e5-small) and Cranfield (`docs/benchmarks.md`). A collection tuned on its
+    /// own labelled queries stores its own ([`SearchDefaults`]).
+    fn default() -> Self {
+        Self {
+            fusion: Fusion::Convex(ConvexSettings {
+                alpha: 0.85,
+                dense: Normalization::cosine(),
+                sparse: Normalization::bm25(),
+            }),
+            depth: 100,
+        }
+    }
+}
+
+/// How the collection answers a search when the caller does not say: stored in the manifest
+/// by [`Collection::set_search_defaults`] (`hybrid-search tune`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchDefaults {
+    /// The fusion settings of the hybrid mode.
+    pub hybrid: HybridOptions,
+    /// Where the settings come from, when tuned on labelled queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<TuneRecord>,
+}
+
+/// The labelled queries a collection's fusion settings were tuned on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneRecord {
+    /// The dataset (as given on the command line).
+    pub dataset: String,
+    /// Its split.
+    pub split: String,
+    /// Queries evaluated.
+    pub queries: usize,
+    /// Settings tried.
+    pub tried: usize,
+    /// nDCG@10 of the chosen settings on those queries.
+    pub ndcg_at_10: f64,
+}
+
+/// The engine's record stored as the payload of every sparse commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CommitRecord {
+    /// The next internal key to hand out.
+    pub(crate) next_key: u64,
+    /// Format 2: the generation of the one vector file this commit goes with (read only; it
+    /// becomes the single entry of `segments`).
+    #[serde(default, skip_serializing)]
+    pub(crate) dense_generation: Option<u64>,
+    /// The live vector segments, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) segments: Vec<SegmentRecord>,
+    /// The id of the next segment file.
+    #[serde(default)]
+    pub(crate) next_segment: u64,
+}
+
+impl CommitRecord {
+    /// Reads a commit's payload, turning a format 2 record into a one-segment list (its file
+    /// listed with `legacy_keys` keys: the live documents, which it held).
+    pub(crate) fn parse(
+        payload: Option<&str>,
+        dir: &Path,
+        kind: Option<dense_leg::VectorKind>,
+        legacy_keys: u64,
+    ) -> Result<Self> {
+        let Some(payload) = payload else {
+            return Ok(Self::default());
+        };
+        let mut record: CommitRecord =
+            serde_json::from_str(payload).map_err(|e| Error::Commit {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "the last commit's record is unreadable ({e}); rebuild the collection"
+                ),
+            })?;
+        if let (Some(generation), Some(kind)) = (record.dense_generation.take(), kind)
+            && record.segments.is_empty()
+        {
+            record.segments.push(SegmentRecord {
+                file: dense_leg::legacy_file(kind, generation),
+                keys: legacy_keys,
+            });
+        }
+        Ok(record)
+    }
+
+    pub(crate) fn payload(&self) -> String {
+        serde_json::to_string(self).expect("record serialises")
+    }
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    let file = fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    write_atomic(&dir.join(MANIFEST), &json)
+}
+
+pub(crate) fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        return Err(Error::NotACollection(dir.to_path_buf()));
+    }
+    let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+        path: path.clone(),
+        message: format!("not a valid manifest ({e}); the collection must be rebuilt"),
+    })?;
+    if !(1..=FORMAT_VERSION).contains(&manifest.format_version) {
+        return Err(Error::Manifest {
+            path,
+            message: format!(
+                "format version {} is not supported by this build (version {FORMAT_VERSION}); \
+                 use a matching hybrid-search or rebuild the collection",
+                manifest.format_version
+            ),
+        });
+    }
+    Ok(manifest)
+}

@@ -1,0 +1,324 @@
+//! Searching a collection: each leg's ranked ids, their fusion, and hits with titles and
+//! snippets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use hybrid_search_dense::{Encoder, TextKind};
+use hybrid_search_fusion::{FusedHit, Leg, LegList, LegScore};
+
+use crate::collection::{Collection, DenseLeg};
+use crate::dense_leg::{self, DENSE_DIR, Segment};
+use crate::error::{Error, Result};
+use crate::manifest::{HybridOptions, Mode};
+use crate::snippet::{query_terms, snippet_for_terms};
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// External document id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// The best-matching stretch of the text, matches marked with `**`.
+    pub snippet: String,
+    /// The score: BM25 (sparse), cosine similarity (dense) or the fused score (hybrid).
+    pub score: f64,
+    /// What each leg gave the document: raw score, rank, normalised score, contribution
+    /// (left out of JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub legs: Vec<LegScore>,
+}
+
+/// A ranked result list and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResults<H = Hit> {
+    /// The mode that answered: [`Mode::Sparse`] when a hybrid search fell back.
+    pub mode: Mode,
+    /// Why the dense leg took no part, when a hybrid search fell back to the sparse leg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// The results, best first.
+    pub hits: Vec<H>,
+}
+
+/// Ranked ids with every leg's share of the score, before titles and snippets are fetched.
+pub type Ranked = SearchResults<FusedHit<Arc<str>>>;
+
+/// The sparse leg's list for fusion: when BM25 returned fewer documents than `depth`, it
+/// returned every document that matches the query, so every other one scored 0.
+pub(crate) fn sparse_list(hits: &[(Arc<str>, f32)], depth: usize) -> LegList<'_, Arc<str>> {
+    LegList {
+        hits,
+        absent: (hits.len() < depth).then_some(0.0),
+    }
+}
+
+/// A one-leg list in the fused shape: the leg's score is the hit's score.
+pub(crate) fn single_leg(leg: Leg, list: Vec<(Arc<str>, f32)>) -> Vec<FusedHit<Arc<str>>> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, (id, score))| FusedHit {
+            id,
+            score: f64::from(score),
+            legs: vec![LegScore {
+                leg,
+                found: true,
+                rank: Some(i + 1),
+                raw_score: Some(score),
+                normalized: f64::from(score),
+                contribution: f64::from(score),
+            }],
+        })
+        .collect()
+}
+
+impl Collection {
+    /// The attached encoder, if any.
+    pub fn encoder(&self) -> Option<&Arc<Encoder>> {
+        self.dense.as_ref().and_then(|d| d.encoder.as_ref())
+    }
+
+    pub(crate) fn dense_leg(&self) -> Result<(&DenseLeg, &Arc<Encoder>)> {
+        let leg = self.dense.as_ref().ok_or_else(|| {
+            Error::NoModel(
+                self.dir.clone(),
+                "this collection has no dense leg; build it with `hybrid-search index --model DIR`"
+                    .into(),
+            )
+        })?;
+        let encoder = leg.encoder.as_ref().ok_or_else(|| {
+            Error::NoModel(
+                self.dir.clone(),
+                "the dense leg needs the model its vectors were made with; pass --model DIR \
+                 (or attach_encoder in the library)"
+                    .into(),
+            )
+        })?;
+        Ok((leg, encoder))
+    }
+
+    /// Query vectors for `queries`, batched.
+    pub fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let (_, encoder) = self.dense_leg()?;
+        Ok(encoder.encode(queries, TextKind::Query, dense_leg::DEFAULT_BATCH)?)
+    }
+
+    /// The loaded vectors, or why they cannot be used.
+    /// The loaded segments, or why they cannot be used.
+    pub(crate) fn segments(&self) -> Result<(&DenseLeg, &[Arc<Segment>])> {
+        let leg = self.dense.as_ref().ok_or_else(|| {
+            Error::NoModel(self.dir.clone(), "this collection has no dense leg".into())
+        })?;
+        let damaged = |message: &String| Error::DenseDamaged {
+            collection: self.dir.clone(),
+            message: message.clone(),
+        };
+        if let Some(message) = &leg.damage {
+            return Err(damaged(message));
+        }
+        if leg.segments.get().is_none() {
+            let manifest = self
+                .manifest
+                .dense
+                .as_ref()
+                .expect("a dense leg has a manifest");
+            let mut opened = Vec::with_capacity(self.record.segments.len());
+            for s in &self.record.segments {
+                if let Some(open) = leg.known.get(&s.file) {
+                    opened.push(open.clone());
+                    continue;
+                }
+                match dense_leg::open_segment(&self.dir, manifest, &s.file, &self.sparse) {
+                    Ok(index) => opened.push(Arc::new(Segment {
+                        file: s.file.clone(),
+                        index,
+                    })),
+                    // Present at reload, gone now: later commits of another process merged it
+                    // away. Not damage, and not remembered: a reload sees the new segments.
+                    Err(_) if !self.dir.join(DENSE_DIR).join(&s.file).exists() => {
+                        return Err(Error::Commit {
+                            path: self.dir.clone(),
+                            message: format!(
+                                "vector segment {} was merged away by a newer commit since this \
+                                 collection was opened; reload it (open it again)",
+                                s.file
+                            ),
+                        });
+                    }
+                    Err(e) => {
+                        let _ = leg.segments.set(Err(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            let _ = leg.segments.set(Ok(opened));
+        }
+        let opened = leg.segments.get().expect("set above");
+        match opened {
+            Ok(s) => Ok((leg, s.as_slice())),
+            Err(message) => Err(damaged(message)),
+        }
+    }
+
+    /// The key -> id map of the live documents, read from the sparse leg once per commit seen.
+    pub(crate) fn live_ids(&self, leg: &DenseLeg) -> Result<Arc<HashMap<u64, Arc<str>>>> {
+        if let Some(ids) = leg.ids.get() {
+            return Ok(ids.clone());
+        }
+        let ids: Arc<HashMap<u64, Arc<str>>> =
+            Arc::new(self.sparse.live_keys()?.into_iter().collect());
+        Ok(leg.ids.get_or_init(|| ids).clone())
+    }
+
+    /// The top `k` documents for a query vector as (external id, cosine similarity): each
+    /// segment's top `k` among live documents, merged.
+    pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+        let (leg, segments) = self.segments()?;
+        if let Some(m) = &self.manifest.dense {
+            dense_leg::check_supplied("", vector, m.vectors.dim).map_err(|e| match e {
+                Error::InvalidVector { message, .. } => {
+                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
+                }
+                e => e,
+            })?;
+        }
+        let ids = self.live_ids(leg)?;
+        let live = |key: u64| ids.contains_key(&key);
+        let mut all = Vec::new();
+        for segment in segments {
+            all.extend(segment.index.search_filtered(vector, k, &live)?);
+        }
+        all.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut seen = HashSet::with_capacity(k);
+        Ok(all
+            .into_iter()
+            .filter(|(key, _)| seen.insert(*key))
+            .take(k)
+            .filter_map(|(key, score)| ids.get(&key).map(|id| (id.clone(), score)))
+            .collect())
+    }
+
+    /// The mode a search uses when the caller does not choose: hybrid for a collection with a
+    /// dense leg, sparse otherwise.
+    pub fn default_mode(&self) -> Mode {
+        if self.manifest.dense.is_some() {
+            Mode::Hybrid
+        } else {
+            Mode::Sparse
+        }
+    }
+
+    /// The hybrid settings a search uses when the caller does not choose: the collection's
+    /// tuned ones ([`Collection::set_search_defaults`]), else [`HybridOptions::default`].
+    pub fn hybrid_options(&self) -> HybridOptions {
+        self.manifest
+            .search
+            .as_ref()
+            .map(|s| s.hybrid)
+            .unwrap_or_default()
+    }
+
+    /// The top `k` documents for `query`, ranked by the leg(s) `mode` names, with each leg's
+    /// share of every score. `vector` is the query's vector when already encoded.
+    ///
+    /// A hybrid search whose dense leg fails (no model attached, damaged vectors, an encoder
+    /// error) is answered by the sparse leg alone, and says so in
+    /// [`SearchResults::fallback`]; a dense search fails instead.
+    pub fn rank(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        k: usize,
+        mode: Mode,
+        options: &HybridOptions,
+    ) -> Result<Ranked> {
+        let dense_list = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
+            match vector {
+                Some(v) => self.dense_search_ids(v, depth),
+                None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
+            }
+        };
+        let (mode, fallback, hits) = match mode {
+            Mode::Sparse => (
+                mode,
+                None,
+                single_leg(Leg::Sparse, self.search_ids(query, k)?),
+            ),
+            Mode::Dense => (mode, None, single_leg(Leg::Dense, dense_list(k)?)),
+            Mode::Hybrid => {
+                let depth = options.depth.max(k);
+                let sparse = self.search_ids(query, depth)?;
+                let (mode, fallback, dense) = match dense_list(depth) {
+                    Ok(dense) => (Mode::Hybrid, None, dense),
+                    Err(err) => (Mode::Sparse, Some(err.to_string()), Vec::new()),
+                };
+                let mut fused = options
+                    .fusion
+                    .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
+                fused.truncate(k);
+                (mode, fallback, fused)
+            }
+        };
+        Ok(SearchResults {
+            mode,
+            fallback,
+            hits,
+        })
+    }
+
+    /// The top `k` documents as (external id, BM25 score), ranked. Ids are shared, not copied.
+    pub fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+        Ok(self
+            .sparse
+            .search(query, k)?
+            .into_iter()
+            .map(|h| (h.id, h.score))
+            .collect())
+    }
+
+    /// The top `k` documents with title and snippet, in the collection's default mode and
+    /// fusion settings ([`Collection::default_mode`], [`Collection::hybrid_options`]).
+    pub fn search(&self, query: &str, k: usize) -> Result<SearchResults> {
+        self.search_with(query, k, self.default_mode(), &self.hybrid_options())
+    }
+
+    /// The top `k` documents from the leg(s) `mode` names, with title and snippet.
+    pub fn search_with(
+        &self,
+        query: &str,
+        k: usize,
+        mode: Mode,
+        options: &HybridOptions,
+    ) -> Result<SearchResults> {
+        let ranked = self.rank(query, None, k, mode, options)?;
+        Ok(SearchResults {
+            mode: ranked.mode,
+            fallback: ranked.fallback,
+            hits: self.hits(query, ranked.hits)?,
+        })
+    }
+
+    /// Ranked hits of `query` ([`Collection::rank`], possibly reranked) with title and
+    /// snippet.
+    pub fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
+        let analyzer = self.sparse.analyzer();
+        let wanted = query_terms(analyzer, query);
+        let mut hits = Vec::new();
+        for fused in ranked {
+            let doc = self.sparse.get(&fused.id)?;
+            let (title, text) = doc.map(|d| (d.title, d.text)).unwrap_or_default();
+            let snippet = snippet_for_terms(analyzer, &wanted, &text, 240);
+            hits.push(Hit {
+                id: fused.id.to_string(),
+                title,
+                snippet,
+                score: fused.score,
+                legs: fused.legs,
+            });
+        }
+        Ok(hits)
+    }
+}

@@ -1,0 +1,582 @@
+//! Writing: the single writer of a collection (upserts, deletes, the commit protocol that
+//! switches both legs at once, vector-segment merges and clean-up) and the write calls of
+//! [`Collection`] built on it.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hybrid_search_document::Document;
+use hybrid_search_sparse::{Bm25Index, Bm25Writer, SparseDoc};
+
+use crate::collection::{Collection, SPARSE_DIR, WRITER_HEAP};
+use crate::dense_leg::{self, DENSE_DIR, DenseWriter, EncodeProgress, Segment, SegmentRecord};
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::lock::WriteLock;
+use crate::manifest::{CommitRecord, FORMAT_VERSION, read_manifest, write_manifest};
+
+/// Maps tantivy's own writer-lock error (a writer of an older hybrid-search holds it) to
+/// [`Error::Busy`].
+pub(crate) fn sparse_writer_error(dir: &Path, e: hybrid_search_sparse::Error) -> Error {
+    match e {
+        hybrid_search_sparse::Error::Tantivy(tantivy_error)
+            if tantivy_error.to_string().contains("LockBusy") =>
+        {
+            Error::Busy {
+                collection: dir.to_path_buf(),
+                lock: dir.join(SPARSE_DIR).join(".tantivy-writer.lock"),
+            }
+        }
+        e => Error::Sparse(e),
+    }
+}
+
+/// Adds and deletes documents; nothing is visible, and nothing committed is lost, until
+/// [`CollectionWriter::commit`]. Dropping a writer without committing discards its changes.
+/// The writer holds the collection's write lock until it is dropped.
+pub struct CollectionWriter {
+    pub(crate) dir: PathBuf,
+    pub(crate) sparse: Bm25Writer,
+    pub(crate) next_key: u64,
+    /// The record of the last commit.
+    pub(crate) base: CommitRecord,
+    /// Whether the next commit replaces every segment (repair).
+    pub(crate) rebuild: bool,
+    /// Segments of the last commit that are open (the reader's, and those this writer made),
+    /// by file name; the others are opened when a merge needs them.
+    pub(crate) segments: HashMap<String, Arc<Segment>>,
+    pub(crate) dense: Option<DenseWriter>,
+    /// Problems after a durable commit.
+    pub(crate) warnings: Vec<String>,
+    /// The ids written so far, while the collection had no committed document when this
+    /// writer started (until its first commit): such ids need no delete before their insert.
+    pub(crate) fresh_ids: Option<HashSet<String>>,
+    /// Set when an operation failed part way (an encoder or disk error): the staged changes
+    /// may be incomplete, so every call fails until [`CollectionWriter::rollback`].
+    pub(crate) poisoned: Option<String>,
+    /// Declared last, so dropped last: tantivy's writer (and its lock) goes first.
+    pub(crate) _lock: WriteLock,
+}
+
+impl CollectionWriter {
+    /// Adds `doc`, replacing the document with the same id if there is one. A document with a
+    /// `vector` has that vector stored (it must have the model's dimensions and finite values)
+    /// instead of its text encoded.
+    pub fn upsert(&mut self, doc: &Document) -> Result<()> {
+        self.check_poisoned()?;
+        let result = self.upsert_inner(doc);
+        self.poison_on(&result);
+        result
+    }
+
+    /// Fails when an earlier call left the staged changes incomplete.
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::InvalidOption(format!(
+                "this writer's changes are incomplete after an earlier error ({cause}); call \
+                 rollback (or drop the writer) and write them again"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the writer unusable after an error that may have left a change half staged
+    /// (errors found before anything changes, a bad vector or a missing model, do not).
+    pub(crate) fn poison_on<T>(&mut self, result: &Result<T>) {
+        if let Err(e) = result
+            && !matches!(e, Error::InvalidVector { .. } | Error::NoModel(..))
+        {
+            self.poisoned = Some(e.to_string());
+        }
+    }
+
+    pub(crate) fn upsert_inner(&mut self, doc: &Document) -> Result<()> {
+        let key = self.next_key;
+        match &mut self.dense {
+            Some(dense) => dense.upsert(doc, key)?,
+            None if doc.vector.is_some() => {
+                return Err(Error::InvalidVector {
+                    id: doc.id.clone(),
+                    message: "this collection has no dense leg (it was built without \
+                              --model); leave the field out, or index into a collection built \
+                              with a model"
+                        .into(),
+                });
+            }
+            None => {}
+        }
+        self.next_key += 1;
+        let sparse_doc = SparseDoc {
+            id: doc.id.clone(),
+            key,
+            title: doc.title.clone(),
+            text: doc.text.clone(),
+        };
+        // Loading into an empty collection: an id not seen before needs no delete.
+        let new_id = self
+            .fresh_ids
+            .as_mut()
+            .is_some_and(|seen| seen.insert(doc.id.clone()));
+        if new_id {
+            self.sparse.insert(&sparse_doc)?;
+        } else {
+            self.sparse.upsert(&sparse_doc)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the document with external id `id` (no error if there is none).
+    pub fn delete(&mut self, id: &str) -> Result<()> {
+        self.check_poisoned()?;
+        self.sparse.delete(id);
+        let result = match &mut self.dense {
+            Some(dense) => dense.forget_id(id),
+            None => Ok(()),
+        };
+        self.poison_on(&result);
+        result
+    }
+
+    pub(crate) fn dense_dir(&self) -> PathBuf {
+        self.dir.join(DENSE_DIR)
+    }
+
+    /// Makes every change since the last commit durable and visible to [`Collection::reload`].
+    ///
+    /// The new documents' vectors are encoded and written first, as one new segment file; the
+    /// sparse commit, whose record lists the live segments, then switches both legs at once.
+    /// Files that neither this commit nor the one before it lists are removed afterwards
+    /// (a failure there is kept as a warning: the commit stands).
+    ///
+    /// Merging vector segments is left to [`Collection::add`], [`Collection::delete`] and the
+    /// other collection-level writes, which run the merge policy after their commit.
+    pub fn commit(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        let result = self.commit_inner();
+        if result.is_err() {
+            self.poisoned = result.as_ref().err().map(ToString::to_string);
+        }
+        result
+    }
+
+    pub(crate) fn commit_inner(&mut self) -> Result<()> {
+        let mut record = CommitRecord {
+            next_key: self.next_key,
+            dense_generation: None,
+            segments: if self.rebuild {
+                Vec::new()
+            } else {
+                self.base.segments.clone()
+            },
+            next_segment: self.base.next_segment,
+        };
+        let mut segments = if self.rebuild {
+            HashMap::new()
+        } else {
+            self.segments.clone()
+        };
+        let mut written = None;
+        if let Some(dense) = &mut self.dense
+            && let Some(index) = dense.take_segment()?
+        {
+            let file = dense_leg::segment_file(dense.manifest.kind, record.next_segment);
+            let path = self.dir.join(DENSE_DIR).join(&file);
+            index.save(&path)?;
+            failpoint::hit("after-vector-segment");
+            record.next_segment += 1;
+            record.segments.push(SegmentRecord {
+                file: file.clone(),
+                keys: index.len() as u64,
+            });
+            segments.insert(file.clone(), Arc::new(Segment { file, index }));
+            written = Some(path);
+        }
+        if let Err(e) = self.sparse.commit(&record.payload()) {
+            if let Some(path) = written {
+                let _ = fs::remove_file(path);
+            }
+            return Err(e.into());
+        }
+        failpoint::hit("after-sparse-commit");
+        self.rebuild = false;
+        self.fresh_ids = None;
+        segments.retain(|file, _| record.segments.iter().any(|s| &s.file == file));
+        self.segments = segments;
+        let previous = std::mem::replace(&mut self.base, record);
+        self.clean_up(&previous);
+        Ok(())
+    }
+
+    /// Removes files neither the last commit nor `previous` lists; problems become warnings.
+    pub(crate) fn clean_up(&mut self, previous: &CommitRecord) {
+        if self.dense.is_none() {
+            return;
+        }
+        let keep: Vec<&SegmentRecord> = self
+            .base
+            .segments
+            .iter()
+            .chain(&previous.segments)
+            .collect();
+        self.warnings
+            .extend(dense_leg::remove_unreferenced(&self.dir, &keep));
+    }
+
+    /// Merges vector segments when the merge policy asks for it
+    /// ([`dense_leg::merge_candidates`]): the live vectors of the chosen segments (`sparse`,
+    /// at the last commit, says which keys are live) go into one new segment, and a commit
+    /// that changes nothing else switches to it. Crash-safe like a commit. Returns whether it
+    /// merged.
+    pub(crate) fn merge_segments(&mut self, sparse: &Bm25Index) -> Result<bool> {
+        let Some(dense) = &self.dense else {
+            return Ok(false);
+        };
+        let chosen = dense_leg::merge_candidates(&self.base.segments);
+        if chosen.is_empty() {
+            return Ok(false);
+        }
+        let mut merged = dense_leg::new_index(&dense.manifest)?;
+        let mut items = Vec::new();
+        let live: HashSet<u64> = sparse.live_keys()?.into_iter().map(|(k, _)| k).collect();
+        for file in &chosen {
+            let opened;
+            let index = match self.segments.get(file) {
+                Some(segment) => &segment.index,
+                None => {
+                    opened = dense_leg::open_segment(&self.dir, &dense.manifest, file, sparse)?;
+                    &opened
+                }
+            };
+            index.for_each_vector(&mut |key, vector| {
+                if live.contains(&key) {
+                    items.push((key, vector.to_vec()));
+                }
+            })?;
+        }
+        items.sort_by_key(|(key, _)| *key);
+        merged.add_batch(&items)?;
+        drop(items);
+        let file = dense_leg::segment_file(dense.manifest.kind, self.base.next_segment);
+        let path = self.dense_dir().join(&file);
+        let mut record = self.base.clone();
+        if !merged.is_empty() {
+            merged.save(&path)?;
+            failpoint::hit("mid-merge");
+            record.next_segment += 1;
+        }
+        let position = record
+            .segments
+            .iter()
+            .position(|s| chosen.contains(&s.file))
+            .unwrap_or(record.segments.len());
+        record.segments.retain(|s| !chosen.contains(&s.file));
+        let mut segments = self.segments.clone();
+        segments.retain(|file, _| !chosen.contains(file));
+        if !merged.is_empty() {
+            record.segments.insert(
+                position,
+                SegmentRecord {
+                    file: file.clone(),
+                    keys: merged.len() as u64,
+                },
+            );
+            segments.insert(
+                file.clone(),
+                Arc::new(Segment {
+                    file,
+                    index: merged,
+                }),
+            );
+        }
+        if let Err(e) = self.sparse.commit(&record.payload()) {
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
+        }
+        self.segments = segments;
+        let previous = std::mem::replace(&mut self.base, record);
+        self.clean_up(&previous);
+        Ok(true)
+    }
+
+    /// Discards every change since the last commit.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.sparse.rollback()?;
+        self.poisoned = None;
+        if let Some(dense) = &mut self.dense {
+            dense.rollback();
+        }
+        self.next_key = self.base.next_key;
+        Ok(())
+    }
+
+    /// Merges the committed documents into one BM25 segment: call after a bulk load for the
+    /// fastest deep (k = 1000) searches. The merge replaces segments atomically; nothing is
+    /// lost if it is interrupted.
+    pub fn optimize(&mut self) -> Result<()> {
+        self.sparse.merge_all()?;
+        Ok(())
+    }
+
+    /// Waits for background merges, so the folder is compact when the process exits.
+    pub fn finish(self) -> Result<()> {
+        Ok(self.sparse.wait_merging_threads()?)
+    }
+}
+
+impl Collection {
+    /// Refuses a write when the last commit's segments are missing or cut short.
+    pub(crate) fn check_dense_writable(&self) -> Result<()> {
+        match self.dense.as_ref().and_then(|leg| leg.damage.as_ref()) {
+            Some(message) => Err(Error::DenseDamaged {
+                collection: self.dir.clone(),
+                message: message.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A writer; one at a time per collection, across processes (the collection's write lock,
+    /// waited for as [`Collection::set_write_wait`] says, else [`Error::Busy`]). Once the lock
+    /// is held the collection is reloaded, so the writer starts from the last commit whoever
+    /// made it. With a dense leg, the vectors must be readable, and adding documents without
+    /// vectors needs the encoder attached (deleting does not).
+    pub fn writer(&mut self) -> Result<CollectionWriter> {
+        self.writer_inner(false)
+    }
+
+    /// A writer; with `rebuild`, the dense leg starts from no segments and every live document
+    /// waits to be encoded again.
+    pub(crate) fn writer_inner(&mut self, rebuild: bool) -> Result<CollectionWriter> {
+        let lock = WriteLock::acquire(&self.dir, self.wait)?;
+        // Another writer may have committed (or changed the manifest) since this was opened.
+        let manifest = read_manifest(&self.dir)?;
+        let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
+        if manifest != self.manifest {
+            self.manifest = manifest;
+        }
+        self.reload()?;
+        if let Some(leg) = &mut self.dense
+            && leg.encoder.is_none()
+        {
+            leg.encoder = encoder;
+        }
+        if self.manifest.format_version < FORMAT_VERSION {
+            // The commits this writer makes list segments: older builds must not read them.
+            let mut upgraded = self.manifest.clone();
+            upgraded.format_version = FORMAT_VERSION;
+            write_manifest(&self.dir, &upgraded)?;
+            self.manifest = upgraded;
+        }
+        let mut segments = HashMap::new();
+        let dense = match &self.manifest.dense {
+            Some(manifest) => {
+                let leg = self.dense.as_ref().expect("loaded with the manifest");
+                let mut writer = DenseWriter::new(&self.dir, manifest, leg.encoder.clone());
+                if rebuild {
+                    self.dense_leg()?;
+                    let mut live = self.sparse.live_keys()?;
+                    live.sort_unstable_by_key(|(key, _)| *key);
+                    for (key, id) in live {
+                        if let Some(doc) = self.sparse.get(&id)? {
+                            writer.pending.push((
+                                key,
+                                hybrid_search_document::passage_text(&Document {
+                                    id: doc.id,
+                                    title: doc.title,
+                                    text: doc.text,
+                                    vector: None,
+                                }),
+                            ));
+                        }
+                    }
+                } else {
+                    self.check_dense_writable()?;
+                    let leg = self.dense.as_ref().expect("loaded with the manifest");
+                    segments = leg.known.clone();
+                    if let Some(Ok(opened)) = leg.segments.get() {
+                        segments.extend(opened.iter().map(|s| (s.file.clone(), s.clone())));
+                    }
+                }
+                Some(writer)
+            }
+            None => None,
+        };
+        // With the collection's lock held, tantivy's own lock can be busy only for a moment:
+        // the previous writer releases it just after (or, when its process exits, about when)
+        // it releases the collection's. A writer of an older build holds it for good.
+        let mut tries = 0;
+        let sparse = loop {
+            match self.sparse.writer(WRITER_HEAP) {
+                Ok(writer) => break writer,
+                Err(e) => match sparse_writer_error(&self.dir, e) {
+                    Error::Busy { .. } if tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    e => return Err(e),
+                },
+            }
+        };
+        Ok(CollectionWriter {
+            _lock: lock,
+            dir: self.dir.clone(),
+            sparse,
+            next_key: self.record.next_key,
+            base: self.record.clone(),
+            rebuild,
+            segments,
+            dense,
+            warnings: Vec::new(),
+            fresh_ids: (self.sparse.num_docs() == 0).then(HashSet::new),
+            poisoned: None,
+        })
+    }
+
+    /// Rebuilds the dense leg's vectors from the stored documents (after the vector files were
+    /// lost or damaged, see [`Error::DenseDamaged`]) and commits them as one new segment.
+    /// Every document is encoded from its text: vectors that were supplied with documents are
+    /// stored nowhere else, so they are replaced by the model's.
+    /// Needs the collection's model attached. Returns the number of documents encoded.
+    pub fn repair_dense(&mut self, on_encoded: Option<EncodeProgress>) -> Result<usize> {
+        let mut writer = self.writer_inner(true)?;
+        let Some(dense) = &mut writer.dense else {
+            return Err(Error::NoModel(
+                self.dir.clone(),
+                "this collection has no dense leg to repair".into(),
+            ));
+        };
+        dense.progress = on_encoded;
+        let documents = dense.pending.len();
+        self.commit_writer(writer, false)?;
+        Ok(documents)
+    }
+
+    /// Commits `writer` (the durable point), hands its segments to this reader, merges
+    /// segments when the merge policy asks for it, and waits for tantivy's merges. Anything
+    /// that fails after the commit is durable becomes a warning ([`Collection::take_warnings`]).
+    pub(crate) fn commit_writer(
+        &mut self,
+        mut writer: CollectionWriter,
+        optimize: bool,
+    ) -> Result<()> {
+        writer.commit()?;
+        let after = |this: &mut Self, writer: &mut CollectionWriter| -> Result<()> {
+            this.reload_with(writer.segments.values().cloned().collect())?;
+            if optimize {
+                writer.optimize()?;
+            }
+            if writer.merge_segments(&this.sparse)? {
+                this.reload_with(writer.segments.values().cloned().collect())?;
+            }
+            Ok(())
+        };
+        if let Err(e) = after(self, &mut writer) {
+            self.warnings.push(format!(
+                "the commit is durable, but what follows it failed: {e}"
+            ));
+        }
+        self.warnings.append(&mut writer.warnings);
+        if let Err(e) = writer.finish() {
+            self.warnings.push(format!(
+                "waiting for the BM25 index's background merges: {e}"
+            ));
+        }
+        if let Err(e) = self.reload() {
+            self.warnings
+                .push(format!("reloading after the commit: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
+    /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
+    /// after each upsert (a progress bar). On error nothing of `docs` is committed.
+    pub fn bulk_load(&mut self, docs: &[Document], on_doc: impl FnMut()) -> Result<()> {
+        self.bulk_load_with(docs, on_doc, None)
+    }
+
+    /// [`Collection::bulk_load`], with `on_encoded` told (inputs encoded, inputs queued so
+    /// far) while the dense leg encodes the documents.
+    pub fn bulk_load_with(
+        &mut self,
+        docs: &[Document],
+        on_doc: impl FnMut(),
+        on_encoded: Option<EncodeProgress>,
+    ) -> Result<()> {
+        self.upsert_stream(
+            docs.iter()
+                .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
+            on_doc,
+            on_encoded,
+            true,
+        )
+    }
+
+    /// Upserts `docs` (a document whose id exists is replaced) in one commit covering both
+    /// legs, and reloads. Unlike [`Collection::bulk_load`] it leaves segment merging to the
+    /// merge policies, so adding to a large collection does not rewrite it: the commit writes
+    /// one new vector segment holding just these documents' vectors. On error, or if the
+    /// process dies, nothing of `docs` is committed and the last commit stays whole.
+    pub fn add(&mut self, docs: &[Document], on_encoded: Option<EncodeProgress>) -> Result<()> {
+        self.upsert_stream(
+            docs.iter()
+                .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
+            || {},
+            on_encoded,
+            false,
+        )
+    }
+
+    /// Upserts the documents of a stream in one commit: they are staged in bounded batches
+    /// (tantivy's indexing memory; [`dense_leg::STAGE_DOCUMENTS`] passages encoded at a time),
+    /// so memory does not grow with the stream's text. The first error, from the stream (a bad
+    /// line) or from a document (a bad vector), stops it and nothing is committed. `merge`
+    /// also merges the BM25 index into one segment afterwards (a bulk load).
+    pub fn upsert_stream<'a, E>(
+        &mut self,
+        docs: impl IntoIterator<Item = std::result::Result<std::borrow::Cow<'a, Document>, E>>,
+        mut on_doc: impl FnMut(),
+        on_encoded: Option<EncodeProgress>,
+        merge: bool,
+    ) -> std::result::Result<(), E>
+    where
+        E: From<Error>,
+    {
+        let mut writer = self.writer()?;
+        if let Some(dense) = &mut writer.dense {
+            dense.progress = on_encoded;
+        }
+        if merge {
+            writer.sparse.without_background_merges();
+        }
+        for doc in docs {
+            let doc = doc?;
+            writer.upsert(&doc)?;
+            on_doc();
+        }
+        self.commit_writer(writer, merge)?;
+        Ok(())
+    }
+
+    /// Deletes the documents with these ids in one commit covering both legs, and reloads.
+    /// Returns how many of them existed. Nothing is written to the dense leg: the vectors of
+    /// deleted documents are skipped by searches and dropped by the next merge of their
+    /// segment.
+    pub fn delete(&mut self, ids: &[&str]) -> Result<usize> {
+        let ids: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        let mut writer = self.writer()?;
+        let mut found = 0;
+        for id in &ids {
+            if self.sparse.get(id)?.is_some() {
+                found += 1;
+            }
+        }
+        for id in ids {
+            writer.delete(id)?;
+        }
+        self.commit_writer(writer, false)?;
+        Ok(found)
+    }
+}
