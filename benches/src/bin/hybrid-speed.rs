@@ -7,7 +7,7 @@
 //!     ../shared/data/scifact test
 //! ```
 //!
-//! The collection's model is found under models/; the hybrid mode uses the collection's
+//! The collection's model is found as `search` finds it; the hybrid mode uses the collection's
 //! default fusion settings. Queries run in dataset order, after 10 warm-up queries. With a
 //! cross-encoder directory (`train-reranker`) and a depth as the last two arguments, a fourth
 //! row times hybrid searches whose top `depth` the cross-encoder reorders.
@@ -15,10 +15,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use hybrid_search::dense::CrossEncoder;
-use hybrid_search::dense::{Device, Encoder};
+use std::sync::Arc;
+
+use hybrid_search::dense::{CrossEncoder, Device};
 use hybrid_search::eval::load_dataset;
-use hybrid_search::{Collection, Mode, RerankOptions, locate_model, rerank};
+use hybrid_search::{Collection, Mode, ModelChoice, Rerank, RerankOptions, SearchRequest};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = (p * (sorted.len() - 1) as f64).round() as usize;
@@ -66,24 +67,19 @@ fn main() {
     let limit: usize = args.next().map_or(300, |n| n.parse().expect(usage));
     let reranker = args.next().map(|dir| {
         let depth: usize = args.next().expect(usage).parse().expect(usage);
-        (
-            CrossEncoder::load(Path::new(&dir), &Device::Cpu).unwrap(),
-            depth,
-        )
+        Rerank {
+            model: Arc::new(CrossEncoder::load(Path::new(&dir), &Device::Cpu).unwrap()),
+            options: RerankOptions {
+                depth,
+                ..RerankOptions::default()
+            },
+        }
     });
 
     let mut collection = Collection::open(Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
-    let name = collection
-        .manifest()
-        .dense
-        .as_ref()
-        .expect("a collection with a dense leg")
-        .model
-        .name
-        .clone();
-    let model = locate_model(&name).expect("the collection's model under models/");
-    let encoder = Encoder::load(&model, &Device::Cpu).unwrap();
-    collection.attach_encoder(encoder.into()).unwrap();
+    collection
+        .attach_model(&ModelChoice::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let data = load_dataset(Path::new(&dataset), &split).unwrap_or_else(|e| panic!("{e}"));
     let queries: Vec<&str> = data
         .queries
@@ -101,27 +97,28 @@ fn main() {
     println!("mode     p50 ms   p95 ms   mean ms");
     for mode in [Mode::Sparse, Mode::Dense, Mode::Hybrid] {
         let line = timed(&queries, |q| {
-            let results = collection.search_with(q, 10, mode, &options).unwrap();
-            assert!(results.fallback.is_none(), "{:?}", results.fallback);
+            let request = SearchRequest {
+                mode: Some(mode),
+                ..SearchRequest::new(q, 10)
+            };
+            let results = collection.run(&request).unwrap();
+            assert!(results.degraded.is_none(), "{:?}", results.degraded);
         });
         println!("{:<7} {line}", mode.as_str());
     }
-    if let Some((cross, depth)) = &reranker {
-        let rerank_options = RerankOptions {
-            depth: *depth,
-            ..RerankOptions::default()
-        };
+    if let Some(rerank) = &reranker {
         let line = timed(&queries, |q| {
-            let ranked = collection
-                .rank(q, None, 10.max(*depth), Mode::Hybrid, &options)
-                .unwrap();
-            let mut reranked = rerank(&collection, q, ranked, cross, &rerank_options)
-                .unwrap()
-                .results;
-            reranked.hits.truncate(10);
-            collection.hits(q, reranked.hits).unwrap();
+            let request = SearchRequest {
+                mode: Some(Mode::Hybrid),
+                rerank: Some(rerank.clone()),
+                ..SearchRequest::new(q, 10)
+            };
+            collection.run(&request).unwrap();
         });
-        println!("{:<7} {line}  (hybrid, top {depth} reranked)", "rerank");
+        println!(
+            "{:<7} {line}  (hybrid, top {} reranked, weight {})",
+            "rerank", rerank.options.depth, rerank.options.weight
+        );
     }
     if let Some(mib) = peak_rss_mib() {
         println!("peak RSS {mib:.0} MiB");

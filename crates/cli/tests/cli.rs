@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::{beir_fixture, err, fixture, hs, index_with_model, indexed_fixture, ok, s, top_ids};
 
 #[test]
@@ -204,15 +206,39 @@ fn dense_index_search_eval_and_model_mismatch() {
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["hits"][0]["id"], id, "{out}");
-    // Without its model (not under models/ here), the default hybrid search falls back to the
-    // sparse leg and says so.
+    // Without --model, the model is found where the collection was built with it (searched
+    // from another folder too): the default hybrid search uses both legs.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
+        .current_dir(elsewhere.path())
+        .args(["search", "--index", s(&index), "--json", "-k", "3", "HbA1c"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "hybrid", "{v}");
+    assert!(v.get("degraded").is_none(), "{v}");
+    // Moved away (and not under models/ here), the default hybrid search falls back to the
+    // sparse leg and says why, naming where it looked.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&model, &moved).unwrap();
+    let model = moved;
     let out = hs(&["search", "--index", s(&index), "--json", "-k", "3", "HbA1c"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("sparse leg only"), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mode"], "sparse");
-    assert!(v["fallback"].as_str().unwrap().contains("--model"), "{v}");
+    assert_eq!(v["degraded"]["reason"], "model_unavailable", "{v}");
+    let message = v["degraded"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--model") && message.contains("looked in"),
+        "{v}"
+    );
     let sparse = top_ids(&index, "HbA1c", "3");
     assert!(!sparse.is_empty());
     // Hybrid: both legs fused; the best BM25 match of a domain term stays in the top 5.

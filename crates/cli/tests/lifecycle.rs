@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{beir_fixture, err, hs, index_with_model, ok, s};
+use common::{beir_fixture, err, hs, index_with_model, ok, problems, s};
 use hybrid_search::dense::TinyModel;
 
 /// The fixture corpus indexed with a tiny model into `dir/idx`: (index, model).
@@ -149,7 +149,7 @@ fn damaged_files_are_named_and_vectors_can_be_rebuilt() {
     let bytes = std::fs::read(&vectors).unwrap();
     std::fs::write(&vectors, &bytes[..bytes.len() - 100]).unwrap();
 
-    let msg = err(&["verify", "--index", s(&index)]);
+    let msg = problems(&["verify", "--index", s(&index)]);
     assert!(msg.contains("1 problems"), "{msg}");
     let out = String::from_utf8(hs(&["verify", "--index", s(&index)]).stdout).unwrap();
     assert!(

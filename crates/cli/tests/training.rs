@@ -248,7 +248,7 @@ fn separate_encoders_index_the_passage_side_and_search_with_the_query_side() {
     };
     let q = search(&["--query-model", s(&query)]);
     assert_eq!(q["mode"], "hybrid");
-    assert!(q.get("fallback").is_none(), "{q}");
+    assert!(q.get("degraded").is_none(), "{q}");
     let dense = search(&["--query-model", s(&query), "--mode", "dense"]);
     assert_eq!(hit_ids(&dense).len(), 10);
     // Queries encoded by the query encoder rank differently from the passage encoder's.
@@ -269,7 +269,7 @@ fn separate_encoders_index_the_passage_side_and_search_with_the_query_side() {
     ]);
     let eval = json(&out);
     assert_eq!(eval["queries"], 3);
-    assert_eq!(eval["fallback_queries"], 0, "{eval}");
+    assert_eq!(eval["degraded_queries"], 0, "{eval}");
     assert_eq!(eval["query_model"], s(&query));
 
     let e = err(&[

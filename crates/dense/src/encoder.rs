@@ -153,6 +153,12 @@ pub fn describe(dir: &Path, hidden: usize, max_positions: usize) -> Result<Model
     })
 }
 
+/// Name of the query encoder's directory inside a model saved with separate encoders
+/// (`train-dense --separate`).
+pub const QUERY_ENCODER_DIR: &str = "query_encoder";
+/// Name of the passage encoder's directory inside a model saved with separate encoders.
+pub const PASSAGE_ENCODER_DIR: &str = "passage_encoder";
+
 /// What to do with a text longer than the model's maximum length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]

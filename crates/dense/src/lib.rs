@@ -25,7 +25,10 @@ mod vectors;
 pub use bert::WeightFormat;
 pub use candle_core::Device;
 pub use cross::{CrossEncoder, HEAD_NAMES, PairInput, PairTokenizer, pair_budget};
-pub use encoder::{Encoder, LongText, ModelDescription, Pooling, TextKind, WeightsInfo};
+pub use encoder::{
+    Encoder, LongText, ModelDescription, PASSAGE_ENCODER_DIR, Pooling, QUERY_ENCODER_DIR, TextKind,
+    WeightsInfo,
+};
 pub use error::{Error, Result};
 pub use tiny::TinyModel;
 pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};

@@ -33,6 +33,9 @@ pub struct Collection {
     pub(crate) wait: Wait,
     /// Problems met after a commit was already durable ([`Collection::take_warnings`]).
     pub(crate) warnings: Vec<String>,
+    /// Why the model could not be attached for searching, when it was not named
+    /// ([`Collection::attach_model_for_search`]): hybrid searches fall back and say so.
+    pub(crate) model_problem: Option<crate::search::Degraded>,
 }
 
 /// The loaded dense leg: the segments of the commit the searcher is on (or why they could not
@@ -108,6 +111,7 @@ impl Collection {
             dense: leg,
             wait: Wait::No,
             warnings: Vec::new(),
+            model_problem: None,
         })
     }
 
@@ -136,6 +140,7 @@ impl Collection {
             dense: None,
             wait: Wait::No,
             warnings: Vec::new(),
+            model_problem: None,
         };
         collection.reload_with(Vec::new())?;
         Ok(collection)

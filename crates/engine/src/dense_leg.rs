@@ -61,6 +61,10 @@ impl VectorKind {
 pub struct ModelRecord {
     /// The model directory's name (`all-MiniLM-L6-v2`); found again under `models/`.
     pub name: String,
+    /// Where the model was when the collection was built (absolute), tried first when the
+    /// collection is opened again ([`crate::model_candidates`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
     /// The weights file and its fingerprint.
     pub weights: WeightsInfo,
     /// Dimensions, pooling, normalisation, maximum length and prefixes (stored inline).
@@ -77,6 +81,7 @@ impl ModelRecord {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            path: std::fs::canonicalize(encoder.dir()).ok(),
             weights: encoder.weights().clone(),
             description: encoder.description().clone(),
         }
@@ -506,22 +511,23 @@ pub(crate) fn check_supplied(id: &str, vector: &[f32], dim: usize) -> Result<()>
     Ok(())
 }
 
-/// Finds the model directory `name`: under `$HYBRID_SEARCH_MODELS`, else `models/<name>` in
-/// the working directory, the executable's folder, or one of their parents (the repository's
-/// `scripts/fetch-models.sh` lays models out in `models/`).
+/// Finds the model directory `name`: `$HYBRID_SEARCH_MODELS/<name>`, else `models/<name>`
+/// under the data folder (`$HYBRID_SEARCH_HOME`), the working directory, the executable's
+/// folder, or one of their parents (the repository's `scripts/fetch-models.sh` lays models
+/// out in `models/`).
 pub fn locate_model(name: &str) -> Option<PathBuf> {
+    model_roots_with_env()
+        .into_iter()
+        .map(|root| root.join(name))
+        .find(|dir| dir.is_dir())
+}
+
+/// The folders holding models, in the order they are tried.
+pub(crate) fn model_roots_with_env() -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = std::env::var_os("HYBRID_SEARCH_MODELS")
         .map(PathBuf::from)
         .into_iter()
         .collect();
-    for start in [std::env::current_dir().ok(), std::env::current_exe().ok()]
-        .into_iter()
-        .flatten()
-    {
-        roots.extend(start.ancestors().map(|d| d.join("models")));
-    }
+    roots.extend(hybrid_search_sparse::model_roots());
     roots
-        .into_iter()
-        .map(|root| root.join(name))
-        .find(|dir| dir.is_dir())
 }

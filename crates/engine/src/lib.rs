@@ -61,12 +61,16 @@
 //! ```
 
 mod collection;
+pub mod defaults;
 mod dense_leg;
 mod error;
+mod evaluate;
 mod failpoint;
 mod integrity;
 mod lock;
 mod manifest;
+mod model;
+mod request;
 mod rerank;
 mod search;
 mod snippet;
@@ -79,6 +83,7 @@ pub use dense_leg::{
     VectorKind, locate_model,
 };
 pub use error::{Error, Result};
+pub use evaluate::{EvalReport, EvalStage, evaluate, query_vectors};
 pub use failpoint::FAILPOINT_VAR;
 pub use hybrid_search_dense as dense;
 pub use hybrid_search_document::{Document, passage_text};
@@ -90,8 +95,10 @@ pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, Sto
 pub use integrity::VerifyReport;
 pub use lock::{LOCK_FILE, Wait};
 pub use manifest::{FORMAT_VERSION, HybridOptions, Manifest, Mode, SearchDefaults, TuneRecord};
+pub use model::{ModelChoice, load_encoder, model_candidates};
+pub use request::{FusionMethod, FusionOverrides, NormChoice, Rerank, Resolved, SearchRequest};
 pub use rerank::{FirstStage, RerankOptions, Reranked, rerank};
-pub use search::{Hit, Ranked, SearchResults};
+pub use search::{Degraded, Hit, Ranked, RerankInfo, SearchResults};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};
 pub use writer::CollectionWriter;

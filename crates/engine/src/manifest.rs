@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization};
+use hybrid_search_fusion::Fusion;
 use hybrid_search_sparse::AnalyzerConfig;
 
 use crate::dense_leg::{self, DenseManifest, SegmentRecord};
@@ -73,21 +73,9 @@ pub struct HybridOptions {
 }
 
 impl Default for HybridOptions {
-    /// A convex combination over the top 100 of each leg with theoretical-bounds
-    /// normalisation (cosine from [-1, 1], BM25 from [0, the list's best]) and dense weight
-    /// 0.85: the setting `hybrid-search tune` chose on SciFact's train split (BM25 +
-    /// all-MiniLM-L6-v2), which also beat reciprocal rank fusion on SciFact test, KorQuAD (with
-    /// multilingual-e5-small) and Cranfield (`docs/benchmarks.md`). A collection tuned on its
-    /// own labelled queries stores its own ([`SearchDefaults`]).
+    /// [`crate::defaults::fusion_tuned_on_scifact_train`].
     fn default() -> Self {
-        Self {
-            fusion: Fusion::Convex(ConvexSettings {
-                alpha: 0.85,
-                dense: Normalization::cosine(),
-                sparse: Normalization::bm25(),
-            }),
-            depth: 100,
-        }
+        crate::defaults::fusion_tuned_on_scifact_train()
     }
 }
 

@@ -13,6 +13,8 @@ use crate::collection::{Collection, DenseLeg};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
 use crate::error::{Error, Result};
 use crate::manifest::{HybridOptions, Mode};
+use crate::request::{FusionOverrides, SearchRequest};
+use crate::rerank::FirstStage;
 use crate::snippet::{query_terms, snippet_for_terms};
 
 /// One search result.
@@ -30,6 +32,9 @@ pub struct Hit {
     /// (left out of JSON when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub legs: Vec<LegScore>,
+    /// Where a reranked hit stood before the cross-encoder, and its logit (with `explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_stage: Option<FirstStage>,
 }
 
 /// A ranked result list and how it was made.
@@ -39,9 +44,84 @@ pub struct SearchResults<H = Hit> {
     pub mode: Mode,
     /// Why the dense leg took no part, when a hybrid search fell back to the sparse leg.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
+    pub degraded: Option<Degraded>,
+    /// The fusion settings that blended the legs (hybrid mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<HybridOptions>,
+    /// The cross-encoder that reordered the top hits, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankInfo>,
     /// The results, best first.
     pub hits: Vec<H>,
+}
+
+/// Why a hybrid search was answered by the sparse leg alone. Serialised as
+/// `{"reason": "model_unavailable", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Degraded {
+    /// The collection's model was not named and could not be found or loaded.
+    ModelUnavailable {
+        /// What went wrong, with where the model was looked for.
+        message: String,
+    },
+    /// No encoder is attached to the collection (library use without
+    /// [`Collection::attach_encoder`]).
+    NoEncoder {
+        /// What to do.
+        message: String,
+    },
+    /// The vector segments of the last commit are missing or damaged (`hybrid-search
+    /// repair` rebuilds them).
+    VectorsDamaged {
+        /// What is damaged.
+        message: String,
+    },
+    /// Encoding the query or searching the vectors failed.
+    DenseFailed {
+        /// The error.
+        message: String,
+    },
+}
+
+impl Degraded {
+    /// The explanation, for a person.
+    pub fn message(&self) -> &str {
+        match self {
+            Degraded::ModelUnavailable { message }
+            | Degraded::NoEncoder { message }
+            | Degraded::VectorsDamaged { message }
+            | Degraded::DenseFailed { message } => message,
+        }
+    }
+
+    /// The reason a dense-leg error gives.
+    pub(crate) fn of(err: &Error) -> Self {
+        let message = err.to_string();
+        match err {
+            Error::NoModel(..) => Degraded::NoEncoder { message },
+            Error::DenseDamaged { .. } => Degraded::VectorsDamaged { message },
+            _ => Degraded::DenseFailed { message },
+        }
+    }
+}
+
+impl std::fmt::Display for Degraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// The reranking of a result list, as reported with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RerankInfo {
+    /// The cross-encoder's directory.
+    pub model: std::path::PathBuf,
+    /// Hits it reordered at most.
+    pub depth: usize,
+    /// Its weight against the first stage.
+    pub weight: f64,
 }
 
 /// Ranked ids with every leg's share of the score, before titles and snippets are fetched.
@@ -225,8 +305,14 @@ impl Collection {
     /// share of every score. `vector` is the query's vector when already encoded.
     ///
     /// A hybrid search whose dense leg fails (no model attached, damaged vectors, an encoder
-    /// error) is answered by the sparse leg alone, and says so in
-    /// [`SearchResults::fallback`]; a dense search fails instead.
+    /// error) is answered by the sparse leg alone, and says why in
+    /// [`SearchResults::degraded`]; a dense search fails instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModel`] or [`Error::DenseDamaged`] for a dense search without a usable
+    /// dense leg, [`Error::InvalidOption`] for a query vector of the wrong length,
+    /// [`Error::Fusion`] for invalid fusion settings, [`Error::Sparse`] when BM25 fails.
     pub fn rank(
         &self,
         query: &str,
@@ -241,7 +327,7 @@ impl Collection {
                 None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
             }
         };
-        let (mode, fallback, hits) = match mode {
+        let (mode, degraded, hits) = match mode {
             Mode::Sparse => (
                 mode,
                 None,
@@ -251,20 +337,29 @@ impl Collection {
             Mode::Hybrid => {
                 let depth = options.depth.max(k);
                 let sparse = self.search_ids(query, depth)?;
-                let (mode, fallback, dense) = match dense_list(depth) {
+                let (mode, degraded, dense) = match dense_list(depth) {
                     Ok(dense) => (Mode::Hybrid, None, dense),
-                    Err(err) => (Mode::Sparse, Some(err.to_string()), Vec::new()),
+                    Err(err) => {
+                        let reason = match (&self.model_problem, &err) {
+                            // The model that failed to load explains the missing encoder.
+                            (Some(problem), Error::NoModel(..)) => problem.clone(),
+                            _ => Degraded::of(&err),
+                        };
+                        (Mode::Sparse, Some(reason), Vec::new())
+                    }
                 };
                 let mut fused = options
                     .fusion
                     .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
                 fused.truncate(k);
-                (mode, fallback, fused)
+                (mode, degraded, fused)
             }
         };
         Ok(SearchResults {
             mode,
-            fallback,
+            degraded,
+            fusion: (mode == Mode::Hybrid).then_some(*options),
+            rerank: None,
             hits,
         })
     }
@@ -282,7 +377,10 @@ impl Collection {
     /// The top `k` documents with title and snippet, in the collection's default mode and
     /// fusion settings ([`Collection::default_mode`], [`Collection::hybrid_options`]).
     pub fn search(&self, query: &str, k: usize) -> Result<SearchResults> {
-        self.search_with(query, k, self.default_mode(), &self.hybrid_options())
+        self.run(&SearchRequest {
+            explain: true,
+            ..SearchRequest::new(query, k)
+        })
     }
 
     /// The top `k` documents from the leg(s) `mode` names, with title and snippet.
@@ -293,11 +391,11 @@ impl Collection {
         mode: Mode,
         options: &HybridOptions,
     ) -> Result<SearchResults> {
-        let ranked = self.rank(query, None, k, mode, options)?;
-        Ok(SearchResults {
-            mode: ranked.mode,
-            fallback: ranked.fallback,
-            hits: self.hits(query, ranked.hits)?,
+        self.run(&SearchRequest {
+            mode: Some(mode),
+            fusion: FusionOverrides::exactly(*options),
+            explain: true,
+            ..SearchRequest::new(query, k)
         })
     }
 
@@ -317,6 +415,7 @@ impl Collection {
                 snippet,
                 score: fused.score,
                 legs: fused.legs,
+                first_stage: None,
             });
         }
         Ok(hits)

@@ -105,7 +105,7 @@ fn opens_searches_and_updates_format_2_collections_with_a_dense_leg() {
         assert_eq!(&*dense.hits[0].id, "en-03", "{name}");
         let hybrid = c.search("HbA1c glucose", 5).unwrap();
         assert_eq!(hybrid.mode, Mode::Hybrid, "{name}");
-        assert!(hybrid.fallback.is_none(), "{name}");
+        assert!(hybrid.degraded.is_none(), "{name}");
 
         // Update: an add and a delete, then reopen.
         c.add(&[doc("new-1", "HbA1c in a new document")], None)

@@ -343,7 +343,7 @@ fn hybrid_fuses_both_legs_and_keeps_each_legs_scores() {
     // The collection's default: hybrid, since it has a dense leg and its model is attached.
     let results = c.search("glycated", 2).unwrap();
     assert_eq!(
-        (results.mode, results.fallback, results.hits.len()),
+        (results.mode, results.degraded, results.hits.len()),
         (Mode::Hybrid, None, 2)
     );
     assert_eq!(results.hits[0].id, "hba1c");
@@ -368,8 +368,12 @@ fn hybrid_falls_back_to_the_sparse_leg_and_says_why() {
     assert_eq!(c.default_mode(), Mode::Hybrid);
     let results = c.search("glycated", 3).unwrap();
     assert_eq!(results.mode, Mode::Sparse);
-    let reason = results.fallback.unwrap();
-    assert!(reason.contains("--model"), "{reason}");
+    let reason = results.degraded.unwrap();
+    assert!(
+        matches!(reason, hybrid_search::Degraded::NoEncoder { .. }),
+        "{reason:?}"
+    );
+    assert!(reason.message().contains("--model"), "{reason}");
     assert_eq!(results.hits[0].id, "hba1c");
     assert!(
         !results.hits[0].legs[1].found,

@@ -43,34 +43,82 @@ pub enum DecompoundMode {
     Mixed,
 }
 
-/// Where the ko-dic dictionary is looked for when no path is given: `$HYBRID_SEARCH_KO_DIC`, then
-/// `models/ko-dic/lindera` under the current folder and its parents, then under the folders
-/// above the running executable (so `target/release/hybrid-search` finds the repository's copy).
+/// The environment variable naming the data folder ([`data_home`]).
+pub const HOME_VAR: &str = "HYBRID_SEARCH_HOME";
+
+/// The data folder where an installed `hybrid-search` finds its dictionary
+/// (`models/ko-dic/lindera`) and models (`models/<name>`): `$HYBRID_SEARCH_HOME`, else
+/// `$XDG_DATA_HOME/hybrid-search`, else `~/.local/share/hybrid-search` (`None` without a home
+/// folder). The repository's `scripts/fetch-*.sh` lay out `models/` in the checkout, so
+/// `HYBRID_SEARCH_HOME=/path/to/checkout` serves an installed binary from it.
+pub fn data_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os(HOME_VAR) {
+        return Some(PathBuf::from(home));
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(xdg).join("hybrid-search"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/hybrid-search"))
+}
+
+/// The folders that may hold `models/<rel>`, in the order they are tried: the data folder
+/// ([`data_home`]), then `models/` in the current folder and its parents, then in the folders
+/// above the running executable (so `target/release/hybrid-search` finds the repository's
+/// copy).
+pub fn model_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = data_home().map(|h| h.join("models")).into_iter().collect();
+    for start in [std::env::current_dir().ok(), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+    {
+        for dir in start.ancestors() {
+            let root = dir.join("models");
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+    }
+    roots
+}
+
+/// Where the ko-dic dictionary is looked for when no path is given: `$HYBRID_SEARCH_KO_DIC`,
+/// then `ko-dic/lindera` under each of [`model_roots`] (the data folder first).
+///
+/// # Errors
+///
+/// [`Error::Dictionary`] naming every folder looked in, when none holds a built dictionary.
 pub fn locate_ko_dic() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("HYBRID_SEARCH_KO_DIC") {
         return Ok(PathBuf::from(path));
     }
-    let rel = Path::new("models").join("ko-dic").join("lindera");
-    let mut starts = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        starts.push(cwd);
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        starts.push(exe);
-    }
-    for start in starts {
-        for dir in start.ancestors() {
-            let candidate = dir.join(&rel);
-            if candidate.join("metadata.json").is_file() {
-                return Ok(candidate);
-            }
+    let rel = Path::new("ko-dic").join("lindera");
+    let roots = model_roots();
+    for root in &roots {
+        let candidate = root.join(&rel);
+        if candidate.join("metadata.json").is_file() {
+            return Ok(candidate);
         }
     }
-    Err(Error::Dictionary(
-        "ko-dic not found: run `scripts/fetch-ko-dic.sh` in the repository, or set \
-         HYBRID_SEARCH_KO_DIC to a built lindera ko-dic folder"
-            .into(),
-    ))
+    let looked: Vec<String> = roots
+        .iter()
+        .take(4)
+        .map(|r| r.join(&rel).display().to_string())
+        .collect();
+    Err(Error::Dictionary(format!(
+        "ko-dic not found (looked in {}{}): run `scripts/fetch-ko-dic.sh` in the repository \
+         and set {HOME_VAR} to the checkout (or copy its models/ko-dic into {}), or set \
+         HYBRID_SEARCH_KO_DIC to a built lindera ko-dic folder",
+        looked.join(", "),
+        if roots.len() > 4 {
+            " and their parents"
+        } else {
+            ""
+        },
+        data_home().map_or("the data folder".into(), |h| h
+            .join("models")
+            .display()
+            .to_string())
+    )))
 }
 
 /// Loads a built ko-dic folder once per process (memory-mapped) and shares it.

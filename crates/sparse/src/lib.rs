@@ -28,4 +28,6 @@ pub use analysis::{
 pub use english::{ENGLISH_STOP_WORDS, LUCENE_STOP_WORDS, StopWords};
 pub use error::{Error, Result};
 pub use index::{Bm25Index, Bm25Writer, SparseDoc, SparseHit};
-pub use korean::{DecompoundMode, NORI_STOP_TAGS, load_ko_dic, locate_ko_dic};
+pub use korean::{
+    DecompoundMode, HOME_VAR, NORI_STOP_TAGS, data_home, load_ko_dic, locate_ko_dic, model_roots,
+};

@@ -29,10 +29,7 @@ use super::{
 use hybrid_search_dense::TextKind;
 use hybrid_search_dense::{Error, Result};
 
-/// Name of the query encoder's directory inside a model saved with separate encoders.
-pub const QUERY_ENCODER_DIR: &str = "query_encoder";
-/// Name of the passage encoder's directory inside a model saved with separate encoders.
-pub const PASSAGE_ENCODER_DIR: &str = "passage_encoder";
+pub use hybrid_search_dense::{PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR};
 
 /// How a query vector and a passage vector are compared in the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -23,9 +23,26 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs a command that cannot run (exit status 2) and returns its stderr.
 pub fn err(args: &[&str]) -> String {
     let out = hs(args);
-    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} should fail with status 2"
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Runs `verify` on a collection with problems (exit status 1) and returns its stderr.
+#[allow(dead_code)]
+pub fn problems(args: &[&str]) -> String {
+    let out = hs(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should find problems (status 1)"
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 

@@ -17,7 +17,7 @@ use hybrid_search_train::{
     checkpoint_dir, training_set,
 };
 
-use crate::progress;
+use crate::progress::progress;
 
 /// What both training commands read and write.
 #[derive(clap::Args)]

@@ -1,0 +1,332 @@
+//! Flag groups shared by several commands, each parsed and checked into the engine's own option
+//! types without touching the disk: [`AnalyzerArgs`] to an `AnalyzerConfig`, [`ModelArgs`] to a
+//! `ModelChoice`, [`FusionArgs`] to `FusionOverrides`, [`SearchArgs`] to a `SearchRequest`
+//! template, [`WaitArgs`] to a `Wait`.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::ValueEnum;
+
+use hybrid_search::defaults::{RERANK_DEPTH, RERANK_WEIGHT_SCIFACT_DEV};
+use hybrid_search::dense::WeightFormat;
+use hybrid_search::{
+    AnalyzerConfig, AnalyzerKind, DecompoundMode, FusionMethod, FusionOverrides, Mode, ModelChoice,
+    NormChoice, RerankOptions, StopWords, Wait,
+};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AnalyzerArg {
+    /// Hangul runs through `ko`, the rest through `en`.
+    Auto,
+    /// lindera with ko-dic for everything.
+    Ko,
+    /// The English path for everything.
+    En,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DecompoundArg {
+    /// Keep compound nouns whole.
+    None,
+    /// Keep only the parts.
+    Discard,
+    /// Keep the whole and the parts.
+    Mixed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StopWordsArg {
+    /// No English stop words.
+    None,
+    /// Lucene's 33 words.
+    Lucene,
+    /// The longer built-in list.
+    Extended,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Sparse,
+    Dense,
+    Hybrid,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Sparse => Mode::Sparse,
+            ModeArg::Dense => Mode::Dense,
+            ModeArg::Hybrid => Mode::Hybrid,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FusionArg {
+    Rrf,
+    Convex,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum NormArg {
+    Minmax,
+    Zscore,
+    Dbsf,
+    /// Cosine in [-1, 1], BM25 from 0 to the list's maximum.
+    Theoretical,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum WeightsArg {
+    /// As the model directory stores them (Q4_0 for a packed file).
+    AsStored,
+    /// Dequantised to f32.
+    F32,
+    /// Quantised to Q4_0 at load.
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+/// Analyzer settings shared by `index` and `analyze`.
+#[derive(clap::Args, Clone)]
+pub struct AnalyzerArgs {
+    /// Analyzer: auto (Korean and English), ko or en.
+    #[arg(long, value_enum, default_value = "auto")]
+    analyzer: AnalyzerArg,
+    /// How Korean compound nouns are indexed.
+    #[arg(long, value_enum)]
+    decompound: Option<DecompoundArg>,
+    /// Korean part-of-speech tags to drop, comma-separated (default: Lucene nori's 30 tags).
+    #[arg(long, value_delimiter = ',')]
+    stop_tags: Option<Vec<String>>,
+    /// English stop-word list.
+    #[arg(long, value_enum)]
+    stop_words: Option<StopWordsArg>,
+    /// Turn English stemming off.
+    #[arg(long)]
+    no_stem: bool,
+    /// Weight of the Hangul character-bigram field in queries; 0 turns it off.
+    #[arg(long)]
+    ngram_weight: Option<f32>,
+}
+
+impl AnalyzerArgs {
+    /// The analyzer settings the flags describe.
+    pub fn config(&self) -> anyhow::Result<AnalyzerConfig> {
+        let mut c = AnalyzerConfig::for_kind(match self.analyzer {
+            AnalyzerArg::Auto => AnalyzerKind::Auto,
+            AnalyzerArg::Ko => AnalyzerKind::Ko,
+            AnalyzerArg::En => AnalyzerKind::En,
+        });
+        if let Some(d) = self.decompound {
+            c.decompound = match d {
+                DecompoundArg::None => DecompoundMode::None,
+                DecompoundArg::Discard => DecompoundMode::Discard,
+                DecompoundArg::Mixed => DecompoundMode::Mixed,
+            };
+        }
+        if let Some(tags) = &self.stop_tags {
+            c.stop_tags = tags
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+        }
+        if let Some(s) = self.stop_words {
+            c.stop_words = match s {
+                StopWordsArg::None => StopWords::None,
+                StopWordsArg::Lucene => StopWords::Lucene,
+                StopWordsArg::Extended => StopWords::Extended,
+            };
+        }
+        c.stem = !self.no_stem;
+        if let Some(w) = self.ngram_weight {
+            if !(w.is_finite() && w >= 0.0) {
+                bail!("--ngram-weight must be a number >= 0, got {w}");
+            }
+            c.ngram_weight = w;
+        }
+        Ok(c)
+    }
+}
+
+/// Which model makes query (and passage) vectors.
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// Model directory (config.json + safetensors, or a packed E5S1 file; tokenizer.json;
+    /// sentence-transformers files). For an existing collection, defaults to the directory
+    /// it was built with, else models/<name> under $HYBRID_SEARCH_HOME, the working folder
+    /// or the executable's folders.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// How the model's matrices run.
+    #[arg(long, value_enum, default_value = "as-stored")]
+    weights: WeightsArg,
+}
+
+impl ModelArgs {
+    /// The engine's model choice.
+    pub fn choice(&self) -> ModelChoice {
+        ModelChoice {
+            dir: self.model.clone(),
+            weights: match self.weights {
+                WeightsArg::AsStored => WeightFormat::AsStored,
+                WeightsArg::F32 => WeightFormat::F32,
+                WeightsArg::Q4_0 => WeightFormat::Q4_0,
+            },
+        }
+    }
+}
+
+/// How a write waits for another writer of the same collection.
+#[derive(clap::Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// When another process is writing to the collection, queue behind it: `--wait` waits
+    /// as long as it takes, `--wait=SECONDS` at most that long; without it a busy collection
+    /// is an error at once.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "inf"
+    )]
+    wait: Option<f64>,
+}
+
+impl WaitArgs {
+    /// The engine's waiting policy.
+    pub fn wait(&self) -> anyhow::Result<Wait> {
+        Ok(match self.wait {
+            None => Wait::No,
+            Some(s) if s.is_infinite() && s > 0.0 => Wait::Forever,
+            Some(s) if s.is_finite() && s >= 0.0 => {
+                Wait::For(std::time::Duration::from_secs_f64(s))
+            }
+            Some(s) => bail!("--wait=SECONDS takes a number of seconds >= 0 (got {s})"),
+        })
+    }
+}
+
+/// How `--mode hybrid` blends the legs. Unset flags keep the collection's stored settings
+/// (`hybrid-search tune`), else the built-in default (convex combination, theoretical bounds,
+/// alpha 0.85, depth 100: tuned on SciFact train).
+#[derive(clap::Args, Clone)]
+pub struct FusionArgs {
+    /// Reciprocal rank fusion, or a convex combination of normalised scores.
+    #[arg(long, value_enum)]
+    fusion: Option<FusionArg>,
+    /// Convex combination: the dense leg's weight (the sparse leg gets 1 - alpha).
+    #[arg(long)]
+    alpha: Option<f32>,
+    /// RRF: the rank constant k in 1 / (k + rank).
+    #[arg(long)]
+    rrf_k: Option<f32>,
+    /// Convex combination: how each leg's scores are normalised.
+    #[arg(long, value_enum)]
+    norm: Option<NormArg>,
+    /// Candidates taken from each leg (at least -k).
+    #[arg(long)]
+    depth: Option<usize>,
+}
+
+impl FusionArgs {
+    /// The engine's fusion overrides, checked.
+    pub fn overrides(&self) -> anyhow::Result<FusionOverrides> {
+        let overrides = FusionOverrides {
+            settings: None,
+            method: self.fusion.map(|f| match f {
+                FusionArg::Rrf => FusionMethod::Rrf,
+                FusionArg::Convex => FusionMethod::Convex,
+            }),
+            alpha: self.alpha,
+            rrf_k: self.rrf_k,
+            norm: self.norm.map(|n| match n {
+                NormArg::Minmax => NormChoice::MinMax,
+                NormArg::Zscore => NormChoice::ZScore,
+                NormArg::Dbsf => NormChoice::Dbsf,
+                NormArg::Theoretical => NormChoice::Theoretical,
+            }),
+            depth: self.depth,
+        };
+        overrides.validate()?;
+        Ok(overrides)
+    }
+}
+
+/// Which leg(s) answer, with which model, fusion settings and reranker (`search` and `eval`).
+#[derive(clap::Args, Clone)]
+pub struct SearchArgs {
+    /// Which leg answers (hybrid: both, fused). Default: hybrid for a collection built with a
+    /// model, sparse otherwise.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    fusion: FusionArgs,
+    /// Encode queries with this model instead of the collection's: the query encoder of a
+    /// model trained with `train-dense --separate` (OUT/query_encoder), for a collection
+    /// indexed with its passage encoder (OUT/passage_encoder).
+    #[arg(long)]
+    pub query_model: Option<PathBuf>,
+    /// Rerank the top hits with this cross-encoder (a directory written by
+    /// `hybrid-search train-reranker`).
+    #[arg(long)]
+    pub rerank: Option<PathBuf>,
+    /// Hits the cross-encoder reorders; the ones below keep their order after them.
+    #[arg(long, default_value_t = RERANK_DEPTH, requires = "rerank")]
+    rerank_depth: usize,
+    /// How much the cross-encoder counts, 0 to 1: reranked hits score weight x logit +
+    /// (1 - weight) x first-stage score, both min-max normalised over the reranked hits; 1
+    /// orders them by the logit alone. The default, 0.2, was best on held-out SciFact
+    /// queries; the logit alone hurt there (docs/benchmarks.md). Choose it on held-out
+    /// labelled queries (`eval --split`).
+    #[arg(long, default_value_t = RERANK_WEIGHT_SCIFACT_DEV, requires = "rerank")]
+    rerank_weight: f64,
+}
+
+/// What [`SearchArgs`] asks for, checked, before anything is loaded.
+pub struct SearchPlan {
+    /// The mode asked for (`None`: the collection's default).
+    pub mode: Option<Mode>,
+    /// The collection's model.
+    pub model: ModelChoice,
+    /// Fusion flags.
+    pub fusion: FusionOverrides,
+    /// The separate query encoder's directory.
+    pub query_model: Option<PathBuf>,
+    /// The cross-encoder's directory and how it reranks.
+    pub rerank: Option<(PathBuf, RerankOptions)>,
+}
+
+impl SearchArgs {
+    /// The flags as engine options, checked.
+    pub fn plan(&self) -> anyhow::Result<SearchPlan> {
+        let rerank = self.rerank.clone().map(|dir| {
+            (
+                dir,
+                RerankOptions {
+                    depth: self.rerank_depth,
+                    weight: self.rerank_weight,
+                },
+            )
+        });
+        if let Some((_, o)) = &rerank {
+            if o.depth == 0 {
+                bail!("--rerank-depth must be at least 1");
+            }
+            if !(0.0..=1.0).contains(&o.weight) {
+                bail!("--rerank-weight must be between 0 and 1, got {}", o.weight);
+            }
+        }
+        Ok(SearchPlan {
+            mode: self.mode.map(Mode::from),
+            model: self.model.choice(),
+            fusion: self.fusion.overrides()?,
+            query_model: self.query_model.clone(),
+            rerank,
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! `hybrid-search add` and `delete`: writes of documents to an existing collection.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::bail;
+
+use hybrid_search::{Collection, eval};
+
+use crate::args::{ModelArgs, WaitArgs};
+use crate::progress::encode_bar;
+use crate::render;
+
+/// Add documents to a collection (JSONL, BEIR folder or SQuAD JSON), replacing those whose
+/// id exists, in one commit covering both legs.
+#[derive(clap::Args)]
+pub struct AddArgs {
+    /// The collection folder.
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    wait: WaitArgs,
+    /// The documents.
+    file: PathBuf,
+}
+
+/// Delete documents by id, in one commit covering both legs.
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    /// The collection folder.
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    wait: WaitArgs,
+    /// Document ids.
+    #[arg(required = true)]
+    ids: Vec<String>,
+}
+
+/// Upserts the documents of `docs` in one commit ([`Collection::upsert_stream`]); a document
+/// that the engine refuses (a supplied vector that does not fit) is named with its line, as
+/// the reader names its own errors.
+pub fn upsert_documents(
+    collection: &mut Collection,
+    mut docs: eval::DocumentStream,
+    on_doc: impl FnMut(),
+    on_encoded: hybrid_search::EncodeProgress,
+    merge: bool,
+) -> anyhow::Result<()> {
+    let line = std::cell::Cell::new(0usize);
+    let stream = std::iter::from_fn(|| {
+        let next = docs.next()?;
+        line.set(docs.line());
+        Some(
+            next.map(std::borrow::Cow::Owned)
+                .map_err(anyhow::Error::new),
+        )
+    });
+    collection
+        .upsert_stream(stream, on_doc, Some(on_encoded), merge)
+        .map_err(|err| match err.downcast_ref::<hybrid_search::Error>() {
+            Some(hybrid_search::Error::InvalidVector { .. }) if line.get() > 0 => {
+                let at = line.get();
+                err.context(format!("line {at}"))
+            }
+            _ => err,
+        })
+}
+
+/// Runs `add`.
+pub fn add(args: &AddArgs) -> anyhow::Result<()> {
+    let (index, file) = (&args.index, &args.file);
+    let wait = args.wait.wait()?;
+    let started = Instant::now();
+    let docs = eval::stream_corpus(file)?;
+    let mut collection = Collection::open(index)?;
+    collection.set_write_wait(wait);
+    collection.attach_model(&args.model.choice())?;
+    let before = collection.len();
+    let (bar, on_encoded) = encode_bar();
+    let mut count = 0u64;
+    let result = upsert_documents(&mut collection, docs, || count += 1, on_encoded, false);
+    bar.finish_and_clear();
+    if let Err(err) = result {
+        return Err(err.context(format!(
+            "adding {} to {}; nothing was committed, the collection is as before",
+            file.display(),
+            index.display()
+        )));
+    }
+    if count == 0 {
+        bail!("{}: no documents to add", file.display());
+    }
+    render::warnings(&mut collection);
+    let added = collection.len().saturating_sub(before);
+    eprintln!(
+        "added {count} documents from {} to {} ({added} new, {} replaced) in {:.2} s; {} \
+         documents in the collection",
+        file.display(),
+        index.display(),
+        count.saturating_sub(added),
+        started.elapsed().as_secs_f64(),
+        collection.len()
+    );
+    Ok(())
+}
+
+/// Runs `delete`.
+pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
+    let wait = args.wait.wait()?;
+    let mut collection = Collection::open(&args.index)?;
+    collection.set_write_wait(wait);
+    let ids: Vec<&str> = args.ids.iter().map(String::as_str).collect();
+    let found = collection.delete(&ids)?;
+    render::warnings(&mut collection);
+    eprintln!(
+        "deleted {found} of {} ids from {}; {} documents in the collection",
+        ids.len(),
+        args.index.display(),
+        collection.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `hybrid-search search`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use hybrid_search::defaults::RESULTS;
+use hybrid_search::dense::{CrossEncoder, Device};
+use hybrid_search::{Collection, Rerank, SearchRequest, load_encoder};
+
+use crate::args::{SearchArgs, SearchPlan};
+use crate::render;
+
+/// Search a collection.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The collection folder.
+    #[arg(long)]
+    index: PathBuf,
+    #[command(flatten)]
+    search: SearchArgs,
+    /// Number of results.
+    #[arg(short, default_value_t = RESULTS)]
+    k: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Show each leg's raw score, rank, normalised score and share of every hit's score.
+    #[arg(long)]
+    explain: bool,
+    /// The query's vector as a JSON array (the collection's model dimensions), used by
+    /// the dense leg instead of encoding the query text.
+    #[arg(long, value_name = "JSON_ARRAY")]
+    vector: Option<String>,
+    /// The query (may be left out with --vector in dense mode).
+    #[arg(required_unless_present = "vector")]
+    query: Option<String>,
+}
+
+/// A query vector given on the command line as a JSON array of numbers.
+fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
+    let values: Vec<f64> = serde_json::from_str(text).with_context(|| {
+        "--vector: expected a JSON array of numbers, such as [0.1, -0.2, 0.3]".to_string()
+    })?;
+    let vector: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    if let Some(at) = vector.iter().position(|x| !x.is_finite()) {
+        anyhow::bail!(
+            "--vector: value {at} ({}) is not a finite 32-bit number",
+            values[at]
+        );
+    }
+    if vector.is_empty() {
+        anyhow::bail!("--vector: the array is empty");
+    }
+    Ok(vector)
+}
+
+/// Opens the collection in `index` for the searches `plan` describes: the models it needs
+/// loaded (a model that was not named and cannot be found leaves hybrid searches to BM25,
+/// which they report), and the request every search starts from.
+pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, SearchRequest)> {
+    let mut collection = Collection::open(index)?;
+    let query_encoder = match &plan.query_model {
+        Some(dir) => Some(
+            load_encoder(dir, plan.model.weights)
+                .with_context(|| format!("loading query model {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let mode = plan.mode.unwrap_or_else(|| collection.default_mode());
+    let rerank = match &plan.rerank {
+        Some((dir, options)) => {
+            let model = CrossEncoder::load(dir, &Device::Cpu).with_context(|| {
+                format!(
+                    "loading reranker {} (a cross-encoder directory written by \
+                     `hybrid-search train-reranker`)",
+                    dir.display()
+                )
+            })?;
+            Some(Rerank {
+                model: Arc::new(model),
+                options: *options,
+            })
+        }
+        None => None,
+    };
+    let request = SearchRequest {
+        mode: plan.mode,
+        fusion: plan.fusion,
+        query_encoder,
+        rerank,
+        ..SearchRequest::new("", RESULTS)
+    };
+    // Fusion flags that do not fit the collection's settings fail before any model loads.
+    collection.resolve(&SearchRequest {
+        query_encoder: None,
+        ..request.clone()
+    })?;
+    collection.attach_model_for_search(&plan.model, mode, request.query_encoder.is_some())?;
+    Ok((collection, request))
+}
+
+/// Runs `search`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let plan = args.search.plan()?;
+    let vector = args.vector.as_deref().map(parse_vector).transpose()?;
+    let query = args.query.as_deref().unwrap_or("");
+    let (collection, template) = open(&args.index, &plan)?;
+    let request = SearchRequest {
+        query: query.to_string(),
+        vector,
+        k: args.k,
+        explain: args.explain,
+        ..template
+    };
+    let results = collection.run(&request)?;
+    render::search(query, &results, args.k, (args.json, args.explain))
+}

@@ -1,0 +1,153 @@
+//! Finding and loading the dense leg's model: the path the collection was built with first,
+//! then the data folder and `models/` folders ([`crate::locate_model`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hybrid_search_dense::{Device, Encoder, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, WeightFormat};
+
+use crate::collection::Collection;
+use crate::dense_leg::{ModelRecord, model_roots_with_env};
+use crate::error::{Error, Result};
+use crate::manifest::Mode;
+use crate::search::Degraded;
+
+/// Which model a command uses and how its matrices run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelChoice {
+    /// The model directory; `None`: the one the collection records ([`model_candidates`]).
+    pub dir: Option<PathBuf>,
+    /// How the matrices run.
+    pub weights: WeightFormat,
+}
+
+/// Loads the model directory `dir` on the CPU with `weights`.
+///
+/// # Errors
+///
+/// [`Error::NoModel`] for a directory of separate query and passage encoders (name one of
+/// them), [`Error::Dense`] when the model cannot be loaded.
+pub fn load_encoder(dir: &Path, weights: WeightFormat) -> Result<Arc<Encoder>> {
+    let _span = tracing::info_span!("load_model", dir = %dir.display()).entered();
+    if !dir.join("config.json").exists()
+        && dir.join(QUERY_ENCODER_DIR).is_dir()
+        && dir.join(PASSAGE_ENCODER_DIR).is_dir()
+    {
+        let d = dir.display();
+        return Err(Error::NoModel(
+            dir.to_path_buf(),
+            format!(
+                "a model with separate query and passage encoders (`train-dense --separate`); \
+                 a collection holds one model's vectors: index with `--model \
+                 {d}/{PASSAGE_ENCODER_DIR}` and search or evaluate with `--query-model \
+                 {d}/{QUERY_ENCODER_DIR}`"
+            ),
+        ));
+    }
+    Ok(Arc::new(Encoder::load_with(dir, &Device::Cpu, weights)?))
+}
+
+/// Where the model of `record` is looked for, in order: the path recorded when the
+/// collection was built, then `<root>/<name>` for each model folder (`$HYBRID_SEARCH_MODELS`,
+/// the data folder `$HYBRID_SEARCH_HOME/models`, `models/` above the working directory and
+/// above the executable).
+pub fn model_candidates(record: &ModelRecord) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = record.path.iter().cloned().collect();
+    for root in model_roots_with_env() {
+        let dir = root.join(&record.name);
+        if !out.contains(&dir) {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+impl Collection {
+    /// Attaches the dense leg's model: `choice.dir`, else the first of [`model_candidates`]
+    /// that exists. A collection without a dense leg needs none (`Ok` unless one is named).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModel`] when a model is named for a collection without a dense leg, or when
+    /// none is found (the message lists where it looked); [`Error::ModelMismatch`] when the
+    /// model is not the one the vectors were made with; [`Error::Dense`] when it cannot load.
+    pub fn attach_model(&mut self, choice: &ModelChoice) -> Result<()> {
+        let Some(dense) = &self.manifest().dense else {
+            return match &choice.dir {
+                Some(dir) => Err(Error::NoModel(
+                    self.dir().to_path_buf(),
+                    format!(
+                        "this collection has no dense leg, so --model {} cannot be used; \
+                         rebuild it with `hybrid-search index --model`",
+                        dir.display()
+                    ),
+                )),
+                None => Ok(()),
+            };
+        };
+        let dir = match &choice.dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let candidates = model_candidates(&dense.model);
+                match candidates.iter().find(|d| d.is_dir()) {
+                    Some(dir) => dir.clone(),
+                    None => {
+                        let looked: Vec<String> = candidates
+                            .iter()
+                            .take(5)
+                            .map(|d| d.display().to_string())
+                            .collect();
+                        return Err(Error::NoModel(
+                            self.dir().to_path_buf(),
+                            format!(
+                                "built with model {}, which is not found (looked in {}{}); pass \
+                                 --model DIR, or set {} to the folder holding models/ \
+                                 (scripts/fetch-models.sh lays out the standard models)",
+                                dense.model.name,
+                                looked.join(", "),
+                                if candidates.len() > 5 {
+                                    " and more"
+                                } else {
+                                    ""
+                                },
+                                hybrid_search_sparse::HOME_VAR
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        let encoder = load_encoder(&dir, choice.weights)?;
+        self.attach_encoder(encoder)
+    }
+
+    /// Attaches the model a search in `mode` needs (none for sparse unless named, none when
+    /// the query is encoded by a separate `query_encoder` unless named). A model that was not
+    /// named and cannot be attached does not fail a hybrid search: it is remembered, and
+    /// hybrid searches fall back to BM25 with [`Degraded::ModelUnavailable`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::attach_model`], except in that hybrid case.
+    pub fn attach_model_for_search(
+        &mut self,
+        choice: &ModelChoice,
+        mode: Mode,
+        query_encoder: bool,
+    ) -> Result<()> {
+        let needed = mode != Mode::Sparse && !query_encoder;
+        if !needed && choice.dir.is_none() {
+            return Ok(());
+        }
+        match self.attach_model(choice) {
+            Ok(()) => Ok(()),
+            Err(err) if mode == Mode::Hybrid && choice.dir.is_none() => {
+                self.model_problem = Some(Degraded::ModelUnavailable {
+                    message: err.to_string(),
+                });
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! One search request, run whole by the engine: query text or vector, `k`, mode, fusion
+//! overrides, an optional separate query encoder, an optional cross-encoder, explain. The CLI,
+//! the benchmarks and [`crate::evaluate`] all go through [`Collection::run`] (or its ranked
+//! half), so a search is the same wherever it comes from.
+
+use std::sync::Arc;
+
+use hybrid_search_dense::{CrossEncoder, Encoder};
+use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
+
+use crate::collection::Collection;
+use crate::error::{Error, Result};
+use crate::manifest::{HybridOptions, Mode};
+use crate::rerank::{FirstStage, RerankOptions, rerank};
+use crate::search::{Ranked, RerankInfo, SearchResults};
+
+/// The fusion method a caller picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusionMethod {
+    /// Reciprocal rank fusion.
+    Rrf,
+    /// A convex combination of normalised scores.
+    Convex,
+}
+
+/// How a convex combination normalises both legs' scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormChoice {
+    /// Min-max over each returned list.
+    MinMax,
+    /// Z-score over each returned list.
+    ZScore,
+    /// Distribution-based score fusion (mean ± 3 standard deviations).
+    Dbsf,
+    /// Cosine from [-1, 1], BM25 from 0 to the list's maximum.
+    Theoretical,
+}
+
+/// Fusion settings a caller sets on top of the collection's own (tuned, or
+/// [`crate::defaults::fusion_tuned_on_scifact_train`]). Empty: the collection's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FusionOverrides {
+    /// Settings that replace the collection's before the fields below apply.
+    pub settings: Option<HybridOptions>,
+    /// The method; switching method starts from that method's defaults (RRF: k 60, equal
+    /// weights; convex: the tuned default's convex settings).
+    pub method: Option<FusionMethod>,
+    /// Convex: the dense leg's weight, in [0, 1].
+    pub alpha: Option<f32>,
+    /// RRF: the rank constant k, > 0.
+    pub rrf_k: Option<f32>,
+    /// Convex: the normalisation of both legs.
+    pub norm: Option<NormChoice>,
+    /// Candidates taken from each leg, at least 1.
+    pub depth: Option<usize>,
+}
+
+impl FusionOverrides {
+    /// Overrides that set exactly `settings`.
+    pub fn exactly(settings: HybridOptions) -> Self {
+        Self {
+            settings: Some(settings),
+            ..Self::default()
+        }
+    }
+
+    /// Checks what can be checked without the collection: a depth of at least 1, alpha in
+    /// [0, 1], k > 0, and no flag of the other method than the one named.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidOption(m));
+        if self.depth == Some(0) {
+            return bad("--depth must be at least 1".into());
+        }
+        if let Some(a) = self.alpha
+            && !(0.0..=1.0).contains(&a)
+        {
+            return bad(format!("--alpha must be between 0 and 1, got {a}"));
+        }
+        if let Some(k) = self.rrf_k
+            && !(k.is_finite() && k > 0.0)
+        {
+            return bad(format!("--rrf-k must be a number > 0, got {k}"));
+        }
+        match self.method {
+            Some(FusionMethod::Rrf) if self.alpha.is_some() || self.norm.is_some() => {
+                bad("--alpha and --norm apply to --fusion convex, not rrf".into())
+            }
+            Some(FusionMethod::Convex) if self.rrf_k.is_some() => {
+                bad("--rrf-k applies to --fusion rrf, not convex".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `base` (or [`FusionOverrides::settings`]) with these overrides applied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] when a flag belongs to the other method than the one in
+    /// force, [`Error::Fusion`] when the result is not valid.
+    pub fn apply(&self, base: HybridOptions) -> Result<HybridOptions> {
+        self.validate()?;
+        let base = self.settings.unwrap_or(base);
+        let method = self.method.unwrap_or(match base.fusion {
+            Fusion::Rrf(_) => FusionMethod::Rrf,
+            _ => FusionMethod::Convex,
+        });
+        let fusion = match method {
+            FusionMethod::Rrf => {
+                if self.alpha.is_some() || self.norm.is_some() {
+                    return Err(Error::InvalidOption(
+                        "--alpha and --norm apply to --fusion convex, and this collection's \
+                         fusion is rrf; add --fusion convex"
+                            .into(),
+                    ));
+                }
+                let mut settings = match base.fusion {
+                    Fusion::Rrf(s) => s,
+                    _ => RrfSettings::default(),
+                };
+                if let Some(k) = self.rrf_k {
+                    settings.k = k;
+                }
+                Fusion::Rrf(settings)
+            }
+            FusionMethod::Convex => {
+                if self.rrf_k.is_some() {
+                    return Err(Error::InvalidOption(
+                        "--rrf-k applies to --fusion rrf, and this collection's fusion is \
+                         convex; add --fusion rrf"
+                            .into(),
+                    ));
+                }
+                let mut settings = match base.fusion {
+                    Fusion::Convex(s) => s,
+                    _ => match crate::defaults::fusion_tuned_on_scifact_train().fusion {
+                        Fusion::Convex(s) => s,
+                        _ => ConvexSettings::default(),
+                    },
+                };
+                if let Some(alpha) = self.alpha {
+                    settings.alpha = alpha;
+                }
+                if let Some(norm) = self.norm {
+                    (settings.dense, settings.sparse) = match norm {
+                        NormChoice::MinMax => (Normalization::MinMax, Normalization::MinMax),
+                        NormChoice::ZScore => (Normalization::ZScore, Normalization::ZScore),
+                        NormChoice::Dbsf => (Normalization::Dbsf, Normalization::Dbsf),
+                        NormChoice::Theoretical => (Normalization::cosine(), Normalization::bm25()),
+                    };
+                }
+                Fusion::Convex(settings)
+            }
+        };
+        fusion.validate()?;
+        Ok(HybridOptions {
+            fusion,
+            depth: self.depth.unwrap_or(base.depth),
+        })
+    }
+}
+
+/// A cross-encoder and how it reorders the top of a result list.
+#[derive(Clone)]
+pub struct Rerank {
+    /// The cross-encoder.
+    pub model: Arc<CrossEncoder>,
+    /// Depth and weight.
+    pub options: RerankOptions,
+}
+
+/// A search, as every caller states it. `SearchRequest::new(query, k)` searches in the
+/// collection's default mode with its fusion settings.
+#[derive(Clone)]
+pub struct SearchRequest {
+    /// The query text (BM25's input, and the dense leg's unless `vector` is given).
+    pub query: String,
+    /// The query's vector when the caller has it (the dense leg then encodes nothing); its
+    /// length must be the collection's dimension.
+    pub vector: Option<Vec<f32>>,
+    /// Results wanted, at least 1.
+    pub k: usize,
+    /// Which leg(s) answer; `None`: [`Collection::default_mode`].
+    pub mode: Option<Mode>,
+    /// Fusion settings over the collection's.
+    pub fusion: FusionOverrides,
+    /// Encodes the query instead of the collection's model (a query encoder trained with
+    /// `train-dense --separate`); its dimension must match the collection's vectors.
+    pub query_encoder: Option<Arc<Encoder>>,
+    /// Reorders the top hits with a cross-encoder.
+    pub rerank: Option<Rerank>,
+    /// Keep each hit's per-leg scores (and, reranked, its first-stage rank and logit).
+    pub explain: bool,
+}
+
+impl SearchRequest {
+    /// `k` results for `query` in the collection's default mode and fusion, no explanation.
+    pub fn new(query: &str, k: usize) -> Self {
+        Self {
+            query: query.to_string(),
+            vector: None,
+            k,
+            mode: None,
+            fusion: FusionOverrides::default(),
+            query_encoder: None,
+            rerank: None,
+            explain: false,
+        }
+    }
+
+    /// Checks what can be checked without a collection: `k` of at least 1, the fusion
+    /// overrides, the rerank depth and weight, a finite vector.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 {
+            return Err(Error::InvalidOption("-k must be at least 1".into()));
+        }
+        self.fusion.validate()?;
+        if let Some(r) = &self.rerank {
+            if r.options.depth == 0 {
+                return Err(Error::InvalidOption(
+                    "--rerank-depth must be at least 1".into(),
+                ));
+            }
+            if !(0.0..=1.0).contains(&r.options.weight) {
+                return Err(Error::InvalidOption(format!(
+                    "--rerank-weight must be between 0 and 1, got {}",
+                    r.options.weight
+                )));
+            }
+        }
+        if let Some(v) = &self.vector {
+            if v.is_empty() {
+                return Err(Error::InvalidOption("the query vector is empty".into()));
+            }
+            if let Some(at) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::InvalidOption(format!(
+                    "the query vector's value {at} ({}) is not finite",
+                    v[at]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request resolved against a collection: the mode and fusion settings in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resolved {
+    /// The mode asked for.
+    pub mode: Mode,
+    /// The fusion settings (used in the hybrid mode).
+    pub hybrid: HybridOptions,
+}
+
+impl Collection {
+    /// The mode and fusion settings `request` searches with here, checked against the
+    /// collection: a vector or a query encoder needs a dense leg of the same dimension.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming what does not fit, and the errors of
+    /// [`SearchRequest::validate`] and [`FusionOverrides::apply`].
+    pub fn resolve(&self, request: &SearchRequest) -> Result<Resolved> {
+        request.validate()?;
+        let mode = request.mode.unwrap_or_else(|| self.default_mode());
+        let hybrid = request.fusion.apply(self.hybrid_options())?;
+        let dir = self.dir().display();
+        let dim = self.manifest().dense.as_ref().map(|d| d.vectors.dim);
+        if mode == Mode::Sparse && request.vector.is_some() {
+            return Err(Error::InvalidOption(
+                "a query vector needs the dense leg: use mode dense or hybrid on a collection \
+                 built with a model"
+                    .into(),
+            ));
+        }
+        if let Some(encoder) = &request.query_encoder {
+            let ours = encoder.description().dim;
+            match (mode, dim) {
+                (Mode::Sparse, _) => {
+                    return Err(Error::InvalidOption(
+                        "--query-model applies to --mode dense and hybrid, not sparse".into(),
+                    ));
+                }
+                (_, None) => {
+                    return Err(Error::InvalidOption(format!(
+                        "{dir}: this collection has no dense leg, so --query-model {} cannot \
+                         be used; rebuild it with `hybrid-search index --model`",
+                        encoder.dir().display()
+                    )));
+                }
+                (_, Some(theirs)) if theirs != ours => {
+                    return Err(Error::InvalidOption(format!(
+                        "--query-model {}: makes {ours}-dimensional vectors, but the vectors \
+                         of {dir} have {theirs}; pass the query encoder trained with the \
+                         collection's model",
+                        encoder.dir().display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(Resolved { mode, hybrid })
+    }
+
+    /// Runs `request`: resolves it ([`Collection::resolve`]), encodes the query (with the
+    /// request's query encoder, else the collection's model, unless a vector is given),
+    /// ranks with the leg(s) of its mode, fuses, reranks the top when asked, and fetches
+    /// titles and snippets for the top `k`. A hybrid search whose dense leg cannot answer
+    /// falls back to BM25 and says why in [`SearchResults::degraded`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::resolve`] and [`Collection::rank`], and
+    /// [`Error::Dense`] when the query encoder or the cross-encoder fails.
+    pub fn run(&self, request: &SearchRequest) -> Result<SearchResults> {
+        let _span = tracing::debug_span!("search", k = request.k).entered();
+        let resolved = self.resolve(request)?;
+        let own = match (&request.vector, &request.query_encoder) {
+            (None, Some(encoder)) if resolved.mode != Mode::Sparse => Some(
+                encoder
+                    .encode(
+                        &[request.query.as_str()],
+                        hybrid_search_dense::TextKind::Query,
+                        1,
+                    )?
+                    .remove(0),
+            ),
+            _ => None,
+        };
+        let vector = request.vector.as_deref().or(own.as_deref());
+        let ranked = self.run_ranked(request, &resolved, vector, request.k)?;
+        let (mut ranked, before) = ranked;
+        ranked.hits.truncate(request.k);
+        let mut hits = self.hits(&request.query, ranked.hits)?;
+        for (hit, first) in hits.iter_mut().zip(before) {
+            hit.first_stage = Some(first);
+        }
+        if !request.explain {
+            for hit in &mut hits {
+                hit.legs.clear();
+                hit.first_stage = None;
+            }
+        }
+        Ok(SearchResults {
+            mode: ranked.mode,
+            degraded: ranked.degraded,
+            fusion: ranked.fusion,
+            rerank: ranked.rerank,
+            hits,
+        })
+    }
+
+    /// The ranked half of [`Collection::run`] for a resolved request and its query vector
+    /// (`None`: the collection encodes the query when its mode needs it): the top
+    /// `max(k, rerank depth)` ranked, reranked when asked, with each reranked hit's
+    /// first-stage rank and logit (in the new order). No titles or snippets.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::rank`] and [`crate::rerank()`].
+    pub fn run_ranked(
+        &self,
+        request: &SearchRequest,
+        resolved: &Resolved,
+        vector: Option<&[f32]>,
+        k: usize,
+    ) -> Result<(Ranked, Vec<FirstStage>)> {
+        let depth = request.rerank.as_ref().map_or(0, |r| r.options.depth);
+        let ranked = self.rank(
+            &request.query,
+            vector,
+            k.max(depth),
+            resolved.mode,
+            &resolved.hybrid,
+        )?;
+        let Some(r) = &request.rerank else {
+            return Ok((ranked, Vec::new()));
+        };
+        let _span = tracing::debug_span!("rerank", depth).entered();
+        let mut out = rerank(self, &request.query, ranked, &r.model, &r.options)?;
+        out.results.rerank = Some(RerankInfo {
+            model: r.model.dir().to_path_buf(),
+            depth: r.options.depth,
+            weight: r.options.weight,
+        });
+        Ok((out.results, out.before))
+    }
+}
