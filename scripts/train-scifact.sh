@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
-cargo build --release -p hybrid-search-cli
+scripts/build.sh
 HS=./target/release/hybrid-search
 DATA=../shared/data/scifact
 OUT=data/train

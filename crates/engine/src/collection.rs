@@ -123,6 +123,7 @@ impl Collection {
 
     /// Opens the collection in `dir` at its last commit.
     pub fn open(dir: &Path) -> Result<Self> {
+        let _span = tracing::info_span!("open", collection = %dir.display()).entered();
         let manifest = read_manifest(dir)?;
         let sparse =
             Bm25Index::open(&dir.join(SPARSE_DIR), &manifest.analyzer).map_err(|e| match e {

@@ -473,6 +473,7 @@ impl DenseWriter {
                 p(now, total);
             }
         };
+        let _span = tracing::debug_span!("encode", inputs = inputs.len()).entered();
         let vectors = encoder.encode_ids(&inputs, DEFAULT_BATCH, &progress)?;
         self.encoded = (before + inputs.len(), total);
         let open = self.open_index()?;

@@ -153,6 +153,7 @@ impl CollectionWriter {
     /// Merging vector segments is left to [`Collection::add`], [`Collection::delete`] and the
     /// other collection-level writes, which run the merge policy after their commit.
     pub fn commit(&mut self) -> Result<()> {
+        let _span = tracing::info_span!("commit", collection = %self.dir.display()).entered();
         self.check_poisoned()?;
         let result = self.commit_inner();
         if result.is_err() {
@@ -237,6 +238,7 @@ impl CollectionWriter {
         if chosen.is_empty() {
             return Ok(false);
         }
+        let _span = tracing::info_span!("merge", segments = chosen.len()).entered();
         let mut merged = dense_leg::new_index(&dense.manifest)?;
         let mut items = Vec::new();
         let live: HashSet<u64> = sparse.live_keys()?.into_iter().map(|(k, _)| k).collect();
