@@ -49,6 +49,10 @@ pub fn document_text(doc: &Document) -> String {
 
 /// Creates a collection in the empty folder `dir` with `analyzer` and bulk-loads `docs` into it
 /// as `hybrid-search index` does, so the collection is ready to search.
+///
+/// # Errors
+///
+/// Those of `Collection::create` and `Collection::bulk_load`.
 pub fn build_collection(
     dir: &Path,
     analyzer: AnalyzerConfig,

@@ -237,11 +237,21 @@ fn find_packed(dir: &Path) -> Result<Option<PathBuf>> {
 
 impl Encoder {
     /// Loads the model directory on `device`, running the weights as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when `dir` is not a supported model directory (what is missing or
+    /// unsupported is named); [`Error::Io`] or [`Error::Candle`] when its files cannot be read.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         Self::load_with(dir, device, WeightFormat::AsStored)
     }
 
     /// Loads the model directory on `device`, running the matrices in `format`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when `dir` is not a supported model directory (what is missing or
+    /// unsupported is named); [`Error::Io`] or [`Error::Candle`] when its files cannot be read.
     pub fn load_with(dir: &Path, device: &Device, format: WeightFormat) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Model {
@@ -345,6 +355,10 @@ impl Encoder {
 
     /// Token ids of a text as the model sees it: prefix, special tokens, and the first
     /// `max_seq_length` tokens (the closing special token kept, as Hugging Face truncates).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails.
     pub fn token_ids(&self, text: &str, kind: TextKind) -> Result<Vec<u32>> {
         let mut windows = self.windows(text, kind, LongText::Truncate)?;
         Ok(windows.swap_remove(0))
@@ -352,6 +366,10 @@ impl Encoder {
 
     /// The inputs the model sees for `text`: one, or for a long text under
     /// [`LongText::Windows`] several, each with the special tokens and the prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails.
     pub fn windows(&self, text: &str, kind: TextKind, long: LongText) -> Result<Vec<Vec<u32>>> {
         let prefix = self.prefix(kind);
         let ids = self.tokenize(&format!("{prefix}{text}"), true)?;
@@ -409,6 +427,11 @@ impl Encoder {
     /// Vectors for already tokenized inputs (from [`Encoder::windows`]), batched by similar
     /// length, normalised when the model says so. `progress` is told how many inputs each
     /// finished batch held.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Candle`] when the forward pass fails (an input longer than the model's positions,
+    /// say).
     pub fn encode_ids(
         &self,
         inputs: &[Vec<u32>],
@@ -423,6 +446,10 @@ impl Encoder {
     }
 
     /// Pooled vectors before normalisation, one per text (truncated), batched by similar length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails; [`Error::Candle`] when the forward pass fails.
     pub fn encode_unnormalized(
         &self,
         texts: &[&str],
@@ -433,6 +460,10 @@ impl Encoder {
     }
 
     /// Embeddings, one per text (truncated), normalised when the model says so.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails; [`Error::Candle`] when the forward pass fails.
     pub fn encode(
         &self,
         texts: &[&str],

@@ -85,6 +85,10 @@ fn write(path: &Path, value: &serde_json::Value) -> Result<()> {
 
 impl TinyModel {
     /// Writes the model directory `dir` (created if missing).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Candle`] when a file cannot be written.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir.join("1_Pooling")).map_err(|e| Error::io(dir, e))?;
         let vocab = vocabulary();

@@ -121,9 +121,18 @@ pub trait VectorIndex: Send + Sync {
 
     /// Stores one more vector under `key`. A key may receive several vectors (one per window of
     /// a long document); a search scores the key by its best one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] for a vector of the wrong length, or when the index refuses it (a
+    /// read-only view).
     fn add(&mut self, key: u64, vector: &[f32]) -> Result<()>;
 
     /// Removes every vector of `key`; returns how many there were (0 if the key is absent).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] when the index refuses it (a read-only view).
     fn remove(&mut self, key: u64) -> Result<usize>;
 
     /// Whether `key` holds at least one vector.
@@ -131,6 +140,10 @@ pub trait VectorIndex: Send + Sync {
 
     /// Up to `k` distinct keys, each with its best similarity (cosine similarity, or the dot
     /// product for [`Metric::InnerProduct`]), best first; equal similarities by key, ascending.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] for a query of the wrong length, or when the search fails.
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>> {
         self.search_filtered(query, k, &|_| true)
     }
@@ -138,6 +151,10 @@ pub trait VectorIndex: Send + Sync {
     /// [`VectorIndex::search`] over the keys `keep` accepts only: up to `k` distinct accepted
     /// keys, best first. The engine passes "is this key a live document", so vectors of deleted
     /// documents (tombstones until a merge drops them) never take a place in the results.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] for a query of the wrong length, or when the search fails.
     fn search_filtered(
         &self,
         query: &[f32],
@@ -150,9 +167,17 @@ pub trait VectorIndex: Send + Sync {
 
     /// The vectors stored under `key` (one per window), as `f32` (dequantised for smaller
     /// scalar types); empty when the key is absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] when the vectors cannot be read back.
     fn vectors_of(&self, key: u64) -> Result<Vec<Vec<f32>>>;
 
     /// Calls `f(key, vector)` for every stored vector (a merge reads a segment this way).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] when the vectors cannot be read back.
     fn for_each_vector(&self, f: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
         for key in self.keys() {
             for vector in self.vectors_of(key)? {
@@ -164,6 +189,10 @@ pub trait VectorIndex: Send + Sync {
 
     /// Adds many `(key, vector)` pairs; an index may add them in parallel. The result is the
     /// same set of vectors as adding them one by one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] for a vector of the wrong length, or when the index refuses it.
     fn add_batch(&mut self, items: &[(u64, Vec<f32>)]) -> Result<()> {
         for (key, vector) in items {
             self.add(*key, vector)?;
@@ -172,6 +201,11 @@ pub trait VectorIndex: Send + Sync {
     }
 
     /// Writes the index to `path` atomically (through `<path>.tmp`, fsynced, then renamed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Index`] when the file cannot be written; the previous file at
+    /// `path`, if any, is left whole.
     fn save(&self, path: &Path) -> Result<()>;
 }
 
@@ -345,6 +379,11 @@ impl fmt::Debug for ExactIndex {
 
 impl ExactIndex {
     /// An empty index. Only `dim` and `metric` of the settings matter to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] when the settings cannot make an index (a dimension of 0, or usearch
+    /// refusing them).
     pub fn new(settings: VectorSettings) -> Result<Self> {
         settings.validate()?;
         Ok(ExactIndex {
@@ -366,6 +405,11 @@ impl ExactIndex {
 
     /// Checks the file's header and length (a missing, truncated or foreign file is an
     /// error) without reading its vectors.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::Index`] naming the file when it is
+    /// truncated or not such an index.
     pub fn check_file(path: &Path, settings: &VectorSettings) -> Result<()> {
         Self::open_checked(path, settings).map(|_| ())
     }
@@ -423,6 +467,11 @@ impl ExactIndex {
     }
 
     /// Reads an index written by [`VectorIndex::save`]; its dimension must match `settings`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::Index`] naming the file when it is
+    /// damaged, not such an index, or of another dimension.
     pub fn load(path: &Path, settings: VectorSettings) -> Result<Self> {
         settings.validate()?;
         let bad = |message: String| index_error(Some(path), format!("{message}; {REBUILD}"));
@@ -709,6 +758,11 @@ struct HnswTail {
 
 impl HnswIndex {
     /// An empty index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] when the settings cannot make an index (a dimension of 0, or usearch
+    /// refusing them).
     pub fn new(settings: VectorSettings) -> Result<Self> {
         settings.validate()?;
         let index = usearch::Index::new(&usearch_options(&settings))
@@ -732,6 +786,11 @@ impl HnswIndex {
     /// The graph's connectivity is the file's; `expansion_add` and `expansion_search` are
     /// taken from `settings` (usearch does not store them), so the search beam can be changed
     /// by loading with other values.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::Index`] naming the file when it is
+    /// damaged, not such an index, or of another dimension.
     pub fn load(path: &Path, settings: VectorSettings) -> Result<Self> {
         Self::open(path, settings, false)
     }
@@ -739,6 +798,11 @@ impl HnswIndex {
     /// Maps an index written by [`VectorIndex::save`] read-only (checked as
     /// [`HnswIndex::load`] checks it). Adding to or removing from a view is an error; the file
     /// must not be changed while the view lives (the engine never rewrites a segment file).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::Index`] naming the file when it is
+    /// damaged, not such an index, or of another dimension.
     pub fn view(path: &Path, settings: VectorSettings) -> Result<Self> {
         Self::open(path, settings, true)
     }
@@ -847,6 +911,11 @@ impl HnswIndex {
 
     /// Checks the file's footer and length (a missing, truncated or foreign file is an
     /// error) without opening the graph: cheap whatever the index's size.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::Index`] naming the file when it is
+    /// truncated or not such an index.
     pub fn check_file(path: &Path) -> Result<()> {
         read_hnsw_tail(path).map(|_| ())
     }

@@ -54,11 +54,22 @@ pub(crate) struct DenseLeg {
 
 impl Collection {
     /// Creates a new, empty collection in `dir` (created if missing; it must be empty).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotEmpty`] when `dir` holds files or a collection; [`Error::Io`] or
+    /// [`Error::Sparse`] when the folders or the index cannot be written.
     pub fn create(dir: &Path, analyzer: AnalyzerConfig) -> Result<Self> {
         Self::create_with(dir, analyzer, None)
     }
 
     /// Creates a new, empty collection in `dir` with a dense leg made by `encoder` when given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotEmpty`] when `dir` holds files or a collection; [`Error::Dense`] when the
+    /// vector settings cannot make an index; [`Error::Io`] or [`Error::Sparse`] when the folders
+    /// or the index cannot be written.
     pub fn create_with(
         dir: &Path,
         analyzer: AnalyzerConfig,
@@ -122,6 +133,13 @@ impl Collection {
     }
 
     /// Opens the collection in `dir` at its last commit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotACollection`] without a manifest; [`Error::Manifest`] for an unreadable
+    /// manifest or an unsupported format version; [`Error::SparseDamaged`] when the BM25 index
+    /// cannot be opened; [`Error::Commit`] for an unreadable commit record. Damaged vector
+    /// segments do not fail it (dense searches report them).
     pub fn open(dir: &Path) -> Result<Self> {
         let _span = tracing::info_span!("open", collection = %dir.display()).entered();
         let manifest = read_manifest(dir)?;
@@ -222,6 +240,11 @@ impl Collection {
 
     /// Attaches the model that makes query vectors (and vectors for new documents); it must be
     /// the model the collection's vectors were made with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModel`] for a collection without a dense leg; [`Error::ModelMismatch`] when the
+    /// encoder is not the model the vectors were made with (what differs is named).
     pub fn attach_encoder(&mut self, encoder: Arc<Encoder>) -> Result<()> {
         let Some(manifest) = &self.manifest.dense else {
             return Err(Error::NoModel(
@@ -239,6 +262,10 @@ impl Collection {
     }
 
     /// Opens the collection in `dir`, or creates it with `analyzer` if the folder has none.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::open`] and [`Collection::create`].
     pub fn open_or_create(dir: &Path, analyzer: AnalyzerConfig) -> Result<Self> {
         if Self::exists(dir) {
             Self::open(dir)
@@ -273,12 +300,23 @@ impl Collection {
     }
 
     /// Sees the last commit (after a [`CollectionWriter::commit`], or another process's).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the index cannot be reloaded; [`Error::Commit`] for an unreadable
+    /// commit record.
     pub fn reload(&mut self) -> Result<()> {
         self.reload_with(Vec::new())
     }
 
     /// Stores `defaults` in the manifest (written atomically): later searches that do not say
     /// otherwise use them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Fusion`] for invalid settings; [`Error::Busy`] when another writer holds the
+    /// collection (see [`Collection::set_write_wait`]); [`Error::Io`] when the manifest cannot be
+    /// written.
     pub fn set_search_defaults(&mut self, defaults: SearchDefaults) -> Result<()> {
         defaults.hybrid.fusion.validate()?;
         let _lock = WriteLock::acquire(&self.dir, self.wait)?;
@@ -291,6 +329,10 @@ impl Collection {
     }
 
     /// The stored document with external id `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the stored document cannot be read.
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
         Ok(self.sparse.get(id)?.map(|d| Document {
             id: d.id,

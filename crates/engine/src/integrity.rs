@@ -48,6 +48,11 @@ impl Collection {
     /// key, and (with a dense leg) every live document's vectors in exactly one segment.
     /// Problems are reported, not repaired; leftovers of interrupted commits and vectors of
     /// deleted documents awaiting a merge are notes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`](crate::Error::Sparse) when the BM25 index cannot be read at all; problems found are reported
+    /// in the [`VerifyReport`], not as errors.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport {
             documents: self.sparse.num_docs(),

@@ -82,6 +82,11 @@ pub struct Reranked {
 /// documentation). Hits past the depth keep their order after them. A hit whose document is no
 /// longer stored is scored with an empty passage. Depth 0 (or an empty list) leaves the list
 /// as it is. A weight outside [0, 1] is an [`Error::InvalidOption`].
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] for a weight outside [0, 1]; [`Error::Dense`] when the cross-encoder
+/// fails; [`Error::Sparse`] when a stored document cannot be read.
 pub fn rerank(
     collection: &Collection,
     query: &str,

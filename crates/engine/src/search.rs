@@ -181,6 +181,11 @@ impl Collection {
     }
 
     /// Query vectors for `queries`, batched.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModel`] without a dense leg or an attached encoder; [`Error::Dense`] when
+    /// encoding fails.
     pub fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
         let (_, encoder) = self.dense_leg()?;
         Ok(encoder.encode(queries, TextKind::Query, dense_leg::DEFAULT_BATCH)?)
@@ -255,6 +260,12 @@ impl Collection {
 
     /// The top `k` documents for a query vector as (external id, cosine similarity): each
     /// segment's top `k` among live documents, merged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModel`] without a dense leg; [`Error::DenseDamaged`] when the segments cannot
+    /// be read; [`Error::InvalidOption`] for a vector of the wrong length or with a non-finite
+    /// value.
     pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         let (leg, segments) = self.segments()?;
         if let Some(m) = &self.manifest.dense {
@@ -365,6 +376,10 @@ impl Collection {
     }
 
     /// The top `k` documents as (external id, BM25 score), ranked. Ids are shared, not copied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the query cannot be analysed or BM25 fails.
     pub fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         Ok(self
             .sparse
@@ -376,6 +391,10 @@ impl Collection {
 
     /// The top `k` documents with title and snippet, in the collection's default mode and
     /// fusion settings ([`Collection::default_mode`], [`Collection::hybrid_options`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::run`].
     pub fn search(&self, query: &str, k: usize) -> Result<SearchResults> {
         self.run(&SearchRequest {
             explain: true,
@@ -384,6 +403,10 @@ impl Collection {
     }
 
     /// The top `k` documents from the leg(s) `mode` names, with title and snippet.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::run`].
     pub fn search_with(
         &self,
         query: &str,
@@ -401,6 +424,10 @@ impl Collection {
 
     /// Ranked hits of `query` ([`Collection::rank`], possibly reranked) with title and
     /// snippet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when a stored document cannot be read.
     pub fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);

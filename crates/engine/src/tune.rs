@@ -69,6 +69,11 @@ pub fn default_grid() -> Vec<HybridOptions> {
 /// Evaluates every setting of `grid` on `queries` (with their query vectors, in order)
 /// against `qrels`; rows come back best nDCG@10 first (ties: the earlier setting of the grid).
 /// Each fused list holds `max(depth, 100)` documents, as `hybrid-search eval` ranks them.
+///
+/// # Errors
+///
+/// [`Error::NoModel`](crate::Error::NoModel) or [`Error::DenseDamaged`](crate::Error::DenseDamaged) without a usable dense leg; [`Error::Fusion`](crate::Error::Fusion)
+/// for an invalid setting in `grid`; [`Error::Sparse`](crate::Error::Sparse) when BM25 fails.
 pub fn tune(
     collection: &Collection,
     queries: &[Query],

@@ -64,6 +64,12 @@ impl CollectionWriter {
     /// Adds `doc`, replacing the document with the same id if there is one. A document with a
     /// `vector` has that vector stored (it must have the model's dimensions and finite values)
     /// instead of its text encoded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Commit`] when an earlier call left the staged changes incomplete;
+    /// [`Error::InvalidVector`] for a supplied vector that does not fit; [`Error::Dense`] or
+    /// [`Error::Sparse`] when staging fails.
     pub fn upsert(&mut self, doc: &Document) -> Result<()> {
         self.check_poisoned()?;
         let result = self.upsert_inner(doc);
@@ -128,6 +134,11 @@ impl CollectionWriter {
     }
 
     /// Deletes the document with external id `id` (no error if there is none).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when another writer holds the collection; [`Error::Sparse`] or
+    /// [`Error::Io`] when writing fails (nothing is deleted then).
     pub fn delete(&mut self, id: &str) -> Result<()> {
         self.check_poisoned()?;
         self.sparse.delete(id);
@@ -152,6 +163,12 @@ impl CollectionWriter {
     ///
     /// Merging vector segments is left to [`Collection::add`], [`Collection::delete`] and the
     /// other collection-level writes, which run the merge policy after their commit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Commit`] when an earlier call left the staged changes incomplete;
+    /// [`Error::NoModel`], [`Error::Dense`], [`Error::Sparse`] or [`Error::Io`] when encoding or
+    /// writing fails (the last commit stays as it was).
     pub fn commit(&mut self) -> Result<()> {
         let _span = tracing::info_span!("commit", collection = %self.dir.display()).entered();
         self.check_poisoned()?;
@@ -303,6 +320,10 @@ impl CollectionWriter {
     }
 
     /// Discards every change since the last commit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the index cannot be reset.
     pub fn rollback(&mut self) -> Result<()> {
         self.sparse.rollback()?;
         self.poisoned = None;
@@ -316,12 +337,20 @@ impl CollectionWriter {
     /// Merges the committed documents into one BM25 segment: call after a bulk load for the
     /// fastest deep (k = 1000) searches. The merge replaces segments atomically; nothing is
     /// lost if it is interrupted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the merge fails (the commits stand).
     pub fn optimize(&mut self) -> Result<()> {
         self.sparse.merge_all()?;
         Ok(())
     }
 
     /// Waits for background merges, so the folder is compact when the process exits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when a background merge fails (the commits stand).
     pub fn finish(self) -> Result<()> {
         Ok(self.sparse.wait_merging_threads()?)
     }
@@ -344,6 +373,13 @@ impl Collection {
     /// is held the collection is reloaded, so the writer starts from the last commit whoever
     /// made it. With a dense leg, the vectors must be readable, and adding documents without
     /// vectors needs the encoder attached (deleting does not).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when another writer holds the collection (see
+    /// [`Collection::set_write_wait`]); [`Error::DenseDamaged`] when the last commit's vector
+    /// segments are missing or cut; [`Error::Sparse`] or [`Error::Io`] when the index cannot be
+    /// opened for writing.
     pub fn writer(&mut self) -> Result<CollectionWriter> {
         self.writer_inner(false)
     }
@@ -441,6 +477,12 @@ impl Collection {
     /// Every document is encoded from its text: vectors that were supplied with documents are
     /// stored nowhere else, so they are replaced by the model's.
     /// Needs the collection's model attached. Returns the number of documents encoded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModel`] without a dense leg or an attached encoder; [`Error::Busy`] when
+    /// another writer holds the collection; [`Error::Dense`], [`Error::Sparse`] or [`Error::Io`]
+    /// when encoding or writing fails (the last commit stays as it was).
     pub fn repair_dense(&mut self, on_encoded: Option<EncodeProgress>) -> Result<usize> {
         let mut writer = self.writer_inner(true)?;
         let Some(dense) = &mut writer.dense else {
@@ -495,12 +537,20 @@ impl Collection {
     /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
     /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
     /// after each upsert (a progress bar). On error nothing of `docs` is committed.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::add`]; nothing of `docs` is committed on error.
     pub fn bulk_load(&mut self, docs: &[Document], on_doc: impl FnMut()) -> Result<()> {
         self.bulk_load_with(docs, on_doc, None)
     }
 
     /// [`Collection::bulk_load`], with `on_encoded` told (inputs encoded, inputs queued so
     /// far) while the dense leg encodes the documents.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::add`]; nothing of `docs` is committed on error.
     pub fn bulk_load_with(
         &mut self,
         docs: &[Document],
@@ -521,6 +571,13 @@ impl Collection {
     /// merge policies, so adding to a large collection does not rewrite it: the commit writes
     /// one new vector segment holding just these documents' vectors. On error, or if the
     /// process dies, nothing of `docs` is committed and the last commit stays whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when another writer holds the collection; [`Error::InvalidVector`] for a
+    /// supplied vector that does not fit; [`Error::NoModel`] when documents need encoding and no
+    /// encoder is attached; [`Error::Dense`], [`Error::Sparse`] or [`Error::Io`] when writing
+    /// fails. Nothing of `docs` is committed then.
     pub fn add(&mut self, docs: &[Document], on_encoded: Option<EncodeProgress>) -> Result<()> {
         self.upsert_stream(
             docs.iter()
@@ -536,6 +593,11 @@ impl Collection {
     /// so memory does not grow with the stream's text. The first error, from the stream (a bad
     /// line) or from a document (a bad vector), stops it and nothing is committed. `merge`
     /// also merges the BM25 index into one segment afterwards (a bulk load).
+    ///
+    /// # Errors
+    ///
+    /// The stream's own first error; those of [`Collection::add`]. Nothing of the stream is
+    /// committed on error.
     pub fn upsert_stream<'a, E>(
         &mut self,
         docs: impl IntoIterator<Item = std::result::Result<std::borrow::Cow<'a, Document>, E>>,
@@ -566,6 +628,11 @@ impl Collection {
     /// Returns how many of them existed. Nothing is written to the dense leg: the vectors of
     /// deleted documents are skipped by searches and dropped by the next merge of their
     /// segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when another writer holds the collection; [`Error::Sparse`] or
+    /// [`Error::Io`] when writing fails (nothing is deleted then).
     pub fn delete(&mut self, ids: &[&str]) -> Result<usize> {
         let ids: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
         let mut writer = self.writer()?;

@@ -61,6 +61,10 @@ pub(crate) const QUERIES_EXPECTED: &str = r#"one object per line with "_id" or "
 /// [`DatasetFormat::Squad`]; a file ending `.jsonl` is [`DatasetFormat::Jsonl`]. Anything
 /// else (including a path that does not exist) is an [`Error::UnknownFormat`] naming the path
 /// and listing the three accepted layouts.
+///
+/// # Errors
+///
+/// [`Error::UnknownFormat`] naming the path and the accepted layouts.
 pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
     let unknown = |reason| Error::UnknownFormat {
         path: path.to_path_buf(),
@@ -86,6 +90,11 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
 ///
 /// The layout is found with [`detect_format`]. For SQuAD files the corpus is the set of
 /// unique paragraph contexts that have questions (see [`load_dataset`]).
+///
+/// # Errors
+///
+/// Every reading error names the file and the line: [`Error::Io`], [`Error::JsonLine`],
+/// [`Error::Record`], [`Error::DuplicateId`], [`Error::Squad`], [`Error::UnknownFormat`].
 pub fn read_corpus(path: &Path) -> Result<Vec<Document>> {
     match detect_format(path)? {
         DatasetFormat::Beir => read_jsonl_corpus(&path.join("corpus.jsonl")),
@@ -105,6 +114,12 @@ pub fn read_corpus(path: &Path) -> Result<Vec<Document>> {
 ///   the queries are all questions in file order; each question's qrels is its (deduplicated)
 ///   paragraph with grade 1.
 /// - JSONL: an error, as a plain corpus has no queries.
+///
+/// # Errors
+///
+/// Every reading error names the file and the line: [`Error::Io`], [`Error::JsonLine`],
+/// [`Error::Record`], [`Error::DuplicateId`], [`Error::Qrels`], [`Error::MissingSplit`],
+/// [`Error::Squad`], [`Error::UnknownFormat`], and [`Error::NoQueries`] for a plain JSONL corpus.
 pub fn load_dataset(path: &Path, split: &str) -> Result<Dataset> {
     match detect_format(path)? {
         DatasetFormat::Beir => beir::load_beir(path, split),
@@ -208,6 +223,11 @@ impl Iterator for DocumentStream {
 /// read a line at a time (memory holds one line and the ids seen so far, for the uniqueness
 /// check), so a corpus of any size can be indexed; a SQuAD file is one JSON document and is
 /// read whole. Every error names the file and line, as [`read_corpus`] does.
+///
+/// # Errors
+///
+/// [`Error::UnknownFormat`] or [`Error::Io`] at once; record errors (naming file and line) come
+/// from the stream as it is read.
 pub fn stream_corpus(path: &Path) -> Result<DocumentStream> {
     let inner = match detect_format(path)? {
         DatasetFormat::Beir => {

@@ -15,6 +15,11 @@ use crate::metrics::{Run, trec_order};
 /// form, so [`read_run`] gives back the same `f32` values. A query with an empty list writes
 /// no line. Ids or a tag that are empty or contain whitespace cannot be represented and give
 /// an [`io::ErrorKind::InvalidInput`] error.
+///
+/// # Errors
+///
+/// An [`io::ErrorKind::InvalidInput`] error for an id or tag that is empty or holds whitespace;
+/// the writer's own errors.
 pub fn write_run(w: &mut impl Write, run: &Run, tag: &str) -> io::Result<()> {
     check_token("tag", tag)?;
     let mut qids: Vec<&String> = run.keys().collect();
@@ -46,6 +51,11 @@ fn check_token(what: &str, s: &str) -> io::Result<()> {
 /// Fields are separated by whitespace; blank lines are skipped. The rank must be an integer
 /// and the score a number; the second and sixth fields are not interpreted. Documents keep
 /// file order within each query (metrics re-sort them anyway).
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be read; [`Error::RunLine`] naming the line that is not
+/// `qid Q0 doc rank score tag`.
 pub fn read_run(path: &Path) -> Result<Run> {
     let mut run = Run::new();
     for_each_line(path, |line_no, line| {

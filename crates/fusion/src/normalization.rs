@@ -113,6 +113,10 @@ impl Normalization {
 
     /// Checks the parameters: [`Theoretical`](Self::Theoretical) bounds must be finite with
     /// `upper > lower`. The other variants are always valid.
+    ///
+    /// # Errors
+    ///
+    /// [`FusionError::InvalidBounds`] when the bounds are not finite or not increasing.
     pub fn validate(&self) -> Result<(), FusionError> {
         match *self {
             Self::Theoretical { lower, upper } => {

@@ -100,6 +100,10 @@ impl Default for ConvexSettings {
 impl Fusion {
     /// Checks the settings, as [`Fusion::fuse`] does before fusing: RRF `k` finite and `> 0`,
     /// weights finite and `>= 0`, `alpha` in `[0, 1]`, theoretical bounds valid.
+    ///
+    /// # Errors
+    ///
+    /// The [`FusionError`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), FusionError> {
         match *self {
             Self::Rrf(RrfSettings {
@@ -137,6 +141,10 @@ impl Fusion {
     /// [`reciprocal_rank_fusion`] and [`convex_combination`] for the formulas, the missing-leg
     /// rule, the order (score descending, then id ascending) and the errors. Nothing is
     /// truncated.
+    ///
+    /// # Errors
+    ///
+    /// A [`FusionError`] when the settings are not valid ([`Fusion::validate`]).
     pub fn fuse<K>(
         &self,
         sparse: &[(K, f32)],
@@ -150,6 +158,10 @@ impl Fusion {
 
     /// [`Fusion::fuse`], with what is known about the documents each list does not hold
     /// ([`LegList::absent`], used by the convex combination).
+    ///
+    /// # Errors
+    ///
+    /// A [`FusionError`] when the settings are not valid ([`Fusion::validate`]).
     pub fn fuse_lists<K>(
         &self,
         sparse: LegList<'_, K>,

@@ -57,6 +57,12 @@ pub struct ConvertStats {
 /// The MeCab source files are written to `out_dir/source` first; the lindera dictionary itself
 /// is written to a temporary folder and renamed to `out_dir/lindera` when complete, so an
 /// interrupted build never leaves a half-written dictionary behind.
+///
+/// # Errors
+///
+/// [`Error::Io`] when a file cannot be read or written; [`Error::Dictionary`] when a MeCab file
+/// is damaged (the file and offset are named) or lindera cannot build the dictionary. The
+/// previous dictionary at `out_dir`, if any, is replaced only when the new one is complete.
 pub fn build_ko_dic(mecab_dir: &Path, out_dir: &Path) -> Result<ConvertStats> {
     let source = out_dir.join("source");
     fs::create_dir_all(&source).map_err(|e| Error::io(&source, e))?;
@@ -80,6 +86,11 @@ pub fn build_ko_dic(mecab_dir: &Path, out_dir: &Path) -> Result<ConvertStats> {
 }
 
 /// Converts MeCab's compiled dictionary files back into their source form in `source_dir`.
+///
+/// # Errors
+///
+/// [`Error::Io`] when a file cannot be read or written; [`Error::Dictionary`] when a MeCab file
+/// is damaged (the file and offset are named).
 pub fn convert_mecab_sources(mecab_dir: &Path, source_dir: &Path) -> Result<ConvertStats> {
     let (sys_path, unk_path) = (mecab_dir.join("sys.dic"), mecab_dir.join("unk.dic"));
     let sys = CompiledDic::read(&sys_path)?;

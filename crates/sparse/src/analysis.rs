@@ -129,6 +129,11 @@ pub fn is_hangul(c: char) -> bool {
 
 impl Analyzer {
     /// Builds the analyzer; the Korean ones load ko-dic from [`locate_ko_dic`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Dictionary`] when a Korean analyzer cannot find or load ko-dic; [`Error::Config`]
+    /// for invalid settings.
     pub fn new(config: &AnalyzerConfig) -> Result<Self> {
         let korean = || -> Result<Korean> {
             let dict = load_ko_dic(&locate_ko_dic()?)?;
@@ -146,6 +151,10 @@ impl Analyzer {
     }
 
     /// Analyses `text` into indexed terms.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lindera`] when Korean segmentation fails.
     pub fn analyze(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
         let mut out = Vec::new();
         match &self.route {

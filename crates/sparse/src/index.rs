@@ -230,6 +230,11 @@ pub struct Bm25Index {
 
 impl Bm25Index {
     /// Creates an empty index in `dir` (which must exist and be empty).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Tantivy`] when the index cannot be created;
+    /// [`Error::Dictionary`] when a Korean analyzer cannot find ko-dic.
     pub fn create(dir: &Path, config: &AnalyzerConfig) -> Result<Self> {
         let (schema, _) = schema();
         let index = Index::create_in_dir(dir, schema)?;
@@ -237,6 +242,11 @@ impl Bm25Index {
     }
 
     /// Opens the index in `dir` with the analyzer it was built with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the index is missing or damaged; [`Error::Dictionary`] when a
+    /// Korean analyzer cannot find ko-dic.
     pub fn open(dir: &Path, config: &AnalyzerConfig) -> Result<Self> {
         let index = Index::open_in_dir(dir)?;
         Self::with_index(index, config)
@@ -271,6 +281,11 @@ impl Bm25Index {
     }
 
     /// A writer with `heap_bytes` of indexing memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the index cannot be opened for writing (tantivy's own lock held, a
+    /// damaged index).
     pub fn writer(&self, heap_bytes: usize) -> Result<Bm25Writer> {
         Ok(Bm25Writer {
             writer: self.index.writer(heap_bytes)?,
@@ -280,6 +295,10 @@ impl Bm25Index {
     }
 
     /// Sees the last commit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the reader cannot be reloaded.
     pub fn reload(&self) -> Result<()> {
         Ok(self.reader.reload()?)
     }
@@ -289,6 +308,10 @@ impl Bm25Index {
     /// `meta.json` and opening its segments, so the two are compared (segment ids and
     /// deletions) and read again until they agree. A segment file removed by another process
     /// while it was being opened is retried the same way.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the reader cannot be reloaded or `meta.json` cannot be read.
     pub fn reload_consistent(&self) -> Result<Option<String>> {
         let mut last_error = None;
         for attempt in 0..50u64 {
@@ -334,6 +357,10 @@ impl Bm25Index {
     }
 
     /// The commit payload of the last commit, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when `meta.json` cannot be read.
     pub fn commit_payload(&self) -> Result<Option<String>> {
         Ok(self.index.load_metas()?.payload)
     }
@@ -344,6 +371,10 @@ impl Bm25Index {
     }
 
     /// Builds the BM25 query for a user's text; `None` when no term survives analysis.
+    ///
+    /// # Errors
+    ///
+    /// Analysis errors of the query text.
     pub fn query(&self, text: &str) -> Result<Option<Box<dyn Query>>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for t in self.analyzer.analyze(text)? {
@@ -367,6 +398,10 @@ impl Bm25Index {
     }
 
     /// The top `k` documents for `text` by BM25.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the search fails; analysis errors of the query.
     pub fn search(&self, text: &str, k: usize) -> Result<Vec<SparseHit>> {
         let Some(query) = self.query(text)? else {
             return Ok(Vec::new());
@@ -421,6 +456,10 @@ impl Bm25Index {
     }
 
     /// Every live document as (internal key, external id), in index order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when a segment's fast fields cannot be read.
     pub fn live_keys(&self) -> Result<Vec<(u64, Arc<str>)>> {
         let searcher = self.reader.searcher();
         let columns = self.segment_columns(&searcher)?;
@@ -436,6 +475,10 @@ impl Bm25Index {
     }
 
     /// The stored document with external id `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the stored document cannot be read.
     pub fn get(&self, id: &str) -> Result<Option<SparseDoc>> {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(
@@ -477,6 +520,10 @@ pub struct Bm25Writer {
 
 impl Bm25Writer {
     /// Adds a document, replacing any committed or pending document with the same id.
+    ///
+    /// # Errors
+    ///
+    /// Analysis errors of the document's text; [`Error::Tantivy`] when it cannot be staged.
     pub fn upsert(&mut self, doc: &SparseDoc) -> Result<()> {
         self.delete(&doc.id);
         self.insert(doc)
@@ -485,6 +532,10 @@ impl Bm25Writer {
     /// Adds a document without deleting others of the same id first: only for an id known to
     /// be new (no committed and no pending document has it), where [`Bm25Writer::upsert`]'s
     /// delete would be wasted work (each one is looked up in every segment at commit).
+    ///
+    /// # Errors
+    ///
+    /// Analysis errors of the document's text; [`Error::Tantivy`] when it cannot be staged.
     pub fn insert(&mut self, doc: &SparseDoc) -> Result<()> {
         let f = self.fields;
         let mut d = TantivyDocument::default();
@@ -510,6 +561,10 @@ impl Bm25Writer {
     }
 
     /// Commits everything added so far, with a payload stored in the commit's metadata.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the commit cannot be written (the last commit stays as it was).
     pub fn commit(&mut self, payload: &str) -> Result<()> {
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(payload);
@@ -526,6 +581,10 @@ impl Bm25Writer {
     }
 
     /// Drops everything added since the last commit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the writer cannot be reset.
     pub fn rollback(&mut self) -> Result<()> {
         self.writer.rollback()?;
         Ok(())
@@ -533,6 +592,10 @@ impl Bm25Writer {
 
     /// Merges every committed segment into one (after a bulk load: one segment answers a deep
     /// top-k without merging per-segment results). Returns the number of segments merged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when a merge fails (the commits stand).
     pub fn merge_all(&mut self) -> Result<usize> {
         let ids = self.index.searchable_segment_ids()?;
         let docs: u64 = self
@@ -556,6 +619,10 @@ impl Bm25Writer {
     }
 
     /// Waits for merges to finish.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when a background merge failed (the commits stand).
     pub fn wait_merging_threads(self) -> Result<()> {
         self.writer.wait_merging_threads()?;
         Ok(())

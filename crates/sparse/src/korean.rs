@@ -122,6 +122,10 @@ pub fn locate_ko_dic() -> Result<PathBuf> {
 }
 
 /// Loads a built ko-dic folder once per process (memory-mapped) and shares it.
+///
+/// # Errors
+///
+/// [`Error::Dictionary`] when the folder is not a built ko-dic (what is missing is named).
 pub fn load_ko_dic(path: &Path) -> Result<Arc<Dictionary>> {
     type Loaded = Vec<(PathBuf, Arc<Dictionary>)>;
     static CACHE: OnceLock<Mutex<Loaded>> = OnceLock::new();

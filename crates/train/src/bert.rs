@@ -204,6 +204,11 @@ pub struct TrainableBert {
 
 impl TrainableBert {
     /// Loads the model directory `dir` on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when `dir` is not a BERT-family model directory (what is missing or
+    /// unsupported is named); [`Error::Io`] or [`Error::Candle`] when its files cannot be read.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Model {
@@ -423,6 +428,10 @@ impl TrainableBert {
     /// Token ids of a text as the model sees it, as
     /// [`Encoder::token_ids`](hybrid_search_dense::Encoder::token_ids) makes them: the prefix for `kind`,
     /// special tokens, and at most `max_len` tokens (the closing special token kept).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails.
     pub fn token_ids(&self, text: &str, kind: TextKind, max_len: usize) -> Result<Vec<u32>> {
         let prefix = match kind {
             TextKind::Query => &self.description.query_prefix,
@@ -446,6 +455,10 @@ impl TrainableBert {
     /// Last hidden states `(batch, length, hidden)` in evaluation mode (no dropout):
     /// `input_ids` and `token_type_ids` are `(batch, length)` u32, `attention_mask` is
     /// `(batch, length)` with 1 for tokens and 0 for padding (any dtype).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Candle`] when the operations fail (mismatched shapes, say).
     pub fn forward(
         &self,
         input_ids: &Tensor,
@@ -460,6 +473,10 @@ impl TrainableBert {
     /// Last hidden states as [`TrainableBert::forward`] gives them, in training mode: dropout
     /// where BERT applies it, at the rates of `config.json` (or the trainer's setting), with
     /// masks drawn from a generator seeded with `seed` (the same seed gives the same masks).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Candle`] when the operations fail (mismatched shapes, say).
     pub fn forward_train(
         &self,
         input_ids: &Tensor,
@@ -475,6 +492,10 @@ impl TrainableBert {
 
     /// Pooled vectors `(batch, hidden)` in evaluation mode, normalised when the model says so,
     /// for inputs as [`TrainableBert::forward`] takes them (token types all 0).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Candle`] when the operations fail (ids out of the vocabulary, say).
     pub fn embed(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
         let run = || -> candle_core::Result<Tensor> {
             let batch = Batch {
@@ -490,6 +511,10 @@ impl TrainableBert {
     /// Embeddings of `texts` (truncated to the model's maximum length), normalised when the
     /// model says so, in batches of `batch_size`, without dropout: what
     /// [`Encoder::encode`](hybrid_search_dense::Encoder::encode) gives for a saved copy of this model.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails; [`Error::Candle`] when the forward pass fails.
     pub fn encode(
         &self,
         texts: &[&str],
@@ -600,6 +625,11 @@ impl TrainableBert {
     /// names (no prefix), and every other file of the directory it was loaded from (config,
     /// tokenizer, sentence-transformers files) copied. `out` must not exist or be empty; the
     /// files are written to a sibling `.NAME.partial` folder renamed to `out` at the end.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Candle`] when a file cannot be written; `out` is written through
+    /// a staging folder, so it is never half-written.
     pub fn save(&self, out: &Path) -> Result<()> {
         let staging = save::begin(out)?;
         self.write_model_dir(&staging)?;

@@ -108,6 +108,10 @@ impl TrainableCrossEncoder {
     /// encoder (and its pooler when the checkpoint has one) with a fresh classifier, drawn
     /// from N(0, 0.02²) with generator seed `seed` (Hugging Face's `initializer_range`). The
     /// maximum length is the base's.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TrainableBert::load`].
     pub fn from_base(base: &Path, seed: u64, device: &Device) -> Result<Self> {
         let mut bert = TrainableBert::load(base, device)?;
         let h = bert.hidden_size();
@@ -137,6 +141,11 @@ impl TrainableCrossEncoder {
 
     /// Loads a reranker saved by [`TrainableCrossEncoder::save`] (or any BERT
     /// `BertForSequenceClassification` directory with one label) on `device`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TrainableBert::load`]; [`Error::Model`] when the head's tensors are missing or
+    /// not of one label.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let mut bert = TrainableBert::load(dir, device)?;
         let h = bert.hidden_size();
@@ -270,6 +279,10 @@ impl TrainableCrossEncoder {
     /// Relevance logits of `passages` for `query`, in the order given (higher is more
     /// relevant; apply a sigmoid for sentence-transformers' 0..1 scores), computed in batches
     /// of pairs of similar length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails; [`Error::Candle`] when the forward pass fails.
     pub fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
         const BATCH: usize = 32;
         let inputs = passages
@@ -295,6 +308,11 @@ impl TrainableCrossEncoder {
     /// Trains the reranker on `examples` (see the module documentation for the loss), calling
     /// `progress` after every step; returns the mean loss of each epoch. Examples without
     /// negatives add nothing to the loss; at least one example needs one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] for invalid settings or when no example has a negative; [`Error::Candle`]
+    /// when a step fails.
     pub fn train(
         &mut self,
         examples: &[TrainExample],
@@ -307,6 +325,11 @@ impl TrainableCrossEncoder {
     /// [`TrainableCrossEncoder::train`], and with `final_out` set, after every epoch but the last the
     /// reranker so far is saved as [`checkpoint_dir`]`(final_out, epoch)` (each must not
     /// exist or be empty). The final reranker is still written by [`TrainableCrossEncoder::save`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TrainableCrossEncoder::train`]; [`Error::Io`] when a checkpoint cannot be
+    /// written.
     pub fn train_checkpointed(
         &mut self,
         examples: &[TrainExample],
@@ -417,6 +440,11 @@ impl TrainableCrossEncoder {
     /// Writes the reranker as a new model directory `out` (which must not exist or be
     /// empty): see [`TrainableCrossEncoder`] for the layout. The base's tokenizer files are copied;
     /// its sentence-transformers bi-encoder files (`modules.json`, pooling folders) are not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Candle`] when a file cannot be written; `out` must not exist or
+    /// be empty, and is written through a staging folder.
     pub fn save(&self, out: &Path) -> Result<()> {
         self.write(out, self.report.as_ref().map(|(c, r)| (c, r)))
     }

@@ -160,6 +160,10 @@ struct Tokens {
 impl DenseTrainer {
     /// Loads the base model directory (once, or twice for separate encoders) on `device` and
     /// checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TrainableBert::load`]; [`Error::Model`] for invalid settings.
     pub fn new(base: &Path, config: DenseTrainConfig, device: &Device) -> Result<Self> {
         if let Some(problem) = config.check() {
             return Err(Error::Model {
@@ -205,6 +209,10 @@ impl DenseTrainer {
 
     /// Embeddings of `texts` by the encoder for `kind`, without dropout: what the saved model
     /// gives through [`Encoder::encode`](hybrid_search_dense::Encoder::encode).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails; [`Error::Candle`] when the forward pass fails.
     pub fn encode(
         &self,
         texts: &[&str],
@@ -220,6 +228,10 @@ impl DenseTrainer {
     /// Runs the training over `examples`, calling `progress` after every step; returns the
     /// mean loss of each epoch. Calling it again continues from the trained weights with a
     /// fresh optimiser and schedule.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] for invalid settings or no examples; [`Error::Candle`] when a step fails.
     pub fn train(
         &mut self,
         examples: &[TrainExample],
@@ -232,6 +244,10 @@ impl DenseTrainer {
     /// model so far is saved as [`checkpoint_dir`]`(final_out, epoch)` (each must not exist or
     /// be empty), so each epoch's model can be indexed and evaluated. The final model is still
     /// written by [`DenseTrainer::save`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`DenseTrainer::train`]; [`Error::Io`] when a checkpoint cannot be written.
     pub fn train_checkpointed(
         &mut self,
         examples: &[TrainExample],
@@ -333,6 +349,11 @@ impl DenseTrainer {
     /// Each model directory is the base's with the trained weights ([`TrainableBert::save`]);
     /// `training.json` records the base directory, the settings and the losses.
     /// [`trained_encoder_dirs`] tells which directory encodes queries and which passages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Candle`] when a file cannot be written; `out` must not exist or
+    /// be empty, and is written through a staging folder.
     pub fn save(&self, out: &Path) -> Result<()> {
         self.write(out, self.report.as_ref())
     }
