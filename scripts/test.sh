@@ -7,9 +7,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all --check
 # One build of the workspace and its tests (the CLI binary included), linted, reused below.
 scripts/build.sh
-if clippy-driver -V >/dev/null 2>&1; then
-    export RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/clippy-rustc"
-fi
 HS_BUILT=1 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
-cargo test --release --workspace
+scripts/build.sh --run-tests

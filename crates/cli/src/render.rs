@@ -9,6 +9,9 @@ use hybrid_search::{
     Collection, Degraded, EvalReport, HybridOptions, SearchResults, TuneRecord, TuneRow,
     VerifyReport,
 };
+use hybrid_search_train::{TrainReport, TrainingSet};
+
+use crate::commands::train::DataArgs;
 
 /// One line describing fusion settings: `convex minmax alpha=0.40 depth=100`.
 pub fn describe(options: &HybridOptions) -> String {
@@ -326,4 +329,100 @@ pub fn tokens(tokens: &[hybrid_search::sparse::AnalyzedToken]) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// What a training run (`train-dense`, `train-reranker`) did, printed at the end.
+pub struct TrainingSummary<'a> {
+    pub kind: &'a str,
+    pub layout: Option<&'a str>,
+    pub data: &'a DataArgs,
+    pub training: &'a TrainingSet,
+    /// Hard negatives asked for per query (0 without a collection to mine).
+    pub hard_negatives: usize,
+    pub report: &'a TrainReport,
+    pub seconds: f64,
+}
+
+impl TrainingSummary<'_> {
+    /// Prints the summary (one JSON object with `--json`).
+    pub fn print(&self) -> anyhow::Result<()> {
+        let (data, training, report) = (self.data, self.training, self.report);
+        let mut out = io::stdout().lock();
+        if data.json {
+            let mut value = serde_json::json!({
+                "kind": self.kind,
+                "base": data.base.display().to_string(),
+                "out": data.out.display().to_string(),
+                "dataset": data.dataset.display().to_string(),
+                "split": data.split,
+                "examples": training.examples.len(),
+                "queries": training.queries,
+                "hard_negatives": self.hard_negatives,
+                "examples_with_negatives": training.with_negatives,
+                "steps": report.steps,
+                "epoch_losses": report.epoch_losses,
+                "seconds": self.seconds,
+                "checkpoints": data
+                    .checkpoint_dirs(report.epoch_losses.len())
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>(),
+            });
+            if let Some(layout) = self.layout {
+                value["layout"] = layout.into();
+            }
+            writeln!(out, "{value}")?;
+            return Ok(());
+        }
+        match self.layout {
+            Some(layout) => writeln!(
+                out,
+                "trained     {} ({}) from {}",
+                self.kind,
+                if layout == "separate" {
+                    "separate query and passage encoders"
+                } else {
+                    "one encoder for queries and passages"
+                },
+                data.base.display()
+            )?,
+            None => writeln!(
+                out,
+                "trained     {} from {}",
+                self.kind,
+                data.base.display()
+            )?,
+        }
+        writeln!(
+            out,
+            "examples    {} from {} queries of {} ({})",
+            training.examples.len(),
+            training.queries,
+            data.dataset.display(),
+            data.split
+        )?;
+        match &data.index {
+            Some(index) if self.hard_negatives > 0 => writeln!(
+                out,
+                "negatives   up to {} per query from {} ({} examples have some)",
+                self.hard_negatives,
+                index.display(),
+                training.with_negatives
+            )?,
+            _ => writeln!(out, "negatives   in-batch only (no --index)")?,
+        }
+        for (i, loss) in report.epoch_losses.iter().enumerate() {
+            writeln!(out, "epoch {:<5} loss {loss:.4}", i + 1)?;
+        }
+        writeln!(
+            out,
+            "time        {:.1} s ({} steps)",
+            self.seconds, report.steps
+        )?;
+        for dir in data.checkpoint_dirs(report.epoch_losses.len()) {
+            writeln!(out, "checkpoint  {}", dir.display())?;
+        }
+        writeln!(out, "saved       {}", data.out.display())?;
+        Ok(())
+    }
 }

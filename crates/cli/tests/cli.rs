@@ -239,6 +239,34 @@ fn dense_index_search_eval_and_model_mismatch() {
         message.contains("--model") && message.contains("looked in"),
         "{v}"
     );
+    // The data folder ($HYBRID_SEARCH_HOME/models/<name>) serves an installed binary; -v logs
+    // the engine's steps with their timings on stderr.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("models")).unwrap();
+    std::fs::rename(&model, home.join("models/tiny")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
+        .env("HYBRID_SEARCH_HOME", &home)
+        .args([
+            "search",
+            "-v",
+            "--index",
+            s(&index),
+            "--json",
+            "-k",
+            "3",
+            "HbA1c",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "hybrid", "{v}");
+    assert!(
+        stderr.contains("load_model") && stderr.contains("search") && stderr.contains("time.busy"),
+        "{stderr}"
+    );
+    std::fs::rename(home.join("models/tiny"), &model).unwrap();
     let sparse = top_ids(&index, "HbA1c", "3");
     assert!(!sparse.is_empty());
     // Hybrid: both legs fused; the best BM25 match of a domain term stays in the top 5.

@@ -1,10 +1,21 @@
 //! hybrid-search as an embedded library: a [`Collection`] on disk that holds the search legs and
-//! their settings, with one document lifecycle (upsert, delete, commit) and search.
+//! their settings, with one document lifecycle (upsert, delete, commit) and the whole search
+//! pipeline.
 //!
-//! A result list can be reordered by a cross-encoder ([`rerank`], with a reranker trained by
-//! the `hybrid-search-train` crate).
+//! - **Search**: [`Collection::run`] takes a [`SearchRequest`] (query text or vector, `k`, mode,
+//!   [`FusionOverrides`], a separate query encoder, a cross-encoder [`Rerank`], explain) and
+//!   returns [`SearchResults`]; [`Collection::search`] is the one-line form. A hybrid search
+//!   whose dense leg cannot answer falls back to BM25 and says why ([`Degraded`]).
+//! - **Evaluation**: [`evaluate`] runs a request template for every labelled query of a
+//!   dataset and scores the runs as `trec_eval` does; [`tune`] picks fusion settings.
+//! - **Defaults**: every default is named in [`defaults`], with where it came from.
+//! - **Models**: [`Collection::attach_model`] finds the dense leg's model at the path it was
+//!   built with, then in the data folder (`$HYBRID_SEARCH_HOME`) and `models/` folders.
 //!
-//! This crate is a facade: it re-exports the component crates ([`sparse`], [`eval`]) and keeps
+//! `docs/architecture.md` describes the layout and the invariants (what a commit switches, who
+//! may write, what a reader sees).
+//!
+//! It re-exports the component crates ([`sparse`], [`dense`], [`eval`], [`fusion`]) and keeps
 //! the on-disk layout:
 //!
 //! ```text

@@ -2,7 +2,6 @@
 //! BM25 hard negatives mined from a collection, the training run with a progress bar, and the
 //! summary.
 
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,11 +12,12 @@ use hybrid_search::dense::Device;
 use hybrid_search::{Collection, Document, eval};
 use hybrid_search_train::{
     CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR,
-    Searcher, StepReport, TrainReport, TrainSettings, TrainableCrossEncoder, TrainingSet,
-    checkpoint_dir, training_set,
+    Searcher, StepReport, TrainSettings, TrainableCrossEncoder, TrainingSet, checkpoint_dir,
+    training_set,
 };
 
 use crate::progress::progress;
+use crate::render::TrainingSummary;
 
 /// What both training commands read and write.
 #[derive(clap::Args)]
@@ -25,32 +25,32 @@ pub struct DataArgs {
     /// The model directory to start from (BERT family: config.json, model.safetensors,
     /// tokenizer.json and, for a sentence-transformers model, its pooling files).
     #[arg(long)]
-    base: PathBuf,
+    pub(crate) base: PathBuf,
     /// A BEIR folder or a SQuAD/KorQuAD JSON file: one training example per (query, relevant
     /// document) of the split.
     #[arg(long)]
-    dataset: PathBuf,
+    pub(crate) dataset: PathBuf,
     /// The qrels split to train on: never the one you report.
     #[arg(long, default_value = "train")]
-    split: String,
+    pub(crate) split: String,
     /// The new model directory (must not exist, or be empty).
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// A collection of the dataset's corpus (`hybrid-search index`) to mine hard negatives
     /// from: its BM25 top hits for each query that the qrels do not mark relevant.
     #[arg(long)]
-    index: Option<PathBuf>,
+    pub(crate) index: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Also save the model after each epoch but the last, as OUT-epoch1, OUT-epoch2, ... (to
     /// index and evaluate each epoch's model: the curve per epoch).
     #[arg(long)]
-    checkpoints: bool,
+    pub(crate) checkpoints: bool,
     /// Where to train: `cpu`, or `cuda` / `cuda:N` for an NVIDIA GPU (a binary built with
     /// `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
 }
 
 impl DataArgs {
@@ -74,7 +74,7 @@ impl DataArgs {
     }
 
     /// Where the checkpoints of a run of `epochs` go (none without --checkpoints).
-    fn checkpoint_dirs(&self, epochs: usize) -> Vec<PathBuf> {
+    pub(crate) fn checkpoint_dirs(&self, epochs: usize) -> Vec<PathBuf> {
         if !self.checkpoints {
             return Vec::new();
         }
@@ -318,101 +318,6 @@ fn step_bar(epochs: usize) -> (ProgressBar, impl FnMut(StepReport)) {
     (bar, on_step)
 }
 
-/// What a run did, printed at the end.
-struct Summary<'a> {
-    kind: &'a str,
-    layout: Option<&'a str>,
-    data: &'a DataArgs,
-    training: &'a TrainingSet,
-    /// Hard negatives asked for per query (0 without a collection to mine).
-    hard_negatives: usize,
-    report: &'a TrainReport,
-    seconds: f64,
-}
-
-impl Summary<'_> {
-    fn print(&self) -> anyhow::Result<()> {
-        let (data, training, report) = (self.data, self.training, self.report);
-        let mut out = io::stdout().lock();
-        if data.json {
-            let mut value = serde_json::json!({
-                "kind": self.kind,
-                "base": data.base.display().to_string(),
-                "out": data.out.display().to_string(),
-                "dataset": data.dataset.display().to_string(),
-                "split": data.split,
-                "examples": training.examples.len(),
-                "queries": training.queries,
-                "hard_negatives": self.hard_negatives,
-                "examples_with_negatives": training.with_negatives,
-                "steps": report.steps,
-                "epoch_losses": report.epoch_losses,
-                "seconds": self.seconds,
-                "checkpoints": data
-                    .checkpoint_dirs(report.epoch_losses.len())
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>(),
-            });
-            if let Some(layout) = self.layout {
-                value["layout"] = layout.into();
-            }
-            writeln!(out, "{value}")?;
-            return Ok(());
-        }
-        match self.layout {
-            Some(layout) => writeln!(
-                out,
-                "trained     {} ({}) from {}",
-                self.kind,
-                if layout == "separate" {
-                    "separate query and passage encoders"
-                } else {
-                    "one encoder for queries and passages"
-                },
-                data.base.display()
-            )?,
-            None => writeln!(
-                out,
-                "trained     {} from {}",
-                self.kind,
-                data.base.display()
-            )?,
-        }
-        writeln!(
-            out,
-            "examples    {} from {} queries of {} ({})",
-            training.examples.len(),
-            training.queries,
-            data.dataset.display(),
-            data.split
-        )?;
-        match &data.index {
-            Some(index) if self.hard_negatives > 0 => writeln!(
-                out,
-                "negatives   up to {} per query from {} ({} examples have some)",
-                self.hard_negatives,
-                index.display(),
-                training.with_negatives
-            )?,
-            _ => writeln!(out, "negatives   in-batch only (no --index)")?,
-        }
-        for (i, loss) in report.epoch_losses.iter().enumerate() {
-            writeln!(out, "epoch {:<5} loss {loss:.4}", i + 1)?;
-        }
-        writeln!(
-            out,
-            "time        {:.1} s ({} steps)",
-            self.seconds, report.steps
-        )?;
-        for dir in data.checkpoint_dirs(report.epoch_losses.len()) {
-            writeln!(out, "checkpoint  {}", dir.display())?;
-        }
-        writeln!(out, "saved       {}", data.out.display())?;
-        Ok(())
-    }
-}
-
 /// `hybrid-search train-dense`.
 pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let data = &args.data;
@@ -448,7 +353,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     trainer
         .save(&data.out)
         .with_context(|| format!("saving the trained model to {}", data.out.display()))?;
-    Summary {
+    TrainingSummary {
         kind: "dense retriever",
         layout: Some(if args.separate { "separate" } else { "shared" }),
         data,
@@ -523,7 +428,7 @@ pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
     reranker
         .save(&data.out)
         .with_context(|| format!("saving the trained reranker to {}", data.out.display()))?;
-    Summary {
+    TrainingSummary {
         kind: "cross-encoder reranker",
         layout: None,
         data,
