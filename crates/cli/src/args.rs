@@ -1,7 +1,7 @@
 //! Flag groups shared by several commands, each parsed and checked into the engine's own option
 //! types without touching the disk: [`AnalyzerArgs`] to an `AnalyzerConfig`, [`ModelArgs`] to a
-//! `ModelChoice`, [`FusionArgs`] to `FusionOverrides`, [`SearchArgs`] to a `SearchRequest`
-//! template, [`WaitArgs`] to a `Wait`.
+//! `ModelChoice`, [`FusionArgs`] to `FusionOverrides`, [`SearchArgs`] to a [`SearchPlan`] (the
+//! engine options of a `SearchRequest`, models not yet loaded), [`WaitArgs`] to a `Wait`.
 
 use std::path::PathBuf;
 

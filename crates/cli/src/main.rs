@@ -24,8 +24,8 @@ use commands::{analyze, documents, eval, index, search, train, tune, verify};
     version,
     about,
     after_help = "Models and the Korean dictionary are looked for in the data folder \
-                  $HYBRID_SEARCH_HOME (default ~/.local/share/hybrid-search; it holds models/ \
-                  and models/ko-dic/lindera), then in models/ above the working folder and \
+                  $HYBRID_SEARCH_HOME (default $XDG_DATA_HOME/hybrid-search, else \
+                  ~/.local/share/hybrid-search; it holds models/ and models/ko-dic/lindera), then in models/ above the working folder and \
                   above the executable. A collection built with --model DIR tries DIR first. \
                   Logs: -v (info), -vv (debug) or RUST_LOG=hybrid_search=debug."
 )]

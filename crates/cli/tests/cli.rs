@@ -239,7 +239,7 @@ fn dense_index_search_eval_and_model_mismatch() {
         message.contains("--model") && message.contains("looked in"),
         "{v}"
     );
-    // The data folder ($HYBRID_SEARCH_HOME/models/<name>) serves an installed binary; -v logs
+    // The data folder ($HYBRID_SEARCH_HOME/models/<name>) serves an installed binary; -vv logs
     // the engine's steps with their timings on stderr.
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join("models")).unwrap();
@@ -248,7 +248,7 @@ fn dense_index_search_eval_and_model_mismatch() {
         .env("HYBRID_SEARCH_HOME", &home)
         .args([
             "search",
-            "-v",
+            "-vv",
             "--index",
             s(&index),
             "--json",
@@ -263,7 +263,9 @@ fn dense_index_search_eval_and_model_mismatch() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mode"], "hybrid", "{v}");
     assert!(
-        stderr.contains("load_model") && stderr.contains("search") && stderr.contains("time.busy"),
+        stderr.contains("load_model")
+            && stderr.contains("search{k=3}")
+            && stderr.contains("time.busy"),
         "{stderr}"
     );
     std::fs::rename(home.join("models/tiny"), &model).unwrap();

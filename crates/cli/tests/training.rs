@@ -329,7 +329,8 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
         let (before, after) = (hit_ids(&plain), hit_ids(&reranked));
         assert_eq!(before.len(), 10);
         assert_eq!(after.len(), 10);
-        // The top 5 are the same documents, reordered by the logit; the rest keep their place.
+        // The top 5 are the same documents, reordered by the reranked score (the logit blended
+        // with the first-stage score at the default weight 0.2); the rest keep their place.
         let (mut a, mut b) = (before[..5].to_vec(), after[..5].to_vec());
         a.sort();
         b.sort();
@@ -341,11 +342,11 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
         );
         changed += usize::from(before[..5] != after[..5]);
         let hits = reranked["hits"].as_array().unwrap();
-        let logits: Vec<f64> = hits[..5]
+        let scores: Vec<f64> = hits[..5]
             .iter()
             .map(|h| h["score"].as_f64().unwrap())
             .collect();
-        assert!(logits.windows(2).all(|w| w[0] >= w[1]), "{logits:?}");
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
         // Explain: each reranked hit says where it stood, with its legs kept.
         for hit in &hits[..5] {
             let rank = hit["first_stage"]["rank"].as_u64().unwrap() as usize;

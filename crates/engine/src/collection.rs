@@ -299,7 +299,7 @@ impl Collection {
         self.len() == 0
     }
 
-    /// Sees the last commit (after a [`CollectionWriter::commit`], or another process's).
+    /// Sees the last commit (after a [`CollectionWriter::commit`](crate::CollectionWriter::commit), or another process's).
     ///
     /// # Errors
     ///

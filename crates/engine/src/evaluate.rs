@@ -1,7 +1,8 @@
 //! Evaluating a search setting on a labelled dataset: every query of the split run as one
 //! [`SearchRequest`] (the request template with the query's text), scored with nDCG@10,
-//! Recall@100 and MRR@10 as `trec_eval` computes them. `hybrid-search eval`, `tune` (for its
-//! query vectors) and the benchmarks use it, so an evaluated search is the search a user runs.
+//! Recall@100 and MRR@10 as `trec_eval` computes them. `hybrid-search eval` uses it and `tune`
+//! its batched query vectors; each query runs through [`Collection::run_ranked`], so an
+//! evaluated search is the search a user runs, only deeper.
 
 use std::time::Instant;
 

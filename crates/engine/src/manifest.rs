@@ -80,7 +80,7 @@ impl Default for HybridOptions {
 }
 
 /// How the collection answers a search when the caller does not say: stored in the manifest
-/// by [`Collection::set_search_defaults`] (`hybrid-search tune`).
+/// by [`Collection::set_search_defaults`](crate::Collection::set_search_defaults) (`hybrid-search tune`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchDefaults {
     /// The fusion settings of the hybrid mode.

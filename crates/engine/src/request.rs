@@ -1,7 +1,7 @@
 //! One search request, run whole by the engine: query text or vector, `k`, mode, fusion
-//! overrides, an optional separate query encoder, an optional cross-encoder, explain. The CLI,
-//! the benchmarks and [`crate::evaluate`] all go through [`Collection::run`] (or its ranked
-//! half), so a search is the same wherever it comes from.
+//! overrides, an optional separate query encoder, an optional cross-encoder, explain. The CLI
+//! and the benchmarks go through [`Collection::run`], evaluation through its ranked half
+//! ([`Collection::run_ranked`]), so a search is the same wherever it comes from.
 
 use std::sync::Arc;
 
@@ -272,42 +272,64 @@ impl Collection {
         request.validate()?;
         let mode = request.mode.unwrap_or_else(|| self.default_mode());
         let hybrid = request.fusion.apply(self.hybrid_options())?;
-        let dir = self.dir().display();
         let dim = self.manifest().dense.as_ref().map(|d| d.vectors.dim);
         if mode == Mode::Sparse && request.vector.is_some() {
             return Err(Error::InvalidOption(
-                "a query vector needs the dense leg: use mode dense or hybrid on a collection \
-                 built with a model"
+                "--vector needs the dense leg: use --mode dense or hybrid on a collection built \
+                 with a model"
                     .into(),
             ));
         }
+        if let (Some(v), Some(d)) = (&request.vector, dim) {
+            crate::dense_leg::check_supplied("", v, d).map_err(|e| match e {
+                Error::InvalidVector { message, .. } => {
+                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
+                }
+                e => e,
+            })?;
+        }
         if let Some(encoder) = &request.query_encoder {
-            let ours = encoder.description().dim;
-            match (mode, dim) {
-                (Mode::Sparse, _) => {
-                    return Err(Error::InvalidOption(
-                        "--query-model applies to --mode dense and hybrid, not sparse".into(),
-                    ));
-                }
-                (_, None) => {
-                    return Err(Error::InvalidOption(format!(
-                        "{dir}: this collection has no dense leg, so --query-model {} cannot \
-                         be used; rebuild it with `hybrid-search index --model`",
-                        encoder.dir().display()
-                    )));
-                }
-                (_, Some(theirs)) if theirs != ours => {
-                    return Err(Error::InvalidOption(format!(
-                        "--query-model {}: makes {ours}-dimensional vectors, but the vectors \
-                         of {dir} have {theirs}; pass the query encoder trained with the \
-                         collection's model",
-                        encoder.dir().display()
-                    )));
-                }
-                _ => {}
-            }
+            self.check_query_model(mode, encoder.dir(), Some(encoder.description().dim))?;
         }
         Ok(Resolved { mode, hybrid })
+    }
+
+    /// Whether a separate query encoder (`--query-model DIR`, making `dim`-dimensional
+    /// vectors; `None` when not loaded yet) can search this collection in `mode`: not in the
+    /// sparse mode, only with a dense leg, and only with the vectors' dimension.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] saying which of those fails and what to do.
+    pub fn check_query_model(
+        &self,
+        mode: Mode,
+        dir: &std::path::Path,
+        dim: Option<usize>,
+    ) -> Result<()> {
+        let here = self.dir().display();
+        let Some(dense) = &self.manifest().dense else {
+            return Err(Error::InvalidOption(format!(
+                "{here}: this collection has no dense leg, so --query-model {} cannot be used; \
+                 rebuild it with `hybrid-search index --model`",
+                dir.display()
+            )));
+        };
+        if mode == Mode::Sparse {
+            return Err(Error::InvalidOption(
+                "--query-model applies to --mode dense and hybrid, not sparse".into(),
+            ));
+        }
+        let theirs = dense.vectors.dim;
+        match dim {
+            Some(ours) if ours != theirs => Err(Error::InvalidOption(format!(
+                "--query-model {}: makes {ours}-dimensional vectors, but the vectors of {here} \
+                 ({}) have {theirs}; pass the query encoder trained with the collection's model",
+                dir.display(),
+                dense.model.name
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Runs `request`: resolves it ([`Collection::resolve`]), encodes the query (with the

@@ -66,8 +66,13 @@ pub enum Degraded {
         /// What went wrong, with where the model was looked for.
         message: String,
     },
+    /// The collection was built without a dense leg.
+    NoDenseLeg {
+        /// What to do.
+        message: String,
+    },
     /// No encoder is attached to the collection (library use without
-    /// [`Collection::attach_encoder`]).
+    /// [`Collection::attach_encoder`] or [`Collection::attach_model`]).
     NoEncoder {
         /// What to do.
         message: String,
@@ -90,16 +95,18 @@ impl Degraded {
     pub fn message(&self) -> &str {
         match self {
             Degraded::ModelUnavailable { message }
+            | Degraded::NoDenseLeg { message }
             | Degraded::NoEncoder { message }
             | Degraded::VectorsDamaged { message }
             | Degraded::DenseFailed { message } => message,
         }
     }
 
-    /// The reason a dense-leg error gives.
-    pub(crate) fn of(err: &Error) -> Self {
+    /// The reason a dense-leg error gives (`dense`: whether the collection has a dense leg).
+    pub(crate) fn of(err: &Error, dense: bool) -> Self {
         let message = err.to_string();
         match err {
+            Error::NoModel(..) if !dense => Degraded::NoDenseLeg { message },
             Error::NoModel(..) => Degraded::NoEncoder { message },
             Error::DenseDamaged { .. } => Degraded::VectorsDamaged { message },
             _ => Degraded::DenseFailed { message },
@@ -191,7 +198,6 @@ impl Collection {
         Ok(encoder.encode(queries, TextKind::Query, dense_leg::DEFAULT_BATCH)?)
     }
 
-    /// The loaded vectors, or why they cannot be used.
     /// The loaded segments, or why they cannot be used.
     pub(crate) fn segments(&self) -> Result<(&DenseLeg, &[Arc<Segment>])> {
         let leg = self.dense.as_ref().ok_or_else(|| {
@@ -338,6 +344,7 @@ impl Collection {
                 None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
             }
         };
+        let asked = mode;
         let (mode, degraded, hits) = match mode {
             Mode::Sparse => (
                 mode,
@@ -354,7 +361,7 @@ impl Collection {
                         let reason = match (&self.model_problem, &err) {
                             // The model that failed to load explains the missing encoder.
                             (Some(problem), Error::NoModel(..)) => problem.clone(),
-                            _ => Degraded::of(&err),
+                            _ => Degraded::of(&err, self.manifest.dense.is_some()),
                         };
                         (Mode::Sparse, Some(reason), Vec::new())
                     }
@@ -369,7 +376,8 @@ impl Collection {
         Ok(SearchResults {
             mode,
             degraded,
-            fusion: (mode == Mode::Hybrid).then_some(*options),
+            // Kept when a hybrid search fell back: the hits' legs were fused with them.
+            fusion: (asked == Mode::Hybrid).then_some(*options),
             rerank: None,
             hits,
         })

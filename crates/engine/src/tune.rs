@@ -13,6 +13,7 @@ use hybrid_search_eval::{Qrels, Query};
 use hybrid_search_fusion::{ConvexSettings, Fusion, LegList, Normalization, RrfSettings};
 
 use crate::collection::Collection;
+use crate::defaults::EVAL_DEPTH_FUSED_MIN;
 use crate::error::Result;
 use crate::manifest::HybridOptions;
 use crate::search::sparse_list;
@@ -81,7 +82,11 @@ pub fn tune(
     qrels: &Qrels,
     grid: &[HybridOptions],
 ) -> Result<Vec<TuneRow>> {
-    let deepest = grid.iter().map(|o| o.depth).max().unwrap_or(100);
+    let deepest = grid
+        .iter()
+        .map(|o| o.depth)
+        .max()
+        .unwrap_or(EVAL_DEPTH_FUSED_MIN);
     type Lists = (Vec<(Arc<str>, f32)>, Vec<(Arc<str>, f32)>);
     let legs: Vec<Lists> = queries
         .par_iter()
@@ -97,7 +102,7 @@ pub fn tune(
         .par_iter()
         .enumerate()
         .map(|(i, options)| {
-            let keep = options.depth.max(100);
+            let keep = options.depth.max(EVAL_DEPTH_FUSED_MIN);
             let mut run = Run::with_capacity(queries.len());
             for (q, (sparse, dense)) in queries.iter().zip(&legs) {
                 let depth = options.depth;

@@ -535,7 +535,6 @@ impl Collection {
     }
 
     /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
-    /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
     /// after each upsert (a progress bar). On error nothing of `docs` is committed.
     ///
     /// # Errors

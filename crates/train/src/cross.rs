@@ -1,6 +1,6 @@
 //! A cross-encoder reranker: BERT reading the query and the passage together, with a one-logit
 //! head, as Hugging Face's `BertForSequenceClassification` with `num_labels = 1` (the layout of
-//! sentence-transformers' `TrainableCrossEncoder`, Nogueira & Cho 2019, "Passage Re-ranking with
+//! sentence-transformers' `CrossEncoder`, Nogueira & Cho 2019, "Passage Re-ranking with
 //! BERT"):
 //!
 //! `score(q, p) = w · tanh(W_pool h_[CLS] + b_pool) + b`, on the input `[CLS] q [SEP] p [SEP]`
@@ -155,8 +155,8 @@ impl TrainableCrossEncoder {
             let tensor = bert.take_extra(name).ok_or_else(|| Error::Model {
                 path: dir.to_path_buf(),
                 message: format!(
-                    "has no tensor {name}: not a cross-encoder (start one from a base model \
-                     with TrainableCrossEncoder::from_base)"
+                    "has no tensor {name}: not a cross-encoder (train one with `hybrid-search train-reranker`, \
+                     or start one from a base model with TrainableCrossEncoder::from_base)"
                 ),
             })?;
             if tensor.dims() != shape {
@@ -248,7 +248,7 @@ impl TrainableCrossEncoder {
         self.pairs.set_max_len(max_len, self.bert.max_positions())
     }
 
-    /// The model's input for a pair, at most [`TrainableTrainableCrossEncoder::max_len`] tokens,
+    /// The model's input for a pair, at most [`TrainableCrossEncoder::max_len`] tokens,
     /// truncated as [`pair_budget`](hybrid_search_dense::pair_budget) says.
     ///
     /// # Errors

@@ -84,8 +84,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let choice = args.model.choice();
     let dense = match &choice.dir {
         Some(dir) => {
-            let encoder = load_encoder(dir, choice.weights)
-                .with_context(|| format!("loading model {}", dir.display()))?;
+            let encoder = load_encoder(dir, choice.weights)?;
             let mut options = DenseOptions::for_encoder(&encoder);
             options.long_text = match (args.long_text, args.window_overlap) {
                 (LongTextArg::Truncate, _) => LongText::Truncate,

@@ -1,6 +1,6 @@
-//! One module per command: each has its flags (`Args`, parsed into engine options without
-//! I/O) and a `run` that opens what it needs, calls the engine, and hands the result to
-//! [`crate::render`].
+//! One module per command (or pair of related commands): its flags (`*Args`, parsed into
+//! engine options without I/O) and a function per command that opens what it needs, calls the
+//! engine, and hands the result to [`crate::render`].
 
 pub mod analyze;
 pub mod documents;

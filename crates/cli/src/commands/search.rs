@@ -61,42 +61,34 @@ fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
 /// which they report), and the request every search starts from.
 pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, SearchRequest)> {
     let mut collection = Collection::open(index)?;
-    let query_encoder = match &plan.query_model {
-        Some(dir) => Some(
-            load_encoder(dir, plan.model.weights)
-                .with_context(|| format!("loading query model {}", dir.display()))?,
-        ),
-        None => None,
-    };
-    let mode = plan.mode.unwrap_or_else(|| collection.default_mode());
-    let rerank = match &plan.rerank {
-        Some((dir, options)) => {
-            let model = CrossEncoder::load(dir, &Device::Cpu).with_context(|| {
-                format!(
-                    "loading reranker {} (a cross-encoder directory written by \
-                     `hybrid-search train-reranker`)",
-                    dir.display()
-                )
-            })?;
-            Some(Rerank {
-                model: Arc::new(model),
-                options: *options,
-            })
-        }
-        None => None,
-    };
-    let request = SearchRequest {
+    let mut request = SearchRequest {
         mode: plan.mode,
         fusion: plan.fusion,
-        query_encoder,
-        rerank,
         ..SearchRequest::new("", RESULTS)
     };
-    // Fusion flags that do not fit the collection's settings fail before any model loads.
-    collection.resolve(&SearchRequest {
-        query_encoder: None,
-        ..request.clone()
-    })?;
+    // What can be refused without the models is refused before any loads: fusion flags that do
+    // not fit the collection's settings, a query model the collection cannot use.
+    let mode = collection.resolve(&request)?.mode;
+    if let Some(dir) = &plan.query_model {
+        collection.check_query_model(mode, dir, None)?;
+        let encoder = load_encoder(dir, plan.model.weights)
+            .with_context(|| format!("loading query model {}", dir.display()))?;
+        collection.check_query_model(mode, dir, Some(encoder.description().dim))?;
+        request.query_encoder = Some(encoder);
+    }
+    if let Some((dir, options)) = &plan.rerank {
+        let model = CrossEncoder::load(dir, &Device::Cpu).with_context(|| {
+            format!(
+                "loading reranker {} (a cross-encoder directory written by \
+                 `hybrid-search train-reranker`)",
+                dir.display()
+            )
+        })?;
+        request.rerank = Some(Rerank {
+            model: Arc::new(model),
+            options: *options,
+        });
+    }
     collection.attach_model_for_search(&plan.model, mode, request.query_encoder.is_some())?;
     Ok((collection, request))
 }
