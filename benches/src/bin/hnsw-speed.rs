@@ -20,7 +20,7 @@ use std::time::Instant;
 use hybrid_search::dense::{
     Device, Encoder, ExactIndex, HnswIndex, Scalar, TextKind, VectorIndex, recall_at,
 };
-use hybrid_search::{Collection, locate_model};
+use hybrid_search::{Collection, model_candidates};
 use hybrid_search_benches::{load_or_skip, scifact_path};
 
 fn main() {
@@ -39,7 +39,10 @@ fn main() {
         .find(|p| p.extension().is_some_and(|e| e == "exact"))
         .expect("built with --vectors exact");
     let exact = ExactIndex::load(&file, dense.vectors.clone()).unwrap();
-    let model = locate_model(&dense.model.name).expect("the collection's model under models/");
+    let model = model_candidates(&dense.model)
+        .into_iter()
+        .find(|d| d.is_dir())
+        .expect("the collection's model (its recorded path, or models/<name>)");
     let encoder = Encoder::load(&model, &Device::Cpu).unwrap();
     let args: Vec<String> = std::env::args().collect();
     let data = match (args.get(2), args.get(3)) {
