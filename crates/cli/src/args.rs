@@ -314,12 +314,7 @@ impl SearchArgs {
             )
         });
         if let Some((_, o)) = &rerank {
-            if o.depth == 0 {
-                bail!("--rerank-depth must be at least 1");
-            }
-            if !(0.0..=1.0).contains(&o.weight) {
-                bail!("--rerank-weight must be between 0 and 1, got {}", o.weight);
-            }
+            o.validate()?;
         }
         Ok(SearchPlan {
             mode: self.mode.map(Mode::from),

@@ -224,17 +224,7 @@ impl SearchRequest {
         }
         self.fusion.validate()?;
         if let Some(r) = &self.rerank {
-            if r.options.depth == 0 {
-                return Err(Error::InvalidOption(
-                    "--rerank-depth must be at least 1".into(),
-                ));
-            }
-            if !(0.0..=1.0).contains(&r.options.weight) {
-                return Err(Error::InvalidOption(format!(
-                    "--rerank-weight must be between 0 and 1, got {}",
-                    r.options.weight
-                )));
-            }
+            r.options.validate()?;
         }
         if let Some(v) = &self.vector {
             if v.is_empty() {
@@ -262,7 +252,9 @@ pub struct Resolved {
 
 impl Collection {
     /// The mode and fusion settings `request` searches with here, checked against the
-    /// collection: a vector or a query encoder needs a dense leg of the same dimension.
+    /// collection: a vector needs the dense leg's mode, a query encoder a dense leg of the same
+    /// dimension (a vector's length is checked where the dense leg searches, in
+    /// [`Collection::rank`], for every caller).
     ///
     /// # Errors
     ///
@@ -272,21 +264,12 @@ impl Collection {
         request.validate()?;
         let mode = request.mode.unwrap_or_else(|| self.default_mode());
         let hybrid = request.fusion.apply(self.hybrid_options())?;
-        let dim = self.manifest().dense.as_ref().map(|d| d.vectors.dim);
         if mode == Mode::Sparse && request.vector.is_some() {
             return Err(Error::InvalidOption(
                 "--vector needs the dense leg: use --mode dense or hybrid on a collection built \
                  with a model"
                     .into(),
             ));
-        }
-        if let (Some(v), Some(d)) = (&request.vector, dim) {
-            crate::dense_leg::check_supplied("", v, d).map_err(|e| match e {
-                Error::InvalidVector { message, .. } => {
-                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
-                }
-                e => e,
-            })?;
         }
         if let Some(encoder) = &request.query_encoder {
             self.check_query_model(mode, encoder.dir(), Some(encoder.description().dim))?;

@@ -65,6 +65,33 @@ impl Default for RerankOptions {
     }
 }
 
+impl RerankOptions {
+    /// Checks a depth of at least 1 and a weight in [0, 1].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the setting (by its CLI flag).
+    pub fn validate(&self) -> Result<()> {
+        if self.depth == 0 {
+            return Err(Error::InvalidOption(
+                "--rerank-depth must be at least 1".into(),
+            ));
+        }
+        check_weight(self.weight)
+    }
+}
+
+/// A weight in [0, 1], else [`Error::InvalidOption`].
+fn check_weight(weight: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&weight) {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption(format!(
+            "--rerank-weight must be between 0 and 1, got {weight}"
+        )))
+    }
+}
+
 /// A result list reordered by a cross-encoder (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reranked {
@@ -94,12 +121,7 @@ pub fn rerank(
     reranker: &CrossEncoder,
     options: &RerankOptions,
 ) -> Result<Reranked> {
-    if !(0.0..=1.0).contains(&options.weight) {
-        return Err(Error::InvalidOption(format!(
-            "the rerank weight must be between 0 and 1 (got {})",
-            options.weight
-        )));
-    }
+    check_weight(options.weight)?;
     let mut ranked = ranked;
     let mut hits = std::mem::take(&mut ranked.hits);
     let n = options.depth.min(hits.len());

@@ -357,6 +357,9 @@ impl Collection {
                 let sparse = self.search_ids(query, depth)?;
                 let (mode, degraded, dense) = match dense_list(depth) {
                     Ok(dense) => (Mode::Hybrid, None, dense),
+                    // A query vector that does not fit is the caller's mistake, not a leg
+                    // that cannot answer: refused as in the dense mode.
+                    Err(err @ Error::InvalidOption(_)) => return Err(err),
                     Err(err) => {
                         let reason = match (&self.model_problem, &err) {
                             // The model that failed to load explains the missing encoder.

@@ -234,11 +234,17 @@ fn supplied_vectors_are_stored_and_checked() {
     supplied.vector = Some(v.clone());
     assert!(c.add(&[supplied], None).is_err());
     assert_eq!(c.len(), 5);
-    // A query vector of the wrong length is refused too.
-    assert!(
-        c.rank("", Some(&v[..3]), 1, Mode::Dense, &HybridOptions::default())
-            .is_err()
-    );
+    // A query vector of the wrong length is refused too, in the hybrid mode as well (a
+    // mistake of the caller's, not a leg that cannot answer: no fallback to BM25).
+    for mode in [Mode::Dense, Mode::Hybrid] {
+        let err = c
+            .rank("", Some(&v[..3]), 1, mode, &HybridOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, hybrid_search::Error::InvalidOption(_)),
+            "{mode:?}: {err}"
+        );
+    }
     assert!(c.verify().unwrap().is_sound());
 }
 
