@@ -10,6 +10,7 @@ use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
 
 use crate::collection::Collection;
 use crate::error::{Error, Result};
+use crate::evaluate::query_vectors;
 use crate::manifest::{HybridOptions, Mode};
 use crate::rerank::{FirstStage, RerankOptions, rerank};
 use crate::search::{Ranked, RerankInfo, SearchResults};
@@ -330,13 +331,7 @@ impl Collection {
         let resolved = self.resolve(request)?;
         let own = match (&request.vector, &request.query_encoder) {
             (None, Some(encoder)) if resolved.mode != Mode::Sparse => Some(
-                encoder
-                    .encode(
-                        &[request.query.as_str()],
-                        hybrid_search_dense::TextKind::Query,
-                        1,
-                    )?
-                    .remove(0),
+                query_vectors(self, Some(encoder), &[request.query.as_str()], &|_| {})?.remove(0),
             ),
             _ => None,
         };

@@ -195,7 +195,7 @@ impl Collection {
     /// encoding fails.
     pub fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
         let (_, encoder) = self.dense_leg()?;
-        Ok(encoder.encode(queries, TextKind::Query, dense_leg::DEFAULT_BATCH)?)
+        Ok(encoder.encode(queries, TextKind::Query, crate::defaults::QUERY_BATCH)?)
     }
 
     /// The loaded segments, or why they cannot be used.
