@@ -287,8 +287,15 @@ impl Bm25Index {
     /// [`Error::Tantivy`] when the index cannot be opened for writing (tantivy's own lock held, a
     /// damaged index).
     pub fn writer(&self, heap_bytes: usize) -> Result<Bm25Writer> {
+        let writer = self.index.writer(heap_bytes)?;
+        // A writer killed before its commit leaves files no commit lists (a `.del` file named
+        // after the segment and the next opstamp, say), and the next writer, counting from the
+        // same commit, would create the same names and fail. tantivy registers a file as managed
+        // before writing it, so its garbage collection removes them; it runs after every
+        // commit anyway, here once more before the first change.
+        writer.garbage_collect_files().wait()?;
         Ok(Bm25Writer {
-            writer: self.index.writer(heap_bytes)?,
+            writer,
             index: self.index.clone(),
             fields: self.fields,
         })
