@@ -14,6 +14,7 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use crate::english::{English, StopWords};
 use crate::error::{Error, Result};
 use crate::korean::{DecompoundMode, Korean, NORI_STOP_TAGS, load_ko_dic, locate_ko_dic};
+use crate::normalize::{Normalized, normalize};
 
 /// One indexed term with its byte offsets in the analysed text and, for Korean, its ko-dic tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,12 +151,21 @@ impl Analyzer {
         })
     }
 
-    /// Analyses `text` into indexed terms.
+    /// Analyses `text` into indexed terms, after [normalising](crate::normalize) it; offsets
+    /// point into `text` as given.
     ///
     /// # Errors
     ///
     /// [`Error::Lindera`] when Korean segmentation fails.
     pub fn analyze(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
+        let normalized = normalize(text);
+        let mut out = self.analyze_normalized(&normalized.text)?;
+        map_offsets(&normalized, &mut out);
+        Ok(out)
+    }
+
+    /// [`Analyzer::analyze`] of text that is already normalised (offsets into `text`).
+    fn analyze_normalized(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
         let mut out = Vec::new();
         match &self.route {
             Route::En => self.english.analyze(text, 0, &mut out),
@@ -208,7 +218,26 @@ fn script_runs(text: &str) -> Vec<(usize, usize, bool)> {
 
 /// Hangul character bigrams within each run of Hangul syllables (a one-syllable run gives its
 /// unigram): the n-gram field that catches what morphological analysis splits differently.
+/// The text is [normalised](crate::normalize) first; offsets point into `text` as given.
 pub fn hangul_bigrams(text: &str) -> Vec<AnalyzedToken> {
+    let normalized = normalize(text);
+    let mut out = bigrams_of_normalized(&normalized.text);
+    map_offsets(&normalized, &mut out);
+    out
+}
+
+/// Moves token offsets from the normalised text back into the original.
+fn map_offsets(normalized: &Normalized<'_>, tokens: &mut [AnalyzedToken]) {
+    if normalized.changed() {
+        for t in tokens {
+            t.start = normalized.original_start(t.start);
+            t.end = normalized.original_end(t.end);
+        }
+    }
+}
+
+/// [`hangul_bigrams`] of normalised text.
+fn bigrams_of_normalized(text: &str) -> Vec<AnalyzedToken> {
     let mut out = Vec::new();
     // Hangul syllables (U+AC00-U+D7A3) start with a byte 0xEA-0xED in UTF-8: text without one
     // (most English text) has no bigrams, found by a byte scan instead of a char walk.

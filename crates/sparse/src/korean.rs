@@ -158,13 +158,60 @@ fn is_noun(tag: &str) -> bool {
     matches!(tag, "NNG" | "NNP")
 }
 
-/// A morpheme before filtering.
+/// A morpheme before filtering. Its text is always a slice of the input: where ko-dic's
+/// expression field differs from the text (`정진7` for `정진`, `하` + `았` for `했`), the text wins.
+#[derive(Clone)]
 struct Morph {
     surface: String,
+    /// Byte offsets in the text given to [`Korean::analyze`] (without its `base`).
     start: usize,
     end: usize,
     tag: String,
     unknown: bool,
+    /// The lindera token it came from: the morphemes of one inflected token share it.
+    token: usize,
+    /// The parts of a compound (ko-dic type `Compound`), emitted by the decompound mode.
+    parts: Option<Vec<Morph>>,
+}
+
+impl Morph {
+    fn leftmost_tag(&self) -> &str {
+        self.tag.split('+').next().unwrap_or("")
+    }
+
+    /// A particle (`J*`), which a word may end with.
+    fn is_particle(&self) -> bool {
+        self.leftmost_tag().starts_with('J')
+    }
+
+    /// A particle or an ending.
+    fn is_grammatical(&self) -> bool {
+        self.leftmost_tag().starts_with(['J', 'E'])
+    }
+
+    /// A nominal: what a particle follows.
+    fn is_nominal(&self) -> bool {
+        self.unknown
+            || matches!(
+                self.leftmost_tag(),
+                "NNG" | "NNP" | "NNB" | "NP" | "NR" | "SN" | "SL" | "SH" | "UNKNOWN" | "XSN"
+            )
+    }
+
+    /// A predicate stem or a suffix that makes one, which cannot end a word without an ending.
+    /// The copula is left out (ko-dic reads many a noun + particle as one), and so is a stem
+    /// whose last syllable ends in ㅏ, ㅐ, ㅓ, ㅔ or ㅕ with no final consonant: there the ending
+    /// `아`/`어` is elided (`떠나` is `떠나` + `아`), while after other vowels it contracts
+    /// visibly (`시키` + `어` is `시켜`).
+    fn needs_ending(&self) -> bool {
+        let elided = self.surface.chars().last().is_some_and(|c| {
+            let code = c as u32;
+            matches!(code, 0xAC00..=0xD7A3)
+                && (code - 0xAC00) % 28 == 0
+                && matches!((code - 0xAC00) / 28 % 21, 0 | 1 | 4 | 5 | 6)
+        });
+        !elided && matches!(self.leftmost_tag(), "VV" | "VA" | "VX" | "XSV" | "XSA")
+    }
 }
 
 impl Korean {
@@ -190,7 +237,38 @@ impl Korean {
     }
 
     /// Segments `text` (which starts at byte `base` of the original) and appends the kept terms.
+    ///
+    /// Beyond lindera's segmentation, each word (a run of morphemes between spaces and
+    /// punctuation) is checked twice, so that a word gives the same terms with or without a
+    /// particle after it and no syllable of an unknown word is lost:
+    ///
+    /// 1. A word that ends in a particle's text (`의`, `가`, `에서`, ...) which lindera did not
+    ///    split off as a particle token of its own (`가구의` as `가구` + `의`/NNG, `모모시키가`
+    ///    with `가` inside the inflected token `키가`) is segmented again without it; when that
+    ///    ends in a nominal, its morphemes and the particle replace the first reading.
+    /// 2. A word whose last morpheme before its particles is a predicate stem or a verb-making
+    ///    suffix with no ending (`모모시키` as `모모` + `시키`/XSV: no Korean predicate ends
+    ///    without an ending) is not a predicate: it is kept whole as an unknown word.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lindera`] when segmentation fails.
     pub fn analyze(&self, text: &str, base: usize, out: &mut Vec<AnalyzedToken>) -> Result<()> {
+        let morphs = self.morphs(text, 0)?;
+        let mut fixed = Vec::with_capacity(morphs.len());
+        let mut i = 0;
+        while i < morphs.len() {
+            let j = word_end(&morphs, i);
+            self.fix_word(text, &morphs[i..j], &mut fixed)?;
+            i = j;
+        }
+        self.emit_all(text, base, &fixed, out);
+        Ok(())
+    }
+
+    /// lindera's tokens of `text` as morphemes, with offsets shifted by `offset`: inflected and
+    /// pre-analysed forms split by their expression field, particles split off unknown words.
+    fn morphs(&self, text: &str, offset: usize) -> Result<Vec<Morph>> {
         // `Segmenter::segment` allocates a fresh Viterbi lattice per call; one lattice per thread
         // is reused instead (the benchmark median did not move measurably either way).
         thread_local! {
@@ -202,22 +280,21 @@ impl Korean {
                     .segment_with_lattice(std::borrow::Cow::Borrowed(text), lattice)
             })
             .map_err(|e| Error::Lindera(e.to_string()))?;
-        // 1. Morphemes: inflected and pre-analysed forms are split by their expression field.
-        let mut morphs: Vec<(Morph, Option<Vec<Morph>>)> = Vec::with_capacity(tokens.len());
-        for mut token in tokens {
+        let mut morphs: Vec<Morph> = Vec::with_capacity(tokens.len());
+        for (index, mut token) in tokens.into_iter().enumerate() {
             let unknown = token.word_id.is_unknown();
-            let (start, end) = (base + token.byte_start, base + token.byte_end);
+            let (start, end) = (offset + token.byte_start, offset + token.byte_end);
             let surface = token.surface.to_string();
             let details = token.details();
             let tag = details.first().copied().unwrap_or("UNK").to_string();
             let kind = details.get(4).copied().unwrap_or("*");
             let expression = details.get(7).copied().unwrap_or("*");
             let parts = (expression != "*" && !unknown)
-                .then(|| split_expression(expression, &surface, start, end))
+                .then(|| split_expression(expression, &surface, start, index))
                 .flatten();
-            if unknown && let Some((stem, particle)) = split_particle(&surface, start) {
-                morphs.push((stem, None));
-                morphs.push((particle, None));
+            if unknown && let Some((stem, particle)) = split_particle(&surface, start, index) {
+                morphs.push(stem);
+                morphs.push(particle);
                 continue;
             }
             let whole = Morph {
@@ -226,73 +303,159 @@ impl Korean {
                 end,
                 tag,
                 unknown,
+                token: index,
+                parts: None,
             };
             match (kind, parts) {
-                ("Compound", Some(parts)) => morphs.push((whole, Some(parts))),
-                (_, Some(parts)) => morphs.extend(parts.into_iter().map(|p| (p, None))),
-                _ => morphs.push((whole, None)),
+                ("Compound", Some(parts)) if parts.len() > 1 => morphs.push(Morph {
+                    parts: Some(parts),
+                    ..whole
+                }),
+                (_, Some(parts)) if !parts.is_empty() => morphs.extend(parts),
+                _ => morphs.push(whole),
             }
         }
-        // 2. Runs of nouns written together become compounds of their own.
+        Ok(morphs)
+    }
+
+    /// Checks one word (see [`Korean::analyze`]) and appends its morphemes to `out`.
+    fn fix_word(&self, text: &str, word: &[Morph], out: &mut Vec<Morph>) -> Result<()> {
+        let (start, end) = (word[0].start, word.iter().map(|m| m.end).max().unwrap_or(0));
+        if let Some(&(particle, tag)) = TRAILING_PARTICLES
+            .iter()
+            .find(|(p, _)| text[start..end].ends_with(p) && text[start..end].len() > p.len())
+        {
+            let cut = end - particle.len();
+            // Clean: the particle's text is lindera's own token (or tokens), tagged as a
+            // particle or an ending (`는` of `가꾸는` is one).
+            let tail = || word.iter().filter(|m| m.end > cut);
+            let clean = tail().all(|m| m.start >= cut && m.is_grammatical())
+                && word.iter().all(|m| m.end <= cut || m.start >= cut)
+                && tail()
+                    .next()
+                    .is_some_and(|t| word.iter().all(|m| m.start >= cut || m.token != t.token));
+            if !clean && word.iter().any(|m| m.start == cut) {
+                let mut stem = Vec::new();
+                let again = self.morphs(&text[start..cut], start)?;
+                keep_unknown_whole(text, &again, &mut stem);
+                if stem.last().is_some_and(|m| m.is_nominal() && m.end == cut) {
+                    out.extend(stem);
+                    out.push(Morph {
+                        surface: particle.to_string(),
+                        start: cut,
+                        end,
+                        tag: tag.to_string(),
+                        unknown: false,
+                        token: usize::MAX,
+                        parts: None,
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        keep_unknown_whole(text, word, out);
+        Ok(())
+    }
+
+    /// Emits the kept terms of `morphs`, joining runs of nouns written together into compounds.
+    fn emit_all(&self, text: &str, base: usize, morphs: &[Morph], out: &mut Vec<AnalyzedToken>) {
         let mut i = 0;
         while i < morphs.len() {
             let mut j = i + 1;
-            if is_noun(&morphs[i].0.tag) && morphs[i].1.is_none() {
+            if is_noun(&morphs[i].tag) && morphs[i].parts.is_none() {
                 while j < morphs.len()
-                    && morphs[j].1.is_none()
-                    && is_noun(&morphs[j].0.tag)
-                    && morphs[j].0.start == morphs[j - 1].0.end
+                    && morphs[j].parts.is_none()
+                    && is_noun(&morphs[j].tag)
+                    && morphs[j].start == morphs[j - 1].end
                 {
                     j += 1;
                 }
             }
             if j - i > 1 {
-                let (start, end) = (morphs[i].0.start, morphs[j - 1].0.end);
+                let (start, end) = (morphs[i].start, morphs[j - 1].end);
                 let whole = Morph {
-                    surface: text[start - base..end - base].to_string(),
+                    surface: text[start..end].to_string(),
                     start,
                     end,
                     tag: "NNG".into(),
                     unknown: false,
+                    token: morphs[i].token,
+                    parts: None,
                 };
-                self.emit_compound(&whole, morphs[i..j].iter().map(|(m, _)| m), out);
+                self.emit_compound(&whole, &morphs[i..j], base, out);
             } else {
-                let (m, parts) = &morphs[i];
-                match parts {
-                    Some(parts) => self.emit_compound(m, parts.iter(), out),
-                    None => self.emit(m, out),
+                let m = &morphs[i];
+                match &m.parts {
+                    Some(parts) => self.emit_compound(m, parts, base, out),
+                    None => self.emit(m, base, out),
                 }
             }
             i = j;
         }
-        Ok(())
     }
 
-    fn emit(&self, m: &Morph, out: &mut Vec<AnalyzedToken>) {
+    fn emit(&self, m: &Morph, base: usize, out: &mut Vec<AnalyzedToken>) {
         if self.keep(m) {
             out.push(AnalyzedToken::new(
                 m.surface.to_lowercase(),
-                m.start,
-                m.end,
+                base + m.start,
+                base + m.end,
                 Some(m.tag.clone()),
             ));
         }
     }
 
-    fn emit_compound<'m>(
+    fn emit_compound(
         &self,
         whole: &Morph,
-        parts: impl Iterator<Item = &'m Morph>,
+        parts: &[Morph],
+        base: usize,
         out: &mut Vec<AnalyzedToken>,
     ) {
         if self.decompound != DecompoundMode::Discard {
-            self.emit(whole, out);
+            self.emit(whole, base, out);
         }
         if self.decompound != DecompoundMode::None {
             for part in parts {
-                self.emit(part, out);
+                self.emit(part, base, out);
             }
         }
+    }
+}
+
+/// The end (exclusive index) of the word that starts at `morphs[i]`: the morphemes that follow
+/// each other without a gap. Punctuation and symbols are words of their own.
+fn word_end(morphs: &[Morph], i: usize) -> usize {
+    let is_text = |m: &Morph| m.surface.chars().any(char::is_alphanumeric);
+    if !is_text(&morphs[i]) {
+        return i + 1;
+    }
+    let mut j = i + 1;
+    while j < morphs.len() && morphs[j].start <= morphs[j - 1].end && is_text(&morphs[j]) {
+        j += 1;
+    }
+    j
+}
+
+/// Appends the morphemes of one word, joined into one unknown word when the last one before
+/// its particles needs an ending it does not have (see [`Korean::analyze`]).
+fn keep_unknown_whole(text: &str, word: &[Morph], out: &mut Vec<Morph>) {
+    let last = word.iter().rposition(|m| !m.is_particle());
+    match last {
+        Some(k) if word[k].needs_ending() => {
+            let (start, end) = (word[0].start, word[k].end);
+            out.push(Morph {
+                surface: text[start..end].to_string(),
+                start,
+                end,
+                tag: "UNKNOWN".into(),
+                unknown: true,
+                token: word[0].token,
+                parts: None,
+            });
+            out.extend(word[k + 1..].iter().cloned());
+        }
+        _ => out.extend(word.iter().cloned()),
     }
 }
 
@@ -325,7 +488,7 @@ const TRAILING_PARTICLES: &[(&str, &str)] = &[
 ];
 
 /// Splits a particle off an unknown Hangul word, keeping a stem of at least two syllables.
-fn split_particle(surface: &str, start: usize) -> Option<(Morph, Morph)> {
+fn split_particle(surface: &str, start: usize, token: usize) -> Option<(Morph, Morph)> {
     let (particle, tag) = TRAILING_PARTICLES
         .iter()
         .find(|(p, _)| surface.ends_with(p))?;
@@ -341,6 +504,8 @@ fn split_particle(surface: &str, start: usize) -> Option<(Morph, Morph)> {
             end: cut,
             tag: "UNKNOWN".into(),
             unknown: true,
+            token,
+            parts: None,
         },
         Morph {
             surface: particle.to_string(),
@@ -348,21 +513,59 @@ fn split_particle(surface: &str, start: usize) -> Option<(Morph, Morph)> {
             end: cut + particle.len(),
             tag: tag.to_string(),
             unknown: false,
+            token,
+            parts: None,
         },
     ))
 }
 
-/// Splits a ko-dic expression (`탄산/NNG/*+음료/NNG/*`) into morphemes. A part whose surface is
-/// found in order inside the token gets its own offsets; others (contracted endings such as
-/// `ㅂ니다`) get the whole token's.
+/// The length in bytes of the syllables at the start of `surface` whose jamo begin with exactly
+/// the jamo of `part` (`만나` in `만났다` gives the bytes of `만났`), when they do, and whether
+/// the last of those syllables has letters after the part's (`ㅆ` of `만났`).
+fn jamo_prefix(surface: &str, part: &str) -> Option<(usize, bool)> {
+    use unicode_normalization::UnicodeNormalization;
+    let mut want = part.nfd().peekable();
+    let mut len = 0;
+    let mut left_over = false;
+    for c in surface.chars() {
+        if want.peek().is_none() {
+            break;
+        }
+        len += c.len_utf8();
+        for j in std::iter::once(c).nfd() {
+            match want.peek() {
+                Some(&w) if w == j => {
+                    want.next();
+                }
+                None => left_over = true,
+                Some(_) => return None,
+            }
+        }
+    }
+    want.peek().is_none().then_some((len, left_over))
+}
+
+/// Splits a ko-dic expression (`탄산/NNG/*+음료/NNG/*`) into morphemes whose text comes from the
+/// token's `surface` (which starts at byte `start`):
+///
+/// - a part found, in order, in the surface is that text;
+/// - a part whose beginning the surface continues with, and whose rest holds no Hangul, is that
+///   beginning (ko-dic writes `정진7/NNG` for the `정진` of `정진해`);
+/// - a part whose letters (jamo) begin the surface's letters is read from the syllables that
+///   hold them: the stem `만나` of `만났` (`ㅁㅏㄴ ㄴㅏㅆ`), `가` of `갔`; the term is built from
+///   the input's own letters, only the final consonant of the ending left out;
+/// - other parts (contractions that change a vowel: `해` is `하/XSV` + `아/EC`) share the text
+///   between the found parts around them, and a part with no text left (`시키` is `시키/XSV` +
+///   `아/EC`) is dropped.
+///
+/// `None` when the field is not an expression of at least two parts.
 fn split_expression(
     expression: &str,
     surface: &str,
     start: usize,
-    end: usize,
+    token: usize,
 ) -> Option<Vec<Morph>> {
-    let mut parts = Vec::new();
-    let mut cursor = 0;
+    let mut pieces: Vec<(&str, &str)> = Vec::new();
     for piece in expression.split('+') {
         let mut fields = piece.split('/');
         let (Some(text), Some(tag)) = (fields.next(), fields.next()) else {
@@ -371,21 +574,72 @@ fn split_expression(
         if text.is_empty() {
             return None;
         }
-        let (s, e) = match surface[cursor..].find(text) {
-            Some(at) => {
-                let s = cursor + at;
-                cursor = s + text.len();
-                (start + s, start + s + text.len())
+        pieces.push((text, tag));
+    }
+    if pieces.len() < 2 {
+        return None;
+    }
+    // Each part's span in the surface and, for a stem read from a contracted syllable, its text.
+    // The fourth field is where the text left for the parts after it begins.
+    type Found<'a> = Option<(usize, usize, Option<&'a str>, usize)>;
+    let mut found: Vec<Found<'_>> = Vec::with_capacity(pieces.len());
+    let mut cursor = 0;
+    for (text, _) in &pieces {
+        let rest = &surface[cursor..];
+        let span = match rest.find(text) {
+            Some(at) => Some((
+                cursor + at,
+                cursor + at + text.len(),
+                None,
+                cursor + at + text.len(),
+            )),
+            None => {
+                let common: usize = rest
+                    .chars()
+                    .zip(text.chars())
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a.len_utf8())
+                    .sum();
+                let junk_only = !text[common..].chars().any(crate::analysis::is_hangul);
+                if common > 0 && junk_only {
+                    Some((cursor, cursor + common, None, cursor + common))
+                } else {
+                    jamo_prefix(rest, text).map(|(len, rest_of_syllable)| {
+                        // The ending's letters left in the syllable make it the ending's too.
+                        let shared = if rest_of_syllable {
+                            cursor
+                        } else {
+                            cursor + len
+                        };
+                        (cursor, cursor + len, Some(*text), shared)
+                    })
+                }
             }
-            None => (start, end),
         };
+        if let Some((_, e, _, _)) = span {
+            cursor = e;
+        }
+        found.push(span);
+    }
+    let mut parts = Vec::with_capacity(pieces.len());
+    for (k, &(_, tag)) in pieces.iter().enumerate() {
+        let (s, e, term, _) = found[k].unwrap_or_else(|| {
+            let s = found[..k].iter().rev().find_map(|f| f.map(|x| x.3));
+            let e = found[k + 1..].iter().find_map(|f| f.map(|x| x.0));
+            (s.unwrap_or(0), e.unwrap_or(surface.len()), None, 0)
+        });
+        if s >= e {
+            continue;
+        }
         parts.push(Morph {
-            surface: text.to_string(),
-            start: s,
-            end: e,
+            surface: term.unwrap_or(&surface[s..e]).to_string(),
+            start: start + s,
+            end: start + e,
             tag: tag.to_string(),
             unknown: false,
+            token,
+            parts: None,
         });
     }
-    (parts.len() > 1).then_some(parts)
+    Some(parts)
 }

@@ -3,7 +3,9 @@
 //! Three analyzers: `ko` (lindera with ko-dic, part-of-speech filtering on the leftmost tag,
 //! decompounding), `en` (domain terms such as `IL-6` kept whole with their parts, stop words,
 //! Snowball stemming) and `auto` (Hangul runs to `ko`, the rest to `en`). The BM25 index is
-//! tantivy's, with a Hangul character-bigram field beside the analysed field.
+//! tantivy's, with a Hangul character-bigram field beside the analysed field. Every analyzer
+//! first [normalises](normalize) its input (NFC Hangul, NFKC elsewhere, invisible characters
+//! removed) and reports offsets into the text as given.
 //!
 //! # Example
 //!
@@ -21,6 +23,7 @@ mod english;
 mod error;
 mod index;
 mod korean;
+pub mod normalize;
 
 pub use analysis::{
     AnalyzedToken, Analyzer, AnalyzerConfig, AnalyzerKind, HsTokenizer, hangul_bigrams, is_hangul,
