@@ -27,9 +27,9 @@ use hybrid_search_benches::{document_text, korquad_path, load_or_skip};
 const FOLLOWER: &str = "문제";
 
 fn has_final_consonant(word: &str) -> bool {
-    word.chars()
-        .last()
-        .is_some_and(|c| matches!(c as u32, 0xAC00..=0xD7A3) && (c as u32 - 0xAC00) % 28 != 0)
+    word.chars().last().is_some_and(|c| {
+        matches!(c as u32, 0xAC00..=0xD7A3) && !(c as u32 - 0xAC00).is_multiple_of(28)
+    })
 }
 
 fn particles(word: &str) -> [&'static str; 10] {

@@ -54,8 +54,9 @@ fn analyze_prints_terms_offsets_and_tags() {
         out.lines().next().unwrap() == "코카콜라\t0\t12\tNNG",
         "{out}"
     );
+    // The lone digit is dropped; the whole term holds it.
     let en = ok(&["analyze", "--analyzer", "en", "IL-6"]);
-    assert_eq!(en, "il-6\t0\t4\nil\t0\t2\n6\t3\t4\n");
+    assert_eq!(en, "il-6\t0\t4\nil\t0\t2\n");
 }
 
 #[test]
@@ -330,4 +331,41 @@ fn dense_index_search_eval_and_model_mismatch() {
     let sparse_only = indexed_fixture(&dir.path().join("sparse"));
     let e = err(&["search", "--index", s(&sparse_only), "--mode", "dense", "x"]);
     assert!(e.contains("no dense leg"), "{e}");
+}
+
+#[test]
+fn another_korean_dictionary_at_search_time_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = indexed_fixture(tmp.path());
+    let manifest = std::fs::read_to_string(index.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"dictionary\": \"sha256:"), "{manifest}");
+
+    // The same dictionary with one file changed: it loads, and segments differently in
+    // general, so the collection refuses it.
+    let dict = hybrid_search::sparse::locate_ko_dic().unwrap();
+    let other = tmp.path().join("other-ko-dic");
+    std::fs::create_dir(&other).unwrap();
+    for entry in std::fs::read_dir(&dict).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), other.join(entry.file_name())).unwrap();
+    }
+    let metadata = other.join("metadata.json");
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    std::fs::write(&metadata, format!("{text}\n")).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
+        .args(["search", "--index", s(&index), "당뇨병"])
+        .env("HYBRID_SEARCH_KO_DIC", &other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("analysed with ko-dic sha256:")
+            && stderr.contains(other.to_str().unwrap())
+            && stderr.contains("HYBRID_SEARCH_KO_DIC"),
+        "{stderr}"
+    );
+    // With the dictionary it was built with, it searches.
+    assert_eq!(top_ids(&index, "당뇨병 환자의 HbA1c 수치", "1"), ["ko-01"]);
 }

@@ -109,6 +109,10 @@ impl Collection {
             format_version: FORMAT_VERSION,
             analyzer,
             created_by: format!("hybrid-search {}", env!("CARGO_PKG_VERSION")),
+            dictionary: sparse
+                .analyzer()
+                .dictionary()
+                .map(|d| d.fingerprint.clone()),
             dense: dense_manifest,
             search: None,
         };
@@ -138,7 +142,8 @@ impl Collection {
     ///
     /// [`Error::NotACollection`] without a manifest; [`Error::Manifest`] for an unreadable
     /// manifest or an unsupported format version; [`Error::SparseDamaged`] when the BM25 index
-    /// cannot be opened; [`Error::Commit`] for an unreadable commit record. Damaged vector
+    /// cannot be opened; [`Error::DictionaryMismatch`] when the Korean dictionary found is not
+    /// the one recorded; [`Error::Commit`] for an unreadable commit record. Damaged vector
     /// segments do not fail it (dense searches report them).
     pub fn open(dir: &Path) -> Result<Self> {
         let _span = tracing::info_span!("open", collection = %dir.display()).entered();
@@ -151,6 +156,17 @@ impl Collection {
                 },
                 e => Error::Sparse(e),
             })?;
+        if let (Some(recorded), Some(found)) =
+            (&manifest.dictionary, sparse.analyzer().dictionary())
+            && *recorded != found.fingerprint
+        {
+            return Err(Error::DictionaryMismatch {
+                collection: dir.to_path_buf(),
+                recorded: recorded.clone(),
+                path: found.path.clone(),
+                found: found.fingerprint.clone(),
+            });
+        }
         let mut collection = Self {
             dir: dir.to_path_buf(),
             manifest,

@@ -22,6 +22,25 @@ pub enum Error {
         /// What differs and what to do.
         message: String,
     },
+    /// The Korean dictionary found is not the one the collection's documents were analysed
+    /// with: queries would be segmented differently from the documents.
+    #[error(
+        "{collection}: the collection was analysed with ko-dic {recorded}, but the dictionary \
+         found at {} is {found}. Point HYBRID_SEARCH_KO_DIC (or HYBRID_SEARCH_HOME) at the \
+         dictionary the collection was built with, or rebuild the collection with \
+         `hybrid-search index`",
+        path.display()
+    )]
+    DictionaryMismatch {
+        /// The collection folder.
+        collection: PathBuf,
+        /// The fingerprint in the manifest.
+        recorded: String,
+        /// The dictionary folder found.
+        path: PathBuf,
+        /// Its fingerprint.
+        found: String,
+    },
     /// A dense search or write needs the collection's model and none is attached.
     #[error("{0}: {1}")]
     NoModel(PathBuf, String),

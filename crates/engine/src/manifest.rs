@@ -30,6 +30,12 @@ pub struct Manifest {
     pub analyzer: AnalyzerConfig,
     /// The version of hybrid-search that created the collection.
     pub created_by: String,
+    /// The fingerprint of the Korean dictionary the documents were analysed with
+    /// ([`hybrid_search_sparse::ko_dic_fingerprint`]); absent for the `en` analyzer and for
+    /// collections made before it was recorded. Opening the collection with another
+    /// dictionary is an error ([`Error::DictionaryMismatch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<String>,
     /// The dense leg, when the collection was built with a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dense: Option<DenseManifest>,

@@ -101,7 +101,8 @@ pub struct LegScore {
     pub leg: Leg,
     /// Whether the leg returned the document (`rank` and `raw_score` are then `Some`).
     pub found: bool,
-    /// The 1-based rank (position) in the leg's list, if found.
+    /// The 1-based rank in the leg's list, if found: its position, except that consecutive
+    /// entries with equal scores share the rank of the first of them.
     pub rank: Option<usize>,
     /// The leg's raw score, if found.
     pub raw_score: Option<f32>,
@@ -137,10 +138,14 @@ impl<K> FusedHit<K> {
 /// score(d) = sum over legs of  w_leg / (k + rank_leg(d))
 /// ```
 ///
-/// with `rank_leg(d)` the 1-based position of `d` in the leg's list. A leg that did not return
+/// with `rank_leg(d)` the 1-based rank of `d` in the leg's list. A leg that did not return
 /// `d` contributes exactly 0 to `score(d)` (its explain entry has `found: false` and
-/// `normalized = contribution = 0`). Only ranks matter: the scores are ignored (apart from
-/// being checked finite and reported). Cormack et al. use `k = 60` and equal weights;
+/// `normalized = contribution = 0`).
+///
+/// **Ties.** Documents with equal scores in a leg share that leg's rank: consecutive entries
+/// with the same score all get the rank of the first of them (standard competition ranking,
+/// "1224"), so two identical documents fuse to the same score instead of being split by an
+/// arbitrary order. Apart from that, only the order of the list matters. Cormack et al. use `k = 60` and equal weights;
 /// weights other than 1 are the usual weighted extension.
 ///
 /// Source: G. V. Cormack, C. L. A. Clarke, S. Büttcher, "Reciprocal Rank Fusion outperforms
@@ -196,7 +201,7 @@ where
     let k = f64::from(k);
     Ok(union.finish(|leg_index, found| {
         let leg = &legs[leg_index];
-        let normalized = found.map_or(0.0, |(rank, _)| 1.0 / (k + rank as f64));
+        let normalized = found.map_or(0.0, |f| 1.0 / (k + f.rank as f64));
         (leg.leg, f64::from(leg.weight), normalized)
     }))
 }
@@ -287,7 +292,7 @@ where
     Ok(union.finish(|leg_index, found| {
         let leg = &legs[leg_index];
         let (scores, missing) = &normalized[leg_index];
-        let value = found.map_or(*missing, |(rank, _)| scores[rank - 1]);
+        let value = found.map_or(*missing, |f| scores[f.position - 1]);
         (leg.leg, f64::from(leg.weight), value)
     }))
 }
@@ -300,13 +305,25 @@ fn check_weight(leg: Leg, weight: f32) -> Result<(), FusionError> {
     }
 }
 
-/// The union of the legs' ids, with each id's `(rank, score)` in each leg.
+/// Where a leg returned a document.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    /// The 1-based position in the list.
+    position: usize,
+    /// The rank: the position of the first of the consecutive entries with this score.
+    rank: usize,
+    /// The raw score.
+    score: f32,
+}
+
+/// The union of the legs' ids, with where each leg returned each id.
 struct Union<K> {
     ids: Vec<K>,
     legs: Vec<Leg>,
-    /// `found[doc * legs.len() + leg]`: the 1-based rank and the raw score, if the leg
-    /// returned the document.
-    found: Vec<Option<(usize, f32)>>,
+    /// `found[doc * legs.len() + leg]`: the 1-based position, the rank (shared by equal
+    /// scores, see [`reciprocal_rank_fusion`]) and the raw score, if the leg returned the
+    /// document.
+    found: Vec<Option<Found>>,
 }
 
 impl<K: Clone + Eq + Hash + Ord> Union<K> {
@@ -326,12 +343,18 @@ impl<K: Clone + Eq + Hash + Ord> Union<K> {
         };
         for (leg_index, (leg, hits)) in legs.enumerate() {
             union.legs.push(leg);
+            let mut previous: Option<(f32, usize)> = None;
             for (position, (id, score)) in hits.iter().enumerate() {
-                let rank = position + 1;
+                let position = position + 1;
+                let rank = match previous {
+                    Some((s, rank)) if s == *score => rank,
+                    _ => position,
+                };
+                previous = Some((*score, rank));
                 if !score.is_finite() {
                     return Err(FusionError::NonFiniteScore {
                         leg,
-                        rank,
+                        rank: position,
                         score: *score,
                     });
                 }
@@ -342,20 +365,24 @@ impl<K: Clone + Eq + Hash + Ord> Union<K> {
                 });
                 let slot = &mut union.found[doc * n_legs + leg_index];
                 if slot.is_some() {
-                    return Err(FusionError::DuplicateId { leg, rank });
+                    return Err(FusionError::DuplicateId {
+                        leg,
+                        rank: position,
+                    });
                 }
-                *slot = Some((rank, *score));
+                *slot = Some(Found {
+                    position,
+                    rank,
+                    score: *score,
+                });
             }
         }
         Ok(union)
     }
 
     /// Builds the fused hits, sorted. `value(leg_index, found)` gives the leg, its weight and
-    /// its score before weighting for a document with that `(rank, raw score)` in the leg.
-    fn finish(
-        self,
-        value: impl Fn(usize, Option<(usize, f32)>) -> (Leg, f64, f64),
-    ) -> Vec<FusedHit<K>> {
+    /// its score before weighting for a document found (or not) in the leg.
+    fn finish(self, value: impl Fn(usize, Option<Found>) -> (Leg, f64, f64)) -> Vec<FusedHit<K>> {
         let n_legs = self.legs.len();
         let mut hits: Vec<FusedHit<K>> = self
             .ids
@@ -369,8 +396,8 @@ impl<K: Clone + Eq + Hash + Ord> Union<K> {
                         LegScore {
                             leg,
                             found: found.is_some(),
-                            rank: found.map(|(rank, _)| rank),
-                            raw_score: found.map(|(_, score)| score),
+                            rank: found.map(|f| f.rank),
+                            raw_score: found.map(|f| f.score),
                             // `+ 0.0` turns a -0.0 into 0.0.
                             normalized: normalized + 0.0,
                             contribution: weight * normalized + 0.0,

@@ -26,10 +26,16 @@ use crate::FusionError;
 ///
 /// **Degenerate lists.** When every returned score is equal (which includes a leg that returned
 /// a single document) there is no spread to normalise, and each variant says below what its
-/// found documents and its missing-leg score get. For [`MinMax`](Self::MinMax) and
-/// [`Dbsf`](Self::Dbsf) the missing-leg score is then 0, the bottom of their `[0, 1]` range, so
-/// that a leg which found one document (or several equal ones) still lifts them above the
-/// documents it did not find. A leg that returned nothing gives every document 0.
+/// found documents and its missing-leg score get. For every variant the found documents then
+/// score strictly above the missing-leg score (unless all of them sit at a theoretical
+/// minimum), so that a leg which found one document (or several equal ones), such as the one
+/// exact BM25 match of a query, still lifts them above the documents it did not find. A leg
+/// that returned nothing gives every document 0.
+///
+/// **Order.** For every variant a document the leg returned never gets less from the leg than
+/// a document it did not return: every normalisation is non-decreasing in the score and the
+/// missing-leg score is that of a score at or below the lowest returned one. No variant
+/// produces a NaN: the divisions are guarded by the degenerate case.
 ///
 /// # Monotonicity
 ///
@@ -57,8 +63,9 @@ pub enum Normalization {
     /// (`std = sqrt(sum((s - mean)^2) / n)`). Unbounded; negative below the mean.
     ///
     /// Missing-leg score: the lowest z of the list, `(min - mean) / std`. Degenerate list
-    /// (`std = 0`): every found document and the missing-leg score get 0, so such a leg — for
-    /// example one that returned a single document — does not influence the ranking.
+    /// (`std = 0`): every found document gets 0 (it is at the mean) and the missing-leg score
+    /// is -1, one unit below, the least a list of two different scores puts between its top
+    /// and bottom.
     ZScore,
     /// Distribution-based score fusion (DBSF), as Qdrant implements it: the bounds are
     /// `mean ± 3 std`, then min-max with those bounds, clipped to `[0, 1]`:
@@ -80,11 +87,12 @@ pub enum Normalization {
     /// `(s + 1) / 2`) and [`Normalization::bm25`] (`s / max`).
     ///
     /// Missing-leg score: the normalised value of the list's lowest score (for example
-    /// `(min + 1) / 2` for cosine, `min / max` for BM25). Note that for BM25 a single hit has
-    /// `s = max`, so it gets 1 and so does the missing-leg score: such a leg does not
-    /// influence the ranking. If `upper` is `None` and the list's maximum is `<= lower`, every
-    /// score is at or below the theoretical minimum and maps to 0 (as does the missing-leg
-    /// score).
+    /// `(min + 1) / 2` for cosine, `min / max` for BM25). Degenerate list (all scores equal,
+    /// or a single hit): the found documents get their normalised score (1 for BM25, whose
+    /// single hit is the list's maximum) and the missing-leg score is 0, the theoretical
+    /// minimum's, unless the caller knows the missing documents' score. If `upper` is `None`
+    /// and the list's maximum is `<= lower`, every score is at or below the theoretical
+    /// minimum and maps to 0 (as does the missing-leg score).
     Theoretical {
         /// The scoring function's theoretical minimum (finite).
         lower: f32,
@@ -165,7 +173,7 @@ impl Normalization {
             }
             Self::ZScore => {
                 if stats.degenerate() {
-                    constant(0.0, 0.0)
+                    constant(0.0, -1.0)
                 } else {
                     let std = (stats.sum_sq_dev / stats.n).sqrt();
                     map(&|s| (s - stats.mean) / std)
@@ -187,7 +195,16 @@ impl Normalization {
                 let upper = upper.map_or(stats.max, f64::from);
                 if upper > lower {
                     let range = upper - lower;
-                    map(&|s| ((s - lower) / range).clamp(0.0, 1.0))
+                    let norm = |s: f64| ((s - lower) / range).clamp(0.0, 1.0);
+                    if stats.degenerate() {
+                        let missing = absent.map_or(0.0, |a| norm(f64::from(a).min(stats.min)));
+                        (
+                            scores.iter().map(|&s| norm(f64::from(s))).collect(),
+                            missing,
+                        )
+                    } else {
+                        map(&norm)
+                    }
                 } else {
                     constant(0.0, 0.0)
                 }

@@ -143,9 +143,9 @@ fn rrf_weights_and_small_k() {
 }
 
 #[test]
-fn rrf_ignores_scores() {
+fn rrf_ignores_scores_apart_from_ties() {
     let a = rrf(&[("a", 3.0), ("b", 2.0)], &[("b", 0.9), ("c", 0.1)]);
-    let b = rrf(&[("a", -100.0), ("b", 1e9)], &[("b", 0.0), ("c", 0.0)]);
+    let b = rrf(&[("a", -100.0), ("b", 1e9)], &[("b", 0.5), ("c", 0.0)]);
     assert_eq!(ids(&a), ids(&b));
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.score, y.score);
@@ -643,10 +643,12 @@ fn a_known_absent_score_separates_the_documents_a_leg_did_not_match() {
         dense: Normalization::cosine(),
         sparse: Normalization::bm25(),
     });
-    // Unknown: the missing documents score like BM25's lowest hit, "a" itself (7.5 / 7.5 = 1),
-    // so the sparse leg cannot lift "a" and the dense order wins.
+    // Unknown: a single hit is a degenerate list, so the missing documents get the theoretical
+    // minimum's 0 and the one BM25 match is lifted: a = 0.5 * 1 + 0.5 * 0.75 = 0.875 against
+    // b = 0.5 * 0 + 0.5 * 0.8 = 0.4.
     let fused = fusion.fuse(&sparse[..], &dense[..]).unwrap();
-    assert_eq!(fused[0].id, "b");
+    assert_eq!(fused[0].id, "a");
+    assert!((fused[0].score - 0.875).abs() < 1e-9);
     // Known: every other document scored 0 (7.5 hits out of a depth of 100 asked for).
     let fused = fusion
         .fuse_lists(
@@ -698,4 +700,67 @@ fn a_known_absent_score_separates_the_documents_a_leg_did_not_match() {
         bad,
         Err(FusionError::NonFiniteScore { rank: 0, .. })
     ));
+}
+
+#[test]
+fn a_single_bm25_match_is_lifted_by_every_normalisation() {
+    use hybrid_search_fusion::{ConvexSettings, Fusion};
+    // The query matches one document in BM25; the dense leg prefers two others.
+    let sparse = [("exact", 9.0)];
+    let dense = [("b", 0.62), ("c", 0.61), ("exact", 0.60)];
+    for norm in [
+        Normalization::MinMax,
+        Normalization::ZScore,
+        Normalization::Dbsf,
+        Normalization::bm25(),
+        Normalization::cosine(),
+    ] {
+        let fusion = Fusion::Convex(ConvexSettings {
+            alpha: 0.5,
+            dense: Normalization::MinMax,
+            sparse: norm,
+        });
+        let fused = fusion.fuse(&sparse[..], &dense[..]).unwrap();
+        let exact = fused.iter().find(|h| h.id == "exact").unwrap();
+        let b = fused.iter().find(|h| h.id == "b").unwrap();
+        let (found, missing) = (
+            exact.leg(Leg::Sparse).unwrap().normalized,
+            b.leg(Leg::Sparse).unwrap().normalized,
+        );
+        assert!(found > missing, "{norm:?}: {found} vs {missing}");
+        assert!(fused.iter().all(|h| h.score.is_finite()), "{norm:?}");
+    }
+    // z-score pinned: the hit is at the mean (0), the others one unit below.
+    let fusion = Fusion::Convex(ConvexSettings {
+        alpha: 0.5,
+        dense: Normalization::MinMax,
+        sparse: Normalization::ZScore,
+    });
+    let fused = fusion.fuse(&sparse[..], &dense[..]).unwrap();
+    let exact = fused.iter().find(|h| h.id == "exact").unwrap();
+    assert_eq!(exact.leg(Leg::Sparse).unwrap().normalized, 0.0);
+    let b = fused.iter().find(|h| h.id == "b").unwrap();
+    assert_eq!(b.leg(Leg::Sparse).unwrap().normalized, -1.0);
+    // exact: 0.5 * 0 + 0.5 * 0 = 0; b: 0.5 * -1 + 0.5 * 1 = 0; c: 0.5 * -1 + 0.5 * 0.5 = -0.25.
+    assert_eq!(fused[0].id, "b"); // tie at 0, id order
+    assert_eq!(fused[1].id, "exact");
+    assert!((fused[1].score - 0.0).abs() < 1e-12 && fused[2].score < 0.0);
+}
+
+#[test]
+fn identical_documents_share_their_rrf_ranks() {
+    // Two copies of one text: equal BM25 scores and equal cosines.
+    let sparse = [("copy-1", 7.0), ("copy-2", 7.0), ("other", 3.0)];
+    let dense = [("other", 0.9), ("copy-1", 0.8), ("copy-2", 0.8)];
+    let fused = rrf(&sparse, &dense);
+    let score = |id: &str| fused.iter().find(|h| h.id == id).unwrap().score;
+    assert_eq!(score("copy-1"), score("copy-2"));
+    // Ranks 1 and 1 in the sparse leg (competition ranking), 2 and 2 in the dense one.
+    assert!((score("copy-1") - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-12);
+    let copy2 = fused.iter().find(|h| h.id == "copy-2").unwrap();
+    assert_eq!(copy2.leg(Leg::Sparse).unwrap().rank, Some(1));
+    assert_eq!(copy2.leg(Leg::Dense).unwrap().rank, Some(2));
+    // The next distinct score keeps its position: "other" is third in BM25.
+    let other = fused.iter().find(|h| h.id == "other").unwrap();
+    assert_eq!(other.leg(Leg::Sparse).unwrap().rank, Some(3));
 }

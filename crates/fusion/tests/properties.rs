@@ -102,7 +102,15 @@ fn check_output(fused: &[FusedHit<u16>], sparse: &Hits, dense: &Hits) -> Result<
             prop_assert_eq!(entry.leg, leg);
             let at = hits.iter().position(|&(id, _)| id == hit.id);
             prop_assert_eq!(entry.found, at.is_some());
-            prop_assert_eq!(entry.rank, at.map(|i| i + 1));
+            // The rank is the position, shared by consecutive equal scores.
+            let rank = at.map(|i| {
+                let mut r = i;
+                while r > 0 && hits[r - 1].1 == hits[i].1 {
+                    r -= 1;
+                }
+                r + 1
+            });
+            prop_assert_eq!(entry.rank, rank);
             prop_assert_eq!(entry.raw_score, at.map(|i| hits[i].1));
             prop_assert!(entry.normalized.is_finite() && entry.contribution.is_finite());
         }
@@ -133,38 +141,104 @@ proptest! {
         check_output(&fused, &sparse, &dense)?;
     }
 
-    /// RRF reads ranks (list positions) only: any other scores give the same result.
+    /// RRF reads ranks only: rescoring the lists with other scores that keep the same ties
+    /// (here: none, strictly decreasing) gives the same result as the original when it had no
+    /// ties; and the score is the formula with competition ranks (equal scores share the rank
+    /// of the first of them).
     #[test]
-    fn rrf_is_invariant_to_scores(
+    fn rrf_is_the_formula_with_shared_ranks(
         fusion in fusion(),
         sparse in leg(any_score()),
         dense in leg(any_score()),
-        other in prop::collection::vec(any_score(), 32),
     ) {
         let Fusion::Rrf(settings) = fusion else { return Ok(()) };
         let fused = fusion.fuse(&sparse, &dense).unwrap();
-        let rescore = |hits: &Hits, offset: usize| -> Hits {
-            hits.iter()
-                .enumerate()
-                .map(|(i, &(id, _))| (id, other[(i + offset) % other.len()]))
-                .collect()
+        let strictly_decreasing = |hits: &Hits| -> Hits {
+            hits.iter().enumerate().map(|(i, &(id, _))| (id, -(i as f32))).collect()
         };
-        let again = fusion.fuse(&rescore(&sparse, 0), &rescore(&dense, 16)).unwrap();
-        prop_assert_eq!(fused.len(), again.len());
-        for (a, b) in fused.iter().zip(&again) {
-            prop_assert_eq!(a.id, b.id);
-            prop_assert_eq!(a.score, b.score);
+        let ties = |hits: &Hits| hits.windows(2).any(|w| w[0].1 == w[1].1);
+        if !ties(&sparse) && !ties(&dense) {
+            let again = fusion
+                .fuse(&strictly_decreasing(&sparse), &strictly_decreasing(&dense))
+                .unwrap();
+            prop_assert_eq!(fused.len(), again.len());
+            for (a, b) in fused.iter().zip(&again) {
+                prop_assert_eq!(a.id, b.id);
+                prop_assert_eq!(a.score, b.score);
+            }
         }
-        // And the score is the formula.
         for hit in &fused {
             let term = |hits: &Hits, weight: f32| {
                 hits.iter().position(|&(id, _)| id == hit.id).map_or(0.0, |i| {
-                    f64::from(weight) / (f64::from(settings.k) + (i + 1) as f64)
+                    let mut rank = i;
+                    while rank > 0 && hits[rank - 1].1 == hits[i].1 {
+                        rank -= 1;
+                    }
+                    f64::from(weight) / (f64::from(settings.k) + (rank + 1) as f64)
                 })
             };
             let expected =
                 term(&sparse, settings.sparse_weight) + term(&dense, settings.dense_weight);
             prop_assert!((hit.score - expected).abs() <= 1e-12);
+        }
+    }
+
+    /// Documents that every leg scores equally (both absent, or both returned with the same
+    /// score) fuse to the same score, with every fusion.
+    #[test]
+    fn equal_documents_fuse_equally(
+        fusion in fusion(),
+        sparse in leg(grid_score()),
+        dense in leg(grid_score()),
+    ) {
+        let fused = fusion.fuse(&sparse, &dense).unwrap();
+        let score_in = |hits: &Hits, id: u16| hits.iter().find(|h| h.0 == id).map(|h| h.1);
+        for a in &fused {
+            for b in &fused {
+                if score_in(&sparse, a.id) == score_in(&sparse, b.id)
+                    && score_in(&dense, a.id) == score_in(&dense, b.id)
+                {
+                    prop_assert_eq!(a.score, b.score, "{} and {}", a.id, b.id);
+                }
+            }
+        }
+    }
+
+    /// A document a leg returned never gets less from that leg than one it did not return,
+    /// with every normalisation; and when the leg's scores are all equal (one hit, say), it
+    /// gets strictly more, unless it sits at a theoretical minimum. Never NaN.
+    #[test]
+    fn returned_documents_never_score_below_absent_ones(
+        alpha in 0.0f32..=1.0,
+        dense_norm in normalization(),
+        sparse_norm in normalization(),
+        sparse in leg(grid_score()),
+        dense in leg(grid_score()),
+        equal in any::<bool>(),
+    ) {
+        let sparse: Hits = if equal {
+            sparse.iter().map(|&(id, _)| (id, 2.5)).collect()
+        } else {
+            sparse
+        };
+        let fusion = Fusion::Convex(ConvexSettings { alpha, dense: dense_norm, sparse: sparse_norm });
+        let fused = fusion.fuse(&sparse, &dense).unwrap();
+        for leg in [Leg::Sparse, Leg::Dense] {
+            let entries: Vec<_> = fused.iter().filter_map(|h| h.leg(leg)).collect();
+            for e in &entries {
+                prop_assert!(e.normalized.is_finite() && e.contribution.is_finite());
+            }
+            let lowest_found = entries
+                .iter()
+                .filter(|e| e.found)
+                .map(|e| e.normalized)
+                .fold(f64::INFINITY, f64::min);
+            for missing in entries.iter().filter(|e| !e.found) {
+                prop_assert!(missing.normalized <= lowest_found, "{leg}: {missing:?} above {lowest_found}");
+                if leg == Leg::Sparse && equal && lowest_found > 0.0 {
+                    prop_assert!(missing.normalized < lowest_found, "no lift: {missing:?}");
+                }
+            }
         }
     }
 
@@ -280,16 +354,26 @@ proptest! {
             )
             .unwrap()
         };
-        let before = run(&sparse, &dense);
-        let after = run(&raised_sparse, &raised_dense);
+        // Ranks are list positions here: the scores are made strictly decreasing.
+        let positions = |hits: &Hits| -> Hits {
+            hits.iter().enumerate().map(|(i, &(id, _))| (id, -(i as f32))).collect()
+        };
+        let before = run(&positions(&sparse), &positions(&dense));
+        let after = run(&positions(&raised_sparse), &positions(&raised_dense));
         prop_assert!(position(&after, id) <= position(&before, id));
     }
 
-    /// Min-max convex combination: raising one document's score in one leg never lowers its
-    /// fused rank.
+    /// The monotone methods (min-max and theoretical normalisation, and RRF over lists sorted
+    /// by score): raising one document's score in one leg never lowers its fused score nor
+    /// its fused rank.
     #[test]
-    fn min_max_convex_is_monotone(
+    fn monotone_methods_never_lower_a_raised_document(
         alpha in 0.0f32..=1.0,
+        method in prop_oneof![
+            Just(Normalization::MinMax),
+            Just(Normalization::cosine()),
+            Just(Normalization::bm25()),
+        ].prop_map(Some).boxed().prop_union(Just(None).boxed()),
         sparse in leg(grid_score()),
         dense in leg(grid_score()),
         pick in any::<prop::sample::Index>(),
@@ -305,9 +389,14 @@ proptest! {
         side[i].1 += raise as f32 / 16.0;
         let id = side[i].0;
         side.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let fusion = convex(alpha, Normalization::MinMax);
+        let fusion = match method {
+            Some(norm) => convex(alpha, norm),
+            None => Fusion::Rrf(RrfSettings { k: 60.0, sparse_weight: 1.0, dense_weight: alpha }),
+        };
         let before = fusion.fuse(&sparse, &dense).unwrap();
         let after = fusion.fuse(&raised_sparse, &raised_dense).unwrap();
+        let score = |fused: &[FusedHit<u16>]| fused[position(fused, id)].score;
+        prop_assert!(score(&after) >= score(&before) - 1e-12, "{} fell", id);
         prop_assert!(
             position(&after, id) <= position(&before, id),
             "{} fell from {} to {}",

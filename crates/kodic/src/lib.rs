@@ -77,6 +77,8 @@ pub fn build_ko_dic(mecab_dir: &Path, out_dir: &Path) -> Result<ConvertStats> {
     DictionaryBuilder::new(metadata)
         .build_dictionary(&source, &tmp)
         .map_err(|e| Error::Dictionary(format!("building from {}: {e}", source.display())))?;
+    // The fingerprint a collection records is computed (and cached in the folder) once here.
+    hybrid_search_sparse::ko_dic_fingerprint(&tmp)?;
     let dest = out_dir.join("lindera");
     if dest.exists() {
         fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;

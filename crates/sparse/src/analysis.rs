@@ -11,9 +11,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
-use crate::english::{English, StopWords};
+use crate::english::{English, Side, StopWords};
 use crate::error::{Error, Result};
-use crate::korean::{DecompoundMode, Korean, NORI_STOP_TAGS, load_ko_dic, locate_ko_dic};
+use crate::korean::{
+    DecompoundMode, DictionaryInfo, Korean, NORI_STOP_TAGS, ko_dic_fingerprint, load_ko_dic,
+    locate_ko_dic,
+};
 use crate::normalize::{Normalized, normalize};
 
 /// One indexed term with its byte offsets in the analysed text and, for Korean, its ko-dic tag.
@@ -114,6 +117,7 @@ impl AnalyzerConfig {
 pub struct Analyzer {
     route: Route,
     english: English,
+    dictionary: Option<DictionaryInfo>,
 }
 
 /// Which path text takes; the Korean ones own the lindera segmenter.
@@ -136,8 +140,14 @@ impl Analyzer {
     /// [`Error::Dictionary`] when a Korean analyzer cannot find or load ko-dic; [`Error::Config`]
     /// for invalid settings.
     pub fn new(config: &AnalyzerConfig) -> Result<Self> {
-        let korean = || -> Result<Korean> {
-            let dict = load_ko_dic(&locate_ko_dic()?)?;
+        let mut dictionary = None;
+        let mut korean = || -> Result<Korean> {
+            let path = locate_ko_dic()?;
+            let dict = load_ko_dic(&path)?;
+            dictionary = Some(DictionaryInfo {
+                fingerprint: ko_dic_fingerprint(&path)?,
+                path,
+            });
             Ok(Korean::new(&dict, &config.stop_tags, config.decompound))
         };
         let route = match config.kind {
@@ -148,7 +158,14 @@ impl Analyzer {
         Ok(Self {
             route,
             english: English::new(config.stop_words, config.stem),
+            dictionary,
         })
+    }
+
+    /// The dictionary the Korean path loaded (`None` for the `en` analyzer): record its
+    /// fingerprint with an index, and compare it when the index is opened again.
+    pub fn dictionary(&self) -> Option<&DictionaryInfo> {
+        self.dictionary.as_ref()
     }
 
     /// Analyses `text` into indexed terms, after [normalising](crate::normalize) it; offsets
@@ -158,17 +175,31 @@ impl Analyzer {
     ///
     /// [`Error::Lindera`] when Korean segmentation fails.
     pub fn analyze(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
+        self.analyze_side(text, Side::Document)
+    }
+
+    /// Analyses a query: as [`Analyzer::analyze`], except that a joined English word keeps
+    /// only its parts that hold a letter (`IL-6` gives `il-6` and `il`, not a bare `6`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lindera`] when Korean segmentation fails.
+    pub fn analyze_query(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
+        self.analyze_side(text, Side::Query)
+    }
+
+    fn analyze_side(&self, text: &str, side: Side) -> Result<Vec<AnalyzedToken>> {
         let normalized = normalize(text);
-        let mut out = self.analyze_normalized(&normalized.text)?;
+        let mut out = self.analyze_normalized(&normalized.text, side)?;
         map_offsets(&normalized, &mut out);
         Ok(out)
     }
 
     /// [`Analyzer::analyze`] of text that is already normalised (offsets into `text`).
-    fn analyze_normalized(&self, text: &str) -> Result<Vec<AnalyzedToken>> {
+    fn analyze_normalized(&self, text: &str, side: Side) -> Result<Vec<AnalyzedToken>> {
         let mut out = Vec::new();
         match &self.route {
-            Route::En => self.english.analyze(text, 0, &mut out),
+            Route::En => self.english.analyze_side(text, 0, side, true, &mut out),
             Route::Ko(ko) => ko.analyze(text, 0, &mut out)?,
             Route::Auto(ko) => {
                 let runs = script_runs(text);
@@ -178,9 +209,17 @@ impl Analyzer {
                     ko.analyze(text, 0, &mut out)?;
                     out.retain(|t| text[t.start..].chars().next().is_some_and(is_hangul));
                 }
-                for (start, end, hangul) in runs {
+                // Korean text keeps its lone digits (`6·25`, `제1차`); English text drops them.
+                let korean = runs.iter().any(|r| r.2);
+                for &(start, end, hangul) in &runs {
                     if !hangul {
-                        self.english.analyze(&text[start..end], start, &mut out);
+                        self.english.analyze_side(
+                            &text[start..end],
+                            start,
+                            side,
+                            !korean,
+                            &mut out,
+                        );
                     }
                 }
                 out.sort_by_key(|t| t.start);

@@ -1,11 +1,16 @@
 //! English analysis that keeps domain terms whole.
 //!
 //! A word is a run of letters and digits, optionally joined by `-` or `.` between two alphanumeric
-//! characters, so `IL-6`, `COVID-19`, `TNF-α`, `5-HT2A` and `3.5` stay one token. A joined word is
-//! emitted whole and, after it, each of its alphanumeric parts (`il-6`, `il`, `6`), so both an exact
-//! query and a query that writes the parts apart match. Tokens are lowercased, English stop words
-//! are dropped (never a whole joined term), and purely alphabetic tokens are optionally stemmed with
-//! the Snowball English stemmer.
+//! characters, so `IL-6`, `COVID-19`, `TNF-α`, `5-HT2A` and `3.5` stay one token. A joined word
+//! that looks like a code (a digit or a one-letter part) is emitted whole and, after it, each of
+//! its alphanumeric parts (`il-6`, `il`), so both an exact query and a query that writes the parts
+//! apart match; words of plain letters joined (`two-dimensional`) are just their words. Tokens are
+//! lowercased, English stop words are dropped (never a whole joined term), a lone digit is
+//! dropped (`6` of `IL-6`, `2` of `Mach 2`; the numbers and terms it belongs to stay whole), a
+//! possessive `'s` is not a token, and purely alphabetic tokens are optionally stemmed with the
+//! Snowball English stemmer. A query ([`Side::Query`]) keeps only the parts of a joined word
+//! that hold a letter. These choices were measured on SciFact and Cranfield
+//! (`docs/benchmarks.md`, "English BM25 against bm25s").
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -204,6 +209,16 @@ impl StopWords {
     }
 }
 
+/// Which side of the index text is analysed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// A document being indexed.
+    Document,
+    /// A query: a joined word keeps only its parts that hold a letter, so `IL-6` searches
+    /// `il-6` and `il` but not a bare `6`, which `C57BL/6` and every `6.5` also hold.
+    Query,
+}
+
 /// The English path's settings and its stemmer.
 pub struct English {
     stop_words: StopWords,
@@ -225,7 +240,22 @@ impl English {
     }
 
     /// Analyses `text` (which starts at byte `base` of the original text) into `out`.
+    #[cfg(test)]
     pub fn analyze(&self, text: &str, base: usize, out: &mut Vec<AnalyzedToken>) {
+        self.analyze_side(text, base, Side::Document, true, out);
+    }
+
+    /// [`English::analyze`] for one side (a query keeps fewer parts of joined words), with lone
+    /// digits dropped (English text) or kept (`drop_lone_digits` false: Korean text, where
+    /// `6·25` and `제1차` carry their digits).
+    pub fn analyze_side(
+        &self,
+        text: &str,
+        base: usize,
+        side: Side,
+        drop_lone_digits: bool,
+        out: &mut Vec<AnalyzedToken>,
+    ) {
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let mut i = 0;
         while i < chars.len() {
@@ -257,15 +287,26 @@ impl English {
             // Possessive `'s` is dropped by the run ending at the apostrophe; nothing to do.
             if !joined {
                 word = word.trim_end_matches('.');
-                self.push(word, base + byte_start, base + byte_start + word.len(), out);
+                let end = base + byte_start + word.len();
+                self.push(word, base + byte_start, end, drop_lone_digits, out);
             } else {
-                let whole = word.to_lowercase();
-                out.push(AnalyzedToken::new(
-                    whole,
-                    base + byte_start,
-                    base + byte_end,
-                    None,
-                ));
+                // Words of plain letters joined (`two-dimensional`, `boundary-layer`) are their
+                // words; a code-like term (a digit or a one-letter part) is also kept whole.
+                let plain = word
+                    .split(|c: char| !c.is_alphanumeric())
+                    .all(|p| p.chars().count() >= 2 && p.chars().all(char::is_alphabetic));
+                if !plain {
+                    out.push(AnalyzedToken::new(
+                        word.to_lowercase(),
+                        base + byte_start,
+                        base + byte_end,
+                        None,
+                    ));
+                }
+                // A query keeps the parts that hold a letter: `IL-6` searches `il-6` and `il`,
+                // not a bare `6`.
+                let keep_part =
+                    |part: &str| side == Side::Document || part.chars().any(char::is_alphabetic);
                 let mut part_start = None;
                 for (offset, c) in word
                     .char_indices()
@@ -275,7 +316,10 @@ impl English {
                         (true, None) => part_start = Some(offset),
                         (false, Some(s)) => {
                             let abs = base + byte_start;
-                            self.push(&word[s..offset], abs + s, abs + offset, out);
+                            let part = &word[s..offset];
+                            if keep_part(part) {
+                                self.push(part, abs + s, abs + offset, drop_lone_digits, out);
+                            }
                             part_start = None;
                         }
                         _ => {}
@@ -283,10 +327,26 @@ impl English {
                 }
             }
             i = end;
+            // A possessive `'s` (`investigator's`) is not a word of its own.
+            let possessive = matches!(chars.get(end), Some((_, '\'' | '\u{2019}')))
+                && matches!(chars.get(end + 1), Some((_, 's' | 'S')))
+                && chars
+                    .get(end + 2)
+                    .is_none_or(|&(_, c)| !c.is_alphanumeric());
+            if possessive {
+                i = end + 2;
+            }
         }
     }
 
-    fn push(&self, word: &str, start: usize, end: usize, out: &mut Vec<AnalyzedToken>) {
+    fn push(
+        &self,
+        word: &str,
+        start: usize,
+        end: usize,
+        drop_lone_digits: bool,
+        out: &mut Vec<AnalyzedToken>,
+    ) {
         // ASCII words (most of them) lowercase byte by byte; the result is the same.
         let lower = if word.is_ascii() {
             word.to_ascii_lowercase()
@@ -294,6 +354,11 @@ impl English {
             word.to_lowercase()
         };
         if self.stop_words.contains(&lower) {
+            return;
+        }
+        // A lone digit (`6` of `IL-6`, `3` of `3.5`, `2` of `Mach 2`) matches almost anything;
+        // the numbers it belongs to are kept whole.
+        if drop_lone_digits && lower.len() == 1 && lower.as_bytes()[0].is_ascii_digit() {
             return;
         }
         let term = match &self.stemmer {
@@ -346,14 +411,20 @@ mod tests {
 
     #[test]
     fn domain_terms_stay_whole_with_their_parts() {
-        assert_eq!(terms("IL-6", false), ["il-6", "il", "6"]);
+        // The lone digit `6` is dropped; the whole term keeps it.
+        assert_eq!(terms("IL-6", false), ["il-6", "il"]);
         assert_eq!(
             terms("COVID-19 and TNF-α.", false),
             ["covid-19", "covid", "19", "tnf-α", "tnf", "α"]
         );
         assert_eq!(
             terms("p53 HbA1c 5-HT2A", false),
-            ["p53", "hba1c", "5-ht2a", "5", "ht2a"]
+            ["p53", "hba1c", "5-ht2a", "ht2a"]
+        );
+        // Plain words joined by a hyphen are their words.
+        assert_eq!(
+            terms("two-dimensional flow", false),
+            ["two", "dimensional", "flow"]
         );
     }
 
@@ -363,8 +434,16 @@ mod tests {
             terms("The patients were treated with statins", true),
             ["patient", "treat", "statin"]
         );
-        // Numbers and mixed tokens are never stemmed.
-        assert_eq!(terms("cells 3.5 mg", true), ["cell", "3.5", "3", "5", "mg"]);
+        // Numbers and mixed tokens are never stemmed; lone digits are dropped.
+        assert_eq!(
+            terms("cells 3.5 mg in 2 doses", true),
+            ["cell", "3.5", "mg", "dose"]
+        );
+        // A possessive `'s` is not a token.
+        assert_eq!(
+            terms("the investigator's and patients’ data", true),
+            ["investig", "patient", "data"]
+        );
     }
 
     #[test]

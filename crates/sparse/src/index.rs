@@ -384,7 +384,13 @@ impl Bm25Index {
     /// Analysis errors of the query text.
     pub fn query(&self, text: &str) -> Result<Option<Box<dyn Query>>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for t in self.analyzer.analyze(text)? {
+        // Each term once: a word repeated in a question (`flow` three times in a Cranfield
+        // query) does not weigh three times.
+        let mut seen = std::collections::HashSet::new();
+        for t in self.analyzer.analyze_query(text)? {
+            if !seen.insert(t.term.clone()) {
+                continue;
+            }
             let term = Term::from_field_text(self.fields.body, &t.term);
             clauses.push((
                 Occur::Should,

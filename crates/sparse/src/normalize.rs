@@ -179,8 +179,10 @@ pub fn normalize(text: &str) -> Normalized<'_> {
     let mut prev: Option<char> = None;
     let from = start;
     for (i, c) in text[from..].char_indices().map(|(i, c)| (i + from, c)) {
-        let joins = continues_chunk(c)
-            && !(c == '\u{119E}' && !prev.is_some_and(|p| is_choseong(p) || continues_chunk(p)));
+        // A conjoining araea joins its chunk only after a consonant or vowel of a syllable.
+        let araea_alone =
+            c == '\u{119E}' && !prev.is_some_and(|p| is_choseong(p) || continues_chunk(p));
+        let joins = continues_chunk(c) && !araea_alone;
         if i > start && !joins {
             flush(start, i, &mut out);
             start = i;
