@@ -613,6 +613,83 @@ fn jamo_prefix(surface: &str, part: &str) -> Option<(usize, bool)> {
     want.peek().is_none().then_some((len, left_over))
 }
 
+/// The syllable's initial consonant, vowel and final consonant indices (Unicode's Hangul
+/// syllable composition), for a precomposed syllable.
+fn syllable_jamo(c: char) -> Option<(u32, u32, u32)> {
+    let code = (c as u32).checked_sub(0xAC00).filter(|&c| c < 11_172)?;
+    Some((code / 588, code / 28 % 21, code % 28))
+}
+
+/// The length in bytes of the syllables at the start of `surface` that spell the predicate
+/// stem `stem` contracted with the ending that starts with `ending`, by the contraction rules
+/// of the Korean orthography (Hangul Matchumbeop, articles 34 to 36): the stem's last syllable
+/// (without a final consonant) and the ending's `아`/`어`/`여` merge into one syllable with the
+/// same initial consonant and the merged vowel (`하` + `였` is `했`, `지` + `어` is `져`, `이루`
+/// + `어` is `이뤄`, `되` + `어` is `돼`, `쓰` + `어` is `써`), or a final `ㄹ` drops
+/// (article 18: `만들` + `ㄴ` is `만든`), or `르` doubles its ㄹ ([`reu_irregular`]). The
+/// syllables before it must be the stem's own.
+fn contracted_stem(surface: &str, stem: &str, ending: &str) -> Option<usize> {
+    // Vowel indices: ㅏ 0, ㅐ 1, ㅓ 4, ㅕ 6, ㅗ 8, ㅘ 9, ㅙ 10, ㅚ 11, ㅜ 13, ㅝ 14, ㅡ 18, ㅣ 20.
+    const MERGED: &[(u32, u32, u32)] = &[
+        (0, 0, 1),   // 하 + 았 -> 했 (ko-dic writes 하/XSV + 았/EP)
+        (0, 6, 1),   // 하 + 였 -> 했
+        (8, 0, 9),   // 보 + 아 -> 봐
+        (13, 4, 14), // 주 + 어 -> 줘
+        (20, 4, 6),  // 지 + 어 -> 져
+        (11, 4, 10), // 되 + 어 -> 돼
+        (18, 4, 4),  // 쓰 + 어 -> 써
+        (18, 0, 0),  // 아프 + 아 -> 아파
+    ];
+    // The ending may start with a bare consonant (`ᆫ/ETM`), which has no vowel.
+    let ending_vowel = syllable_jamo(ending.chars().next()?).map(|(_, v, _)| v);
+    let stem: Vec<char> = stem.chars().collect();
+    let (last, before) = stem.split_last()?;
+    if *last == '르' && !before.is_empty() {
+        return reu_irregular(surface, before);
+    }
+    let mut chars = surface.char_indices();
+    for &c in before {
+        if chars.next()?.1 != c {
+            return None;
+        }
+    }
+    let (at, merged) = chars.next()?;
+    let (initial, vowel, coda) = syllable_jamo(*last)?;
+    let (m_initial, m_vowel, m_coda) = syllable_jamo(merged)?;
+    // The final ㄹ of a stem drops before ㄴ, ㅂ, ㅅ and the ending `ㄴ`/`ㄹ` (article 18:
+    // `만들` + `ㄴ` is `만든`): same initial and vowel, another final consonant.
+    const RIEUL: u32 = 8;
+    let rieul_drop = coda == RIEUL && m_initial == initial && m_vowel == vowel && m_coda != RIEUL;
+    let merged_vowels = ending_vowel.is_some_and(|ending_vowel| {
+        coda == 0 && m_initial == initial && MERGED.contains(&(vowel, ending_vowel, m_vowel))
+    });
+    (rieul_drop || merged_vowels).then_some(at + merged.len_utf8())
+}
+
+/// [`contracted_stem`] for a stem ending in `르` (article 18, 르 irregular: `오르` + `아` is
+/// `올라`): the syllable before `르` takes a final ㄹ and `르` + `아`/`어` becomes `라`/`러`.
+fn reu_irregular(surface: &str, before: &[char]) -> Option<usize> {
+    const RIEUL_INITIAL: u32 = 5;
+    const RIEUL_FINAL: u32 = 8;
+    let (head, prev) = before.split_at(before.len() - 1);
+    let mut chars = surface.char_indices();
+    for &c in head {
+        if chars.next()?.1 != c {
+            return None;
+        }
+    }
+    let (_, with_rieul) = chars.next()?;
+    let (i, v, coda) = syllable_jamo(prev[0])?;
+    let (wi, wv, wcoda) = syllable_jamo(with_rieul)?;
+    let (at, ra) = chars.next()?;
+    let (ri, rv, _) = syllable_jamo(ra)?;
+    let fits = coda == 0
+        && (wi, wv, wcoda) == (i, v, RIEUL_FINAL)
+        && ri == RIEUL_INITIAL
+        && matches!(rv, 0 | 4);
+    fits.then_some(at + ra.len_utf8())
+}
+
 /// Splits a ko-dic expression (`탄산/NNG/*+음료/NNG/*`) into morphemes whose text comes from the
 /// token's `surface` (which starts at byte `start`):
 ///
@@ -672,15 +749,21 @@ fn split_expression(
                 if common > 0 && junk_only {
                     Some((cursor, cursor + common, None, cursor + common))
                 } else {
-                    jamo_prefix(rest, text).map(|(len, rest_of_syllable)| {
-                        // The ending's letters left in the syllable make it the ending's too.
-                        let shared = if rest_of_syllable {
-                            cursor
-                        } else {
-                            cursor + len
-                        };
-                        (cursor, cursor + len, Some(*text), shared)
-                    })
+                    let next = pieces.get(found.len() + 1).map(|p| p.0);
+                    jamo_prefix(rest, text)
+                        .map(|(len, rest_of_syllable)| {
+                            // The ending's letters left in the syllable make it the ending's too.
+                            let shared = if rest_of_syllable {
+                                cursor
+                            } else {
+                                cursor + len
+                            };
+                            (cursor, cursor + len, Some(*text), shared)
+                        })
+                        .or_else(|| {
+                            let len = contracted_stem(rest, text, next?)?;
+                            Some((cursor, cursor + len, Some(*text), cursor))
+                        })
                 }
             }
         };
