@@ -228,7 +228,7 @@ fn is_noun(tag: &str) -> bool {
 
 /// A morpheme before filtering. Its text is always a slice of the input: where ko-dic's
 /// expression field differs from the text (`정진7` for `정진`, `하` + `았` for `했`), the text wins.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Morph {
     surface: String,
     /// Byte offsets in the text given to [`Korean::analyze`] (without its `base`).
@@ -322,12 +322,12 @@ impl Korean {
     ///
     /// [`Error::Lindera`] when segmentation fails.
     pub fn analyze(&self, text: &str, base: usize, out: &mut Vec<AnalyzedToken>) -> Result<()> {
-        let morphs = self.morphs(text, 0)?;
+        let mut morphs = self.morphs(text, 0)?;
         let mut fixed = Vec::with_capacity(morphs.len());
         let mut i = 0;
         while i < morphs.len() {
             let j = word_end(&morphs, i);
-            self.fix_word(text, &morphs[i..j], &mut fixed)?;
+            self.fix_word(text, &mut morphs[i..j], &mut fixed)?;
             i = j;
         }
         self.emit_all(text, base, &fixed, out);
@@ -387,10 +387,15 @@ impl Korean {
     }
 
     /// Checks one word (see [`Korean::analyze`]) and appends its morphemes to `out`.
-    fn fix_word(&self, text: &str, word: &[Morph], out: &mut Vec<Morph>) -> Result<()> {
+    /// The morphemes are moved out of `word`.
+    fn fix_word(&self, text: &str, word: &mut [Morph], out: &mut Vec<Morph>) -> Result<()> {
         let (start, end) = (word[0].start, word.iter().map(|m| m.end).max().unwrap_or(0));
+        // Most words end in no particle's last syllable: one comparison instead of 23.
+        let last = text[..end].chars().next_back();
+        let may_end_in_particle = last.is_some_and(|c| PARTICLE_ENDS.contains(&c));
         if let Some(&(particle, tag)) = TRAILING_PARTICLES
             .iter()
+            .filter(|_| may_end_in_particle)
             .find(|(p, _)| text[start..end].ends_with(p) && text[start..end].len() > p.len())
         {
             let cut = end - particle.len();
@@ -404,8 +409,8 @@ impl Korean {
                     .is_some_and(|t| word.iter().all(|m| m.start >= cut || m.token != t.token));
             if !clean && word.iter().any(|m| m.start == cut) {
                 let mut stem = Vec::new();
-                let again = self.morphs(&text[start..cut], start)?;
-                keep_unknown_whole(text, &again, &mut stem);
+                let mut again = self.morphs(&text[start..cut], start)?;
+                keep_unknown_whole(text, &mut again, &mut stem);
                 if stem.last().is_some_and(|m| m.is_nominal() && m.end == cut) {
                     out.extend(stem);
                     out.push(Morph {
@@ -494,7 +499,11 @@ impl Korean {
 /// The end (exclusive index) of the word that starts at `morphs[i]`: the morphemes that follow
 /// each other without a gap. Punctuation and symbols are words of their own.
 fn word_end(morphs: &[Morph], i: usize) -> usize {
-    let is_text = |m: &Morph| m.surface.chars().any(char::is_alphanumeric);
+    let is_text = |m: &Morph| {
+        m.surface
+            .chars()
+            .any(|c| matches!(c as u32, 0xAC00..=0xD7A3) || c.is_alphanumeric())
+    };
     if !is_text(&morphs[i]) {
         return i + 1;
     }
@@ -507,7 +516,8 @@ fn word_end(morphs: &[Morph], i: usize) -> usize {
 
 /// Appends the morphemes of one word, joined into one unknown word when the last one before
 /// its particles needs an ending it does not have (see [`Korean::analyze`]).
-fn keep_unknown_whole(text: &str, word: &[Morph], out: &mut Vec<Morph>) {
+/// The morphemes are moved out of `word`.
+fn keep_unknown_whole(text: &str, word: &mut [Morph], out: &mut Vec<Morph>) {
     let last = word.iter().rposition(|m| !m.is_particle());
     match last {
         Some(k) if word[k].needs_ending() => {
@@ -521,9 +531,9 @@ fn keep_unknown_whole(text: &str, word: &[Morph], out: &mut Vec<Morph>) {
                 token: word[0].token,
                 parts: None,
             });
-            out.extend(word[k + 1..].iter().cloned());
+            out.extend(word[k + 1..].iter_mut().map(std::mem::take));
         }
-        _ => out.extend(word.iter().cloned()),
+        _ => out.extend(word.iter_mut().map(std::mem::take)),
     }
 }
 
@@ -553,6 +563,12 @@ const TRAILING_PARTICLES: &[(&str, &str)] = &[
     ("로", "JKB"),
     ("도", "JX"),
     ("만", "JX"),
+];
+
+/// The last syllables of [`TRAILING_PARTICLES`].
+const PARTICLE_ENDS: &[char] = &[
+    '는', '서', '게', '로', '지', '터', '럼', '다', '과', '와', '은', '이', '가', '을', '를', '의',
+    '에', '도', '만',
 ];
 
 /// Splits a particle off an unknown Hangul word, keeping a stem of at least two syllables.
@@ -710,26 +726,31 @@ fn split_expression(
     start: usize,
     token: usize,
 ) -> Option<Vec<Morph>> {
-    let mut pieces: Vec<(&str, &str)> = Vec::new();
+    // On the stack: ko-dic's expressions have at most a handful of parts (more: not split).
+    const MAX_PARTS: usize = 8;
+    let mut pieces = [("", ""); MAX_PARTS];
+    let mut n = 0;
     for piece in expression.split('+') {
         let mut fields = piece.split('/');
         let (Some(text), Some(tag)) = (fields.next(), fields.next()) else {
             return None;
         };
-        if text.is_empty() {
+        if text.is_empty() || n == MAX_PARTS {
             return None;
         }
-        pieces.push((text, tag));
+        pieces[n] = (text, tag);
+        n += 1;
     }
-    if pieces.len() < 2 {
+    if n < 2 {
         return None;
     }
+    let pieces = &pieces[..n];
     // Each part's span in the surface and, for a stem read from a contracted syllable, its text.
     // The fourth field is where the text left for the parts after it begins.
     type Found<'a> = Option<(usize, usize, Option<&'a str>, usize)>;
-    let mut found: Vec<Found<'_>> = Vec::with_capacity(pieces.len());
+    let mut found: [Found<'_>; MAX_PARTS] = [None; MAX_PARTS];
     let mut cursor = 0;
-    for (text, _) in &pieces {
+    for (k, (text, _)) in pieces.iter().enumerate() {
         let rest = &surface[cursor..];
         let span = match rest.find(text) {
             Some(at) => Some((
@@ -749,7 +770,7 @@ fn split_expression(
                 if common > 0 && junk_only {
                     Some((cursor, cursor + common, None, cursor + common))
                 } else {
-                    let next = pieces.get(found.len() + 1).map(|p| p.0);
+                    let next = pieces.get(k + 1).map(|p| p.0);
                     jamo_prefix(rest, text)
                         .map(|(len, rest_of_syllable)| {
                             // The ending's letters left in the syllable make it the ending's too.
@@ -770,13 +791,13 @@ fn split_expression(
         if let Some((_, e, _, _)) = span {
             cursor = e;
         }
-        found.push(span);
+        found[k] = span;
     }
     let mut parts = Vec::with_capacity(pieces.len());
     for (k, &(_, tag)) in pieces.iter().enumerate() {
         let (s, e, term, _) = found[k].unwrap_or_else(|| {
             let s = found[..k].iter().rev().find_map(|f| f.map(|x| x.3));
-            let e = found[k + 1..].iter().find_map(|f| f.map(|x| x.0));
+            let e = found[k + 1..n].iter().find_map(|f| f.map(|x| x.0));
             (s.unwrap_or(0), e.unwrap_or(surface.len()), None, 0)
         });
         if s >= e {
@@ -793,4 +814,34 @@ fn split_expression(
         });
     }
     Some(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn particle_ends_are_the_last_syllables_of_the_particles() {
+        let mut ends: Vec<char> = TRAILING_PARTICLES
+            .iter()
+            .filter_map(|(p, _)| p.chars().last())
+            .collect();
+        ends.sort_unstable();
+        ends.dedup();
+        let mut listed = PARTICLE_ENDS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(ends, listed);
+    }
+
+    #[test]
+    fn contractions_follow_the_orthography() {
+        assert_eq!(contracted_stem("했다", "하", "았"), Some(3));
+        assert_eq!(contracted_stem("이뤄", "이루", "어"), Some(6));
+        assert_eq!(contracted_stem("돼서", "되", "어"), Some(3));
+        assert_eq!(contracted_stem("만든", "만들", "ᆫ"), Some(6));
+        assert_eq!(contracted_stem("올랐다", "오르", "았"), Some(6));
+        // Another vowel, or another consonant, is not a contraction of the stem.
+        assert_eq!(contracted_stem("혔다", "하", "았"), None);
+        assert_eq!(contracted_stem("겼다", "하", "았"), None);
+    }
 }
