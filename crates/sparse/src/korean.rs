@@ -638,11 +638,11 @@ fn syllable_jamo(c: char) -> Option<(u32, u32, u32)> {
 
 /// The length in bytes of the syllables at the start of `surface` that spell the predicate
 /// stem `stem` contracted with the ending that starts with `ending`, by the contraction rules
-/// of the Korean orthography (Hangul Matchumbeop, articles 34 to 36): the stem's last syllable
-/// (without a final consonant) and the ending's `아`/`어`/`여` merge into one syllable with the
-/// same initial consonant and the merged vowel (`하` + `였` is `했`, `지` + `어` is `져`, `이루`
-/// + `어` is `이뤄`, `되` + `어` is `돼`, `쓰` + `어` is `써`), or a final `ㄹ` drops
-/// (article 18: `만들` + `ㄴ` is `만든`), or `르` doubles its ㄹ ([`reu_irregular`]). The
+/// of the Korean orthography (Hangul Matchumbeop). Either the stem's last syllable (without a
+/// final consonant) and the ending's `아`/`어`/`여` merge into one syllable with the same
+/// initial consonant and the merged vowel (articles 34 to 36: `하`+`였` is `했`, `지`+`어` is
+/// `져`, `이루`+`어` is `이뤄`, `되`+`어` is `돼`, `쓰`+`어` is `써`); or a final `ㄹ` drops
+/// (article 18: `만들`+`ㄴ` is `만든`); or `르` doubles its `ㄹ` ([`reu_irregular`]). The
 /// syllables before it must be the stem's own.
 fn contracted_stem(surface: &str, stem: &str, ending: &str) -> Option<usize> {
     // Vowel indices: ㅏ 0, ㅐ 1, ㅓ 4, ㅕ 6, ㅗ 8, ㅘ 9, ㅙ 10, ㅚ 11, ㅜ 13, ㅝ 14, ㅡ 18, ㅣ 20.
