@@ -339,6 +339,7 @@ fn another_korean_dictionary_at_search_time_is_a_clear_error() {
     let index = indexed_fixture(tmp.path());
     let manifest = std::fs::read_to_string(index.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"dictionary\": \"sha256:"), "{manifest}");
+    assert!(manifest.contains("\"analysis\": 2"), "{manifest}");
 
     // The same dictionary with one file changed: it loads, and segments differently in
     // general, so the collection refuses it.

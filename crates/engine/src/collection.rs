@@ -31,7 +31,8 @@ pub struct Collection {
     pub(crate) dense: Option<DenseLeg>,
     /// How long writes wait for another writer ([`Collection::set_write_wait`]).
     pub(crate) wait: Wait,
-    /// Problems met after a commit was already durable ([`Collection::take_warnings`]).
+    /// Problems met after a commit was already durable, and an older analysis version found at
+    /// open ([`Collection::take_warnings`]).
     pub(crate) warnings: Vec<String>,
     /// Why the model could not be attached for searching, when it was not named
     /// ([`Collection::attach_model_for_search`]): hybrid searches fall back and say so.
@@ -113,6 +114,7 @@ impl Collection {
                 .analyzer()
                 .dictionary()
                 .map(|d| d.fingerprint.clone()),
+            analysis: hybrid_search_sparse::ANALYSIS_VERSION,
             dense: dense_manifest,
             search: None,
         };
@@ -178,6 +180,20 @@ impl Collection {
             model_problem: None,
         };
         collection.reload_with(Vec::new())?;
+        if collection.manifest.analysis != hybrid_search_sparse::ANALYSIS_VERSION {
+            let message = format!(
+                "{}: its documents were analysed by analysis version {}, and this hybrid-search \
+                 analyses queries by version {} (version 2 added Unicode normalisation, Korean \
+                 terms from the input text, English hyphen and digit rules), so a query may miss \
+                 terms the documents were indexed under: index the documents again into a new \
+                 collection folder (`hybrid-search index --index NEW_DIR`)",
+                dir.display(),
+                collection.manifest.analysis,
+                hybrid_search_sparse::ANALYSIS_VERSION
+            );
+            tracing::warn!("{message}");
+            collection.warnings.push(message);
+        }
         Ok(collection)
     }
 
@@ -189,7 +205,8 @@ impl Collection {
     }
 
     /// Problems met after a commit was already durable (removing unreferenced files, a merge
-    /// that failed and will be retried): the commit stands; these are worth a warning.
+    /// that failed and will be retried): the commit stands; these are worth a warning. Also
+    /// that the collection was analysed by an older analysis version, found when it was opened.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }

@@ -27,8 +27,8 @@ pub enum Error {
     #[error(
         "{collection}: the collection was analysed with ko-dic {recorded}, but the dictionary \
          found at {} is {found}. Point HYBRID_SEARCH_KO_DIC (or HYBRID_SEARCH_HOME) at the \
-         dictionary the collection was built with, or rebuild the collection with \
-         `hybrid-search index`",
+         dictionary the collection was built with, or index the documents again into a new \
+         collection folder (`hybrid-search index --index NEW_DIR`)",
         path.display()
     )]
     DictionaryMismatch {

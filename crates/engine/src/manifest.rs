@@ -21,6 +21,11 @@ pub const FORMAT_VERSION: u32 = 3;
 
 pub(crate) const MANIFEST: &str = "manifest.json";
 
+/// Collections made before the analysis version was recorded were analysed by version 1.
+fn analysis_version_1() -> u32 {
+    1
+}
+
 /// `manifest.json`: what a collection is and how its text is analysed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -36,6 +41,12 @@ pub struct Manifest {
     /// dictionary is an error ([`Error::DictionaryMismatch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dictionary: Option<String>,
+    /// The analysis rules the documents were indexed with
+    /// ([`hybrid_search_sparse::ANALYSIS_VERSION`]; 1 for collections that record none).
+    /// Opening a collection of another version warns: its queries are analysed by the current
+    /// rules.
+    #[serde(default = "analysis_version_1")]
+    pub analysis: u32,
     /// The dense leg, when the collection was built with a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dense: Option<DenseManifest>,

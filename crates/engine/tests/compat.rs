@@ -32,6 +32,13 @@ fn opens_a_format_1_collection() {
     let mut collection = Collection::open(&dir).unwrap();
     assert_eq!(collection.manifest().format_version, 1);
     assert_eq!(collection.len(), 30);
+    // Its documents were analysed by the rules before Unicode normalisation: opening says so.
+    assert_eq!(collection.manifest().analysis, 1);
+    let warnings = collection.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("analysis version 1")),
+        "{warnings:?}"
+    );
     let mut ids: Vec<String> = collection
         .search_ids("IL-6", 4)
         .unwrap()

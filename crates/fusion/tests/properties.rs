@@ -71,6 +71,24 @@ fn convex(alpha: f32, norm: Normalization) -> Fusion {
     })
 }
 
+/// The 1-based rank of `hits[i]`: its position, or that of the first of the consecutive
+/// entries with its score.
+fn shared_rank(hits: &Hits, i: usize) -> usize {
+    let mut r = i;
+    while r > 0 && hits[r - 1].1 == hits[i].1 {
+        r -= 1;
+    }
+    r + 1
+}
+
+/// The same list with strictly decreasing scores, so that ranks are positions.
+fn by_position(hits: &Hits) -> Hits {
+    hits.iter()
+        .enumerate()
+        .map(|(i, &(id, _))| (id, -(i as f32)))
+        .collect()
+}
+
 fn position(fused: &[FusedHit<u16>], id: u16) -> usize {
     fused.iter().position(|hit| hit.id == id).unwrap()
 }
@@ -103,13 +121,7 @@ fn check_output(fused: &[FusedHit<u16>], sparse: &Hits, dense: &Hits) -> Result<
             let at = hits.iter().position(|&(id, _)| id == hit.id);
             prop_assert_eq!(entry.found, at.is_some());
             // The rank is the position, shared by consecutive equal scores.
-            let rank = at.map(|i| {
-                let mut r = i;
-                while r > 0 && hits[r - 1].1 == hits[i].1 {
-                    r -= 1;
-                }
-                r + 1
-            });
+            let rank = at.map(|i| shared_rank(hits, i));
             prop_assert_eq!(entry.rank, rank);
             prop_assert_eq!(entry.raw_score, at.map(|i| hits[i].1));
             prop_assert!(entry.normalized.is_finite() && entry.contribution.is_finite());
@@ -153,13 +165,10 @@ proptest! {
     ) {
         let Fusion::Rrf(settings) = fusion else { return Ok(()) };
         let fused = fusion.fuse(&sparse, &dense).unwrap();
-        let strictly_decreasing = |hits: &Hits| -> Hits {
-            hits.iter().enumerate().map(|(i, &(id, _))| (id, -(i as f32))).collect()
-        };
         let ties = |hits: &Hits| hits.windows(2).any(|w| w[0].1 == w[1].1);
         if !ties(&sparse) && !ties(&dense) {
             let again = fusion
-                .fuse(&strictly_decreasing(&sparse), &strictly_decreasing(&dense))
+                .fuse(&by_position(&sparse), &by_position(&dense))
                 .unwrap();
             prop_assert_eq!(fused.len(), again.len());
             for (a, b) in fused.iter().zip(&again) {
@@ -170,11 +179,7 @@ proptest! {
         for hit in &fused {
             let term = |hits: &Hits, weight: f32| {
                 hits.iter().position(|&(id, _)| id == hit.id).map_or(0.0, |i| {
-                    let mut rank = i;
-                    while rank > 0 && hits[rank - 1].1 == hits[i].1 {
-                        rank -= 1;
-                    }
-                    f64::from(weight) / (f64::from(settings.k) + (rank + 1) as f64)
+                    f64::from(weight) / (f64::from(settings.k) + shared_rank(hits, i) as f64)
                 })
             };
             let expected =
@@ -355,11 +360,8 @@ proptest! {
             .unwrap()
         };
         // Ranks are list positions here: the scores are made strictly decreasing.
-        let positions = |hits: &Hits| -> Hits {
-            hits.iter().enumerate().map(|(i, &(id, _))| (id, -(i as f32))).collect()
-        };
-        let before = run(&positions(&sparse), &positions(&dense));
-        let after = run(&positions(&raised_sparse), &positions(&raised_dense));
+        let before = run(&by_position(&sparse), &by_position(&dense));
+        let after = run(&by_position(&raised_sparse), &by_position(&raised_dense));
         prop_assert!(position(&after, id) <= position(&before, id));
     }
 

@@ -44,6 +44,13 @@ impl AnalyzedToken {
     }
 }
 
+/// The version of the analysis rules this code applies, recorded by the engine with every
+/// collection: 2 added Unicode normalisation, Korean terms built from the input text, unknown
+/// words kept whole, particles re-read, and the English rules for hyphenated words, lone digits,
+/// possessives and query parts. Collections that record no version were analysed by version 1;
+/// their documents keep the terms of that version until they are indexed again.
+pub const ANALYSIS_VERSION: u32 = 2;
+
 /// Which analyzer a field uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -26,7 +26,8 @@ mod korean;
 pub mod normalize;
 
 pub use analysis::{
-    AnalyzedToken, Analyzer, AnalyzerConfig, AnalyzerKind, HsTokenizer, hangul_bigrams, is_hangul,
+    ANALYSIS_VERSION, AnalyzedToken, Analyzer, AnalyzerConfig, AnalyzerKind, HsTokenizer,
+    hangul_bigrams, is_hangul,
 };
 pub use english::{ENGLISH_STOP_WORDS, LUCENE_STOP_WORDS, StopWords};
 pub use error::{Error, Result};

@@ -15,9 +15,9 @@
 //!    ARAEA, which Korean text uses as an interpunct and which ko-dic and Unicode class as a
 //!    letter) and a conjoining araea (U+119E) that follows no initial consonant. Modern Korean
 //!    has no word with a standalone araea; `교량ㆍ터널` then analyses as `교량·터널` does.
-//! 3. **Hangul is composed (NFC)**: decomposed jamo sequences become syllables. Hangul is never
-//!    folded by compatibility (NFKC would turn the compatibility jamo `ㅋㅋ` into conjoining
-//!    jamo that no dictionary entry holds).
+//! 3. **Hangul is composed (NFC)**: decomposed jamo sequences become syllables. Hangul (and the
+//!    enclosed CJK letters, `㈀`, `㉠`) is never folded by compatibility (NFKC would turn the
+//!    compatibility jamo `ㅋㅋ` into conjoining jamo that no dictionary entry holds).
 //! 4. **Everything else is folded by compatibility (NFKC)**: ligatures (`ﬁ` to `fi`), full-width
 //!    letters and digits (`ＨｂＡ１ｃ` to `HbA1c`), superscripts, circled numbers, the micro sign.
 //!
@@ -97,6 +97,12 @@ pub fn is_invisible(c: char) -> bool {
     )
 }
 
+/// Whether `c` is composed but never folded by compatibility: Hangul, and the enclosed CJK
+/// letters (`㈀`, `㉠`), whose compatibility forms are conjoining jamo no dictionary holds.
+fn composes_only(c: char) -> bool {
+    is_hangul(c) || matches!(c as u32, 0x3200..=0x32FF)
+}
+
 /// Whether `c` is a conjoining initial consonant (choseong), which a vowel may follow.
 fn is_choseong(c: char) -> bool {
     matches!(c as u32, 0x1100..=0x115E | 0xA960..=0xA97C)
@@ -116,7 +122,7 @@ fn needs_work(c: char) -> bool {
     if is_invisible(c) || c == '\u{318D}' || continues_chunk(c) {
         return true;
     }
-    let quick = if is_hangul(c) {
+    let quick = if composes_only(c) {
         is_nfc_quick(std::iter::once(c))
     } else {
         is_nfkc_quick(std::iter::once(c))
@@ -138,7 +144,7 @@ fn normalize_chunk(chunk: &str, out: &mut String) {
         _ => {}
     }
     let rest: String = chars.collect();
-    if rest.chars().any(is_hangul) {
+    if rest.chars().any(composes_only) {
         out.extend(rest.nfc());
     } else {
         out.extend(rest.nfkc());
@@ -216,6 +222,7 @@ mod tests {
         assert_eq!(normalize("pulmonary ﬁbrosis").text, "pulmonary fibrosis");
         assert_eq!(normalize("ＨｂＡ１ｃ").text, "HbA1c");
         assert_eq!(normalize("ㅋㅋ 웃겼다").text, "ㅋㅋ 웃겼다");
+        assert_eq!(normalize("㉠ 항목").text, "㉠ 항목");
         assert!(!normalize("당뇨병 환자의 HbA1c").changed());
     }
 

@@ -61,6 +61,7 @@ fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
 /// which they report), and the request every search starts from.
 pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, SearchRequest)> {
     let mut collection = Collection::open(index)?;
+    render::warnings(&mut collection);
     let mut request = SearchRequest {
         mode: plan.mode,
         fusion: plan.fusion,
