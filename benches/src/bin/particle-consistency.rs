@@ -61,7 +61,7 @@ fn main() {
         .get(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX);
-    let Some(dataset) = load_or_skip("the corpus", &path, "dev") else {
+    let Some(dataset) = load_or_skip("particle-consistency", &path, "dev") else {
         std::process::exit(2);
     };
     let analyzer = match Analyzer::new(&AnalyzerConfig::for_kind(AnalyzerKind::Auto)) {
