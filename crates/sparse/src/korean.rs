@@ -184,8 +184,14 @@ pub fn ko_dic_fingerprint(path: &Path) -> Result<String> {
     let digest = hasher.finalize();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     let fingerprint = format!("sha256:{hex}");
-    // Best effort: a read-only folder is hashed again next time.
-    let _ = std::fs::write(&cache, format!("{fingerprint}\n{listing}"));
+    // Best effort (a read-only folder is hashed again next time), written whole and renamed so
+    // that a process reading it meanwhile never sees half of it.
+    let tmp = path.join(format!(".{FINGERPRINT_FILE}.{}", std::process::id()));
+    if std::fs::write(&tmp, format!("{fingerprint}\n{listing}")).is_ok()
+        && std::fs::rename(&tmp, &cache).is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
     Ok(fingerprint)
 }
 
