@@ -14,8 +14,7 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use crate::english::{English, Side, StopWords};
 use crate::error::{Error, Result};
 use crate::korean::{
-    DecompoundMode, DictionaryInfo, Korean, NORI_STOP_TAGS, ko_dic_fingerprint, load_ko_dic,
-    locate_ko_dic,
+    DecompoundMode, DictionaryInfo, Korean, NORI_STOP_TAGS, load_ko_dic, locate_ko_dic,
 };
 use crate::normalize::{Normalized, normalize};
 
@@ -149,12 +148,8 @@ impl Analyzer {
     pub fn new(config: &AnalyzerConfig) -> Result<Self> {
         let mut dictionary = None;
         let mut korean = || -> Result<Korean> {
-            let path = locate_ko_dic()?;
-            let dict = load_ko_dic(&path)?;
-            dictionary = Some(DictionaryInfo {
-                fingerprint: ko_dic_fingerprint(&path)?,
-                path,
-            });
+            let (dict, info) = load_ko_dic(&locate_ko_dic()?)?;
+            dictionary = Some(info);
             Ok(Korean::new(&dict, &config.stop_tags, config.decompound))
         };
         let route = match config.kind {

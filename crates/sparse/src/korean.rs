@@ -195,18 +195,20 @@ pub fn ko_dic_fingerprint(path: &Path) -> Result<String> {
     Ok(fingerprint)
 }
 
-/// Loads a built ko-dic folder once per process (memory-mapped) and shares it.
+/// Loads a built ko-dic folder once per process (memory-mapped) and shares it, with its
+/// identity ([`ko_dic_fingerprint`], also computed once per process).
 ///
 /// # Errors
 ///
-/// [`Error::Dictionary`] when the folder is not a built ko-dic (what is missing is named).
-pub fn load_ko_dic(path: &Path) -> Result<Arc<Dictionary>> {
-    type Loaded = Vec<(PathBuf, Arc<Dictionary>)>;
+/// [`Error::Dictionary`] when the folder is not a built ko-dic (what is missing is named) or
+/// cannot be read for its fingerprint; [`Error::Lindera`] when lindera cannot load it.
+pub fn load_ko_dic(path: &Path) -> Result<(Arc<Dictionary>, DictionaryInfo)> {
+    type Loaded = Vec<(Arc<Dictionary>, DictionaryInfo)>;
     static CACHE: OnceLock<Mutex<Loaded>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, dict)) = cache.iter().find(|(p, _)| p == path) {
-        return Ok(dict.clone());
+    if let Some(loaded) = cache.iter().find(|(_, info)| info.path == path) {
+        return Ok(loaded.clone());
     }
     if !path.join("metadata.json").is_file() {
         return Err(Error::Dictionary(format!(
@@ -216,9 +218,13 @@ pub fn load_ko_dic(path: &Path) -> Result<Arc<Dictionary>> {
     }
     let dict = lindera::dictionary::load_fs_dictionary_with_options(path, true)
         .map_err(|e| Error::Lindera(format!("loading {}: {e}", path.display())))?;
-    let dict = Arc::new(dict);
-    cache.push((path.to_path_buf(), dict.clone()));
-    Ok(dict)
+    let info = DictionaryInfo {
+        path: path.to_path_buf(),
+        fingerprint: ko_dic_fingerprint(path)?,
+    };
+    let loaded = (Arc::new(dict), info);
+    cache.push(loaded.clone());
+    Ok(loaded)
 }
 
 /// The Korean path: a lindera segmenter and the filtering rules.
@@ -249,6 +255,14 @@ struct Morph {
 }
 
 impl Morph {
+    /// Whether it holds a letter or a digit (punctuation and symbols do not); Hangul syllables
+    /// are checked first, without the Unicode table lookup.
+    fn has_text(&self) -> bool {
+        self.surface
+            .chars()
+            .any(|c| syllable_jamo(c).is_some() || c.is_alphanumeric())
+    }
+
     fn leftmost_tag(&self) -> &str {
         self.tag.split('+').next().unwrap_or("")
     }
@@ -278,12 +292,13 @@ impl Morph {
     /// `아`/`어` is elided (`떠나` is `떠나` + `아`), while after other vowels it contracts
     /// visibly (`시키` + `어` is `시켜`).
     fn needs_ending(&self) -> bool {
-        let elided = self.surface.chars().last().is_some_and(|c| {
-            let code = c as u32;
-            matches!(code, 0xAC00..=0xD7A3)
-                && (code - 0xAC00).is_multiple_of(28)
-                && matches!((code - 0xAC00) / 28 % 21, 0 | 1 | 4 | 5 | 6)
-        });
+        // Vowel indices: ㅏ 0, ㅐ 1, ㅓ 4, ㅔ 5, ㅕ 6 (see `syllable_jamo`).
+        let elided = self
+            .surface
+            .chars()
+            .last()
+            .and_then(syllable_jamo)
+            .is_some_and(|(_, vowel, coda)| coda == 0 && matches!(vowel, 0 | 1 | 4 | 5 | 6));
         !elided && matches!(self.leftmost_tag(), "VV" | "VA" | "VX" | "XSV" | "XSA")
     }
 }
@@ -300,7 +315,7 @@ impl Korean {
     }
 
     fn keep(&self, m: &Morph) -> bool {
-        if !m.surface.chars().any(char::is_alphanumeric) {
+        if !m.has_text() {
             return false; // punctuation and symbols, as nori's discardPunctuation
         }
         if m.unknown {
@@ -505,16 +520,11 @@ impl Korean {
 /// The end (exclusive index) of the word that starts at `morphs[i]`: the morphemes that follow
 /// each other without a gap. Punctuation and symbols are words of their own.
 fn word_end(morphs: &[Morph], i: usize) -> usize {
-    let is_text = |m: &Morph| {
-        m.surface
-            .chars()
-            .any(|c| matches!(c as u32, 0xAC00..=0xD7A3) || c.is_alphanumeric())
-    };
-    if !is_text(&morphs[i]) {
+    if !morphs[i].has_text() {
         return i + 1;
     }
     let mut j = i + 1;
-    while j < morphs.len() && morphs[j].start <= morphs[j - 1].end && is_text(&morphs[j]) {
+    while j < morphs.len() && morphs[j].start <= morphs[j - 1].end && morphs[j].has_text() {
         j += 1;
     }
     j
