@@ -88,6 +88,17 @@ pub enum WeightsArg {
     Q4_0,
 }
 
+impl WeightsArg {
+    /// The engine's weight format.
+    pub fn format(self) -> WeightFormat {
+        match self {
+            WeightsArg::AsStored => WeightFormat::AsStored,
+            WeightsArg::F32 => WeightFormat::F32,
+            WeightsArg::Q4_0 => WeightFormat::Q4_0,
+        }
+    }
+}
+
 /// Analyzer settings shared by `index` and `analyze`.
 #[derive(clap::Args, Clone)]
 pub struct AnalyzerArgs {
@@ -170,11 +181,7 @@ impl ModelArgs {
     pub fn choice(&self) -> ModelChoice {
         ModelChoice {
             dir: self.model.clone(),
-            weights: match self.weights {
-                WeightsArg::AsStored => WeightFormat::AsStored,
-                WeightsArg::F32 => WeightFormat::F32,
-                WeightsArg::Q4_0 => WeightFormat::Q4_0,
-            },
+            weights: self.weights.format(),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use commands::{analyze, documents, eval, index, search, train, tune, verify};
+use commands::{analyze, documents, eval, index, search, serve, train, tune, verify};
 
 /// Hybrid sparse + dense search for Korean and English text.
 #[derive(Parser)]
@@ -70,6 +70,9 @@ enum Command {
     /// Train a cross-encoder reranker (BERT with a one-logit head on the query-passage pair)
     /// on a dataset's labelled queries and BM25 hard negatives, for `search --rerank`.
     TrainReranker(train::TrainRerankerArgs),
+    /// Serve the collections of a folder over HTTP: a JSON API (search, documents,
+    /// collections; docs/api.md) and a search page at `/`.
+    Serve(serve::Args),
     /// Build the ko-dic dictionary from MeCab-compiled mecab-ko-dic files (used by
     /// scripts/fetch-ko-dic.sh).
     BuildKoDic(analyze::BuildKoDicArgs),
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze::analyze(a).map(|()| true),
         Command::TrainDense(a) => train::cmd_train_dense(a).map(|()| true),
         Command::TrainReranker(a) => train::cmd_train_reranker(a).map(|()| true),
+        Command::Serve(a) => serve::run(a).map(|()| true),
         Command::BuildKoDic(a) => analyze::build_ko_dic(a).map(|()| true),
     };
     match outcome {

@@ -294,6 +294,67 @@ impl Collection {
         Ok(())
     }
 
+    /// A second handle on this collection, at its last commit (which may be newer than the
+    /// one `self` is on): it shares the analyzer, the encoder and the vector segments `self`
+    /// has open, and has its own BM25 searcher, so a reload or write through one handle never
+    /// moves the other. A service keeps one handle per commit for its searches and one for its
+    /// writes (`hybrid-search serve` does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the index cannot be reopened; [`Error::Commit`] for an unreadable
+    /// commit record.
+    pub fn snapshot(&self) -> Result<Self> {
+        let dense = self.dense.as_ref().map(|leg| {
+            let mut known = leg.known.clone();
+            if let Some(Ok(opened)) = leg.segments.get() {
+                known.extend(opened.iter().map(|s| (s.file.clone(), s.clone())));
+            }
+            DenseLeg {
+                encoder: leg.encoder.clone(),
+                segments: OnceLock::new(),
+                known,
+                damage: None,
+                ids: OnceLock::new(),
+            }
+        });
+        let mut snapshot = Self {
+            dir: self.dir.clone(),
+            manifest: self.manifest.clone(),
+            sparse: self.sparse.reopen()?,
+            record: CommitRecord::default(),
+            dense,
+            wait: self.wait,
+            warnings: Vec::new(),
+            model_problem: self.model_problem.clone(),
+        };
+        snapshot.reload_with(Vec::new())?;
+        Ok(snapshot)
+    }
+
+    /// Lets this handle reuse the vector segments `other` (a handle on the same collection,
+    /// such as an older [`Collection::snapshot`]) has open, instead of reading them again from
+    /// disk when a write or a search needs them.
+    pub fn share_segments(&mut self, other: &Collection) {
+        if other.dir != self.dir {
+            return;
+        }
+        if let (Some(ours), Some(theirs)) = (&mut self.dense, &other.dense) {
+            let live: Vec<&String> = self.record.segments.iter().map(|s| &s.file).collect();
+            let mut add = |segment: &Arc<Segment>| {
+                if live.contains(&&segment.file) {
+                    ours.known
+                        .entry(segment.file.clone())
+                        .or_insert_with(|| segment.clone());
+                }
+            };
+            theirs.known.values().for_each(&mut add);
+            if let Some(Ok(opened)) = theirs.segments.get() {
+                opened.iter().for_each(add);
+            }
+        }
+    }
+
     /// Opens the collection in `dir`, or creates it with `analyzer` if the folder has none.
     ///
     /// # Errors

@@ -63,17 +63,18 @@ pub fn model_candidates(record: &ModelRecord) -> Vec<PathBuf> {
 }
 
 impl Collection {
-    /// Attaches the dense leg's model: `choice.dir`, else the first of [`model_candidates`]
-    /// that exists. A collection without a dense leg needs none (`Ok` unless one is named).
+    /// The folder of the dense leg's model: `dir` when given, else the first of
+    /// [`model_candidates`] that exists; `None` for a collection without a dense leg (and no
+    /// `dir`). Lets a caller that serves several collections load each model once and share it
+    /// ([`Collection::attach_encoder`]).
     ///
     /// # Errors
     ///
     /// [`Error::NoModel`] when a model is named for a collection without a dense leg, or when
-    /// none is found (the message lists where it looked); [`Error::ModelMismatch`] when the
-    /// model is not the one the vectors were made with; [`Error::Dense`] when it cannot load.
-    pub fn attach_model(&mut self, choice: &ModelChoice) -> Result<()> {
+    /// none is found (the message lists where it looked).
+    pub fn find_model(&self, dir: Option<&Path>) -> Result<Option<PathBuf>> {
         let Some(dense) = &self.manifest().dense else {
-            return match &choice.dir {
+            return match dir {
                 Some(dir) => Err(Error::NoModel(
                     self.dir().to_path_buf(),
                     format!(
@@ -82,40 +83,50 @@ impl Collection {
                         dir.display()
                     ),
                 )),
-                None => Ok(()),
+                None => Ok(None),
             };
         };
-        let dir = match &choice.dir {
-            Some(dir) => dir.clone(),
-            None => {
-                let candidates = model_candidates(&dense.model);
-                match candidates.iter().find(|d| d.is_dir()) {
-                    Some(dir) => dir.clone(),
-                    None => {
-                        let looked: Vec<String> = candidates
-                            .iter()
-                            .take(5)
-                            .map(|d| d.display().to_string())
-                            .collect();
-                        return Err(Error::NoModel(
-                            self.dir().to_path_buf(),
-                            format!(
-                                "built with model {}, which is not found (looked in {}{}); pass \
-                                 --model DIR, or set {} to the folder holding models/ \
-                                 (scripts/fetch-models.sh lays out the standard models)",
-                                dense.model.name,
-                                looked.join(", "),
-                                if candidates.len() > 5 {
-                                    " and more"
-                                } else {
-                                    ""
-                                },
-                                hybrid_search_sparse::HOME_VAR
-                            ),
-                        ));
-                    }
-                }
-            }
+        if let Some(dir) = dir {
+            return Ok(Some(dir.to_path_buf()));
+        }
+        let candidates = model_candidates(&dense.model);
+        if let Some(dir) = candidates.iter().find(|d| d.is_dir()) {
+            return Ok(Some(dir.clone()));
+        }
+        let looked: Vec<String> = candidates
+            .iter()
+            .take(5)
+            .map(|d| d.display().to_string())
+            .collect();
+        Err(Error::NoModel(
+            self.dir().to_path_buf(),
+            format!(
+                "built with model {}, which is not found (looked in {}{}); pass --model DIR, or \
+                 set {} to the folder holding models/ (scripts/fetch-models.sh lays out the \
+                 standard models)",
+                dense.model.name,
+                looked.join(", "),
+                if candidates.len() > 5 {
+                    " and more"
+                } else {
+                    ""
+                },
+                hybrid_search_sparse::HOME_VAR
+            ),
+        ))
+    }
+
+    /// Attaches the dense leg's model: `choice.dir`, else the first of [`model_candidates`]
+    /// that exists ([`Collection::find_model`]). A collection without a dense leg needs none
+    /// (`Ok` unless one is named).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::find_model`]; [`Error::ModelMismatch`] when the model is not the
+    /// one the vectors were made with; [`Error::Dense`] when it cannot load.
+    pub fn attach_model(&mut self, choice: &ModelChoice) -> Result<()> {
+        let Some(dir) = self.find_model(choice.dir.as_deref())? else {
+            return Ok(());
         };
         let encoder = load_encoder(&dir, choice.weights)?;
         self.attach_encoder(encoder)

@@ -173,6 +173,45 @@ fn parse_document(
     }))
 }
 
+/// The documents of a request body (or any text) named `source` in errors: a JSON array of
+/// document objects, or JSONL (one object per line, blank lines skipped). Each document is
+/// checked as a corpus line is (`id`, `text`, optional `title` and `vector`), ids must be
+/// unique, and every error names `source` and the line the offending document starts on.
+///
+/// # Errors
+///
+/// [`Error::JsonLine`] for text that is not JSON, [`Error::Record`] for a document with a
+/// missing or mistyped field, [`Error::DuplicateId`] for an id given twice.
+pub fn parse_documents(source: &str, body: &str) -> Result<Vec<Document>> {
+    let path = Path::new(source);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut docs = Vec::new();
+    if !body.trim_start().starts_with('[') {
+        for (i, line) in body.lines().enumerate() {
+            if let Some(doc) = parse_document(path, i + 1, line, &mut seen)? {
+                docs.push(doc);
+            }
+        }
+        return Ok(docs);
+    }
+    let items: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(body).map_err(|source| Error::JsonLine {
+            path: path.to_path_buf(),
+            line: source.line(),
+            expected: "a JSON array of document objects",
+            source,
+        })?;
+    for item in items {
+        // The raw value is a slice of `body`: where it starts gives its line.
+        let offset = item.get().as_ptr() as usize - body.as_ptr() as usize;
+        let line = crate::lines::line_of_offset(body.as_bytes(), offset);
+        if let Some(doc) = parse_document(path, line, item.get(), &mut seen)? {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
 /// The documents of a dataset, read one at a time ([`stream_corpus`]).
 pub struct DocumentStream {
     inner: StreamInner,

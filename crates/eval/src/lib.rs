@@ -47,7 +47,7 @@ pub mod trec;
 
 pub use dataset::{
     Dataset, DatasetFormat, Document, DocumentStream, Qrels, Query, detect_format, load_dataset,
-    read_corpus, stream_corpus,
+    parse_documents, read_corpus, stream_corpus,
 };
 pub use error::{Error, Result};
 pub use metrics::{QueryScores, Run, Scores, evaluate};

@@ -275,6 +275,34 @@ impl Bm25Index {
         })
     }
 
+    /// A second handle on this index with its own searcher, at the index's last commit: it
+    /// shares the analyzer and the columns already opened, and reloading one handle does not
+    /// move the other.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the reader cannot be opened.
+    pub fn reopen(&self) -> Result<Self> {
+        let reader = self
+            .index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let columns = self
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(Self {
+            index: self.index.clone(),
+            segments: RwLock::new(columns),
+            reader,
+            fields: self.fields,
+            analyzer: self.analyzer.clone(),
+            ngram_weight: self.ngram_weight,
+        })
+    }
+
     /// The analyzer that documents and queries go through.
     pub fn analyzer(&self) -> &Analyzer {
         &self.analyzer

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod eval;
 pub mod index;
 pub mod search;
+pub mod serve;
 pub mod train;
 pub mod tune;
 pub mod verify;

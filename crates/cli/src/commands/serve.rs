@@ -1,0 +1,122 @@
+//! `hybrid-search serve`: the collections of a folder over HTTP (`docs/api.md`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use hybrid_search_server::{Limits, Options, Server};
+
+use crate::args::WeightsArg;
+
+/// Serve the collections of a folder over HTTP: a JSON API and a search page at `/`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The folder whose collection folders are served (created if missing); collections
+    /// created through the API are made here.
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to listen on. Only this machine can connect to 127.0.0.1; use 0.0.0.0:PORT to
+    /// listen on every interface (set an API key then).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    addr: SocketAddr,
+    /// The API key every write needs as `Authorization: Bearer KEY`.
+    #[arg(long, env = "HYBRID_SEARCH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Searches and other reads need the API key too.
+    #[arg(long, requires = "api_key")]
+    protect_search: bool,
+    /// The folder `POST /collections` takes models from, by name (default: the standard
+    /// model folders, as `index --model` looks them up).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Searches run at once (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Requests admitted at once, running or waiting; more are answered 503.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
+    /// The largest request body, in MiB.
+    #[arg(long, default_value_t = 16)]
+    max_body_mb: usize,
+    /// The largest `k` (and fusion depth) a search may ask for.
+    #[arg(long, default_value_t = 1000)]
+    max_k: usize,
+    /// How the models' matrices run.
+    #[arg(long, value_enum, default_value = "as-stored")]
+    weights: WeightsArg,
+}
+
+/// Runs `serve` until SIGTERM or ctrl-c.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let mut options = Options::new(args.data.clone());
+    options.models = args.models.clone();
+    options.api_key = args.api_key.clone().filter(|k| !k.is_empty());
+    options.protect_search = args.protect_search;
+    if let Some(workers) = args.workers {
+        options.workers = workers.max(1);
+    }
+    options.queue = args.queue.max(1);
+    options.limits = Limits {
+        max_body_bytes: args.max_body_mb.max(1) << 20,
+        max_k: args.max_k.max(1),
+        ..Limits::default()
+    };
+    options.weights = args.weights.format();
+    let public = !args.addr.ip().is_loopback();
+    let server = Server::load(options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("listening on {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        let names = server.collections();
+        eprintln!(
+            "serving {} collection(s) from {}: {}",
+            names.len(),
+            args.data.display(),
+            names.join(", ")
+        );
+        if public && args.api_key.is_none() {
+            eprintln!(
+                "warning: listening on {addr} with no API key: anyone who can reach it can \
+                 write; set --api-key or HYBRID_SEARCH_API_KEY"
+            );
+        }
+        // The first line on stdout is the address, for scripts that start the server on port 0.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+        drop(out);
+        server.serve(listener, shutdown_signal()).await?;
+        eprintln!("stopped: requests in flight finished, writes committed");
+        anyhow::Ok(())
+    })
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

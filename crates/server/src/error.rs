@@ -1,0 +1,117 @@
+//! The API's errors: `{"error": {"code", "message"}}` with the HTTP status that fits.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to a request: its status, a stable machine-readable `code` and a message
+/// that says what was wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable code: `bad_request`, `unauthorized`, `not_found`, `exists`, `busy`,
+    /// `payload_too_large`, `overloaded`, `internal`.
+    pub code: &'static str,
+    /// What went wrong, naming the field, line or collection.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request's body or path is not valid; `message` names the field or line.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 404: no such collection or document.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 500: the engine failed (the message says how); nothing committed is lost.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, "1".parse().expect("valid"));
+        }
+        response
+    }
+}
+
+impl From<hybrid_search::Error> for ApiError {
+    fn from(e: hybrid_search::Error) -> Self {
+        use hybrid_search::Error as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidOption(_)
+            | E::InvalidVector { .. }
+            | E::Fusion(_)
+            | E::NoModel(..)
+            | E::Dataset(_) => Self::bad_request(message),
+            E::Busy { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "busy",
+                format!("{message}; try again when the other writer is done"),
+            ),
+            E::NotEmpty(_) => Self::new(StatusCode::CONFLICT, "exists", message),
+            E::NotACollection(_) => Self::not_found(message),
+            _ => Self::internal(message),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                status,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than this server's limit ({}); send the \
+                     documents in smaller batches, or start the server with a larger \
+                     --max-body-mb",
+                    e.body_text()
+                ),
+            )
+        } else {
+            Self::new(status, "bad_request", e.body_text())
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! hybrid-search as an HTTP service: every collection folder under a data folder served through
+//! a JSON API (search, documents, collections) and a search page at `/`, on axum and tokio.
+//! `hybrid-search serve` runs it; `docs/api.md` documents every request with curl examples.
+//!
+//! - **One engine**: a search is the engine's own [`hybrid_search::SearchRequest`] run by
+//!   [`hybrid_search::Collection::run`], and answers the JSON of `hybrid-search search --json`.
+//! - **Concurrency**: searches run on blocking threads, at most [`Options::workers`] at once;
+//!   at most [`Options::queue`] requests are admitted (running or waiting), and the next one
+//!   is answered 503 with `Retry-After`. Each collection has one write handle: writes queue on
+//!   it and never interleave; after each write, searches move to a new handle on the new
+//!   commit ([`hybrid_search::Collection::snapshot`]), so a search always sees whole commits.
+//! - **Security**: an API key ([`Options::api_key`]) guards writes (and reads with
+//!   [`Options::protect_search`]), compared in constant time; names are checked so no request
+//!   reaches outside the data folder; bodies, `k` and queries have limits ([`Limits`]).
+//! - **Shutdown**: on the future given to [`Server::serve`] (SIGTERM or ctrl-c in the CLI),
+//!   the server stops accepting, lets requests in flight finish, and waits for every write to
+//!   commit before returning.
+//!
+//! Writes by another process (`hybrid-search add` on a served folder) are seen after this
+//! server's next write to that collection, or a restart.
+
+mod api;
+mod error;
+mod state;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hybrid_search::Collection;
+use hybrid_search::dense::WeightFormat;
+
+pub use error::ApiError;
+use state::{AppState, Served};
+
+/// Limits on what one request may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// The largest `k` (and fusion depth) of a search.
+    pub max_k: usize,
+    /// The longest query, in bytes of UTF-8.
+    pub max_query_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 16 MiB bodies, `k` up to 1000, queries up to 4096 bytes.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_k: 1000,
+            max_query_bytes: 4096,
+        }
+    }
+}
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The folder whose collection folders are served (and where new ones are created).
+    pub data: PathBuf,
+    /// The folder that `POST /collections` takes models from, by name; `None`: the standard
+    /// model folders (`$HYBRID_SEARCH_MODELS`, the data folder's `models/`, `models/`).
+    pub models: Option<PathBuf>,
+    /// The API key writes need (`Authorization: Bearer KEY`); `None`: no key.
+    pub api_key: Option<String>,
+    /// With an API key, reads need it too.
+    pub protect_search: bool,
+    /// Searches run at once (blocking threads).
+    pub workers: usize,
+    /// Requests admitted at once (running or waiting); more are answered 503.
+    pub queue: usize,
+    /// Request limits.
+    pub limits: Limits,
+    /// How the models' matrices run.
+    pub weights: WeightFormat,
+}
+
+impl Options {
+    /// Serves `data` with no key, one worker per CPU, a queue of 64 and the default limits.
+    pub fn new(data: PathBuf) -> Self {
+        Self {
+            data,
+            models: None,
+            api_key: None,
+            protect_search: false,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            queue: 64,
+            limits: Limits::default(),
+            weights: WeightFormat::default(),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data folder cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A collection could not be opened.
+    #[error("collection {name:?}: {source}")]
+    Collection {
+        /// The collection's folder name.
+        name: String,
+        /// The engine's error.
+        #[source]
+        source: hybrid_search::Error,
+    },
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] hybrid_search::Error),
+}
+
+/// A loaded server: the collections of [`Options::data`] open, their models loaded once.
+pub struct Server {
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Opens every collection folder under `options.data` (created if missing) and loads the
+    /// models they were built with (each model once). A collection whose model is not found
+    /// is served with hybrid searches falling back to BM25 (each answer says so).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the data folder cannot be read or created;
+    /// [`Error::Collection`] naming the collection that cannot be opened.
+    pub fn load(options: Options) -> Result<Self, Error> {
+        let data = &options.data;
+        std::fs::create_dir_all(data).map_err(|source| Error::Io {
+            path: data.clone(),
+            source,
+        })?;
+        let state = AppState::new(options.clone(), BTreeMap::new());
+        let entries = std::fs::read_dir(data).map_err(|source| Error::Io {
+            path: data.clone(),
+            source,
+        })?;
+        let mut collections = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Io {
+                path: data.clone(),
+                source,
+            })?;
+            let dir = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !Collection::exists(&dir) {
+                continue;
+            }
+            if state::check_name(&name, "collection").is_err() {
+                tracing::warn!("{}: not served: its name is not valid", dir.display());
+                continue;
+            }
+            let _span = tracing::info_span!("load", collection = %name).entered();
+            let served = Served::open(&name, &dir, &state.models).map_err(|e| match e {
+                Error::Engine(source) => Error::Collection {
+                    name: name.clone(),
+                    source,
+                },
+                e => e,
+            })?;
+            collections.insert(name, Arc::new(served));
+        }
+        *state.collections.write().unwrap_or_else(|e| e.into_inner()) = collections;
+        Ok(Self {
+            state: Arc::new(state),
+        })
+    }
+
+    /// The names of the collections served, in order.
+    pub fn collections(&self) -> Vec<String> {
+        self.state
+            .collections
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The HTTP routes (`docs/api.md`).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves requests on `listener` until `shutdown` completes; then stops accepting, lets
+    /// requests in flight finish, and waits for every collection's write in progress to
+    /// commit.
+    ///
+    /// # Errors
+    ///
+    /// The listener's I/O errors.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        // A write whose client went away still runs to its commit on a blocking thread: wait
+        // for each collection's write handle to be free.
+        let served: Vec<Arc<Served>> = self
+            .state
+            .collections
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in served {
+            let _idle = s.writer.lock().await;
+        }
+        Ok(())
+    }
+}

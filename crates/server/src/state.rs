@@ -1,0 +1,298 @@
+//! What the server holds: the collections of its data folder (a search handle and a write
+//! handle each), the loaded models, the request queue and the worker limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use hybrid_search::dense::Encoder;
+use hybrid_search::{Collection, Mode, ModelChoice, Wait, load_encoder};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+use crate::{Error, Options};
+
+/// How long a write waits for another process's writer before answering 409.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// One served collection.
+pub(crate) struct Served {
+    pub(crate) name: String,
+    /// The handle searches use: one commit, replaced whole after each write.
+    reader: RwLock<Arc<Collection>>,
+    /// The handle writes go through, one at a time (waiting writes queue on this lock).
+    pub(crate) writer: Arc<tokio::sync::Mutex<Collection>>,
+    /// Set when the collection was deleted: writes that were waiting answer 404.
+    pub(crate) deleted: AtomicBool,
+}
+
+impl Served {
+    /// Opens the collection in `dir` for serving, its model taken from `models`.
+    pub(crate) fn open(name: &str, dir: &Path, models: &ModelCache) -> Result<Self, Error> {
+        let mut reader = Collection::open(dir)?;
+        for warning in reader.take_warnings() {
+            tracing::warn!(collection = name, "{warning}");
+        }
+        match reader.find_model(None) {
+            Ok(Some(model)) => match models.get(&model) {
+                Ok(encoder) => {
+                    if let Err(e) = reader.attach_encoder(encoder) {
+                        tracing::warn!(collection = name, "{e}");
+                        reader.attach_model_for_search(
+                            &ModelChoice::default(),
+                            Mode::Hybrid,
+                            false,
+                        )?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(collection = name, "{e}");
+                    reader.attach_model_for_search(&ModelChoice::default(), Mode::Hybrid, false)?;
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(collection = name, "{e}; hybrid searches fall back to BM25");
+                reader.attach_model_for_search(&ModelChoice::default(), Mode::Hybrid, false)?;
+            }
+        }
+        Self::with_reader(name, reader)
+    }
+
+    /// Serves `reader` (with its model attached).
+    pub(crate) fn with_reader(name: &str, reader: Collection) -> Result<Self, Error> {
+        let mut writer = reader.snapshot()?;
+        writer.set_write_wait(Wait::For(WRITE_WAIT));
+        Ok(Self {
+            name: name.to_string(),
+            reader: RwLock::new(Arc::new(reader)),
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            deleted: AtomicBool::new(false),
+        })
+    }
+
+    /// The handle on the last commit this server saw: a search keeps it for its whole run, so
+    /// it sees one commit however many writes land meanwhile.
+    pub(crate) fn reader(&self) -> Arc<Collection> {
+        self.reader
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes `next` the handle later searches use.
+    pub(crate) fn publish(&self, next: Collection) {
+        *self.reader.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+}
+
+/// Models loaded once and shared by every collection built with them, by folder.
+#[derive(Default)]
+pub(crate) struct ModelCache {
+    loaded: Mutex<HashMap<PathBuf, Arc<Encoder>>>,
+    weights: hybrid_search::dense::WeightFormat,
+}
+
+impl ModelCache {
+    pub(crate) fn new(weights: hybrid_search::dense::WeightFormat) -> Self {
+        Self {
+            loaded: Mutex::default(),
+            weights,
+        }
+    }
+
+    /// The encoder of the model folder `dir`, loaded at its first use.
+    pub(crate) fn get(&self, dir: &Path) -> Result<Arc<Encoder>, hybrid_search::Error> {
+        let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(encoder) = loaded.get(&key) {
+            return Ok(encoder.clone());
+        }
+        let encoder = load_encoder(dir, self.weights)?;
+        loaded.insert(key, encoder.clone());
+        Ok(encoder)
+    }
+}
+
+/// Which requests an API key guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Searches, document reads and listings: open unless `--protect-search`.
+    Read,
+    /// Creating, changing and deleting.
+    Write,
+}
+
+/// The server's state, shared by every request.
+pub(crate) struct AppState {
+    pub(crate) options: Options,
+    pub(crate) collections: RwLock<BTreeMap<String, Arc<Served>>>,
+    pub(crate) models: ModelCache,
+    /// Requests admitted (running or waiting for a worker): full means 503.
+    queue: Arc<Semaphore>,
+    /// Searches running at once on the blocking threads.
+    workers: Arc<Semaphore>,
+    /// Serialises creating and deleting collections.
+    pub(crate) admin: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    pub(crate) fn new(options: Options, collections: BTreeMap<String, Arc<Served>>) -> Self {
+        let models = ModelCache::new(options.weights);
+        Self {
+            queue: Arc::new(Semaphore::new(options.queue.max(1))),
+            workers: Arc::new(Semaphore::new(options.workers.max(1))),
+            collections: RwLock::new(collections),
+            models,
+            admin: tokio::sync::Mutex::new(()),
+            options,
+        }
+    }
+
+    /// Checks the request's `Authorization: Bearer KEY` when the server has a key and the
+    /// access needs it; the key is compared in constant time.
+    pub(crate) fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
+        let Some(key) = &self.options.api_key else {
+            return Ok(());
+        };
+        if access == Access::Read && !self.options.protect_search {
+            return Ok(());
+        }
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match given {
+            Some(given) if constant_time_eq::constant_time_eq(given.as_bytes(), key.as_bytes()) => {
+                Ok(())
+            }
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the API key in the Authorization header is not this server's",
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this request needs the server's API key: send the header \
+                 `Authorization: Bearer KEY`",
+            )),
+        }
+    }
+
+    /// A place in the queue, or 503 when it is full.
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.queue.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!(
+                    "the server is busy ({} requests queued or running); retry shortly \
+                     (Retry-After says when)",
+                    self.options.queue
+                ),
+            )
+        })
+    }
+
+    /// Runs CPU-heavy `work` on a blocking thread once a worker is free.
+    pub(crate) async fn compute<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _worker = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("the server is shutting down"))?;
+        joined(tokio::task::spawn_blocking(work).await)
+    }
+
+    /// The collection `name`, or 404.
+    pub(crate) fn collection(&self, name: &str) -> Result<Arc<Served>, ApiError> {
+        check_name(name, "collection")?;
+        self.collections
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no collection {name:?} (GET /collections lists them; POST /collections \
+                     creates one)"
+                ))
+            })
+    }
+
+    /// Runs a write on `served`'s write handle, after the writes queued before it: `work` gets
+    /// the write handle and the current search handle; when it is done, searches move to the
+    /// new commit whole.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        served: Arc<Served>,
+        work: impl FnOnce(&mut Collection, &Collection) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let writer = served.writer.clone().lock_owned().await;
+        if served.is_deleted() {
+            return Err(ApiError::not_found(format!(
+                "collection {:?} was deleted",
+                served.name
+            )));
+        }
+        joined(
+            tokio::task::spawn_blocking(move || {
+                let mut writer = writer;
+                let reader = served.reader();
+                writer.share_segments(&reader);
+                let out = work(&mut writer, &reader);
+                // Whether or not `work` committed, searches move to the last commit.
+                match writer.snapshot() {
+                    Ok(next) => served.publish(next),
+                    Err(e) => {
+                        return Err(ApiError::internal(format!(
+                            "the write's outcome stands, but searches could not move to the \
+                             new commit: {e}"
+                        )));
+                    }
+                }
+                out
+            })
+            .await,
+        )
+    }
+}
+
+fn joined<T>(result: Result<Result<T, ApiError>, tokio::task::JoinError>) -> Result<T, ApiError> {
+    result.unwrap_or_else(|e| {
+        Err(ApiError::internal(format!(
+            "the request's work failed: {e}"
+        )))
+    })
+}
+
+/// Checks a collection or model name: 1 to 64 of ASCII letters, digits, `-`, `_` and `.`,
+/// starting with a letter or digit, so a name never reaches outside the server's folders.
+pub(crate) fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{what} name {name:?} is not valid: use 1 to 64 ASCII letters, digits, '-', '_' or \
+             '.', starting with a letter or digit"
+        )))
+    }
+}
