@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hybrid_search::{
@@ -40,8 +40,40 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 "no such route: see docs/api.md (GET /collections lists the collections)",
             )
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method: see docs/api.md",
+            )
+        })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), declared_length))
         .with_state(state)
+}
+
+/// Refuses a body whose `Content-Length` is over the limit before any of it is read, so a
+/// client that waits for `100 Continue` does not send it at all.
+async fn declared_length(
+    State(app): Shared,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = app.options.limits.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    next.run(request).await
+}
+
+/// The body of a request, or the error that says why it could not be read.
+fn read_body(app: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    body.map_err(|e| crate::error::body_rejection(e, app.options.limits.max_body_bytes))
 }
 
 /// The search page: plain HTML and a little JavaScript, served from the binary.
@@ -261,7 +293,7 @@ async fn search(
 ) -> Result<Response, ApiError> {
     app.authorize(&headers, Access::Read)?;
     let served = app.collection(&name)?;
-    let request = parse::<SearchBody>(&body?, "search request")?.request(&app)?;
+    let request = parse::<SearchBody>(&read_body(&app, body)?, "search request")?.request(&app)?;
     let _queued = app.admit()?;
     let collection = served.reader();
     let results = app
@@ -286,7 +318,7 @@ async fn upsert(
 ) -> Result<Response, ApiError> {
     app.authorize(&headers, Access::Write)?;
     let served = app.collection(&name)?;
-    let body = body?;
+    let body = read_body(&app, body)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("request body: not UTF-8 text ({e})")))?;
     let docs = hybrid_search::eval::parse_documents("request body", text)
@@ -378,7 +410,7 @@ struct CreateBody {
 
 async fn create(State(app): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     app.authorize(&headers, Access::Write)?;
-    let body: CreateBody = parse(&body?, "create request")?;
+    let body: CreateBody = parse(&read_body(&app, body)?, "create request")?;
     check_name(&body.name, "collection")?;
     let _admin = app.admin.lock().await;
     if app

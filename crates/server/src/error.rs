@@ -96,22 +96,26 @@ impl From<hybrid_search::Error> for ApiError {
     }
 }
 
-impl From<axum::extract::rejection::BytesRejection> for ApiError {
-    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::new(
-                status,
-                "payload_too_large",
-                format!(
-                    "the request body is larger than this server's limit ({}); send the \
-                     documents in smaller batches, or start the server with a larger \
-                     --max-body-mb",
-                    e.body_text()
-                ),
-            )
-        } else {
-            Self::new(status, "bad_request", e.body_text())
-        }
+impl ApiError {
+    /// 413: a body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is larger than this server's limit of {limit} bytes; send the \
+                 documents in smaller batches, or start the server with a larger --max-body-mb"
+            ),
+        )
+    }
+}
+
+/// The rejection of a body that could not be read: 413 over the limit (the limit is checked
+/// on `Content-Length` first, by the router; this catches a body sent without one).
+pub(crate) fn body_rejection(e: axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(limit)
+    } else {
+        ApiError::new(e.status(), "bad_request", e.body_text())
     }
 }

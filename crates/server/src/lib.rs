@@ -155,6 +155,13 @@ impl Server {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            // What a collection deletion left behind when the server stopped part way.
+            if name.starts_with(".deleted-") {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!("{}: {e}", dir.display());
+                }
+                continue;
+            }
             if !Collection::exists(&dir) {
                 continue;
             }

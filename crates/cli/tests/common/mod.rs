@@ -130,3 +130,4 @@ pub fn tiny_model_collection(dir: &Path) -> (PathBuf, PathBuf) {
     index_with_model(&index, &model, &["--analyzer", "en"]);
     (index, model)
 }
+pub mod http;

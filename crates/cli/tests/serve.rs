@@ -1,0 +1,561 @@
+//! `hybrid-search serve` end to end, as a client sees it: the JSON API on the fixture corpus with
+//! a tiny random model (search, explain, upsert, delete, collections, errors, auth, path
+//! escapes), a queue that answers 503 when full, writers and readers at once, SIGTERM during a
+//! write, and kill -9 during writes followed by a restart.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::http::{Served, code};
+use common::{hs, ok, s};
+use serde_json::{Value, json};
+
+/// A data folder holding the fixture corpus as collection `idx`, with a dense leg made by a
+/// tiny model at `dir/tiny`.
+fn data_folder(dir: &std::path::Path) -> std::path::PathBuf {
+    let (index, _model) = common::tiny_model_collection(dir);
+    assert!(index.ends_with("idx"));
+    dir.to_path_buf()
+}
+
+fn docs_json(tag: &str, n: usize, words: usize) -> String {
+    let filler = "sepsis cytokine marker ".repeat(words);
+    let docs: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("{tag}-{i}"), "title": tag, "text": format!("{tag} {filler}")}))
+        .collect();
+    serde_json::to_string(&docs).unwrap()
+}
+
+/// Letters only, so the English analyzer keeps a batch's tag as one term.
+fn tag(writer: usize, batch: usize) -> String {
+    let letter = |n: usize| char::from(b'a' + (n % 26) as u8);
+    format!(
+        "zq{}{}{}",
+        letter(writer),
+        letter(batch / 26),
+        letter(batch)
+    )
+}
+
+fn count_tagged(server: &Served, tag: &str) -> usize {
+    let a = server.call(
+        "POST",
+        "/collections/idx/search",
+        Some(&json!({"query": tag, "k": 100, "mode": "sparse"}).to_string()),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["hits"].as_array().unwrap().len()
+}
+
+#[test]
+fn api_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_folder(tmp.path());
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    hybrid_search::dense::TinyModel::default()
+        .write(&models.join("tiny-small"))
+        .unwrap();
+    let server = Served::start(
+        &data,
+        &[
+            "--api-key",
+            "k3y",
+            "--models",
+            s(&models),
+            "--max-body-mb",
+            "1",
+        ],
+    );
+
+    // Health, listing, one collection.
+    let health = server.call("GET", "/health", None);
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let list = server.call_as("GET", "/collections", None, None);
+    assert_eq!(list.status, 200);
+    let idx = &list.body["collections"][0];
+    assert_eq!(idx["name"], "idx");
+    assert_eq!(idx["documents"], 30);
+    assert_eq!(idx["mode"], "hybrid");
+    assert_eq!(idx["model"], "tiny");
+    // f32 settings print as stored, not widened to f64.
+    assert!(list.text.contains("\"alpha\":0.85"), "{}", list.text);
+
+    // A hybrid search with explain answers exactly what `search --json --explain` prints.
+    let query = "IL-6 sepsis";
+    let a = server.call_as(
+        "POST",
+        "/collections/idx/search",
+        Some(&json!({"query": query, "k": 5, "explain": true}).to_string()),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let cli: Value = serde_json::from_str(&ok(&[
+        "search",
+        "--index",
+        s(&data.join("idx")),
+        "-k",
+        "5",
+        "--json",
+        "--explain",
+        query,
+    ]))
+    .unwrap();
+    assert_eq!(a.body, cli);
+    assert_eq!(a.body["hits"].as_array().unwrap().len(), 5);
+    assert_eq!(a.body["hits"][0]["legs"].as_array().unwrap().len(), 2);
+    // Fusion overrides and modes, as the CLI's flags.
+    let rrf = server.post_ok(
+        "/collections/idx/search",
+        &json!({"query": query, "k": 3, "fusion": {"method": "rrf", "rrf_k": 10}}),
+    );
+    assert_eq!(rrf["fusion"]["fusion"]["method"], "rrf");
+    assert_eq!(rrf["fusion"]["fusion"]["k"], 10.0);
+    assert!(
+        rrf["hits"][0].get("legs").is_none(),
+        "no legs without explain"
+    );
+    // A query vector in dense mode: the top hit's own vector finds it first.
+    let dim = idx["dim"].as_u64().unwrap() as usize;
+    let mut vector = vec![0.0f32; dim];
+    vector[0] = 1.0;
+    let dense = server.post_ok(
+        "/collections/idx/search",
+        &json!({"vector": vector, "k": 3, "mode": "dense"}),
+    );
+    assert_eq!(dense["mode"], "dense");
+    assert_eq!(dense["hits"].as_array().unwrap().len(), 3);
+
+    // Writes need the key: none, and a wrong one, are 401.
+    let body = docs_json("procalcitonin", 2, 1);
+    for key in [None, Some("wrong")] {
+        let a = server.call_as("POST", "/collections/idx/documents", Some(&body), key);
+        assert_eq!((a.status, code(&a)), (401, "unauthorized"), "{}", a.text);
+    }
+    // Upsert a JSON array, then JSONL (one replaced, one new): answered after the commit.
+    let added = server.post_ok(
+        "/collections/idx/documents",
+        &serde_json::from_str::<Value>(&body).unwrap(),
+    );
+    assert_eq!(
+        (added["added"].as_u64(), added["documents"].as_u64()),
+        (Some(2), Some(32))
+    );
+    let jsonl = "{\"id\": \"procalcitonin-1\", \"text\": \"procalcitonin again\"}\n\n{\"id\": \"ferritin-0\", \"text\": \"ferritin\"}\n";
+    let a = server.call("POST", "/collections/idx/documents", Some(jsonl));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        (a.body["added"].as_u64(), a.body["replaced"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(a.body["documents"].as_u64(), Some(33));
+    assert_eq!(count_tagged(&server, "procalcitonin"), 2);
+    let doc = server.call("GET", "/collections/idx/documents/procalcitonin-1", None);
+    assert_eq!(
+        (doc.status, doc.body["text"].as_str()),
+        (200, Some("procalcitonin again"))
+    );
+
+    // Delete: the document is gone from searches and reads; a second delete is 404.
+    let a = server.call("DELETE", "/collections/idx/documents/procalcitonin-1", None);
+    assert_eq!((a.status, a.body["documents"].as_u64()), (200, Some(32)));
+    assert_eq!(count_tagged(&server, "procalcitonin"), 1);
+    let a = server.call("DELETE", "/collections/idx/documents/procalcitonin-1", None);
+    assert_eq!((a.status, code(&a)), (404, "not_found"));
+    let a = server.call("GET", "/collections/idx/documents/procalcitonin-1", None);
+    assert_eq!(a.status, 404);
+
+    // Bad input: 400 naming the field or line; nothing is written.
+    let bad = |body: &str, path: &str, says: &str| {
+        let a = server.call("POST", path, Some(body));
+        assert_eq!(
+            (a.status, code(&a)),
+            (400, "bad_request"),
+            "{body}: {}",
+            a.text
+        );
+        let message = a.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(says),
+            "{body}: {message} should say {says:?}"
+        );
+    };
+    let search = "/collections/idx/search";
+    bad(r#"{"query": "x", "k": 0}"#, search, "k: 0");
+    bad(r#"{"query": "x", "k": 5000}"#, search, "k: 5000");
+    bad(r#"{"query": "x", "top": 3}"#, search, "unknown field `top`");
+    bad(
+        r#"{"query": "x", "fusion": {"method": "rrf", "alpha": 0.5}}"#,
+        search,
+        "fusion.alpha",
+    );
+    bad(
+        r#"{"query": "x", "fusion": {"alpha": 2}}"#,
+        search,
+        "fusion.alpha must be between 0 and 1",
+    );
+    bad(
+        r#"{"query": "x", "mode": "fuzzy"}"#,
+        search,
+        "unknown variant `fuzzy`",
+    );
+    bad(r#"{"k": 3}"#, search, "query: missing");
+    bad(
+        &json!({"query": "x".repeat(5000)}).to_string(),
+        search,
+        "query: 5000 bytes",
+    );
+    bad(
+        r#"{"vector": [1, 2], "mode": "dense"}"#,
+        search,
+        "query vector",
+    );
+    bad(r#"{"query": "x""#, search, "search request: EOF");
+    let documents = "/collections/idx/documents";
+    bad(
+        "{\"id\": \"a\", \"text\": \"ok\"}\n{\"id\": \"b\"}\n",
+        documents,
+        "request body line 2: missing field \"text\"",
+    );
+    bad(
+        "[\n{\"id\": \"a\", \"text\": \"ok\"},\n{\"id\": \"a\", \"text\": \"again\"}\n]",
+        documents,
+        "line 3: duplicate id \"a\"",
+    );
+    bad(
+        r#"[{"id": "v", "text": "t", "vector": [1, 2]}]"#,
+        documents,
+        "\"vector\" cannot be used",
+    );
+    bad("[]", documents, "no documents");
+    assert_eq!(
+        server.call("GET", "/collections/idx", None).body["documents"],
+        32
+    );
+
+    // A body over the limit is 413, answered on its declared length before it is sent.
+    let (status, text) = server.declared_only(documents, 2 << 20);
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("payload_too_large") && text.contains("--max-body-mb"), "{text}");
+
+    // Names cannot reach outside the data folder.
+    for path in [
+        "/collections/..%2F..%2Fetc/search",
+        "/collections/.hidden/search",
+        "/collections/a%2Fb/documents/x",
+        "/collections/..",
+    ] {
+        let a = server.call("POST", path, Some(r#"{"query": "x"}"#));
+        assert!(
+            matches!(a.status, 400 | 404 | 405),
+            "{path}: {} {}",
+            a.status,
+            a.text
+        );
+        assert_ne!(a.status, 200, "{path}");
+    }
+    let a = server.call("POST", "/collections", Some(r#"{"name": "../escape"}"#));
+    assert_eq!((a.status, code(&a)), (400, "bad_request"));
+    let a = server.call(
+        "POST",
+        "/collections",
+        Some(r#"{"name": "ok", "model": "../tiny"}"#),
+    );
+    assert_eq!((a.status, code(&a)), (400, "bad_request"));
+    assert!(!tmp.path().join("escape").exists() && !tmp.path().join("ok").exists());
+    let a = server.call("GET", "/collections/nope/documents/x", None);
+    assert_eq!((a.status, code(&a)), (404, "not_found"));
+
+    // Create a collection with a model from the models folder, fill it, search it, delete it.
+    let a = server.call(
+        "POST",
+        "/collections",
+        Some(r#"{"name": "news", "analyzer": "en", "model": "tiny-small"}"#),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        (a.body["model"].as_str(), a.body["documents"].as_u64()),
+        (Some("tiny-small"), Some(0))
+    );
+    let a = server.call("POST", "/collections", Some(r#"{"name": "news"}"#));
+    assert_eq!((a.status, code(&a)), (409, "exists"));
+    let a = server.call(
+        "POST",
+        "/collections",
+        Some(r#"{"name": "x", "model": "missing"}"#),
+    );
+    assert_eq!((a.status, code(&a)), (400, "bad_request"));
+    server.post_ok(
+        "/collections/news/documents",
+        &json!([{"id": "n1", "text": "ferritin rises in inflammation"}]),
+    );
+    let found = server.post_ok("/collections/news/search", &json!({"query": "ferritin"}));
+    assert_eq!(found["hits"][0]["id"], "n1");
+    let a = server.call("DELETE", "/collections/news", None);
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!tmp.path().join("news").exists());
+    let a = server.call(
+        "POST",
+        "/collections/news/search",
+        Some(r#"{"query": "x"}"#),
+    );
+    assert_eq!(a.status, 404);
+
+    // The page is served, and unknown routes are JSON 404s.
+    let page = server.call("GET", "/", None);
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("<form id=\"search\""));
+    assert_eq!(code(&server.call("GET", "/nope", None)), "not_found");
+
+    // Graceful stop: exit status 0, and the collection verifies.
+    assert!(server.terminate());
+    ok(&["verify", "--index", s(&data.join("idx"))]);
+}
+
+#[test]
+fn protect_search_needs_the_key_for_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&[
+        "index",
+        "--index",
+        s(&data.join("med")),
+        "--dataset",
+        &common::fixture("medical.jsonl"),
+    ]);
+    let server = Served::start(&data, &["--api-key", "k3y", "--protect-search"]);
+    let body = r#"{"query": "sepsis"}"#;
+    for key in [None, Some("k3Y")] {
+        let a = server.call_as("POST", "/collections/med/search", Some(body), key);
+        assert_eq!(a.status, 401, "{}", a.text);
+        assert_eq!(server.call_as("GET", "/collections", None, key).status, 401);
+    }
+    let a = server.call("POST", "/collections/med/search", Some(body));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["mode"], "sparse");
+    // Health stays open, for load balancers.
+    assert_eq!(server.call_as("GET", "/health", None, None).status, 200);
+}
+
+#[test]
+fn a_full_queue_answers_503_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_folder(tmp.path());
+    let server = Arc::new(Served::start(&data, &["--queue", "1", "--workers", "1"]));
+    // One long write holds the only place in the queue.
+    let writer = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            server.call(
+                "POST",
+                "/collections/idx/documents",
+                Some(&docs_json("bulk", 1500, 20)),
+            )
+        })
+    };
+    let mut refused = None;
+    let started = Instant::now();
+    while !writer.is_finished() && started.elapsed() < Duration::from_secs(120) {
+        let a = server.call(
+            "POST",
+            "/collections/idx/search",
+            Some(r#"{"query": "sepsis"}"#),
+        );
+        if a.status == 503 {
+            refused = Some(a);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let refused = refused.expect("a search while the write held the queue was refused");
+    assert_eq!(code(&refused), "overloaded");
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    let write = writer.join().unwrap();
+    assert_eq!(write.status, 200, "{}", write.text);
+    let a = server.call(
+        "POST",
+        "/collections/idx/search",
+        Some(r#"{"query": "sepsis"}"#),
+    );
+    assert_eq!(a.status, 200);
+}
+
+#[test]
+fn writers_and_readers_at_once_see_whole_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_folder(tmp.path());
+    let server = Arc::new(Served::start(&data, &[]));
+    const WRITERS: usize = 3;
+    const BATCHES: usize = 8;
+    const PER_BATCH: usize = 5;
+    let committed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let searches = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (server, committed) = (server.clone(), committed.clone());
+            std::thread::spawn(move || {
+                for b in 0..BATCHES {
+                    let t = tag(w, b);
+                    let a = server.call(
+                        "POST",
+                        "/collections/idx/documents",
+                        Some(&docs_json(&t, PER_BATCH, 3)),
+                    );
+                    assert_eq!(a.status, 200, "{}", a.text);
+                    committed.lock().unwrap().push(t);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let (server, done, searches) = (server.clone(), done.clone(), searches.clone());
+            std::thread::spawn(move || {
+                let mut i = r;
+                while !done.load(Ordering::SeqCst) {
+                    // Any batch, committed or not: a search sees all of it or none of it.
+                    let t = tag(i % WRITERS, (i / WRITERS) % BATCHES);
+                    let n = count_tagged(&server, &t);
+                    assert!(
+                        n == 0 || n == PER_BATCH,
+                        "{t}: {n} of a batch of {PER_BATCH}"
+                    );
+                    let hybrid = server.call(
+                        "POST",
+                        "/collections/idx/search",
+                        Some(&json!({"query": format!("{t} sepsis"), "k": 10}).to_string()),
+                    );
+                    assert_eq!(hybrid.status, 200, "{}", hybrid.text);
+                    searches.fetch_add(2, Ordering::SeqCst);
+                    i += 7;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(searches.load(Ordering::SeqCst) > 0);
+    // Nothing lost: every batch whole, every document counted.
+    for t in committed.lock().unwrap().iter() {
+        assert_eq!(count_tagged(&server, t), PER_BATCH, "{t}");
+    }
+    let total = 30 + WRITERS * BATCHES * PER_BATCH;
+    assert_eq!(
+        server.call("GET", "/collections/idx", None).body["documents"],
+        total
+    );
+    let server = Arc::into_inner(server).expect("threads are done");
+    assert!(server.terminate());
+    let report = ok(&["verify", "--index", s(&data.join("idx")), "--json"]);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["documents"], total, "{report}");
+}
+
+#[test]
+fn sigterm_lets_the_write_in_flight_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_folder(tmp.path());
+    let server = Arc::new(Served::start(&data, &[]));
+    let writer = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            server.call(
+                "POST",
+                "/collections/idx/documents",
+                Some(&docs_json("late", 1500, 20)),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let write = writer.join().unwrap();
+    assert_eq!(
+        write.status, 200,
+        "the write in flight finished: {}",
+        write.text
+    );
+    let mut server = Arc::into_inner(server).unwrap();
+    assert!(server.child.wait().unwrap().success());
+    let report = ok(&["verify", "--index", s(&data.join("idx")), "--json"]);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["documents"], 30 + 1500, "{report}");
+}
+
+#[test]
+fn kill_9_during_writes_keeps_every_committed_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_folder(tmp.path());
+    let server = Served::start(&data, &[]);
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let base = server.base.clone();
+    let writer = {
+        let acknowledged = acknowledged.clone();
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            for b in 0..1000 {
+                let t = tag(0, b);
+                let sent = agent
+                    .post(&format!("{base}/collections/idx/documents"))
+                    .content_type("application/json")
+                    .send(docs_json(&t, 20, 5));
+                match sent {
+                    Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push(t),
+                    // The server is gone.
+                    _ => return,
+                }
+            }
+        })
+    };
+    // Kill it part way through a stream of writes.
+    let started = Instant::now();
+    while acknowledged.lock().unwrap().len() < 3 && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(37));
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    writer.join().unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 3);
+    drop(server);
+
+    // The collection verifies, and after a restart every acknowledged write is there, whole.
+    let verify = hs(&["verify", "--index", s(&data.join("idx"))]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let server = Served::start(&data, &[]);
+    for t in &acknowledged {
+        assert_eq!(count_tagged(&server, t), 20, "{t}");
+    }
+    // The write in flight when it died is all there or not at all.
+    let next = tag(0, acknowledged.len());
+    let n = count_tagged(&server, &next);
+    assert!(n == 0 || n == 20, "{next}: {n}");
+    let documents = server.call("GET", "/collections/idx", None).body["documents"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(documents as usize, 30 + 20 * acknowledged.len() + n);
+}
