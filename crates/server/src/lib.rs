@@ -113,11 +113,17 @@ pub enum Error {
         name: String,
         /// The engine's error.
         #[source]
-        source: hybrid_search::Error,
+        source: Box<hybrid_search::Error>,
     },
     /// The engine failed.
     #[error(transparent)]
-    Engine(#[from] hybrid_search::Error),
+    Engine(Box<hybrid_search::Error>),
+}
+
+impl From<hybrid_search::Error> for Error {
+    fn from(e: hybrid_search::Error) -> Self {
+        Self::Engine(Box::new(e))
+    }
 }
 
 /// A loaded server: the collections of [`Options::data`] open, their models loaded once.
