@@ -1,9 +1,10 @@
 //! Load on `hybrid-search serve`: `--clients` HTTP clients sending searches back to back for
-//! `--seconds`, optionally with one writer adding documents at the same time; prints requests,
-//! errors, throughput and latency percentiles (one JSON line, then a table row). With
-//! `--library INDEX` it first times the same searches through the library in this process and
-//! through HTTP one at a time (the overhead of the service); with `--spawn BIN --index DIR` the
-//! clients spawn `BIN search` per query instead of calling the server (the CLI's rate).
+//! `--seconds`, optionally with one writer adding `--batch` documents per commit back to back at
+//! the same time; prints one JSON line: requests, errors, requests/s and latency percentiles in
+//! milliseconds (and the writer's commits). With `--library INDEX` it instead times the same
+//! searches one at a time through the library in this process and through HTTP, alternately
+//! (the service's overhead); with `--spawn BIN --index DIR` the clients spawn `BIN search` per
+//! query instead of calling the server (the CLI's rate).
 //! `benches/serve-load.sh` runs every measurement of `docs/benchmarks.md`.
 //!
 //! ```text
