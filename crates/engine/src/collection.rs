@@ -332,6 +332,22 @@ impl Collection {
         Ok(snapshot)
     }
 
+    /// Opens the vector segments of the commit this handle is on and builds its key -> id
+    /// map now, instead of at the first dense search: the first search after a write does not
+    /// pay for it, and the segments stay readable however many later commits merge their
+    /// files away. Does nothing without a dense leg; damaged segments are left to searches to
+    /// report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the live documents cannot be read.
+    pub fn warm(&self) -> Result<()> {
+        if let Ok((leg, _)) = self.segments() {
+            self.live_ids(leg)?;
+        }
+        Ok(())
+    }
+
     /// Lets this handle reuse the vector segments `other` (a handle on the same collection,
     /// such as an older [`Collection::snapshot`]) has open, instead of reading them again from
     /// disk when a write or a search needs them.

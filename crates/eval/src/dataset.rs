@@ -176,36 +176,43 @@ fn parse_document(
 /// The documents of a request body (or any text) named `source` in errors: a JSON array of
 /// document objects, or JSONL (one object per line, blank lines skipped). Each document is
 /// checked as a corpus line is (`id`, `text`, optional `title` and `vector`), ids must be
-/// unique, and every error names `source` and the line the offending document starts on.
+/// unique, and every error names `source` and the line the offending document starts on (and,
+/// in an array, its position: `request body (document 3) line 1: ...`).
 ///
 /// # Errors
 ///
 /// [`Error::JsonLine`] for text that is not JSON, [`Error::Record`] for a document with a
 /// missing or mistyped field, [`Error::DuplicateId`] for an id given twice.
 pub fn parse_documents(source: &str, body: &str) -> Result<Vec<Document>> {
-    let path = Path::new(source);
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut docs = Vec::new();
     if !body.trim_start().starts_with('[') {
         for (i, line) in body.lines().enumerate() {
-            if let Some(doc) = parse_document(path, i + 1, line, &mut seen)? {
+            if let Some(doc) = parse_document(Path::new(source), i + 1, line, &mut seen)? {
                 docs.push(doc);
             }
         }
         return Ok(docs);
     }
     let items: Vec<&serde_json::value::RawValue> =
-        serde_json::from_str(body).map_err(|source| Error::JsonLine {
-            path: path.to_path_buf(),
-            line: source.line(),
+        serde_json::from_str(body).map_err(|e| Error::JsonLine {
+            path: source.into(),
             expected: "a JSON array of document objects",
-            source,
+            line: e.line(),
+            source: e,
         })?;
-    for item in items {
-        // The raw value is a slice of `body`: where it starts gives its line.
+    let (mut line, mut scanned) = (1, 0);
+    for (i, item) in items.iter().enumerate() {
+        // The raw value is a slice of `body`: where it starts gives its line, counted on from
+        // the previous document's start.
         let offset = item.get().as_ptr() as usize - body.as_ptr() as usize;
-        let line = crate::lines::line_of_offset(body.as_bytes(), offset);
-        if let Some(doc) = parse_document(path, line, item.get(), &mut seen)? {
+        line += body.as_bytes()[scanned..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        scanned = offset;
+        let label = format!("{source} (document {})", i + 1);
+        if let Some(doc) = parse_document(Path::new(&label), line, item.get(), &mut seen)? {
             docs.push(doc);
         }
     }

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hybrid_search::{
@@ -48,30 +48,58 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            declared_length,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
 }
 
-/// Refuses a body whose `Content-Length` is over the limit before any of it is read, so a
-/// client that waits for `100 Continue` does not send it at all.
-async fn declared_length(
+/// What every request passes before its body is read: the Host and Origin checks, the API key
+/// for the route's access, the declared body length, and a place in the queue for the
+/// requests that do work (searches and writes; the permit is held until the answer).
+async fn gate(
     State(app): Shared,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    match admit_request(&app, &request) {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn admit_request(
+    app: &AppState,
+    request: &axum::extract::Request,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    let headers = request.headers();
+    app.check_origin(headers)?;
+    let path = request.uri().path();
+    if path == "/" || path == "/health" {
+        return Ok(None);
+    }
+    let method = request.method();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let search =
+        method == Method::POST && matches!(segments.as_slice(), ["collections", _, "search"]);
+    let read = method == Method::GET || search;
+    app.authorize(headers, if read { Access::Read } else { Access::Write })?;
     let limit = app.options.limits.max_body_bytes;
-    let declared = request
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Refused before any of the body is read, so a client that waits for `100 Continue` does
+    // not send it at all.
     if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::too_large(limit).into_response();
+        return Err(ApiError::too_large(limit));
     }
-    next.run(request).await
+    if method == Method::GET {
+        return Ok(None);
+    }
+    app.admit().map(Some)
 }
 
 /// The body of a request, or the error that says why it could not be read.
@@ -123,8 +151,7 @@ fn info(served: &Served) -> Info {
     }
 }
 
-async fn list(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Read)?;
+async fn list(State(app): Shared) -> Result<Response, ApiError> {
     let served: Vec<Arc<Served>> = app
         .collections
         .read()
@@ -144,12 +171,17 @@ async fn list(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiErr
 
 async fn describe(
     State(app): Shared,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Read)?;
+    let name = path(name)?;
     let served = app.collection(&name)?;
     Ok(axum::Json(info(&served)).into_response())
+}
+
+/// A path's parameters, or a JSON 400 saying why they cannot be read.
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("the request's path: {}", e.body_text())))
 }
 
 /// Parses a JSON body into `T`, naming the field or position that does not fit.
@@ -290,18 +322,16 @@ struct SearchAnswer {
 
 async fn search(
     State(app): Shared,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Read)?;
+    let name = path(name)?;
     let served = app.collection(&name)?;
     let request = parse::<SearchBody>(&read_body(&app, body)?, "search request")?.request(&app)?;
-    let _queued = app.admit()?;
-    let collection = served.reader();
     let results = app
         .compute(move || {
-            let results = collection.run(&request).map_err(flag_names)?;
+            // The last commit when a worker takes it up.
+            let results = served.reader().run(&request).map_err(flag_names)?;
             Ok(SearchAnswer {
                 results,
                 query: request.query,
@@ -315,24 +345,27 @@ async fn search(
 /// commit.
 async fn upsert(
     State(app): Shared,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Write)?;
+    let name = path(name)?;
     let served = app.collection(&name)?;
     let body = read_body(&app, body)?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::bad_request(format!("request body: not UTF-8 text ({e})")))?;
-    let docs = hybrid_search::eval::parse_documents("request body", text)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Parsing a large body is CPU work: off the async threads.
+    let docs = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| ApiError::bad_request(format!("request body: not UTF-8 text ({e})")))?;
+        hybrid_search::eval::parse_documents("request body", text)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     if docs.is_empty() {
         return Err(ApiError::bad_request(
             "request body: no documents; send a JSON array of {\"id\", \"text\"} objects, or \
              one object per line",
         ));
     }
-    let _queued = app.admit()?;
     let answer = app
         .write(served, move |writer, reader| {
             let mut replaced = 0;
@@ -345,6 +378,16 @@ async fn upsert(
                 hybrid_search::Error::InvalidVector { .. } => {
                     ApiError::bad_request(format!("request body: {e}"))
                 }
+                hybrid_search::Error::NoModel(..) => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no_model",
+                    format!(
+                        "this server has no model for the collection's vectors, so it cannot \
+                         encode documents ({e}); start the server where the model is found \
+                         (scripts/fetch-models.sh lays out models/), or send documents with \
+                         their own \"vector\""
+                    ),
+                ),
                 e => ApiError::from(e),
             })?;
             Ok(serde_json::json!({
@@ -361,10 +404,9 @@ async fn upsert(
 
 async fn get_document(
     State(app): Shared,
-    Path((name, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    names: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Read)?;
+    let (name, id) = path(names)?;
     let served = app.collection(&name)?;
     let collection = served.reader();
     let missing = || ApiError::not_found(format!("collection {name:?} has no document {id:?}"));
@@ -376,12 +418,10 @@ async fn get_document(
 
 async fn delete_document(
     State(app): Shared,
-    Path((name, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    names: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Write)?;
+    let (name, id) = path(names)?;
     let served = app.collection(&name)?;
-    let _queued = app.admit()?;
     let answer = app
         .write(served, move |writer, reader| {
             if reader.get(&id)?.is_none() {
@@ -411,8 +451,7 @@ struct CreateBody {
     model: Option<String>,
 }
 
-async fn create(State(app): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Write)?;
+async fn create(State(app): Shared, body: Body) -> Result<Response, ApiError> {
     let body: CreateBody = parse(&read_body(&app, body)?, "create request")?;
     check_name(&body.name, "collection")?;
     let _admin = app.admin.lock().await;
@@ -461,39 +500,53 @@ async fn create(State(app): Shared, headers: HeaderMap, body: Body) -> Result<Re
         None => None,
     };
     let state = app.clone();
-    let name = body.name.clone();
-    let served = app
+    let answer = app
         .compute(move || {
-            let dense = match &model {
-                Some(dir) => {
-                    let encoder = state.models.get(dir)?;
-                    let options = DenseOptions::for_encoder(&encoder);
-                    Some((encoder, options))
+            let created = (|| {
+                let dense = match &model {
+                    Some(dir) => {
+                        let encoder = state.models.get(dir)?;
+                        let options = DenseOptions::for_encoder(&encoder);
+                        Some((encoder, options))
+                    }
+                    None => None,
+                };
+                let analyzer = AnalyzerConfig::for_kind(body.analyzer);
+                let collection = Collection::create_with(&dir, analyzer, dense)?;
+                Served::with_reader(&body.name, collection)
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            })();
+            let served = match created {
+                Ok(served) => Arc::new(served),
+                Err(e) => {
+                    // Nothing was there before (checked under the admin lock): leave nothing.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e);
                 }
-                None => None,
             };
-            let collection =
-                Collection::create_with(&dir, AnalyzerConfig::for_kind(body.analyzer), dense)?;
-            Served::with_reader(&name, collection).map_err(|e| ApiError::internal(e.to_string()))
+            let answer = info(&served);
+            // Inserted here, not by the handler, so a client that goes away part way does
+            // not leave a folder that is not served.
+            state
+                .collections
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(body.name, served);
+            Ok(answer)
         })
         .await?;
-    let served = Arc::new(served);
-    let answer = info(&served);
-    app.collections
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(body.name, served);
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
 async fn drop_collection(
     State(app): Shared,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    app.authorize(&headers, Access::Write)?;
-    let served = app.collection(&name)?;
+    let name = path(name)?;
+    // Looked up under the admin lock: a collection deleted (or created again) by a request
+    // that held it first is seen as it is now.
     let _admin = app.admin.lock().await;
+    let served = app.collection(&name)?;
     app.collections
         .write()
         .unwrap_or_else(|e| e.into_inner())

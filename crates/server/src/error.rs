@@ -10,8 +10,9 @@ use serde::Serialize;
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
-    /// A stable code: `bad_request`, `unauthorized`, `not_found`, `exists`, `busy`,
-    /// `payload_too_large`, `overloaded`, `internal`.
+    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `exists`, `busy`, `no_model`, `payload_too_large`, `overloaded`,
+    /// `internal` (`docs/api.md`).
     pub code: &'static str,
     /// What went wrong, naming the field, line or collection.
     pub message: String,

@@ -68,6 +68,10 @@ pub struct Options {
     pub api_key: Option<String>,
     /// With an API key, reads need it too.
     pub protect_search: bool,
+    /// Answer only requests whose `Host` names this machine (a server on a loopback address;
+    /// a guard against DNS rebinding). Requests from another site's page (`Origin`) are
+    /// refused either way.
+    pub loopback_only: bool,
     /// Searches run at once (blocking threads).
     pub workers: usize,
     /// Requests admitted at once (running or waiting); more are answered 503.
@@ -79,13 +83,15 @@ pub struct Options {
 }
 
 impl Options {
-    /// Serves `data` with no key, one worker per CPU, a queue of 64 and the default limits.
+    /// Serves `data` with no key, for requests to this machine's names only, one worker per
+    /// CPU, a queue of 64 and the default limits.
     pub fn new(data: PathBuf) -> Self {
         Self {
             data,
             models: None,
             api_key: None,
             protect_search: false,
+            loopback_only: true,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             queue: 64,
             limits: Limits::default(),

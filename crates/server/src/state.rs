@@ -62,8 +62,11 @@ impl Served {
         Self::with_reader(name, reader)
     }
 
-    /// Serves `reader` (with its model attached).
+    /// Serves `reader` (with its model attached), its vector segments opened now.
     pub(crate) fn with_reader(name: &str, reader: Collection) -> Result<Self, Error> {
+        if let Err(e) = reader.warm() {
+            tracing::warn!(collection = name, "{e}");
+        }
         let mut writer = reader.snapshot()?;
         writer.set_write_wait(Wait::For(WRITE_WAIT));
         Ok(Self {
@@ -188,6 +191,38 @@ impl AppState {
         }
     }
 
+    /// Refuses requests a browser makes for another site's page (an `Origin` that is not this
+    /// server's), and, when the server listens on a loopback address, requests for another
+    /// host name (DNS rebinding): without an API key the API is open to this machine, not to
+    /// every page its browser opens.
+    pub(crate) fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let forbidden = |m: String| ApiError::new(StatusCode::FORBIDDEN, "forbidden", m);
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        if self.options.loopback_only
+            && let Some(host) = host
+            && !is_loopback_host(host)
+        {
+            return Err(forbidden(format!(
+                "Host {host:?} is not this machine: a server listening on a loopback address \
+                 answers requests for localhost, 127.0.0.1 or [::1] only"
+            )));
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            let own = host.is_some_and(|h| {
+                origin.strip_prefix("http://") == Some(h)
+                    || origin.strip_prefix("https://") == Some(h)
+            });
+            if !own {
+                return Err(forbidden(format!(
+                    "a request from the page of {origin:?} is refused: only this server's own \
+                     page, and clients that send no Origin, may call the API"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A place in the queue, or 503 when it is full.
     pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         self.queue.clone().try_acquire_owned().map_err(|_| {
@@ -256,7 +291,13 @@ impl AppState {
                 let out = work(&mut writer, &reader);
                 // Whether or not `work` committed, searches move to the last commit.
                 match writer.snapshot() {
-                    Ok(next) => served.publish(next),
+                    Ok(next) => {
+                        // Its segments opened before any search holds it.
+                        if let Err(e) = next.warm() {
+                            tracing::warn!(collection = %served.name, "{e}");
+                        }
+                        served.publish(next);
+                    }
                     Err(e) => {
                         return Err(ApiError::internal(format!(
                             "the write's outcome stands, but searches could not move to the \
@@ -277,6 +318,20 @@ fn joined<T>(result: Result<Result<T, ApiError>, tokio::task::JoinError>) -> Res
             "the request's work failed: {e}"
         )))
     })
+}
+
+/// Whether a `Host` header names this machine: `localhost`, a 127.x.y.z address or `[::1]`,
+/// with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks a collection or model name: 1 to 64 of ASCII letters, digits, `-`, `_` and `.`,

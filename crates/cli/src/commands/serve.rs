@@ -51,7 +51,14 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut options = Options::new(args.data.clone());
     options.models = args.models.clone();
-    options.api_key = args.api_key.clone().filter(|k| !k.is_empty());
+    if args.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        anyhow::bail!(
+            "the API key (--api-key or HYBRID_SEARCH_API_KEY) is empty: give a key, or leave it \
+             unset to serve without one"
+        );
+    }
+    options.api_key = args.api_key.clone();
+    options.loopback_only = args.addr.ip().is_loopback();
     options.protect_search = args.protect_search;
     if let Some(workers) = args.workers {
         options.workers = workers.max(1);

@@ -135,32 +135,67 @@ impl Served {
         a.body
     }
 
-    /// Sends only the head of a POST whose `Content-Length` says `length` bytes (no body), and
-    /// returns the status and body of the answer: a server that checks the declared length
-    /// answers at once.
-    pub fn declared_only(&self, path: &str, length: usize) -> (u16, String) {
+    /// Sends `head` (a request line and headers, each ending in CRLF, without the blank line)
+    /// with no body, and returns the status and body of the answer.
+    pub fn raw(&self, head: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let addr = self.base.strip_prefix("http://").unwrap();
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(30)))
             .unwrap();
-        let auth = self
-            .key
-            .as_ref()
-            .map(|k| format!("Authorization: Bearer {k}\r\n"))
-            .unwrap_or_default();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
-             Content-Length: {length}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        write!(stream, "{head}Connection: close\r\n\r\n").unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
         (status, body)
+    }
+
+    /// Sends only the head of a POST whose `Content-Length` says `length` bytes (no body): a
+    /// server that checks the declared length answers at once.
+    pub fn declared_only(&self, path: &str, length: usize) -> (u16, String) {
+        let addr = self.base.strip_prefix("http://").unwrap();
+        let auth = self
+            .key
+            .as_ref()
+            .map(|k| format!("Authorization: Bearer {k}\r\n"))
+            .unwrap_or_default();
+        self.raw(&format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {length}\r\n"
+        ))
+    }
+
+    /// `method path` with `body` and extra headers (name, value), with the API key.
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let mut r = match method {
+            "POST" => self.agent.post(&url),
+            _ => panic!("method {method}"),
+        };
+        if let Some(k) = &self.key {
+            r = r.header("Authorization", &format!("Bearer {k}"));
+        }
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
+        let mut response = r.send(body).unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            body,
+            text,
+            retry_after: None,
+        }
     }
 
     /// The process id.
