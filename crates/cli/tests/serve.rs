@@ -373,6 +373,61 @@ fn protect_search_needs_the_key_for_reads() {
 }
 
 #[test]
+fn another_process_holding_the_write_lock_is_409_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let index = data.join("med");
+    ok(&[
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &common::fixture("medical.jsonl"),
+    ]);
+    let server = Served::start(&data, &[]);
+    // Another process takes the collection's write lock (flock(2), as the engine's writers do).
+    let lock = index.join(hybrid_search::LOCK_FILE);
+    // `-o`: the lock is held by flock itself, not by `sleep`, so killing flock releases it.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let held = || {
+        !std::process::Command::new("flock")
+            .args(["-n"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    };
+    let started = Instant::now();
+    while !held() {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = r#"[{"id": "x", "text": "ferritin"}]"#;
+    let a = server.call("POST", "/collections/med/documents", Some(body));
+    assert_eq!((a.status, code(&a)), (409, "busy"), "{}", a.text);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("try again")
+    );
+    // Searches go on meanwhile; once the other writer is gone, the write goes through.
+    let found = server.post_ok("/collections/med/search", &json!({"query": "sepsis"}));
+    assert!(!found["hits"].as_array().unwrap().is_empty());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let a = server.call("POST", "/collections/med/documents", Some(body));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["documents"], 31);
+}
+
+#[test]
 fn an_empty_api_key_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = hs(&[
