@@ -100,14 +100,8 @@ impl Browser {
             "DELETE" => self.agent.delete(&url).call(),
             _ => unreachable!(),
         };
-        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()
-            .unwrap();
+        let response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let (status, text) = common::http::status_and_text(response);
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(status, 200, "{method} {path}: {text}");
         value["value"].clone()

@@ -152,13 +152,7 @@ fn info(served: &Served) -> Info {
 }
 
 async fn list(State(app): Shared) -> Result<Response, ApiError> {
-    let served: Vec<Arc<Served>> = app
-        .collections
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let served = app.all();
     /// Serialised directly (not through `serde_json::Value`), so `f32` settings print as
     /// stored (`0.85`).
     #[derive(Serialize)]
@@ -173,8 +167,7 @@ async fn describe(
     State(app): Shared,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = path(name)?;
-    let served = app.collection(&name)?;
+    let served = app.collection(&path(name)?)?;
     Ok(axum::Json(info(&served)).into_response())
 }
 
@@ -325,8 +318,7 @@ async fn search(
     name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let name = path(name)?;
-    let served = app.collection(&name)?;
+    let served = app.collection(&path(name)?)?;
     let request = parse::<SearchBody>(&read_body(&app, body)?, "search request")?.request(&app)?;
     let results = app
         .compute(move || {
@@ -348,8 +340,7 @@ async fn upsert(
     name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let name = path(name)?;
-    let served = app.collection(&name)?;
+    let served = app.collection(&path(name)?)?;
     let body = read_body(&app, body)?;
     // Parsing a large body is CPU work: off the async threads.
     let docs = tokio::task::spawn_blocking(move || {

@@ -230,15 +230,7 @@ impl Server {
             .await?;
         // A write whose client went away still runs to its commit on a blocking thread: wait
         // for each collection's write handle to be free.
-        let served: Vec<Arc<Served>> = self
-            .state
-            .collections
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for s in served {
+        for s in self.state.all() {
             let _idle = s.writer.lock().await;
         }
         Ok(())

@@ -252,6 +252,16 @@ impl AppState {
         joined(tokio::task::spawn_blocking(work).await)
     }
 
+    /// Every collection served now, by name.
+    pub(crate) fn all(&self) -> Vec<Arc<Served>> {
+        self.collections
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The collection `name`, or 404.
     pub(crate) fn collection(&self, name: &str) -> Result<Arc<Served>, ApiError> {
         check_name(name, "collection")?;

@@ -107,18 +107,12 @@ impl Served {
             }
             _ => panic!("method {method}"),
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
+        let response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let retry_after = response
             .headers()
             .get("retry-after")
             .map(|v| v.to_str().unwrap().to_string());
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()
-            .unwrap();
+        let (status, text) = status_and_text(response);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,
@@ -186,9 +180,7 @@ impl Served {
         for (name, value) in headers {
             r = r.header(*name, *value);
         }
-        let mut response = r.send(body).unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
+        let (status, text) = status_and_text(r.send(body).unwrap());
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,
@@ -220,6 +212,18 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A response's status and its body as text (up to 64 MiB).
+pub fn status_and_text(mut response: ureq::http::Response<ureq::Body>) -> (u16, String) {
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .unwrap();
+    (status, text)
 }
 
 /// The error code of an error answer.
