@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! RAYON_NUM_THREADS=2 cargo run --release -p hybrid-search-benches --bin encode-speed -- \
-//!     models/all-MiniLM-L6-v2 [as-stored|f32|q4_0] [passages=500] [batch=32] [queries=50] \
+//!     models/all-MiniLM-L6-v2 [as-stored|f32|q4_0|int8] [passages=500] [batch=32] [queries=50] \
 //!     [kernel-rows]
 //! ```
 //!
@@ -24,7 +24,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(model) = args.first() else {
         eprintln!(
-            "usage: encode-speed MODEL_DIR [as-stored|f32|q4_0] [passages] [batch] [queries]"
+            "usage: encode-speed MODEL_DIR [as-stored|f32|q4_0|int8] [passages] [batch] [queries]"
         );
         std::process::exit(2);
     };
@@ -32,8 +32,9 @@ fn main() {
         "as-stored" => WeightFormat::AsStored,
         "f32" => WeightFormat::F32,
         "q4_0" => WeightFormat::Q4_0,
+        "int8" => WeightFormat::Int8,
         other => {
-            eprintln!("unknown format {other}: as-stored, f32 or q4_0");
+            eprintln!("unknown format {other}: as-stored, f32, q4_0 or int8");
             std::process::exit(2);
         }
     };
@@ -82,8 +83,9 @@ fn main() {
         .copied()
         .unwrap_or(f64::NAN);
     println!(
-        "{model} {} threads={} load {load_s:.2} s | {} passages in {secs:.1} s = {:.1} passages/s (batch {batch}) | query median {median:.1} ms over {}",
+        "{model} {} ({}) threads={} load {load_s:.2} s | {} passages in {secs:.1} s = {:.1} passages/s (batch {batch}) | query median {median:.1} ms over {}",
         encoder.weights().format,
+        hybrid_search::dense::int8_kernel_name(),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()),
         vectors.len(),
         vectors.len() as f64 / secs,

@@ -86,6 +86,10 @@ pub enum WeightsArg {
     /// Quantised to Q4_0 at load.
     #[value(name = "q4_0")]
     Q4_0,
+    /// Linear layers in int8 (weights per output channel, activations per token), kernel
+    /// chosen at run time; on AVX2-only CPUs faster for single queries, slower for batches
+    /// (docs/benchmarks.md).
+    Int8,
 }
 
 impl WeightsArg {
@@ -95,6 +99,7 @@ impl WeightsArg {
             WeightsArg::AsStored => WeightFormat::AsStored,
             WeightsArg::F32 => WeightFormat::F32,
             WeightsArg::Q4_0 => WeightFormat::Q4_0,
+            WeightsArg::Int8 => WeightFormat::Int8,
         }
     }
 }

@@ -168,6 +168,11 @@ pub enum WeightFormat {
     F32,
     /// Quantised to GGML Q4_0 at load time (word embeddings stay as stored).
     Q4_0,
+    /// The linear layers' matrices quantised to int8 per output channel at load, activations
+    /// per token at each call, i32 accumulation with the kernel chosen at run time
+    /// (`crate::int8`; word embeddings stay as stored). A packed Q4_0 file is dequantised
+    /// first.
+    Int8,
 }
 
 /// Tensors from a safetensors or PyTorch checkpoint, with or without a `bert.` prefix and with
@@ -244,8 +249,16 @@ impl WeightSource for TensorMap {
 }
 
 struct Linear {
-    weight: QMatMul,
+    weight: LinearWeight,
     bias: Tensor,
+}
+
+/// A linear layer's matrix as it runs.
+enum LinearWeight {
+    /// f32, or a GGML quantised matrix (Q4_0).
+    Candle(QMatMul),
+    /// Int8 per output channel, with the bias's values (`crate::int8`).
+    Int8(crate::int8::Int8Matrix, Vec<f32>),
 }
 
 /// By default, up to this many input rows (tokens in a batch), a Q4_0 matrix multiplies through candle's quantized kernel
@@ -258,10 +271,13 @@ pub(crate) const QUANTIZED_KERNEL_MAX_ROWS: usize = 8;
 impl Linear {
     fn forward(&self, x: &Tensor, kernel_rows: usize) -> candle_core::Result<Tensor> {
         let y = match &self.weight {
-            QMatMul::QTensor(q) if x.rank() == 2 && x.dim(0)? > kernel_rows => {
+            LinearWeight::Int8(m, bias) => return m.forward(x, bias, x.device()),
+            LinearWeight::Candle(QMatMul::QTensor(q))
+                if x.rank() == 2 && x.dim(0)? > kernel_rows =>
+            {
                 x.matmul(&q.dequantize(x.device())?.t()?)?
             }
-            w => w.forward(x)?,
+            LinearWeight::Candle(w) => w.forward(x)?,
         };
         y.broadcast_add(&self.bias)
     }
@@ -323,10 +339,23 @@ impl Builder<'_> {
 
     fn linear(&self, name: &str, out: usize, inp: usize) -> Result<Linear> {
         let weight = self.stored(&format!("{name}.weight"), &[out, inp])?;
-        Ok(Linear {
-            weight: self.matrix(weight, name)?,
-            bias: self.dense(&format!("{name}.bias"), &[out])?,
-        })
+        let bias = self.dense(&format!("{name}.bias"), &[out])?;
+        self.linear_from(weight, bias, name)
+    }
+
+    /// A linear layer of `weight` and `bias` in the builder's format.
+    fn linear_from(&self, weight: Stored, bias: Tensor, name: &str) -> Result<Linear> {
+        let weight = if self.format == WeightFormat::Int8 {
+            let f32 = match weight {
+                Stored::F32(t) => t,
+                Stored::Quantized(q) => q.dequantize(self.device).map_err(self.fail(name))?,
+            };
+            let matrix = crate::int8::Int8Matrix::quantize(&f32).map_err(self.fail(name))?;
+            LinearWeight::Int8(matrix, bias.to_vec1::<f32>().map_err(self.fail(name))?)
+        } else {
+            LinearWeight::Candle(self.matrix(weight, name)?)
+        };
+        Ok(Linear { weight, bias })
     }
 
     /// Query, key and value stacked into one `[3H, H]` matrix.
@@ -358,10 +387,8 @@ impl Builder<'_> {
                 Stored::F32(Tensor::cat(&dense, 0).map_err(self.fail(prefix))?)
             }
         };
-        Ok(Linear {
-            weight: self.matrix(stacked, prefix)?,
-            bias: Tensor::cat(&biases, 0).map_err(self.fail(prefix))?,
-        })
+        let bias = Tensor::cat(&biases, 0).map_err(self.fail(prefix))?;
+        self.linear_from(stacked, bias, prefix)
     }
 
     fn norm(&self, name: &str, h: usize, eps: f64) -> Result<LayerNorm> {

@@ -180,7 +180,7 @@ pub struct WeightsInfo {
     pub file: String,
     /// FNV-1a 64 of the file's bytes, as 16 hex digits.
     pub checksum: String,
-    /// How the matrices run: `f32` or `q4_0`.
+    /// How the matrices run: `f32`, `q4_0` or `int8`.
     pub format: String,
 }
 
@@ -264,11 +264,15 @@ impl Encoder {
             let file = PackedFile::read(&path)?;
             let config = file.config().clone();
             let model = Bert::load(&path, &config, &file, format, device)?;
-            let quantized = format != WeightFormat::F32;
             let weights = WeightsInfo {
                 file: file_name(&path),
                 checksum: fingerprint(file.bytes()),
-                format: if quantized { "q4_0" } else { "f32" }.into(),
+                format: match format {
+                    WeightFormat::F32 => "f32",
+                    WeightFormat::Int8 => "int8",
+                    WeightFormat::AsStored | WeightFormat::Q4_0 => "q4_0",
+                }
+                .into(),
             };
             (config, model, weights)
         } else {
@@ -292,10 +296,10 @@ impl Encoder {
             let weights = WeightsInfo {
                 file: file_name(&path),
                 checksum: fingerprint(&bytes),
-                format: if format == WeightFormat::Q4_0 {
-                    "q4_0"
-                } else {
-                    "f32"
+                format: match format {
+                    WeightFormat::Q4_0 => "q4_0",
+                    WeightFormat::Int8 => "int8",
+                    WeightFormat::AsStored | WeightFormat::F32 => "f32",
                 }
                 .into(),
             };

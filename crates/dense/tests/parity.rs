@@ -170,6 +170,25 @@ fn multilingual_e5_small_runs_from_its_q4_0_file() {
     eprintln!("q4_0 dequantised per call: worst cosine to the reference {worst:.8}");
 }
 
+/// The int8 path (`WeightFormat::Int8`): weights per output channel (7 bits where the kernel
+/// may saturate), activations per token, so a vector is the same alone or batched, and within
+/// a cosine of 0.995 of PyTorch's f32 vector (the bound this test states; the measured worst is
+/// printed).
+#[test]
+fn the_int8_path_stays_close_to_the_reference() {
+    for name in ["all-MiniLM-L6-v2", "multilingual-e5-small"] {
+        let Some((encoder, reference)) = load(name, WeightFormat::Int8) else {
+            return;
+        };
+        assert_eq!(encoder.weights().format, "int8");
+        let worst = check(&encoder, &reference, 0.5, 0.99, 0.999999);
+        eprintln!(
+            "{name} int8 ({}): worst cosine to the reference {worst:.6}",
+            hybrid_search_dense::int8_kernel_name()
+        );
+    }
+}
+
 #[test]
 fn long_passages_split_into_overlapping_windows() {
     let Some((encoder, _)) = load("all-MiniLM-L6-v2", WeightFormat::AsStored) else {

@@ -1,0 +1,343 @@
+//! Int8 linear layers: weights quantised per output channel at load, activations per token at
+//! each call, products accumulated in i32 by `rten-gemm`, which picks its kernel at run time
+//! (AVX-512 with VNNI, AVX-512, AVX2, or portable code), so one binary serves every x86-64 CPU
+//! without a `target-cpu` flag.
+//!
+//! Shapes: a layer maps `(tokens, in)` f32 to `(tokens, out)` f32.
+//!
+//! Quantisation (the dynamic scheme of ONNX Runtime's `MatMulInteger` path):
+//! - weights, per output channel `n`: `q = round(w / s_n)`, `s_n = max |w_n| / R`, with
+//!   `R = 63` when the kernel may saturate its 16-bit intermediate sums (AVX2 and AVX-512
+//!   without VNNI: `vpmaddubsw` adds two u8 x i8 products in an i16; 255 x 64 x 2 fits) and
+//!   `R = 127` otherwise;
+//! - activations, per token `m` (so a passage's vector never depends on the rest of its
+//!   batch): asymmetric u8, `a = round(x / t_m) + z_m` with `t_m = (max(x_m, 0) - min(x_m, 0))
+//!   / 255` and zero point `z_m = round(-min(x_m, 0) / t_m)`, the range taken over the
+//!   features with `|x| <= 6`; the few larger ones (BERT's outlier features, up to |x| 28 in
+//!   all-MiniLM-L6-v2, which would leave the others a step as large as their median) are set
+//!   to 0 there and multiplied in f32 (the decomposition of Dettmers et al. 2022, LLM.int8(),
+//!   with its threshold 6);
+//! - output: `y[m][n] = t_m * s_n * (sum_k a[m][k] q[k][n] - z_m sum_k q[k][n]) + bias[n]
+//!   + sum_{k outlier} x[m][k] w[n][k]`; the zero-point term is applied here from the column
+//!   sums, not by `rten-gemm`'s own `a_quant` option, whose sums came out wrong for some row
+//!   tiles (the `zero_points` test below found it).
+//!
+//! Measured (`docs/benchmarks.md`): vectors within cosine 0.993 (all-MiniLM-L6-v2) and 0.9995
+//! (multilingual-e5-small) of PyTorch's f32 ones; on an AVX2-only CPU, slower than the f32
+//! GEMM for batches and faster for one query.
+
+use std::cell::RefCell;
+
+use candle_core::{Device, Tensor};
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
+use rten_tensor::NdTensorView;
+
+type Executor = GemmExecutor<u8, i8, i32>;
+
+thread_local! {
+    /// The executor is not `Send`; each thread keeps its own (they pick the same kernel, so a
+    /// matrix packed by one is read by all).
+    static GEMM: Executor = Executor::default();
+    /// Per-thread buffers, reused from call to call.
+    static BUFFERS: RefCell<Buffers> = RefCell::default();
+}
+
+/// The quantised activations, their zero points and scales, and the i32 products.
+#[derive(Default)]
+struct Buffers {
+    a: Vec<u8>,
+    zero_points: Vec<u8>,
+    row_scales: Vec<f32>,
+    acc: Vec<i32>,
+}
+
+/// The largest stored weight: 63 when the kernel may saturate, else 127.
+fn weight_range() -> f32 {
+    GEMM.with(|g| if g.may_saturate() { 63.0 } else { 127.0 })
+}
+
+/// The kernel `rten-gemm` chose on this CPU (`x86_64-u8i8i32-avx512`, `...-avx2`, ...).
+pub fn int8_kernel_name() -> String {
+    GEMM.with(|g| g.kernel_name().to_string())
+}
+
+/// A linear layer's weight, `(out, in)`, quantised to i8 per output channel and packed for
+/// the kernel.
+pub(crate) struct Int8Matrix {
+    packed: PackedBMatrix<i8>,
+    /// `s_n`, one per output channel.
+    scales: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+    /// `W^T` in f32, `(in, out)`: the rows that outlier features multiply.
+    columns: Vec<f32>,
+    /// `sum_k q[k][n]`, per output channel: the zero-point correction.
+    column_sums: Vec<i32>,
+}
+
+/// Activation features with |x| above this are multiplied in f32 (LLM.int8's threshold).
+const OUTLIER: f32 = 6.0;
+
+impl Int8Matrix {
+    /// Quantises `weight`, `(out, in)` f32.
+    pub(crate) fn quantize(weight: &Tensor) -> candle_core::Result<Self> {
+        let (outputs, inputs) = weight.dims2()?;
+        let rows = weight.to_vec2::<f32>()?;
+        let range = weight_range();
+        let mut scales = Vec::with_capacity(outputs);
+        // B is (in, out): column n holds output channel n.
+        let mut b = vec![0i8; inputs * outputs];
+        let mut columns = vec![0f32; inputs * outputs];
+        for (n, row) in rows.iter().enumerate() {
+            for (k, w) in row.iter().enumerate() {
+                columns[k * outputs + n] = *w;
+            }
+            let max = row.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let scale = if max > 0.0 { max / range } else { 1.0 };
+            scales.push(scale);
+            for (k, w) in row.iter().enumerate() {
+                b[k * outputs + n] = (w / scale).round().clamp(-range, range) as i8;
+            }
+        }
+        let mut column_sums = vec![0i32; outputs];
+        for row in b.chunks_exact(outputs) {
+            for (sum, &q) in column_sums.iter_mut().zip(row) {
+                *sum += i32::from(q);
+            }
+        }
+        let packed = GEMM.with(|g| g.prepack_b(NdTensorView::from_data([inputs, outputs], &b[..])));
+        Ok(Self {
+            packed,
+            scales,
+            inputs,
+            outputs,
+            columns,
+            column_sums,
+        })
+    }
+
+    /// `x W^T + bias` for `x` of shape `(tokens, in)`, as f32 `(tokens, out)` on `device`.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        bias: &[f32],
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let (tokens, inputs) = x.dims2()?;
+        if inputs != self.inputs {
+            candle_core::bail!(
+                "int8 linear: {inputs} inputs, the layer takes {}",
+                self.inputs
+            );
+        }
+        let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let n = self.outputs;
+        let out = BUFFERS.with(|buffers| -> candle_core::Result<Vec<f32>> {
+            let Buffers {
+                a,
+                zero_points,
+                row_scales,
+                acc,
+            } = &mut *buffers.borrow_mut();
+            a.clear();
+            a.resize(tokens * inputs, 0);
+            zero_points.clear();
+            row_scales.clear();
+            for (row, q) in x.chunks_exact(inputs).zip(a.chunks_exact_mut(inputs)) {
+                // Outliers are left out of the scale (and quantised as 0): added in f32 below.
+                let (lo, hi) = row
+                    .iter()
+                    .filter(|v| v.abs() <= OUTLIER)
+                    .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+                let zero = (-lo / scale).round().clamp(0.0, 255.0);
+                for (q, &v) in q.iter_mut().zip(row) {
+                    let v = if v.abs() > OUTLIER { 0.0 } else { v };
+                    *q = (v / scale + zero).round().clamp(0.0, 255.0) as u8;
+                }
+                zero_points.push(zero as u8);
+                row_scales.push(scale);
+            }
+            acc.clear();
+            acc.resize(tokens * n, 0);
+            GEMM.with(|g| {
+                g.gemm(
+                    acc,
+                    GemmInputA::Unpacked(NdTensorView::from_data([tokens, inputs], &a[..])),
+                    GemmInputB::Packed(&self.packed),
+                    // Zero points are applied below (rten-gemm 0.25's own a_quant path gave
+                    // wrong sums for some row tiles: see the `zero_points` test).
+                    GemmOptions::default(),
+                )
+            })
+            .map_err(|e| candle_core::Error::Msg(format!("int8 GEMM: {e}")))?;
+            let mut out = Vec::with_capacity(tokens * n);
+            for (((row, &t), xs), &z) in acc
+                .chunks_exact(n)
+                .zip(row_scales.iter())
+                .zip(x.chunks_exact(inputs))
+                .zip(zero_points.iter())
+            {
+                let start = out.len();
+                let z = i32::from(z);
+                out.extend(
+                    row.iter()
+                        .zip(&self.scales)
+                        .zip(bias)
+                        .zip(&self.column_sums)
+                        .map(|(((&v, &s), &b), &c)| (v - z * c) as f32 * t * s + b),
+                );
+                for (k, &v) in xs.iter().enumerate().filter(|(_, v)| v.abs() > OUTLIER) {
+                    let column = &self.columns[k * n..(k + 1) * n];
+                    for (o, w) in out[start..].iter_mut().zip(column) {
+                        *o += v * w;
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        Tensor::from_vec(out, (tokens, n), device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random matrix in [-1, 1).
+    fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..rows * cols)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn int8_linear_matches_the_f32_product_within_quantisation_error() {
+        for shape in [
+            (7, 384, 96),
+            (300, 384, 1152),
+            (300, 1536, 384),
+            (1, 384, 384),
+        ] {
+            check_shape(shape);
+        }
+    }
+
+    fn check_shape((tokens, inputs, outputs): (usize, usize, usize)) {
+        let device = Device::Cpu;
+        let w = Tensor::from_vec(matrix(outputs, inputs, 1), (outputs, inputs), &device).unwrap();
+        // Activations with a shifted range (as after GELU), so the zero point matters.
+        let x: Vec<f32> = matrix(tokens, inputs, 2)
+            .iter()
+            .map(|v| v * 3.0 + 0.5)
+            .collect();
+        let x = Tensor::from_vec(x, (tokens, inputs), &device).unwrap();
+        let bias: Vec<f32> = matrix(1, outputs, 3);
+        let reference = x
+            .matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&Tensor::from_vec(bias.clone(), outputs, &device).unwrap())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let int8 = Int8Matrix::quantize(&w).unwrap();
+        let got = int8
+            .forward(&x, &bias, &device)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (r, g) in reference.iter().zip(&got) {
+            let dot: f32 = r.iter().zip(g).map(|(a, b)| a * b).sum();
+            let norms = r.iter().map(|a| a * a).sum::<f32>().sqrt()
+                * g.iter().map(|b| b * b).sum::<f32>().sqrt();
+            // 7-bit weights and 8-bit activations: a row's cosine with the f32 product.
+            assert!(
+                dot / norms > 0.999,
+                "{tokens}x{inputs}x{outputs}: cosine {}",
+                dot / norms
+            );
+            let worst = r
+                .iter()
+                .zip(g)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let scale = r.iter().map(|a| a.abs()).fold(0f32, f32::max);
+            assert!(
+                worst < 0.05 * scale,
+                "{tokens}x{inputs}x{outputs}: worst error {worst} against max {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_does_not_depend_on_the_others() {
+        let device = Device::Cpu;
+        let w = Tensor::from_vec(matrix(32, 64, 4), (32, 64), &device).unwrap();
+        let int8 = Int8Matrix::quantize(&w).unwrap();
+        let bias = vec![0.0; 32];
+        let both = Tensor::from_vec(matrix(2, 64, 5), (2, 64), &device).unwrap();
+        let alone = both.narrow(0, 1, 1).unwrap();
+        let a = int8
+            .forward(&both, &bias, &device)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let b = int8
+            .forward(&alone, &bias, &device)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(a[1], b[0]);
+    }
+}
+
+#[cfg(test)]
+mod zero_points {
+    use super::*;
+
+    #[test]
+    fn rows_with_different_zero_points() {
+        let device = Device::Cpu;
+        for (m, k, n) in [
+            (16, 384, 1536),
+            (16, 384, 1152),
+            (16, 384, 384),
+            (16, 1536, 384),
+        ] {
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 7919 % 200) as f32 / 100.0) - 1.0)
+                .collect();
+            let w = Tensor::from_vec(w, (n, k), &device).unwrap();
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| {
+                    let (r, c) = (i / k, i % k);
+                    let v = ((c * 31 % 50) as f32) / 50.0 - 0.5;
+                    v * (1.0 + r as f32) + (r as f32 - 8.0) * 0.1
+                })
+                .collect();
+            let x = Tensor::from_vec(x, (m, k), &device).unwrap();
+            let r = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
+            let q = Int8Matrix::quantize(&w).unwrap();
+            let g = q
+                .forward(&x, &vec![0.0; n], &device)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let cos: Vec<String> = (0..m)
+                .map(|i| {
+                    let dot: f32 = r[i].iter().zip(&g[i]).map(|(a, b)| a * b).sum();
+                    let na = r[i].iter().map(|a| a * a).sum::<f32>().sqrt();
+                    let nb = g[i].iter().map(|a| a * a).sum::<f32>().sqrt();
+                    format!("{:.3}", dot / (na * nb))
+                })
+                .collect();
+            eprintln!("{m}x{k}x{n}: {}", cos.join(" "));
+        }
+    }
+}
