@@ -53,6 +53,18 @@ pub(crate) struct DenseLeg {
     pub(crate) ids: OnceLock<Arc<HashMap<u64, Arc<str>>>>,
 }
 
+impl DenseLeg {
+    /// Every vector segment this leg holds open, by file name: those handed over or shared
+    /// (`known`) and those its commit opened.
+    pub(crate) fn open_segments(&self) -> HashMap<String, Arc<Segment>> {
+        let mut open = self.known.clone();
+        if let Some(Ok(opened)) = self.segments.get() {
+            open.extend(opened.iter().map(|s| (s.file.clone(), s.clone())));
+        }
+        open
+    }
+}
+
 impl Collection {
     /// Creates a new, empty collection in `dir` (created if missing; it must be empty).
     ///
@@ -229,13 +241,11 @@ impl Collection {
                 self.record = record;
                 return Ok(());
             };
-            let mut known: HashMap<String, Arc<Segment>> = HashMap::new();
-            if let Some(leg) = &self.dense {
-                known.extend(leg.known.iter().map(|(f, s)| (f.clone(), s.clone())));
-                if let Some(Ok(segments)) = leg.segments.get() {
-                    known.extend(segments.iter().map(|s| (s.file.clone(), s.clone())));
-                }
-            }
+            let mut known = self
+                .dense
+                .as_ref()
+                .map(DenseLeg::open_segments)
+                .unwrap_or_default();
             known.extend(fresh.iter().map(|s| (s.file.clone(), s.clone())));
             known.retain(|file, _| record.segments.iter().any(|s| &s.file == file));
             let mut damage = None;
@@ -305,18 +315,12 @@ impl Collection {
     /// [`Error::Sparse`] when the index cannot be reopened; [`Error::Commit`] for an unreadable
     /// commit record.
     pub fn snapshot(&self) -> Result<Self> {
-        let dense = self.dense.as_ref().map(|leg| {
-            let mut known = leg.known.clone();
-            if let Some(Ok(opened)) = leg.segments.get() {
-                known.extend(opened.iter().map(|s| (s.file.clone(), s.clone())));
-            }
-            DenseLeg {
-                encoder: leg.encoder.clone(),
-                segments: OnceLock::new(),
-                known,
-                damage: None,
-                ids: OnceLock::new(),
-            }
+        let dense = self.dense.as_ref().map(|leg| DenseLeg {
+            encoder: leg.encoder.clone(),
+            segments: OnceLock::new(),
+            known: leg.open_segments(),
+            damage: None,
+            ids: OnceLock::new(),
         });
         let mut snapshot = Self {
             dir: self.dir.clone(),
@@ -356,17 +360,10 @@ impl Collection {
             return;
         }
         if let (Some(ours), Some(theirs)) = (&mut self.dense, &other.dense) {
-            let live: Vec<&String> = self.record.segments.iter().map(|s| &s.file).collect();
-            let mut add = |segment: &Arc<Segment>| {
-                if live.contains(&&segment.file) {
-                    ours.known
-                        .entry(segment.file.clone())
-                        .or_insert_with(|| segment.clone());
+            for (file, segment) in theirs.open_segments() {
+                if self.record.segments.iter().any(|s| s.file == file) {
+                    ours.known.entry(file).or_insert(segment);
                 }
-            };
-            theirs.known.values().for_each(&mut add);
-            if let Some(Ok(opened)) = theirs.segments.get() {
-                opened.iter().for_each(add);
             }
         }
     }

@@ -153,12 +153,20 @@ impl Collection {
         match self.attach_model(choice) {
             Ok(()) => Ok(()),
             Err(err) if mode == Mode::Hybrid && choice.dir.is_none() => {
-                self.model_problem = Some(Degraded::ModelUnavailable {
-                    message: err.to_string(),
-                });
+                self.model_unavailable(&err);
                 Ok(())
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Records that the dense leg's model could not be attached, and why (`cause`): hybrid
+    /// searches then fall back to BM25 with [`Degraded::ModelUnavailable`], as after
+    /// [`Collection::attach_model_for_search`] failed to find the model. For callers that find
+    /// and load models themselves ([`Collection::find_model`]).
+    pub fn model_unavailable(&mut self, cause: &Error) {
+        self.model_problem = Some(Degraded::ModelUnavailable {
+            message: cause.to_string(),
+        });
     }
 }

@@ -432,10 +432,7 @@ impl Collection {
                 } else {
                     self.check_dense_writable()?;
                     let leg = self.dense.as_ref().expect("loaded with the manifest");
-                    segments = leg.known.clone();
-                    if let Some(Ok(opened)) = leg.segments.get() {
-                        segments.extend(opened.iter().map(|s| (s.file.clone(), s.clone())));
-                    }
+                    segments = leg.open_segments();
                 }
                 Some(writer)
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use hybrid_search::dense::Encoder;
-use hybrid_search::{Collection, Mode, ModelChoice, Wait, load_encoder};
+use hybrid_search::{Collection, Wait, load_encoder};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -36,28 +36,15 @@ impl Served {
         for warning in reader.take_warnings() {
             tracing::warn!(collection = name, "{warning}");
         }
-        match reader.find_model(None) {
-            Ok(Some(model)) => match models.get(&model) {
-                Ok(encoder) => {
-                    if let Err(e) = reader.attach_encoder(encoder) {
-                        tracing::warn!(collection = name, "{e}");
-                        reader.attach_model_for_search(
-                            &ModelChoice::default(),
-                            Mode::Hybrid,
-                            false,
-                        )?;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(collection = name, "{e}");
-                    reader.attach_model_for_search(&ModelChoice::default(), Mode::Hybrid, false)?;
-                }
-            },
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(collection = name, "{e}; hybrid searches fall back to BM25");
-                reader.attach_model_for_search(&ModelChoice::default(), Mode::Hybrid, false)?;
-            }
+        // Each model is loaded once through the cache; without it, hybrid searches fall back
+        // to BM25 and say why.
+        let attached = reader.find_model(None).and_then(|model| match model {
+            Some(model) => reader.attach_encoder(models.get(&model)?),
+            None => Ok(()),
+        });
+        if let Err(e) = attached {
+            tracing::warn!(collection = name, "{e}; hybrid searches fall back to BM25");
+            reader.model_unavailable(&e);
         }
         Self::with_reader(name, reader)
     }

@@ -228,6 +228,15 @@ pub struct Bm25Index {
     ngram_weight: f32,
 }
 
+/// A reader of `index` that moves to a newer commit only when told to (`reload`), so one
+/// handle sees one commit.
+fn manual_reader(index: &Index) -> Result<IndexReader> {
+    Ok(index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?)
+}
+
 impl Bm25Index {
     /// Creates an empty index in `dir` (which must exist and be empty).
     ///
@@ -261,10 +270,7 @@ impl Bm25Index {
         index
             .tokenizers()
             .register(BIGRAM_TOKENIZER, HsTokenizer::bigrams());
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        let reader = manual_reader(&index)?;
         Ok(Self {
             index,
             segments: RwLock::default(),
@@ -283,11 +289,7 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when the reader cannot be opened.
     pub fn reopen(&self) -> Result<Self> {
-        let reader = self
-            .index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        let reader = manual_reader(&self.index)?;
         let columns = self
             .segments
             .read()

@@ -58,7 +58,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     options.api_key = args.api_key.clone();
-    options.loopback_only = args.addr.ip().is_loopback();
+    let loopback = args.addr.ip().is_loopback();
+    options.loopback_only = loopback;
     options.protect_search = args.protect_search;
     if let Some(workers) = args.workers {
         options.workers = workers.max(1);
@@ -70,7 +71,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ..Limits::default()
     };
     options.weights = args.weights.format();
-    let public = !args.addr.ip().is_loopback();
     let server = Server::load(options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,7 +89,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.data.display(),
             names.join(", ")
         );
-        if public && args.api_key.is_none() {
+        if !loopback && args.api_key.is_none() {
             eprintln!(
                 "warning: listening on {addr} with no API key: anyone who can reach it can \
                  write; set --api-key or HYBRID_SEARCH_API_KEY"
