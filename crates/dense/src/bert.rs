@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::fused::{CpuLayer, CpuLinear};
 use crate::ops::LayerNorm;
 
 /// The activation between the feed-forward matrices.
@@ -255,10 +256,10 @@ struct Linear {
 
 /// A linear layer's matrix as it runs.
 enum LinearWeight {
-    /// f32, or a GGML quantised matrix (Q4_0).
+    /// A GGML quantised matrix (Q4_0), or f32 on a device other than the CPU.
     Candle(QMatMul),
-    /// Int8 per output channel, with the bias's values (`crate::int8`).
-    Int8(crate::int8::Int8Matrix, Vec<f32>),
+    /// f32 or int8 on the CPU, packed for `rten-gemm`, with the bias (`crate::fused`).
+    Cpu(CpuLinear),
 }
 
 /// By default, up to this many input rows (tokens in a batch), a Q4_0 matrix multiplies through candle's quantized kernel
@@ -271,7 +272,7 @@ pub(crate) const QUANTIZED_KERNEL_MAX_ROWS: usize = 8;
 impl Linear {
     fn forward(&self, x: &Tensor, kernel_rows: usize) -> candle_core::Result<Tensor> {
         let y = match &self.weight {
-            LinearWeight::Int8(m, bias) => return m.forward(x, bias, x.device()),
+            LinearWeight::Cpu(l) => return l.forward(x),
             LinearWeight::Candle(QMatMul::QTensor(q))
                 if x.rank() == 2 && x.dim(0)? > kernel_rows =>
             {
@@ -292,6 +293,26 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
+impl Layer {
+    /// The layer for `crate::fused`, when all its matrices are packed for the CPU.
+    fn cpu(&self) -> Option<CpuLayer<'_>> {
+        fn cpu(l: &Linear) -> Option<&CpuLinear> {
+            match &l.weight {
+                LinearWeight::Cpu(c) => Some(c),
+                LinearWeight::Candle(_) => None,
+            }
+        }
+        Some(CpuLayer {
+            qkv: cpu(&self.qkv)?,
+            attention_out: cpu(&self.attention_out)?,
+            attention_norm: &self.attention_norm,
+            intermediate: cpu(&self.intermediate)?,
+            output: cpu(&self.output)?,
+            output_norm: &self.output_norm,
+        })
+    }
+}
+
 /// The encoder: embeddings and transformer layers, returning the last hidden states.
 pub(crate) struct Bert {
     config: BertConfig,
@@ -300,6 +321,8 @@ pub(crate) struct Bert {
     token_type: Tensor,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
+    /// Every linear layer is packed for the CPU: the forward runs `crate::fused`.
+    fused: bool,
     /// See [`QUANTIZED_KERNEL_MAX_ROWS`].
     pub(crate) quantized_kernel_rows: usize,
 }
@@ -343,17 +366,33 @@ impl Builder<'_> {
         self.linear_from(weight, bias, name)
     }
 
-    /// A linear layer of `weight` and `bias` in the builder's format.
+    /// A linear layer of `weight` and `bias` in the builder's format: on the CPU, f32 and int8
+    /// matrices are packed for `crate::fused`; Q4_0 (and every format on other devices) runs
+    /// through candle.
     fn linear_from(&self, weight: Stored, bias: Tensor, name: &str) -> Result<Linear> {
-        let weight = if self.format == WeightFormat::Int8 {
-            let f32 = match weight {
-                Stored::F32(t) => t,
-                Stored::Quantized(q) => q.dequantize(self.device).map_err(self.fail(name))?,
-            };
-            let matrix = crate::int8::Int8Matrix::quantize(&f32).map_err(self.fail(name))?;
-            LinearWeight::Int8(matrix, bias.to_vec1::<f32>().map_err(self.fail(name))?)
-        } else {
-            LinearWeight::Candle(self.matrix(weight, name)?)
+        let cpu = self.device.is_cpu();
+        let dense = |weight: Stored| match weight {
+            Stored::F32(t) => Ok(t),
+            Stored::Quantized(q) => q.dequantize(self.device),
+        };
+        let weight = match (self.format, &weight) {
+            (WeightFormat::Int8, _) => {
+                let f32 = dense(weight).map_err(self.fail(name))?;
+                let matrix = crate::int8::Int8Matrix::quantize(&f32).map_err(self.fail(name))?;
+                let bias = bias.to_vec1::<f32>().map_err(self.fail(name))?;
+                LinearWeight::Cpu(CpuLinear::int8(matrix, bias))
+            }
+            (WeightFormat::F32, _) | (WeightFormat::AsStored, Stored::F32(_)) if cpu => {
+                let f32 = dense(weight).map_err(self.fail(name))?;
+                let outputs = f32.dim(0).map_err(self.fail(name))?;
+                let values = f32
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(self.fail(name))?;
+                let bias = bias.to_vec1::<f32>().map_err(self.fail(name))?;
+                LinearWeight::Cpu(CpuLinear::f32(&values, outputs, bias))
+            }
+            _ => LinearWeight::Candle(self.matrix(weight, name)?),
         };
         Ok(Linear { weight, bias })
     }
@@ -461,6 +500,7 @@ impl Bert {
                 output_norm: b.norm(&format!("{p}.output.LayerNorm"), h, config.eps)?,
             });
         }
+        let fused = layers.iter().all(|l| l.cpu().is_some());
         Ok(Self {
             config: config.clone(),
             word,
@@ -468,6 +508,7 @@ impl Bert {
             token_type,
             embedding_norm,
             layers,
+            fused,
             quantized_kernel_rows: QUANTIZED_KERNEL_MAX_ROWS,
         })
     }
@@ -525,7 +566,11 @@ impl Bert {
                 x.add(&self.token_type.index_select(&all, 0)?)?
             }
         };
-        let mut x = self.embedding_norm.forward(&x)?;
+        let x = self.embedding_norm.forward(&x)?;
+        if self.fused {
+            return self.run_fused(&x, seqs);
+        }
+        let mut x = x;
         let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x, self.quantized_kernel_rows)?;
@@ -567,6 +612,28 @@ impl Bert {
             x = layer.output_norm.forward(&out)?;
         }
         Ok(x)
+    }
+
+    /// The layers on the CPU's fused path (`crate::fused`), a group of whole sequences at a
+    /// time; `x` is the embedded batch, `(total tokens, hidden)`.
+    fn run_fused(&self, x: &Tensor, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
+        let c = &self.config;
+        let layers: Vec<CpuLayer<'_>> = self.layers.iter().filter_map(Layer::cpu).collect();
+        let activate: crate::fused::Activate<'_> = match c.activation {
+            Activation::GeluErf => &crate::ops::gelu_in_place,
+            Activation::GeluTanh => &crate::ops::gelu_tanh_in_place,
+            Activation::Relu => &|x: &mut [f32]| x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        };
+        let mut hidden = x.flatten_all()?.to_vec1::<f32>()?;
+        let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        let mut start = 0;
+        for group in crate::fused::groups(&lengths) {
+            let tokens: usize = lengths[group.clone()].iter().sum();
+            let rows = &mut hidden[start * c.hidden..(start + tokens) * c.hidden];
+            crate::fused::run_layers(&layers, rows, &lengths[group], c.hidden, c.heads, activate)?;
+            start += tokens;
+        }
+        Tensor::from_vec(hidden, (start, c.hidden), x.device())
     }
 
     /// One pooled vector per sequence from [`Bert::forward`]'s packed hidden states,

@@ -29,6 +29,7 @@
 use std::cell::RefCell;
 
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
 
@@ -117,86 +118,213 @@ impl Int8Matrix {
     }
 
     /// `x W^T + bias` for `x` of shape `(tokens, in)`, as f32 `(tokens, out)` on `device`.
+    #[cfg(test)]
     pub(crate) fn forward(
         &self,
         x: &Tensor,
         bias: &[f32],
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        let (tokens, inputs) = x.dims2()?;
-        if inputs != self.inputs {
+        let (tokens, _) = x.dims2()?;
+        let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; tokens * self.outputs];
+        self.forward_into(&x, bias, &mut out, false)?;
+        Tensor::from_vec(out, (tokens, self.outputs), device)
+    }
+
+    /// The layer's input width.
+    pub(crate) fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// The layer's output width.
+    pub(crate) fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// `out = x W^T + bias` (plus `out`'s previous values when `accumulate`, as a residual
+    /// connection needs) for `x` of `(tokens, in)` and `out` of `(tokens, out)`, row-major.
+    /// Quantisation, the GEMM and the rescaling run in parallel blocks of rows.
+    pub(crate) fn forward_into(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        accumulate: bool,
+    ) -> candle_core::Result<()> {
+        let (inputs, n) = (self.inputs, self.outputs);
+        let tokens = x.len() / inputs.max(1);
+        if x.len() != tokens * inputs || out.len() != tokens * n || bias.len() != n {
             candle_core::bail!(
-                "int8 linear: {inputs} inputs, the layer takes {}",
-                self.inputs
+                "int8 linear ({inputs} -> {n}): {} inputs, {} outputs, {} biases",
+                x.len(),
+                out.len(),
+                bias.len()
             );
         }
-        let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let n = self.outputs;
-        let out = BUFFERS.with(|buffers| -> candle_core::Result<Vec<f32>> {
-            let Buffers {
-                a,
-                zero_points,
-                row_scales,
-                acc,
-            } = &mut *buffers.borrow_mut();
-            a.clear();
-            a.resize(tokens * inputs, 0);
-            zero_points.clear();
-            row_scales.clear();
-            for (row, q) in x.chunks_exact(inputs).zip(a.chunks_exact_mut(inputs)) {
-                // Outliers are left out of the scale (and quantised as 0): added in f32 below.
-                let (lo, hi) = row
-                    .iter()
-                    .filter(|v| v.abs() <= OUTLIER)
-                    .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-                let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-                let zero = (-lo / scale).round().clamp(0.0, 255.0);
-                for (q, &v) in q.iter_mut().zip(row) {
-                    let v = if v.abs() > OUTLIER { 0.0 } else { v };
-                    *q = (v / scale + zero).round().clamp(0.0, 255.0) as u8;
-                }
-                zero_points.push(zero as u8);
-                row_scales.push(scale);
-            }
-            acc.clear();
-            acc.resize(tokens * n, 0);
-            GEMM.with(|g| {
-                g.gemm(
-                    acc,
-                    GemmInputA::Unpacked(NdTensorView::from_data([tokens, inputs], &a[..])),
-                    GemmInputB::Packed(&self.packed),
-                    // Zero points are applied below (rten-gemm 0.25's own a_quant path gave
-                    // wrong sums for some row tiles: see the `zero_points` test).
-                    GemmOptions::default(),
-                )
-            })
-            .map_err(|e| candle_core::Error::Msg(format!("int8 GEMM: {e}")))?;
-            let mut out = Vec::with_capacity(tokens * n);
-            for (((row, &t), xs), &z) in acc
-                .chunks_exact(n)
-                .zip(row_scales.iter())
-                .zip(x.chunks_exact(inputs))
-                .zip(zero_points.iter())
-            {
-                let start = out.len();
-                let z = i32::from(z);
-                out.extend(
-                    row.iter()
-                        .zip(&self.scales)
-                        .zip(bias)
-                        .zip(&self.column_sums)
-                        .map(|(((&v, &s), &b), &c)| (v - z * c) as f32 * t * s + b),
+        // Taken out of the thread's cell for the call (and put back after), so a call that
+        // rayon starts on this thread while it waits (work stealing) finds the cell free.
+        let mut buffers = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let result = self.run(x, bias, out, accumulate, &mut buffers);
+        BUFFERS.with(|b| *b.borrow_mut() = buffers);
+        result
+    }
+
+    fn run(
+        &self,
+        x: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        accumulate: bool,
+        buffers: &mut Buffers,
+    ) -> candle_core::Result<()> {
+        let (inputs, n) = (self.inputs, self.outputs);
+        let tokens = x.len() / inputs;
+        let Buffers {
+            a,
+            zero_points,
+            row_scales,
+            acc,
+        } = buffers;
+        a.resize(tokens * inputs, 0);
+        zero_points.resize(tokens, 0);
+        row_scales.resize(tokens, 0.0);
+        a.par_chunks_mut(ROWS * inputs)
+            .zip(x.par_chunks(ROWS * inputs))
+            .zip(zero_points.par_chunks_mut(ROWS))
+            .zip(row_scales.par_chunks_mut(ROWS))
+            .for_each(|(((a, x), zero_points), row_scales)| {
+                simd(
+                    #[inline(always)]
+                    || quantize_rows(x, a, zero_points, row_scales, inputs),
                 );
-                for (k, &v) in xs.iter().enumerate().filter(|(_, v)| v.abs() > OUTLIER) {
-                    let column = &self.columns[k * n..(k + 1) * n];
-                    for (o, w) in out[start..].iter_mut().zip(column) {
-                        *o += v * w;
-                    }
+            });
+        acc.resize(tokens * n, 0);
+        GEMM.with(|g| {
+            g.gemm(
+                acc,
+                GemmInputA::Unpacked(NdTensorView::from_data([tokens, inputs], &a[..])),
+                GemmInputB::Packed(&self.packed),
+                // Zero points are applied below (rten-gemm 0.25's own a_quant path gave
+                // wrong sums for some row tiles: see the `zero_points` test).
+                GemmOptions::default(),
+            )
+        })
+        .map_err(|e| candle_core::Error::Msg(format!("int8 GEMM: {e}")))?;
+        out.par_chunks_mut(ROWS * n)
+            .zip(acc.par_chunks(ROWS * n))
+            .zip(x.par_chunks(ROWS * inputs))
+            .zip(zero_points.par_chunks(ROWS))
+            .zip(row_scales.par_chunks(ROWS))
+            .for_each(|((((out, acc), x), zero_points), row_scales)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let rows = out
+                            .chunks_exact_mut(n)
+                            .zip(acc.chunks_exact(n))
+                            .zip(x.chunks_exact(inputs))
+                            .zip(zero_points.iter().zip(row_scales));
+                        for (((out, acc), x), (&z, &t)) in rows {
+                            self.rescale_row(out, acc, x, bias, z, t, accumulate);
+                        }
+                    },
+                );
+            });
+        Ok(())
+    }
+
+    /// One output row from its i32 sums: `t s_n (acc - z c_n) + bias_n`, the outlier features'
+    /// f32 products added.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn rescale_row(
+        &self,
+        out: &mut [f32],
+        acc: &[i32],
+        x: &[f32],
+        bias: &[f32],
+        zero: u8,
+        scale: f32,
+        accumulate: bool,
+    ) {
+        let z = i32::from(zero);
+        let values = acc
+            .iter()
+            .zip(&self.scales)
+            .zip(bias)
+            .zip(&self.column_sums);
+        if accumulate {
+            for (o, (((&v, &s), &b), &c)) in out.iter_mut().zip(values) {
+                *o += (v - z * c) as f32 * scale * s + b;
+            }
+        } else {
+            for (o, (((&v, &s), &b), &c)) in out.iter_mut().zip(values) {
+                *o = (v - z * c) as f32 * scale * s + b;
+            }
+        }
+        let n = self.outputs;
+        for (k, &v) in x.iter().enumerate() {
+            if v.abs() > OUTLIER {
+                let column = &self.columns[k * n..(k + 1) * n];
+                for (o, w) in out.iter_mut().zip(column) {
+                    *o += v * w;
                 }
             }
-            Ok(out)
-        })?;
-        Tensor::from_vec(out, (tokens, n), device)
+        }
+    }
+}
+
+/// Rows per parallel block of quantisation and rescaling.
+const ROWS: usize = 16;
+
+/// Runs `f` with the best instruction set pulp finds on this CPU (see `crate::ops`).
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+/// Quantises rows of `inputs` features to asymmetric u8 (see the module's documentation),
+/// writing each row's zero point and scale.
+#[inline(always)]
+fn quantize_rows(
+    x: &[f32],
+    a: &mut [u8],
+    zero_points: &mut [u8],
+    row_scales: &mut [f32],
+    inputs: usize,
+) {
+    let rows = x
+        .chunks_exact(inputs)
+        .zip(a.chunks_exact_mut(inputs))
+        .zip(zero_points.iter_mut().zip(row_scales.iter_mut()));
+    for ((row, q), (zero_point, row_scale)) in rows {
+        // Outliers are left out of the scale (and quantised as 0): added in f32 afterwards.
+        let (mut lo, mut hi) = ([0f32; 8], [0f32; 8]);
+        let chunks = row.chunks_exact(8);
+        for &v in chunks.remainder() {
+            let v = if v.abs() > OUTLIER { 0.0 } else { v };
+            lo[0] = lo[0].min(v);
+            hi[0] = hi[0].max(v);
+        }
+        for c in chunks {
+            for i in 0..8 {
+                let v = if c[i].abs() > OUTLIER { 0.0 } else { c[i] };
+                lo[i] = lo[i].min(v);
+                hi[i] = hi[i].max(v);
+            }
+        }
+        let lo = lo.iter().fold(0f32, |m, &v| m.min(v));
+        let hi = hi.iter().fold(0f32, |m, &v| m.max(v));
+        let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+        let zero = (-lo / scale).round_ties_even().clamp(0.0, 255.0);
+        let inv = 1.0 / scale;
+        for (q, &v) in q.iter_mut().zip(row) {
+            let v = if v.abs() > OUTLIER { 0.0 } else { v };
+            *q = (v * inv + zero).round_ties_even().clamp(0.0, 255.0) as u8;
+        }
+        *zero_point = zero as u8;
+        *row_scale = scale;
     }
 }
 

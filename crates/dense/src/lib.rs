@@ -17,6 +17,7 @@ mod bert;
 mod cross;
 mod encoder;
 mod error;
+mod fused;
 mod int8;
 mod ops;
 mod packed;
@@ -31,6 +32,7 @@ pub use encoder::{
     WeightsInfo,
 };
 pub use error::{Error, Result};
+pub use fused::f32_kernel_name;
 pub use int8::int8_kernel_name;
 pub use tiny::TinyModel;
 pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};

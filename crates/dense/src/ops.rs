@@ -9,6 +9,12 @@
 //! - exp: Cody-Waite range reduction to `r` in [-ln2/2, ln2/2], a degree-6 Taylor polynomial
 //!   for `e^r`, and `2^n` built from the exponent bits; relative error below 2e-7.
 //!
+//! The loops run under `pulp::Arch::dispatch`, which compiles them a second time with AVX2 and
+//! FMA enabled (and AVX-512 where pulp has it) and picks the version at run time, so the same
+//! binary uses 8-wide vectors where the CPU has them without a `target-cpu` flag (baseline
+//! x86-64 code would be SSE2, 4 lanes). Helpers called inside are `#[inline(always)]` so they are
+//! compiled with the dispatched features too.
+//!
 //! Other devices (CUDA) use candle's own operations.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
@@ -17,6 +23,7 @@ use rayon::prelude::*;
 /// Elements per rayon task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
 
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
@@ -38,11 +45,13 @@ fn erf(x: f32) -> f32 {
     x * p / q
 }
 
+#[inline(always)]
 fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// `e^x` for the softmax's `x <= 0` (valid for all x in [-87, 88]).
+#[inline(always)]
 fn exp(x: f32) -> f32 {
     // Round to nearest by adding and subtracting 1.5 * 2^23 (`f32::round` is a libm call on
     // baseline x86-64 and would stop the loop from vectorising).
@@ -61,6 +70,7 @@ fn exp(x: f32) -> f32 {
 /// Sum of `f(x)` with eight independent accumulators, so the loop vectorises (a single
 /// running sum is a serial chain of scalar additions: the compiler may not reorder float
 /// additions).
+#[inline(always)]
 fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = xs.chunks_exact(8);
@@ -73,29 +83,92 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+#[inline(always)]
 fn sum(xs: &[f32]) -> f32 {
     lane_sum(xs, |x| x)
 }
 
+#[inline(always)]
 fn sum_of_squares(xs: &[f32]) -> f32 {
     lane_sum(xs, |x| x * x)
 }
 
-/// `f(input row, output row)` over rows of `width`, in parallel blocks of rows.
-fn map_rows(input: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; input.len()];
+/// Runs `f` with the best instruction set pulp finds on this CPU.
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+/// `f(row)` over the rows of `width` in `data`, in parallel blocks of rows.
+fn for_rows(data: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
     let rows = (CHUNK / width).max(1) * width;
-    out.par_chunks_mut(rows)
-        .zip(input.par_chunks(rows))
-        .for_each(|(o, i)| {
-            for (o, i) in o.chunks_exact_mut(width).zip(i.chunks_exact(width)) {
-                f(i, o);
-            }
-        });
-    out
+    data.par_chunks_mut(rows).for_each(|block| {
+        simd(
+            #[inline(always)]
+            || block.chunks_exact_mut(width).for_each(&f),
+        );
+    });
+}
+
+/// The erf GELU of every element, in place.
+pub(crate) fn gelu_in_place(data: &mut [f32]) {
+    data.par_chunks_mut(CHUNK).for_each(|block| {
+        simd(
+            #[inline(always)]
+            || block.iter_mut().for_each(|x| *x = gelu(*x)),
+        );
+    });
+}
+
+/// The tanh approximation of GELU (`gelu_new`), `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
+/// x^3)))` (Hendrycks and Gimpel 2016), of every element, in place; `tanh(y)` as
+/// `1 - 2 / (e^(2y) + 1)`.
+pub(crate) fn gelu_tanh_in_place(data: &mut [f32]) {
+    data.par_chunks_mut(CHUNK).for_each(|block| {
+        simd(
+            #[inline(always)]
+            || {
+                block.iter_mut().for_each(|x| {
+                    let y = 0.797_884_6 * (*x + 0.044_715 * *x * *x * *x);
+                    let tanh = 1.0 - 2.0 / (exp((2.0 * y).min(80.0)) + 1.0);
+                    *x = 0.5 * *x * (1.0 + tanh);
+                });
+            },
+        );
+    });
+}
+
+/// Softmax of every row of `width`, in place.
+pub(crate) fn softmax_rows(data: &mut [f32], width: usize) {
+    for_rows(data, width, softmax_row);
+}
+
+#[inline(always)]
+fn softmax_row(row: &mut [f32]) {
+    let max = max(row);
+    row.iter_mut().for_each(|x| *x = exp(*x - max));
+    let inv = 1.0 / sum(row);
+    row.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// LayerNorm of every row (`weight.len()` wide) with its affine `weight` and `bias`, in place:
+/// `(x - mean) / sqrt(var + eps) * weight + bias` (Ba et al. 2016), the variance biased (over
+/// the row's `n` values), as PyTorch's `LayerNorm`.
+pub(crate) fn layer_norm_rows(data: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    let width = weight.len();
+    for_rows(data, width, |row| {
+        let mean = sum(row) / width as f32;
+        row.iter_mut().for_each(|x| *x -= mean);
+        let var = sum_of_squares(row) / width as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((x, w), b) in row.iter_mut().zip(weight).zip(bias) {
+            *x = *x * inv * w + b;
+        }
+    });
 }
 
 /// Maximum with eight lanes (NaN-free input).
+#[inline(always)]
 fn max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 8];
     let chunks = xs.chunks_exact(8);
@@ -129,11 +202,8 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let input = contiguous(storage, layout, self.name())?;
-        let mut out = vec![0f32; input.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(input.par_chunks(CHUNK))
-            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &x)| *o = gelu(x)));
+        let mut out = contiguous(storage, layout, self.name())?.to_vec();
+        gelu_in_place(&mut out);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -146,14 +216,9 @@ impl CustomOp1 for SoftmaxLastDim {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let input = contiguous(storage, layout, self.name())?;
+        let mut out = contiguous(storage, layout, self.name())?.to_vec();
         let width = layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        let out = map_rows(input, width, |i, o| {
-            let max = max(i);
-            o.iter_mut().zip(i).for_each(|(o, &x)| *o = exp(x - max));
-            let inv = 1.0 / sum(o);
-            o.iter_mut().for_each(|o| *o *= inv);
-        });
+        softmax_rows(&mut out, width);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -171,20 +236,12 @@ impl CustomOp1 for LayerNormOp<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let input = contiguous(storage, layout, self.name())?;
         let width = self.weight.len();
         if layout.shape().dims().last() != Some(&width) || width == 0 {
             candle_core::bail!("layer norm of width {width} over {:?}", layout.shape());
         }
-        let out = map_rows(input, width, |i, o| {
-            let mean = sum(i) / width as f32;
-            o.iter_mut().zip(i).for_each(|(o, &x)| *o = x - mean);
-            let var = sum_of_squares(o) / width as f32;
-            let inv = 1.0 / (var + self.eps).sqrt();
-            for ((o, w), b) in o.iter_mut().zip(self.weight).zip(self.bias) {
-                *o = *o * inv * w + b;
-            }
-        });
+        let mut out = contiguous(storage, layout, self.name())?.to_vec();
+        layer_norm_rows(&mut out, self.weight, self.bias, self.eps);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -208,6 +265,11 @@ impl LayerNorm {
             bias,
             eps,
         })
+    }
+
+    /// Normalises every row of `data` (rows as wide as the weight) in place, on the CPU.
+    pub(crate) fn apply_in_place(&self, data: &mut [f32]) {
+        layer_norm_rows(data, &self.weight_host, &self.bias_host, self.eps as f32);
     }
 
     /// Normalises `x` over its last dimension.
