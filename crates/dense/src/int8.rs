@@ -317,11 +317,11 @@ fn quantize_rows(
         let lo = lo.iter().fold(0f32, |m, &v| m.min(v));
         let hi = hi.iter().fold(0f32, |m, &v| m.max(v));
         let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-        let zero = (-lo / scale).round_ties_even().clamp(0.0, 255.0);
+        let zero = (-lo / scale).round_ties_even().max(0.0).min(255.0);
         let inv = 1.0 / scale;
         for (q, &v) in q.iter_mut().zip(row) {
             let v = if v.abs() > OUTLIER { 0.0 } else { v };
-            *q = (v * inv + zero).round_ties_even().clamp(0.0, 255.0) as u8;
+            *q = (v * inv + zero).round_ties_even().max(0.0).min(255.0) as u8;
         }
         *zero_point = zero as u8;
         *row_scale = scale;

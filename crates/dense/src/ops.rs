@@ -25,7 +25,7 @@ const CHUNK: usize = 1 << 14;
 
 #[inline(always)]
 fn erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
+    let x = x.max(-4.0).min(4.0);
     let x2 = x * x;
     let mut p = -2.726_142_3e-10_f32;
     for c in [
@@ -54,17 +54,23 @@ fn gelu(x: f32) -> f32 {
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     // Round to nearest by adding and subtracting 1.5 * 2^23 (`f32::round` is a libm call on
-    // baseline x86-64 and would stop the loop from vectorising).
+    // baseline x86-64 and would stop the loop from vectorising); the sum's bits then hold
+    // `n` in the low mantissa bits, from which `2^n` is built without a float-to-int cast
+    // (whose saturation checks also stop vectorisation). `max`/`min`, not `clamp`, for the
+    // same reason.
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    const ROUND_BITS: u32 = 0x4B40_0000;
+    let x = x.max(-87.0).min(88.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
     // ln 2 split in a part exact in f32 and a correction (Cody-Waite).
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.0 / 720.0;
     for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         p = p * r + c;
     }
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let two_n = t.to_bits().wrapping_sub(ROUND_BITS).wrapping_add(127) << 23;
+    p * f32::from_bits(two_n)
 }
 
 /// Sum of `f(x)` with eight independent accumulators, so the loop vectorises (a single
@@ -74,13 +80,20 @@ fn exp(x: f32) -> f32 {
 fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = xs.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    let mut tail = 0f32;
+    for &x in chunks.remainder() {
+        tail += f(x);
+    }
     for c in chunks {
         for i in 0..8 {
             acc[i] += f(c[i]);
         }
     }
-    acc.iter().sum::<f32>() + tail
+    let mut total = tail;
+    for a in acc {
+        total += a;
+    }
+    total
 }
 
 #[inline(always)]
@@ -105,7 +118,11 @@ fn for_rows(data: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
     data.par_chunks_mut(rows).for_each(|block| {
         simd(
             #[inline(always)]
-            || block.chunks_exact_mut(width).for_each(&f),
+            || {
+                for row in block.chunks_exact_mut(width) {
+                    f(row);
+                }
+            },
         );
     });
 }
@@ -115,7 +132,11 @@ pub(crate) fn gelu_in_place(data: &mut [f32]) {
     data.par_chunks_mut(CHUNK).for_each(|block| {
         simd(
             #[inline(always)]
-            || block.iter_mut().for_each(|x| *x = gelu(*x)),
+            || {
+                for x in block.iter_mut() {
+                    *x = gelu(*x);
+                }
+            },
         );
     });
 }
@@ -128,11 +149,11 @@ pub(crate) fn gelu_tanh_in_place(data: &mut [f32]) {
         simd(
             #[inline(always)]
             || {
-                block.iter_mut().for_each(|x| {
+                for x in block.iter_mut() {
                     let y = 0.797_884_6 * (*x + 0.044_715 * *x * *x * *x);
                     let tanh = 1.0 - 2.0 / (exp((2.0 * y).min(80.0)) + 1.0);
                     *x = 0.5 * *x * (1.0 + tanh);
-                });
+                }
             },
         );
     });
@@ -146,9 +167,13 @@ pub(crate) fn softmax_rows(data: &mut [f32], width: usize) {
 #[inline(always)]
 fn softmax_row(row: &mut [f32]) {
     let max = max(row);
-    row.iter_mut().for_each(|x| *x = exp(*x - max));
+    for x in row.iter_mut() {
+        *x = exp(*x - max);
+    }
     let inv = 1.0 / sum(row);
-    row.iter_mut().for_each(|x| *x *= inv);
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
 }
 
 /// LayerNorm of every row (`weight.len()` wide) with its affine `weight` and `bias`, in place:
@@ -158,7 +183,9 @@ pub(crate) fn layer_norm_rows(data: &mut [f32], weight: &[f32], bias: &[f32], ep
     let width = weight.len();
     for_rows(data, width, |row| {
         let mean = sum(row) / width as f32;
-        row.iter_mut().for_each(|x| *x -= mean);
+        for x in row.iter_mut() {
+            *x -= mean;
+        }
         let var = sum_of_squares(row) / width as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for ((x, w), b) in row.iter_mut().zip(weight).zip(bias) {
