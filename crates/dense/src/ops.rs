@@ -112,7 +112,9 @@ fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
-/// `f(row)` over the rows of `width` in `data`, in parallel blocks of rows.
+/// `f(row)` over the rows of `width` in `data`, in parallel blocks of rows (`f` should be an
+/// `#[inline(always)]` closure, so it is compiled inside the dispatched code).
+#[inline(always)]
 fn for_rows(data: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
     let rows = (CHUNK / width).max(1) * width;
     data.par_chunks_mut(rows).for_each(|block| {
@@ -161,7 +163,12 @@ pub(crate) fn gelu_tanh_in_place(data: &mut [f32]) {
 
 /// Softmax of every row of `width`, in place.
 pub(crate) fn softmax_rows(data: &mut [f32], width: usize) {
-    for_rows(data, width, softmax_row);
+    for_rows(
+        data,
+        width,
+        #[inline(always)]
+        |row: &mut [f32]| softmax_row(row),
+    );
 }
 
 #[inline(always)]
@@ -181,17 +188,22 @@ fn softmax_row(row: &mut [f32]) {
 /// the row's `n` values), as PyTorch's `LayerNorm`.
 pub(crate) fn layer_norm_rows(data: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
     let width = weight.len();
-    for_rows(data, width, |row| {
-        let mean = sum(row) / width as f32;
-        for x in row.iter_mut() {
-            *x -= mean;
-        }
-        let var = sum_of_squares(row) / width as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for ((x, w), b) in row.iter_mut().zip(weight).zip(bias) {
-            *x = *x * inv * w + b;
-        }
-    });
+    for_rows(
+        data,
+        width,
+        #[inline(always)]
+        |row: &mut [f32]| {
+            let mean = sum(row) / width as f32;
+            for x in row.iter_mut() {
+                *x -= mean;
+            }
+            let var = sum_of_squares(row) / width as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((x, w), b) in row.iter_mut().zip(weight).zip(bias) {
+                *x = *x * inv * w + b;
+            }
+        },
+    );
 }
 
 /// Maximum with eight lanes (NaN-free input).
