@@ -28,7 +28,7 @@
 
 use std::cell::RefCell;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
@@ -123,7 +123,7 @@ impl Int8Matrix {
         &self,
         x: &Tensor,
         bias: &[f32],
-        device: &Device,
+        device: &candle_core::Device,
     ) -> candle_core::Result<Tensor> {
         let (tokens, _) = x.dims2()?;
         let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
@@ -334,6 +334,7 @@ fn quantize_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     /// A deterministic pseudo-random matrix in [-1, 1).
     fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
@@ -431,6 +432,7 @@ mod tests {
 #[cfg(test)]
 mod zero_points {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn rows_with_different_zero_points() {

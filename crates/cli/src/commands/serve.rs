@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     max_k: usize,
     /// How the models' matrices run.
-    #[arg(long, value_enum, default_value = "as-stored")]
+    #[arg(long, value_enum, default_value = "int8")]
     weights: WeightsArg,
 }
 
