@@ -85,7 +85,10 @@ fn main() {
     println!(
         "{model} {} ({}) threads={} load {load_s:.2} s | {} passages in {secs:.1} s = {:.1} passages/s (batch {batch}) | query median {median:.1} ms over {}",
         encoder.weights().format,
-        hybrid_search::dense::int8_kernel_name(),
+        match format {
+            WeightFormat::Int8 => hybrid_search::dense::int8_kernel_name(),
+            _ => hybrid_search::dense::f32_kernel_name(),
+        },
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()),
         vectors.len(),
         vectors.len() as f64 / secs,

@@ -9,15 +9,16 @@
 //!
 //! The collection's model is found as `search` finds it; the hybrid mode uses the collection's
 //! default fusion settings. Queries run in dataset order, after 10 warm-up queries. With a
-//! cross-encoder directory (`train-reranker`) and a depth as the last two arguments, a fourth
-//! row times hybrid searches whose top `depth` the cross-encoder reorders.
+//! cross-encoder directory (`train-reranker`) and a depth after them, a fourth row times hybrid
+//! searches whose top `depth` the cross-encoder reorders, its matrices in int8 (the default) or
+//! `f32` (an optional last argument). The query encoder runs in the engine's default format.
 
 use std::path::Path;
 use std::time::Instant;
 
 use std::sync::Arc;
 
-use hybrid_search::dense::{CrossEncoder, Device};
+use hybrid_search::dense::{CrossEncoder, Device, WeightFormat};
 use hybrid_search::eval::load_dataset;
 use hybrid_search::{Collection, Mode, ModelChoice, Rerank, RerankOptions, SearchRequest};
 
@@ -60,15 +61,22 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: hybrid-speed COLLECTION_DIR DATASET [SPLIT] [QUERIES] [RERANKER_DIR DEPTH]";
+    let usage = "usage: hybrid-speed COLLECTION_DIR DATASET [SPLIT] [QUERIES] [RERANKER_DIR DEPTH [int8|f32]]";
     let dir = args.next().expect(usage);
     let dataset = args.next().expect(usage);
     let split = args.next().unwrap_or_else(|| "test".into());
     let limit: usize = args.next().map_or(300, |n| n.parse().expect(usage));
     let reranker = args.next().map(|dir| {
         let depth: usize = args.next().expect(usage).parse().expect(usage);
+        let format = match args.next().as_deref() {
+            None | Some("int8") => WeightFormat::Int8,
+            Some("f32") => WeightFormat::F32,
+            Some(_) => panic!("{usage}"),
+        };
         Rerank {
-            model: Arc::new(CrossEncoder::load(Path::new(&dir), &Device::Cpu).unwrap()),
+            model: Arc::new(
+                CrossEncoder::load_with(Path::new(&dir), &Device::Cpu, format).unwrap(),
+            ),
             options: RerankOptions {
                 depth,
                 ..RerankOptions::default()

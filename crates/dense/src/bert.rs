@@ -655,3 +655,61 @@ impl Bert {
         Tensor::cat(&pooled, 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiny::TinyModel;
+
+    fn load(dir: &Path, format: WeightFormat) -> Bert {
+        let hf: HfConfig = crate::encoder::read_json(&dir.join("config.json")).unwrap();
+        let config = hf.to_config().unwrap();
+        let path = hf_weights_file(dir).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let map = TensorMap::read(&path, &bytes, &Device::Cpu).unwrap();
+        Bert::load(&path, &config, &map, format, &Device::Cpu).unwrap()
+    }
+
+    /// The fused CPU forward against candle's operations on the same packed matrices:
+    /// sequences of different lengths, more of them than one group of `GROUP_TOKENS` holds.
+    #[test]
+    fn fused_forward_matches_candles_path() {
+        let dir = tempfile::tempdir().unwrap();
+        TinyModel {
+            hidden: 48,
+            layers: 2,
+            heads: 4,
+            max_seq_length: 64,
+            seed: 7,
+        }
+        .write(dir.path())
+        .unwrap();
+        let fused = load(dir.path(), WeightFormat::F32);
+        assert!(fused.fused);
+        let mut reference = load(dir.path(), WeightFormat::F32);
+        reference.fused = false;
+        let seqs: Vec<Vec<u32>> = (0..70)
+            .map(|i| {
+                (0..(3 + i * 7 % 60))
+                    .map(|t| ((t * 13 + i) % 80) as u32)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        assert!(refs.iter().map(|s| s.len()).sum::<usize>() > crate::fused::GROUP_TOKENS);
+        let a = fused.forward(&refs).unwrap();
+        let b = reference.forward(&refs).unwrap();
+        assert_eq!(a.dims(), b.dims());
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "max |diff| {diff}");
+    }
+}

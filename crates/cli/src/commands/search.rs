@@ -78,13 +78,14 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
         request.query_encoder = Some(encoder);
     }
     if let Some((dir, options)) = &plan.rerank {
-        let model = CrossEncoder::load(dir, &Device::Cpu).with_context(|| {
-            format!(
-                "loading reranker {} (a cross-encoder directory written by \
+        let model =
+            CrossEncoder::load_with(dir, &Device::Cpu, plan.model.weights).with_context(|| {
+                format!(
+                    "loading reranker {} (a cross-encoder directory written by \
                  `hybrid-search train-reranker`)",
-                dir.display()
-            )
-        })?;
+                    dir.display()
+                )
+            })?;
         request.rerank = Some(Rerank {
             model: Arc::new(model),
             options: *options,
