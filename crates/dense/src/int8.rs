@@ -33,6 +33,8 @@ use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
 
+use crate::ops::clamp;
+
 type Executor = GemmExecutor<u8, i8, i32>;
 
 thread_local! {
@@ -317,13 +319,13 @@ fn quantize_rows(
         let lo = lo.iter().fold(0f32, |m, &v| m.min(v));
         let hi = hi.iter().fold(0f32, |m, &v| m.max(v));
         let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-        let zero = (-lo / scale).round_ties_even().max(0.0).min(255.0);
+        let zero = clamp((-lo / scale).round_ties_even(), 0.0, 255.0);
         let inv = 1.0 / scale;
         for (q, &v) in q.iter_mut().zip(row) {
             let v = if v.abs() > OUTLIER { 0.0 } else { v };
             // Adding 1.5 * 2^23 rounds to the nearest integer (ties to even) and leaves it in
             // the low mantissa bits: no float-to-int cast, whose checks stop vectorisation.
-            let clamped = (v * inv + zero).max(0.0).min(255.0);
+            let clamped = clamp(v * inv + zero, 0.0, 255.0);
             *q = (clamped + 12_582_912.0).to_bits() as u8;
         }
         *zero_point = zero as u8;

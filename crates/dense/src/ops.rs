@@ -23,9 +23,17 @@ use rayon::prelude::*;
 /// Elements per rayon task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
 
+/// `x` limited to `[lo, hi]` with `max` and `min`, which vectorise; `f32::clamp` keeps NaN and
+/// checks its bounds, and its comparisons stopped the loops here from vectorising.
+#[inline(always)]
+#[allow(clippy::manual_clamp)]
+pub(crate) fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+    x.max(lo).min(hi)
+}
+
 #[inline(always)]
 fn erf(x: f32) -> f32 {
-    let x = x.max(-4.0).min(4.0);
+    let x = clamp(x, -4.0, 4.0);
     let x2 = x * x;
     let mut p = -2.726_142_3e-10_f32;
     for c in [
@@ -60,7 +68,7 @@ fn exp(x: f32) -> f32 {
     // same reason.
     const ROUND: f32 = 12_582_912.0;
     const ROUND_BITS: u32 = 0x4B40_0000;
-    let x = x.max(-87.0).min(88.0);
+    let x = clamp(x, -87.0, 88.0);
     let t = x * std::f32::consts::LOG2_E + ROUND;
     let n = t - ROUND;
     // ln 2 split in a part exact in f32 and a correction (Cody-Waite).
