@@ -700,16 +700,7 @@ mod tests {
         let a = fused.forward(&refs).unwrap();
         let b = reference.forward(&refs).unwrap();
         assert_eq!(a.dims(), b.dims());
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::ops::tests::max_diff(&a, &b);
         assert!(diff < 1e-4, "max |diff| {diff}");
     }
 }
