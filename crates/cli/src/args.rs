@@ -87,7 +87,7 @@ pub enum WeightsArg {
     #[value(name = "q4_0")]
     Q4_0,
     /// Linear layers in int8 (weights per output channel, activations per token), kernel
-    /// chosen at run time: the default, 1.6-1.9x the speed of f32 on an AVX2 CPU with the same
+    /// chosen at run time: the default, 1.3-1.4x the speed of f32 on an AVX2 CPU with the same
     /// retrieval quality (docs/benchmarks.md).
     Int8,
 }

@@ -172,7 +172,7 @@ pub enum WeightFormat {
     /// activations per token at each call, i32 accumulation with the kernel chosen at run time
     /// (`crate::int8`; word embeddings stay as stored). A packed Q4_0 file is dequantised
     /// first. On the CPU only: other devices run such a model in f32. Measured in
-    /// `docs/benchmarks.md`: 1.6-1.9x the f32 path's speed on an AVX2 CPU, vectors within
+    /// `docs/benchmarks.md`: 1.3-1.4x the f32 path's speed on an AVX2 CPU, vectors within
     /// cosine 0.993 of f32, retrieval quality within its noise.
     #[default]
     Int8,
