@@ -192,8 +192,8 @@ impl CrossEncoder {
     }
 
     /// [`CrossEncoder::load`] with the body's matrices run in `format` (`Int8`: the engine's
-    /// int8 path, 1.2x the f32 path for 20 reranked pairs on an AVX2 CPU, `docs/benchmarks.md`; the head
-    /// stays f32).
+    /// int8 path, 1.2x the f32 path for 20 reranked pairs on an AVX2 CPU,
+    /// `docs/benchmarks.md`; the head stays f32).
     ///
     /// # Errors
     ///
