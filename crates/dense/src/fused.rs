@@ -3,7 +3,7 @@
 //! candle's path allocates a tensor for every step (the matrix product, the bias, the residual
 //! sum, the normalisation, the activation), each tens of megabytes for a batch, and glibc hands
 //! most of them back to the kernel, so every layer pays for fresh zeroed pages. Here one layer
-//! is five passes over buffers allocated once per call:
+//! is five passes over buffers allocated once per group of sequences:
 //!
 //! 1. `qkv = x Wqkv^T + b` (one GEMM for query, key and value);
 //! 2. attention per sequence and head on strided views of `qkv` (no copies): scores

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
 
-use crate::ops::clamp;
+use crate::ops::{clamp, simd};
 
 type Executor = GemmExecutor<u8, i8, i32>;
 
@@ -279,12 +279,6 @@ impl Int8Matrix {
 
 /// Rows per parallel block of quantisation and rescaling.
 const ROWS: usize = 16;
-
-/// Runs `f` with the best instruction set pulp finds on this CPU (see `crate::ops`).
-#[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
-}
 
 /// Quantises rows of `inputs` features to asymmetric u8 (see the module's documentation),
 /// writing each row's zero point and scale.

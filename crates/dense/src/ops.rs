@@ -64,7 +64,7 @@ fn exp(x: f32) -> f32 {
     // Round to nearest by adding and subtracting 1.5 * 2^23 (`f32::round` is a libm call on
     // baseline x86-64 and would stop the loop from vectorising); the sum's bits then hold
     // `n` in the low mantissa bits, from which `2^n` is built without a float-to-int cast
-    // (whose saturation checks also stop vectorisation). `max`/`min`, not `clamp`, for the
+    // (whose saturation checks also stop vectorisation). [`clamp`], not `f32::clamp`, for the
     // same reason.
     const ROUND: f32 = 12_582_912.0;
     const ROUND_BITS: u32 = 0x4B40_0000;
@@ -116,7 +116,7 @@ fn sum_of_squares(xs: &[f32]) -> f32 {
 
 /// Runs `f` with the best instruction set pulp finds on this CPU.
 #[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
@@ -137,36 +137,44 @@ fn for_rows(data: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
     });
 }
 
-/// The erf GELU of every element, in place.
-pub(crate) fn gelu_in_place(data: &mut [f32]) {
+/// `x = f(x)` for every element of `data`, in parallel blocks (`f` should be an
+/// `#[inline(always)]` closure, as for [`for_rows`]).
+#[inline(always)]
+fn for_elements(data: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     data.par_chunks_mut(CHUNK).for_each(|block| {
         simd(
             #[inline(always)]
             || {
                 for x in block.iter_mut() {
-                    *x = gelu(*x);
+                    *x = f(*x);
                 }
             },
         );
     });
 }
 
+/// The erf GELU of every element, in place.
+pub(crate) fn gelu_in_place(data: &mut [f32]) {
+    for_elements(
+        data,
+        #[inline(always)]
+        |x| gelu(x),
+    );
+}
+
 /// The tanh approximation of GELU (`gelu_new`), `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
 /// x^3)))` (Hendrycks and Gimpel 2016), of every element, in place; `tanh(y)` as
 /// `1 - 2 / (e^(2y) + 1)`.
 pub(crate) fn gelu_tanh_in_place(data: &mut [f32]) {
-    data.par_chunks_mut(CHUNK).for_each(|block| {
-        simd(
-            #[inline(always)]
-            || {
-                for x in block.iter_mut() {
-                    let y = 0.797_884_6 * (*x + 0.044_715 * *x * *x * *x);
-                    let tanh = 1.0 - 2.0 / (exp((2.0 * y).min(80.0)) + 1.0);
-                    *x = 0.5 * *x * (1.0 + tanh);
-                }
-            },
-        );
-    });
+    for_elements(
+        data,
+        #[inline(always)]
+        |x| {
+            let y = 0.797_884_6 * (x + 0.044_715 * x * x * x);
+            let tanh = 1.0 - 2.0 / (exp((2.0 * y).min(80.0)) + 1.0);
+            0.5 * x * (1.0 + tanh)
+        },
+    );
 }
 
 /// Softmax of every row of `width`, in place.
