@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: checks formatting, builds the workspace once with clippy and missing_docs
 # enforced (scripts/build.sh), builds the Korean dictionary and lays out the encoder models
-# (PyPI only), installs Debian's chromium for the search page's browser test, and runs every test of the workspace in the one build profile (release).
+# (PyPI only), installs Debian's chromium for the search page's browser test, makes a Python
+# venv with Qdrant's engine (qdrant-edge-py, PyPI) for the Qdrant parity tests, and runs every
+# test of the workspace in the one build profile (release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -10,4 +12,7 @@ scripts/build.sh
 HS_BUILT=1 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
 scripts/fetch-browser.sh
+scripts/fetch-qdrant-edge.sh
+# The Qdrant parity tests must run here, not skip.
+export HYBRID_SEARCH_REQUIRE_EDGE=1
 scripts/build.sh --run-tests

@@ -12,8 +12,9 @@ use hybrid_search::defaults::{RERANK_DEPTH, RERANK_WEIGHT_SCIFACT_DEV};
 use hybrid_search::dense::WeightFormat;
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, DecompoundMode, FusionMethod, FusionOverrides, Mode, ModelChoice,
-    NormChoice, RerankOptions, StopWords, Wait,
+    NormChoice, RerankOptions, ServerFusion, StopWords, Wait,
 };
+use hybrid_search_qdrant::{LegsOptions, Target};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum AnalyzerArg {
@@ -66,6 +67,10 @@ impl From<ModeArg> for Mode {
 pub enum FusionArg {
     Rrf,
     Convex,
+    /// With --qdrant: Qdrant fuses the legs itself with RRF (k = 60, ranks from 1).
+    ServerRrf,
+    /// With --qdrant: Qdrant fuses the legs itself with DBSF (distribution-based score fusion).
+    ServerDbsf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -248,9 +253,10 @@ impl FusionArgs {
     pub fn overrides(&self) -> anyhow::Result<FusionOverrides> {
         let overrides = FusionOverrides {
             settings: None,
-            method: self.fusion.map(|f| match f {
-                FusionArg::Rrf => FusionMethod::Rrf,
-                FusionArg::Convex => FusionMethod::Convex,
+            method: self.fusion.and_then(|f| match f {
+                FusionArg::Rrf => Some(FusionMethod::Rrf),
+                FusionArg::Convex => Some(FusionMethod::Convex),
+                FusionArg::ServerRrf | FusionArg::ServerDbsf => None,
             }),
             alpha: self.alpha,
             rrf_k: self.rrf_k,
@@ -297,6 +303,33 @@ pub struct SearchArgs {
     /// labelled queries (`eval --split`).
     #[arg(long, default_value_t = RERANK_WEIGHT_SCIFACT_DEV, requires = "rerank")]
     rerank_weight: f64,
+    #[command(flatten)]
+    qdrant: QdrantArgs,
+}
+
+/// Where the legs run when a Qdrant collection serves the collection (`search` and `eval`).
+#[derive(clap::Args, Clone)]
+pub struct QdrantArgs {
+    /// Run both legs in Qdrant (its gRPC URL, such as http://127.0.0.1:6334), on a collection
+    /// filled by `hybrid-search qdrant sync`; the query is still analysed, weighed and encoded
+    /// by the engine, and fused by it unless --fusion server-rrf|server-dbsf.
+    #[arg(long, value_name = "URL", requires = "collection")]
+    qdrant: Option<String>,
+    /// The Qdrant collection's name.
+    #[arg(long, value_name = "NAME", requires = "qdrant")]
+    collection: Option<String>,
+    /// With --qdrant: exact (brute-force) dense search instead of Qdrant's HNSW.
+    #[arg(long, requires = "qdrant")]
+    exact: bool,
+}
+
+/// The Qdrant side of a [`SearchPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QdrantPlan {
+    /// Server and collection.
+    pub target: Target,
+    /// Exact dense search, server-side fusion.
+    pub options: LegsOptions,
 }
 
 /// What [`SearchArgs`] asks for, checked, before anything is loaded.
@@ -311,6 +344,8 @@ pub struct SearchPlan {
     pub query_model: Option<PathBuf>,
     /// The cross-encoder's directory and how it reranks.
     pub rerank: Option<(PathBuf, RerankOptions)>,
+    /// Where the legs run when not in the collection itself.
+    pub qdrant: Option<QdrantPlan>,
 }
 
 impl SearchArgs {
@@ -328,7 +363,30 @@ impl SearchArgs {
         if let Some((_, o)) = &rerank {
             o.validate()?;
         }
+        let server_fusion = match self.fusion.fusion {
+            Some(FusionArg::ServerRrf) => Some(ServerFusion::Rrf),
+            Some(FusionArg::ServerDbsf) => Some(ServerFusion::Dbsf),
+            _ => None,
+        };
+        let qdrant = match (&self.qdrant.qdrant, &self.qdrant.collection) {
+            (Some(url), Some(collection)) => Some(QdrantPlan {
+                target: Target {
+                    url: url.clone(),
+                    collection: collection.clone(),
+                },
+                options: LegsOptions {
+                    exact: self.qdrant.exact,
+                    server_fusion,
+                },
+            }),
+            _ if server_fusion.is_some() => bail!(
+                "--fusion server-rrf and server-dbsf are Qdrant's own fusions: they need \
+                 --qdrant URL --collection NAME"
+            ),
+            _ => None,
+        };
         Ok(SearchPlan {
+            qdrant,
             mode: self.mode.map(Mode::from),
             model: self.model.choice(),
             fusion: self.fusion.overrides()?,

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use commands::{analyze, documents, eval, index, search, serve, train, tune, verify};
+use commands::{analyze, documents, eval, index, qdrant, search, serve, train, tune, verify};
 
 /// Hybrid sparse + dense search for Korean and English text.
 #[derive(Parser)]
@@ -73,6 +73,11 @@ enum Command {
     /// Serve the collections of a folder over HTTP: a JSON API (search, documents,
     /// collections; docs/api.md) and a search page at `/`.
     Serve(serve::Args),
+    /// Serve a collection from a Qdrant cluster: `sync` fills a Qdrant collection from it,
+    /// `export` writes the same points as JSON Lines (search and eval take --qdrant URL
+    /// --collection NAME).
+    #[command(subcommand)]
+    Qdrant(qdrant::Command),
     /// Build the ko-dic dictionary from MeCab-compiled mecab-ko-dic files (used by
     /// scripts/fetch-ko-dic.sh).
     BuildKoDic(analyze::BuildKoDicArgs),
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
         Command::TrainDense(a) => train::cmd_train_dense(a).map(|()| true),
         Command::TrainReranker(a) => train::cmd_train_reranker(a).map(|()| true),
         Command::Serve(a) => serve::run(a).map(|()| true),
+        Command::Qdrant(c) => qdrant::run(c).map(|()| true),
         Command::BuildKoDic(a) => analyze::build_ko_dic(a).map(|()| true),
     };
     match outcome {

@@ -173,6 +173,23 @@ pub trait VectorIndex: Send + Sync {
     /// [`Error::Index`] when the vectors cannot be read back.
     fn vectors_of(&self, key: u64) -> Result<Vec<Vec<f32>>>;
 
+    /// The vectors of each of `keys` that this index holds (one per window), as
+    /// [`VectorIndex::vectors_of`] gives them; keys it does not hold are left out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] when the vectors cannot be read back.
+    fn vectors_of_many(&self, keys: &[u64]) -> Result<HashMap<u64, Vec<Vec<f32>>>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for &key in keys {
+            let vectors = self.vectors_of(key)?;
+            if !vectors.is_empty() {
+                out.insert(key, vectors);
+            }
+        }
+        Ok(out)
+    }
+
     /// Calls `f(key, vector)` for every stored vector (a merge reads a segment this way).
     ///
     /// # Errors
@@ -631,6 +648,16 @@ impl VectorIndex for ExactIndex {
             .filter(|(k, _)| *k == key)
             .map(|(_, v)| v.to_vec())
             .collect())
+    }
+
+    fn vectors_of_many(&self, keys: &[u64]) -> Result<HashMap<u64, Vec<Vec<f32>>>> {
+        // One pass over the rows, not one per key.
+        let wanted: HashSet<u64> = keys.iter().copied().collect();
+        let mut out: HashMap<u64, Vec<Vec<f32>>> = HashMap::with_capacity(keys.len());
+        for (key, vector) in self.iter().filter(|(key, _)| wanted.contains(key)) {
+            out.entry(key).or_default().push(vector.to_vec());
+        }
+        Ok(out)
     }
 
     fn for_each_vector(&self, f: &mut dyn FnMut(u64, &[f32])) -> Result<()> {

@@ -41,6 +41,15 @@ pub enum Error {
         /// Its fingerprint.
         found: String,
     },
+    /// A remote backend of the legs (a Qdrant cluster) cannot be reached, refuses a request,
+    /// or does not hold what the collection does.
+    #[error("{backend}: {message}")]
+    Remote {
+        /// Where: the URL and collection.
+        backend: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
     /// A dense search or write needs the collection's model and none is attached.
     #[error("{0}: {1}")]
     NoModel(PathBuf, String),

@@ -12,6 +12,7 @@ use crate::collection::Collection;
 use crate::error::{Error, Result};
 use crate::evaluate::query_vectors;
 use crate::manifest::{HybridOptions, Mode};
+use crate::remote::RemoteLegs;
 use crate::rerank::{FirstStage, RerankOptions, rerank};
 use crate::search::{Ranked, RerankInfo, SearchResults};
 
@@ -196,6 +197,9 @@ pub struct SearchRequest {
     pub rerank: Option<Rerank>,
     /// Keep each hit's per-leg scores (and, reranked, its first-stage rank and logit).
     pub explain: bool,
+    /// Where the legs are answered: `None` for the collection's own indexes, else a remote
+    /// backend holding its points ([`Collection::rank_on`]).
+    pub remote: Option<Arc<dyn RemoteLegs>>,
 }
 
 impl SearchRequest {
@@ -210,6 +214,7 @@ impl SearchRequest {
             query_encoder: None,
             rerank: None,
             explain: false,
+            remote: None,
         }
     }
 
@@ -374,7 +379,8 @@ impl Collection {
         k: usize,
     ) -> Result<(Ranked, Vec<FirstStage>)> {
         let depth = request.rerank.as_ref().map_or(0, |r| r.options.depth);
-        let ranked = self.rank(
+        let ranked = self.rank_on(
+            request.remote.as_deref(),
             &request.query,
             vector,
             k.max(depth),

@@ -7,12 +7,15 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use hybrid_search_dense::{Encoder, TextKind};
-use hybrid_search_fusion::{FusedHit, Leg, LegList, LegScore};
+use hybrid_search_fusion::{
+    ConvexSettings, FusedHit, Fusion, Leg, LegList, LegScore, Normalization, RrfSettings,
+};
 
 use crate::collection::{Collection, DenseLeg};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
 use crate::error::{Error, Result};
 use crate::manifest::{HybridOptions, Mode};
+use crate::remote::{RemoteLegs, ServerFusion};
 use crate::request::{FusionOverrides, SearchRequest};
 use crate::rerank::FirstStage;
 use crate::snippet::{query_terms, snippet_for_terms};
@@ -162,6 +165,38 @@ pub(crate) fn single_leg(leg: Leg, list: Vec<(Arc<str>, f32)>) -> Vec<FusedHit<A
         .collect()
 }
 
+/// The engine's fusion that computes what `server` computes, for explaining its hits:
+/// RRF with `k` = 60 and equal weights; DBSF as a convex combination with `alpha` = 0.5 of
+/// scores normalised by DBSF (half the server's sum, the same order).
+fn equivalent_fusion(server: ServerFusion) -> Fusion {
+    match server {
+        ServerFusion::Rrf => Fusion::Rrf(RrfSettings::default()),
+        ServerFusion::Dbsf => Fusion::Convex(ConvexSettings {
+            alpha: 0.5,
+            dense: Normalization::Dbsf,
+            sparse: Normalization::Dbsf,
+        }),
+    }
+}
+
+/// `server`'s ranking and scores, each hit with its legs from `explained` (the engine's
+/// equivalent fusion of the same lists).
+fn in_server_order(
+    explained: Vec<FusedHit<Arc<str>>>,
+    server: Vec<(Arc<str>, f32)>,
+) -> Vec<FusedHit<Arc<str>>> {
+    let mut legs: HashMap<Arc<str>, Vec<LegScore>> =
+        explained.into_iter().map(|h| (h.id, h.legs)).collect();
+    server
+        .into_iter()
+        .map(|(id, score)| FusedHit {
+            legs: legs.remove(&id).unwrap_or_default(),
+            id,
+            score: f64::from(score),
+        })
+        .collect()
+}
+
 impl Collection {
     /// The attached encoder, if any.
     pub fn encoder(&self) -> Option<&Arc<Encoder>> {
@@ -274,14 +309,7 @@ impl Collection {
     /// value.
     pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         let (leg, segments) = self.segments()?;
-        if let Some(m) = &self.manifest.dense {
-            dense_leg::check_supplied("", vector, m.vectors.dim).map_err(|e| match e {
-                Error::InvalidVector { message, .. } => {
-                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
-                }
-                e => e,
-            })?;
-        }
+        self.check_query_vector(vector)?;
         let ids = self.live_ids(leg)?;
         let live = |key: u64| ids.contains_key(&key);
         let mut all = Vec::new();
@@ -338,52 +366,148 @@ impl Collection {
         mode: Mode,
         options: &HybridOptions,
     ) -> Result<Ranked> {
+        self.rank_on(None, query, vector, k, mode, options)
+    }
+
+    /// [`Collection::rank`] with the legs answered by `remote` when given (a Qdrant cluster
+    /// holding this collection's points): the query is analysed, weighed with this
+    /// collection's BM25 statistics and encoded here, and the lists are fused here with
+    /// `options`, or by the remote side when it fuses itself ([`RemoteLegs::server_fusion`];
+    /// each hit's legs then show what the engine's equivalent fusion gives them).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Collection::rank`], and [`Error::Remote`] when the remote side fails.
+    pub fn rank_on(
+        &self,
+        remote: Option<&dyn RemoteLegs>,
+        query: &str,
+        vector: Option<&[f32]>,
+        k: usize,
+        mode: Mode,
+        options: &HybridOptions,
+    ) -> Result<Ranked> {
+        let query_vector = || -> Result<Vec<f32>> {
+            let v = match vector {
+                Some(v) => v.to_vec(),
+                None => self.encode_queries(&[query])?.remove(0),
+            };
+            self.check_query_vector(&v)?;
+            Ok(v)
+        };
         let dense_list = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
-            match vector {
-                Some(v) => self.dense_search_ids(v, depth),
-                None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
+            match remote {
+                Some(r) => Ok(r.search(None, Some(&query_vector()?), depth, None)?.dense),
+                None => match vector {
+                    Some(v) => self.dense_search_ids(v, depth),
+                    None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
+                },
+            }
+        };
+        let sparse_list_of = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
+            match remote {
+                Some(r) => Ok(r
+                    .search(Some(&self.query_sparse_vector(query)?), None, depth, None)?
+                    .sparse),
+                None => self.search_ids(query, depth),
             }
         };
         let asked = mode;
+        let mut fusion_used = *options;
         let (mode, degraded, hits) = match mode {
-            Mode::Sparse => (
-                mode,
-                None,
-                single_leg(Leg::Sparse, self.search_ids(query, k)?),
-            ),
+            Mode::Sparse => (mode, None, single_leg(Leg::Sparse, sparse_list_of(k)?)),
             Mode::Dense => (mode, None, single_leg(Leg::Dense, dense_list(k)?)),
             Mode::Hybrid => {
                 let depth = options.depth.max(k);
-                let sparse = self.search_ids(query, depth)?;
-                let (mode, degraded, dense) = match dense_list(depth) {
-                    Ok(dense) => (Mode::Hybrid, None, dense),
-                    // A query vector that does not fit is the caller's mistake, not a leg
-                    // that cannot answer: refused as in the dense mode.
-                    Err(err @ Error::InvalidOption(_)) => return Err(err),
-                    Err(err) => {
-                        let reason = match (&self.model_problem, &err) {
-                            // The model that failed to load explains the missing encoder.
-                            (Some(problem), Error::NoModel(..)) => problem.clone(),
-                            _ => Degraded::of(&err, self.manifest.dense.is_some()),
-                        };
-                        (Mode::Sparse, Some(reason), Vec::new())
+                let degrade = |err: Error| -> Result<(Mode, Option<Degraded>)> {
+                    match err {
+                        // A query vector that does not fit is the caller's mistake, not a leg
+                        // that cannot answer: refused as in the dense mode. A remote side
+                        // that fails is not a missing leg either.
+                        err @ (Error::InvalidOption(_) | Error::Remote { .. }) => Err(err),
+                        err => {
+                            let reason = match (&self.model_problem, &err) {
+                                // The model that failed to load explains the missing encoder.
+                                (Some(problem), Error::NoModel(..)) => problem.clone(),
+                                _ => Degraded::of(&err, self.manifest.dense.is_some()),
+                            };
+                            Ok((Mode::Sparse, Some(reason)))
+                        }
                     }
                 };
-                let mut fused = options
-                    .fusion
-                    .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
-                fused.truncate(k);
-                (mode, degraded, fused)
+                match remote {
+                    None => {
+                        let sparse = self.search_ids(query, depth)?;
+                        let (mode, degraded, dense) = match dense_list(depth) {
+                            Ok(dense) => (Mode::Hybrid, None, dense),
+                            Err(err) => {
+                                let (mode, reason) = degrade(err)?;
+                                (mode, reason, Vec::new())
+                            }
+                        };
+                        let mut fused = options
+                            .fusion
+                            .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
+                        fused.truncate(k);
+                        (mode, degraded, fused)
+                    }
+                    Some(r) => {
+                        let sparse_vector = self.query_sparse_vector(query)?;
+                        let (mode, degraded, dense) = match query_vector() {
+                            Ok(v) => (Mode::Hybrid, None, Some(v)),
+                            Err(err) => {
+                                let (mode, reason) = degrade(err)?;
+                                (mode, reason, None)
+                            }
+                        };
+                        let server = r.server_fusion().filter(|_| dense.is_some());
+                        let lists = r.search(
+                            Some(&sparse_vector),
+                            dense.as_deref(),
+                            depth,
+                            server.map(|_| k),
+                        )?;
+                        if let Some(server) = server {
+                            fusion_used = HybridOptions {
+                                fusion: equivalent_fusion(server),
+                                depth,
+                            };
+                        }
+                        let mut fused = fusion_used.fusion.fuse_lists(
+                            sparse_list(&lists.sparse, depth),
+                            LegList::new(&lists.dense),
+                        )?;
+                        if let Some(server_list) = lists.fused {
+                            fused = in_server_order(fused, server_list);
+                        }
+                        fused.truncate(k);
+                        (mode, degraded, fused)
+                    }
+                }
             }
         };
         Ok(SearchResults {
             mode,
             degraded,
             // Kept when a hybrid search fell back: the hits' legs were fused with them.
-            fusion: (asked == Mode::Hybrid).then_some(*options),
+            fusion: (asked == Mode::Hybrid).then_some(fusion_used),
             rerank: None,
             hits,
         })
+    }
+
+    /// Checks a query vector against the collection's dimension: a wrong length or a value
+    /// that is not finite is [`Error::InvalidOption`].
+    fn check_query_vector(&self, vector: &[f32]) -> Result<()> {
+        if let Some(m) = &self.manifest.dense {
+            dense_leg::check_supplied("", vector, m.vectors.dim).map_err(|e| match e {
+                Error::InvalidVector { message, .. } => {
+                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
+                }
+                e => e,
+            })?;
+        }
+        Ok(())
     }
 
     /// The top `k` documents as (external id, BM25 score), ranked. Ids are shared, not copied.

@@ -24,7 +24,7 @@ use tantivy::{
     SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
-use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer, hangul_bigrams};
+use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer};
 use crate::error::{Error, Result};
 
 const MAIN_TOKENIZER: &str = "hs_main";
@@ -32,13 +32,13 @@ const BIGRAM_TOKENIZER: &str = "hs_bigram";
 
 /// The schema's fields.
 #[derive(Debug, Clone, Copy)]
-struct Fields {
-    id: Field,
-    key: Field,
-    title: Field,
-    text: Field,
-    body: Field,
-    body_ng: Field,
+pub(crate) struct Fields {
+    pub(crate) id: Field,
+    pub(crate) key: Field,
+    pub(crate) title: Field,
+    pub(crate) text: Field,
+    pub(crate) body: Field,
+    pub(crate) body_ng: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -173,7 +173,7 @@ impl SegmentCollector for DeepTopKSegment {
 }
 
 /// The fast-field columns of one segment that map a hit to its key and external id.
-struct SegmentColumns {
+pub(crate) struct SegmentColumns {
     keys: Column<u64>,
     ords: Option<Column<u64>>,
     /// External ids by term ordinal of the `id` column.
@@ -203,11 +203,11 @@ impl SegmentColumns {
         })
     }
 
-    fn key(&self, doc: DocId) -> u64 {
+    pub(crate) fn key(&self, doc: DocId) -> u64 {
         self.keys.first(doc).unwrap_or_default()
     }
 
-    fn id(&self, doc: DocId) -> Arc<str> {
+    pub(crate) fn id(&self, doc: DocId) -> Arc<str> {
         self.ords
             .as_ref()
             .and_then(|o| o.first(doc))
@@ -222,10 +222,10 @@ pub struct Bm25Index {
     index: Index,
     /// Per segment, the fast-field columns that turn a hit into (key, id), opened once.
     segments: RwLock<HashMap<SegmentId, Arc<SegmentColumns>>>,
-    reader: IndexReader,
-    fields: Fields,
-    analyzer: Arc<Analyzer>,
-    ngram_weight: f32,
+    pub(crate) reader: IndexReader,
+    pub(crate) fields: Fields,
+    pub(crate) analyzer: Arc<Analyzer>,
+    pub(crate) ngram_weight: f32,
 }
 
 /// A reader of `index` that moves to a newer commit only when told to (`reload`), so one
@@ -416,26 +416,21 @@ impl Bm25Index {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // Each term once: a word repeated in a question (`flow` three times in a Cranfield
         // query) does not weigh three times.
-        let mut seen = std::collections::HashSet::new();
-        for t in self.analyzer.analyze_query(text)? {
-            if !seen.insert(t.term.clone()) {
-                continue;
-            }
-            let term = Term::from_field_text(self.fields.body, &t.term);
+        let (terms, bigrams) = self.query_terms(text)?;
+        for t in terms {
+            let term = Term::from_field_text(self.fields.body, &t);
             clauses.push((
                 Occur::Should,
                 Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
             ));
         }
-        if self.ngram_weight > 0.0 {
-            for t in hangul_bigrams(text) {
-                let term = Term::from_field_text(self.fields.body_ng, &t.term);
-                let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(q), self.ngram_weight)),
-                ));
-            }
+        for t in bigrams {
+            let term = Term::from_field_text(self.fields.body_ng, &t);
+            let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(q), self.ngram_weight)),
+            ));
         }
         Ok((!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>))
     }
@@ -471,7 +466,7 @@ impl Bm25Index {
 
     /// Each segment's columns, in segment order: opened on a segment's first search and cached
     /// until a merge removes the segment.
-    fn segment_columns(&self, searcher: &Searcher) -> Result<Vec<Arc<SegmentColumns>>> {
+    pub(crate) fn segment_columns(&self, searcher: &Searcher) -> Result<Vec<Arc<SegmentColumns>>> {
         let segments = searcher.segment_readers();
         {
             let cache = self.segments.read().unwrap_or_else(|e| e.into_inner());

@@ -19,6 +19,7 @@
 //! ```
 
 mod analysis;
+mod bm25_vectors;
 mod english;
 mod error;
 mod index;
@@ -28,6 +29,10 @@ pub mod normalize;
 pub use analysis::{
     ANALYSIS_VERSION, AnalyzedToken, Analyzer, AnalyzerConfig, AnalyzerKind, HsTokenizer,
     hangul_bigrams, is_hangul,
+};
+pub use bm25_vectors::{
+    BIGRAM_TAG, BM25_B, BM25_K1, BODY_TAG, Bm25Stats, CollisionReport, DocumentVector,
+    SparseVector, term_id,
 };
 pub use english::{ENGLISH_STOP_WORDS, LUCENE_STOP_WORDS, StopWords};
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod documents;
 pub mod eval;
 pub mod index;
+pub mod qdrant;
 pub mod search;
 pub mod serve;
 pub mod train;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use hybrid_search::defaults::RESULTS;
 use hybrid_search::dense::{CrossEncoder, Device};
 use hybrid_search::{Collection, Rerank, SearchRequest, load_encoder};
+use hybrid_search_qdrant::{Client, QdrantLegs};
 
 use crate::args::{SearchArgs, SearchPlan};
 use crate::render;
@@ -92,6 +93,14 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
         });
     }
     collection.attach_model_for_search(&plan.model, mode, request.query_encoder.is_some())?;
+    if let Some(q) = &plan.qdrant {
+        let client = Client::connect(q.target.clone())?;
+        let (legs, warnings) = QdrantLegs::new(client, &collection, q.options)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        request.remote = Some(Arc::new(legs));
+    }
     Ok((collection, request))
 }
 

@@ -1,0 +1,130 @@
+//! Legs answered somewhere else: a vector database that holds the collection's documents as
+//! points (a Qdrant cluster, `hybrid-search-qdrant`). The engine still analyses the query,
+//! weighs its terms with the collection's BM25 statistics, encodes it, fuses and reranks; the
+//! remote side only finds the top documents of each leg.
+//!
+//! [`Collection::for_each_point`] gives what such a backend stores per document: the BM25
+//! vector ([`SparseVector`], whose dot product with [`Collection::query_sparse_vector`] is the
+//! engine's BM25 score) and the document's dense vectors (one per window).
+
+use std::sync::Arc;
+
+use hybrid_search_sparse::{Bm25Stats, DocumentVector, SparseVector};
+
+use crate::collection::Collection;
+use crate::error::{Error, Result};
+
+/// A fusion the remote side runs itself over its two legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFusion {
+    /// Reciprocal rank fusion with the engine's `k` (60, ranks from 1) and equal weights.
+    Rrf,
+    /// Distribution-based score fusion: each leg's scores normalised by mean ± 3 standard
+    /// deviations over its list, then added (Qdrant's DBSF).
+    Dbsf,
+}
+
+/// Ranked lists of external ids with their scores, best first.
+pub type IdList = Vec<(Arc<str>, f32)>;
+
+/// What a remote search returned: each leg asked for, and the server's fused list when asked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteLists {
+    /// BM25 scores (dot products of the BM25 vectors).
+    pub sparse: IdList,
+    /// Similarities of the dense leg.
+    pub dense: IdList,
+    /// The server's fusion of the two, when asked for.
+    pub fused: Option<IdList>,
+}
+
+/// A backend that answers the legs of a collection's searches.
+pub trait RemoteLegs: Send + Sync {
+    /// Where it is, for messages: `Qdrant at http://127.0.0.1:6334, collection "scifact"`.
+    fn describe(&self) -> String;
+
+    /// The fusion it runs itself, if any (`None`: the engine fuses the two lists with the
+    /// collection's settings).
+    fn server_fusion(&self) -> Option<ServerFusion>;
+
+    /// The top `depth` documents of each leg given a query: `sparse` (the query's BM25
+    /// vector) and `dense` (its vector); with `fused = Some(k)`, also the server's fusion of
+    /// the two lists, top `k`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`] when the backend cannot be reached or refuses the query.
+    fn search(
+        &self,
+        sparse: Option<&SparseVector>,
+        dense: Option<&[f32]>,
+        depth: usize,
+        fused: Option<usize>,
+    ) -> Result<RemoteLists>;
+}
+
+/// A live document as a remote backend stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointData {
+    /// External id, title, text and the BM25 vector.
+    pub doc: DocumentVector,
+    /// The document's dense vectors (one per window); empty without a dense leg.
+    pub dense: Vec<Vec<f32>>,
+}
+
+impl Collection {
+    /// The query's side of BM25 ([`hybrid_search_sparse::Bm25Index::query_vector`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the query cannot be analysed.
+    pub fn query_sparse_vector(&self, query: &str) -> Result<SparseVector> {
+        Ok(self.sparse.query_vector(query)?)
+    }
+
+    /// The BM25 statistics of the commit this collection is on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the index cannot be read.
+    pub fn bm25_stats(&self) -> Result<Bm25Stats> {
+        Ok(self.sparse.bm25_stats()?)
+    }
+
+    /// Calls `f` with every live document's [`PointData`], `batch` at a time, in index order,
+    /// all from the commit this collection is on. Returns the BM25 statistics the sparse
+    /// vectors were computed with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DenseDamaged`] when the vector segments cannot be read, [`Error::Sparse`] when
+    /// the index cannot, and whatever `f` returns.
+    pub fn for_each_point(
+        &self,
+        batch: usize,
+        f: &mut dyn FnMut(Vec<PointData>) -> Result<()>,
+    ) -> Result<Bm25Stats> {
+        let segments = match &self.manifest.dense {
+            Some(_) => Some(self.segments()?.1),
+            None => None,
+        };
+        self.sparse
+            .for_each_document_vector::<Error>(batch, &mut |docs: Vec<DocumentVector>| {
+                let keys: Vec<u64> = docs.iter().map(|d| d.key).collect();
+                let mut found = std::collections::HashMap::new();
+                for segment in segments.into_iter().flatten() {
+                    for (key, vectors) in segment.index.vectors_of_many(&keys)? {
+                        found.entry(key).or_insert_with(Vec::new).extend(vectors);
+                    }
+                }
+                let points = docs
+                    .into_iter()
+                    .map(|doc| PointData {
+                        dense: found.remove(&doc.key).unwrap_or_default(),
+                        doc,
+                    })
+                    .collect();
+                f(points)
+            })
+    }
+}

@@ -1,0 +1,31 @@
+//! A hybrid-search collection served by a Qdrant cluster, with the engine's own analysis,
+//! BM25 statistics, encoders and fusion.
+//!
+//! - [`sync`] makes a Qdrant collection equal to an engine collection: one point per live
+//!   document ([`point_id`]: UUID v5 of the external id), its dense vectors under the named
+//!   multivector [`DENSE_VECTOR`] (one per window, MaxSim), its side of BM25 under the named
+//!   sparse vector [`SPARSE_VECTOR`], and id, title and text as payload.
+//! - [`QdrantLegs`] answers the legs of the engine's searches
+//!   ([`hybrid_search::RemoteLegs`]): the engine analyses the query, weighs its terms with the
+//!   collection's IDF, encodes it, and fuses (or lets Qdrant fuse with RRF or DBSF).
+//! - [`export()`] writes what `sync` sends as JSON Lines.
+//!
+//! BM25 is exact: the sparse dot product equals tantivy's score
+//! ([`hybrid_search::sparse::SparseVector`], `docs/scale-out.md`). Term ids are hashes, so two
+//! terms can share one ([`hybrid_search::sparse::term_id`]).
+
+mod client;
+mod error;
+pub mod export;
+mod points;
+
+pub use client::{
+    Client, DEFAULT_SYNC_BATCH, LegsOptions, QDRANT_RRF_K, QdrantLegs, RemoteCollection,
+    SyncOptions, SyncReport, Target, sync,
+};
+pub use error::{Error, Result};
+pub use export::{ExportReport, QueryVectors, export};
+pub use points::{
+    Bm25Spec, CollectionSpec, DENSE_VECTOR, DIGEST, DOC_ID, DenseSpec, METADATA_KEY, ModelSpec,
+    Point, PointPayload, PointVectors, SPARSE_VECTOR, id_namespace, point_id,
+};

@@ -1,0 +1,483 @@
+//! Parity with Qdrant's engine: a collection is exported (`hybrid-search qdrant export`), its
+//! points loaded into Qdrant Edge (the PyPI package `qdrant-edge-py`, Qdrant's segments
+//! in-process) with the settings `sync` creates, and every query's legs and Qdrant's own
+//! fusions run there (`scripts/qdrant_edge_parity.py`). The answers must equal the embedded
+//! engine's: BM25 scores to 1e-4, dense top-10 with exact search, Qdrant's RRF equal to the
+//! engine's on the same lists, and nDCG@10 within 0.003 in the sparse, dense and hybrid modes
+//! (the collection's fusion in the engine, and Qdrant's RRF and DBSF).
+//!
+//! Python with qdrant-edge-py: `$HYBRID_SEARCH_EDGE_PYTHON`, else
+//! `target/qdrant-edge-venv/bin/python` (made by `scripts/fetch-qdrant-edge.sh`). Without
+//! it the tests say so and pass, unless `HYBRID_SEARCH_REQUIRE_EDGE=1` (set by
+//! `scripts/test.sh`). The SciFact and KorQuAD tests also need `../shared/data` and the models
+//! of `scripts/fetch-models.sh`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hybrid_search::defaults::{EVAL_DEPTH_FUSED_MIN, EVAL_DEPTH_ONE_LEG};
+use hybrid_search::dense::{Device, Encoder, TinyModel, WeightFormat};
+use hybrid_search::eval::metrics;
+use hybrid_search::fusion::LegList;
+use hybrid_search::sparse::SparseVector;
+use hybrid_search::{
+    AnalyzerConfig, AnalyzerKind, Collection, Dataset, DenseOptions, HybridOptions, IdList, Mode,
+    RemoteLegs, RemoteLists, ServerFusion, VectorKind, load_encoder, locate_model,
+};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Python with qdrant-edge-py, or `None` (after saying so) when it is absent and not required.
+fn edge_python() -> Option<PathBuf> {
+    let python = std::env::var_os("HYBRID_SEARCH_EDGE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/qdrant-edge-venv/bin/python"));
+    if python.exists() {
+        return Some(python);
+    }
+    let message = format!(
+        "no Python with qdrant-edge-py at {} (make it with scripts/fetch-qdrant-edge.sh, or \
+         set HYBRID_SEARCH_EDGE_PYTHON)",
+        python.display()
+    );
+    if std::env::var("HYBRID_SEARCH_REQUIRE_EDGE").is_ok_and(|v| v == "1") {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    None
+}
+
+/// One query's answers from Qdrant Edge, as a [`RemoteLegs`] backend.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct EdgeRow {
+    id: String,
+    sparse: Vec<(String, f32)>,
+    dense: Vec<(String, f32)>,
+    rrf: Vec<(String, f32)>,
+    dbsf: Vec<(String, f32)>,
+}
+
+struct EdgeAnswer<'a> {
+    row: &'a EdgeRow,
+    fusion: Option<ServerFusion>,
+}
+
+fn ids(list: &[(String, f32)], depth: usize) -> IdList {
+    list.iter()
+        .take(depth)
+        .map(|(id, s)| (Arc::from(id.as_str()), *s))
+        .collect()
+}
+
+impl RemoteLegs for EdgeAnswer<'_> {
+    fn describe(&self) -> String {
+        "Qdrant Edge".into()
+    }
+
+    fn server_fusion(&self) -> Option<ServerFusion> {
+        self.fusion
+    }
+
+    fn search(
+        &self,
+        sparse: Option<&SparseVector>,
+        dense: Option<&[f32]>,
+        depth: usize,
+        fused: Option<usize>,
+    ) -> hybrid_search::Result<RemoteLists> {
+        Ok(RemoteLists {
+            sparse: if sparse.is_some() {
+                ids(&self.row.sparse, depth)
+            } else {
+                Vec::new()
+            },
+            dense: if dense.is_some() {
+                ids(&self.row.dense, depth)
+            } else {
+                Vec::new()
+            },
+            fused: fused.zip(self.fusion).map(|(k, f)| match f {
+                ServerFusion::Rrf => ids(&self.row.rrf, k),
+                ServerFusion::Dbsf => ids(&self.row.dbsf, k),
+            }),
+        })
+    }
+}
+
+/// The exported query vectors, by query id.
+fn exported_queries(export: &Path) -> HashMap<String, Option<Vec<f32>>> {
+    let text = std::fs::read_to_string(export).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "query")
+        .map(|v| {
+            let dense = v["vector"]["dense"].as_array().map(|a| {
+                a.iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect::<Vec<f32>>()
+            });
+            (v["id"].as_str().unwrap().to_string(), dense)
+        })
+        .collect()
+}
+
+/// Score lists equal position by position within `tol` (ties may order ids differently).
+fn assert_scores_match(what: &str, qdrant: &IdList, engine: &IdList, tol: f32) -> f32 {
+    assert_eq!(qdrant.len(), engine.len(), "{what}: list lengths differ");
+    let mut worst = 0.0f32;
+    for (i, (a, b)) in qdrant.iter().zip(engine).enumerate() {
+        let d = (a.1 - b.1).abs();
+        worst = worst.max(d);
+        assert!(
+            d <= tol,
+            "{what}: rank {}: Qdrant {} {} vs engine {} {}",
+            i + 1,
+            a.0,
+            a.1,
+            b.0,
+            b.1
+        );
+    }
+    // The same documents, but where neighbouring scores tie within `tol`.
+    for (i, (a, b)) in qdrant.iter().zip(engine).enumerate() {
+        let tied = |j: usize| {
+            engine
+                .get(j)
+                .is_some_and(|(_, s)| (s - b.1).abs() <= tol.max(1e-6))
+        };
+        if a.0 != b.0 {
+            assert!(
+                (i > 0 && tied(i - 1)) || tied(i + 1),
+                "{what}: rank {}: Qdrant {} vs engine {} with no tie",
+                i + 1,
+                a.0,
+                b.0
+            );
+        }
+    }
+    worst
+}
+
+struct Parity {
+    /// nDCG@10 (engine, Qdrant) per mode.
+    ndcg: Vec<(&'static str, f64, f64)>,
+    worst_bm25: f32,
+    worst_dense: f32,
+    worst_rrf: f32,
+}
+
+/// Exports `collection` with `dataset`'s queries, runs them in Qdrant Edge, and compares.
+fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path) -> Parity {
+    let export = tmp.join("export.jsonl");
+    let started = Instant::now();
+    let report = hybrid_search_qdrant::export(collection, &export, Some(dataset), &|_, _| {})
+        .expect("export");
+    let bytes = std::fs::metadata(&export).unwrap().len();
+    eprintln!(
+        "export: {} points, {} queries, {:.1} s, {} bytes ({:.0} bytes per point line); term \
+         ids: {} terms -> {} ids, {} colliding ({:.4}%), {} merged within a document",
+        report.points,
+        report.queries,
+        started.elapsed().as_secs_f64(),
+        bytes,
+        report.point_bytes as f64 / report.points.max(1) as f64,
+        report.collisions.terms,
+        report.collisions.ids,
+        report.collisions.colliding_terms,
+        100.0 * report.collisions.colliding_terms as f64 / report.collisions.terms.max(1) as f64,
+        report.merged_terms
+    );
+    let hybrid = collection.hybrid_options();
+    let fused_depth = hybrid.depth.max(EVAL_DEPTH_FUSED_MIN);
+    let answers = tmp.join("edge.jsonl");
+    let status = Command::new(python)
+        .arg(workspace().join("scripts/qdrant_edge_parity.py"))
+        .arg(&export)
+        .arg(&answers)
+        .args(["--depth", &EVAL_DEPTH_ONE_LEG.to_string()])
+        .args(["--fused-depth", &fused_depth.to_string()])
+        .arg("--exact")
+        .status()
+        .expect("run the Qdrant Edge script");
+    assert!(status.success(), "the Qdrant Edge script failed");
+    if let Some(keep) = std::env::var_os("HYBRID_SEARCH_KEEP_PARITY") {
+        std::fs::copy(&export, Path::new(&keep).join("export.jsonl")).unwrap();
+        std::fs::copy(&answers, Path::new(&keep).join("edge.jsonl")).unwrap();
+    }
+    let text = std::fs::read_to_string(&answers).unwrap();
+    let mut rows: HashMap<String, EdgeRow> = HashMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "timing" {
+            eprintln!("Qdrant Edge: {v}");
+            continue;
+        }
+        let row: EdgeRow = serde_json::from_value(v).unwrap();
+        rows.insert(row.id.clone(), row);
+    }
+    let vectors = exported_queries(&export);
+    let dense_leg = collection.manifest().dense.is_some();
+    let modes: Vec<(&'static str, Mode, Option<ServerFusion>)> = if dense_leg {
+        vec![
+            ("sparse", Mode::Sparse, None),
+            ("dense", Mode::Dense, None),
+            ("hybrid", Mode::Hybrid, None),
+            ("hybrid server-rrf", Mode::Hybrid, Some(ServerFusion::Rrf)),
+            ("hybrid server-dbsf", Mode::Hybrid, Some(ServerFusion::Dbsf)),
+        ]
+    } else {
+        vec![("sparse", Mode::Sparse, None)]
+    };
+    let mut runs: HashMap<&str, (metrics::Run, metrics::Run)> = HashMap::new();
+    let (mut worst_bm25, mut worst_dense, mut worst_rrf) = (0.0f32, 0.0f32, 0.0f32);
+    let rrf = HybridOptions {
+        fusion: hybrid_search::fusion::Fusion::default(),
+        depth: fused_depth,
+    };
+    for q in &dataset.queries {
+        let row = &rows[&q.id];
+        let vector = vectors[&q.id].as_deref();
+        // The legs, score by score.
+        let engine_sparse = collection.search_ids(&q.text, EVAL_DEPTH_ONE_LEG).unwrap();
+        worst_bm25 = worst_bm25.max(assert_scores_match(
+            &format!("query {} BM25", q.id),
+            &ids(&row.sparse, EVAL_DEPTH_ONE_LEG),
+            &engine_sparse,
+            1e-4,
+        ));
+        if let Some(v) = vector {
+            let engine_dense = collection.dense_search_ids(v, 10).unwrap();
+            worst_dense = worst_dense.max(assert_scores_match(
+                &format!("query {} dense top-10", q.id),
+                &ids(&row.dense, 10),
+                &engine_dense,
+                1e-5,
+            ));
+            // Qdrant's RRF (k = 61, ranks from 0) against the engine's (k = 60, ranks from 1)
+            // on the same two lists. Qdrant ranks tied scores one after the other, the engine
+            // gives them one rank, so both get each list's positions as distinct scores.
+            let positions = |list: &[(String, f32)]| -> IdList {
+                list.iter()
+                    .take(fused_depth)
+                    .enumerate()
+                    .map(|(i, (id, _))| (Arc::from(id.as_str()), -(i as f32)))
+                    .collect()
+            };
+            let (sparse_positions, dense_positions) =
+                (positions(&row.sparse), positions(&row.dense));
+            let engine_rrf: IdList = rrf
+                .fusion
+                .fuse_lists(
+                    LegList {
+                        hits: &sparse_positions,
+                        absent: None,
+                    },
+                    LegList::new(&dense_positions),
+                )
+                .unwrap()
+                .into_iter()
+                .take(fused_depth)
+                .map(|h| (h.id, h.score as f32))
+                .collect();
+            worst_rrf = worst_rrf.max(assert_scores_match(
+                &format!("query {} RRF", q.id),
+                &ids(&row.rrf, fused_depth),
+                &engine_rrf,
+                1e-6,
+            ));
+        }
+        for (name, mode, fusion) in &modes {
+            let depth = if *mode == Mode::Hybrid {
+                fused_depth
+            } else {
+                EVAL_DEPTH_ONE_LEG
+            };
+            let options = match fusion {
+                Some(_) => rrf,
+                None => hybrid,
+            };
+            let remote = EdgeAnswer {
+                row,
+                fusion: *fusion,
+            };
+            let through = collection
+                .rank_on(Some(&remote), &q.text, vector, depth, *mode, &hybrid)
+                .unwrap();
+            let local = match fusion {
+                // Qdrant's DBSF against the engine's: a convex combination of DBSF-normalised
+                // scores with alpha 0.5 (the order of Qdrant's sum).
+                Some(ServerFusion::Dbsf) => collection.rank(
+                    &q.text,
+                    vector,
+                    depth,
+                    *mode,
+                    &HybridOptions {
+                        fusion: hybrid_search::fusion::Fusion::Convex(
+                            hybrid_search::fusion::ConvexSettings {
+                                alpha: 0.5,
+                                dense: hybrid_search::fusion::Normalization::Dbsf,
+                                sparse: hybrid_search::fusion::Normalization::Dbsf,
+                            },
+                        ),
+                        depth,
+                    },
+                ),
+                _ => collection.rank(&q.text, vector, depth, *mode, &options),
+            }
+            .unwrap();
+            let as_run = |hits: Vec<hybrid_search::fusion::FusedHit<Arc<str>>>| {
+                hits.into_iter()
+                    .map(|h| (h.id.to_string(), h.score as f32))
+                    .collect::<Vec<_>>()
+            };
+            let entry = runs.entry(name).or_default();
+            entry.0.insert(q.id.clone(), as_run(local.hits));
+            entry.1.insert(q.id.clone(), as_run(through.hits));
+        }
+    }
+    let ndcg = modes
+        .iter()
+        .map(|(name, _, _)| {
+            let (local, through) = &runs[name];
+            let (engine, _) = metrics::evaluate(&dataset.qrels, local);
+            let (qdrant, _) = metrics::evaluate(&dataset.qrels, through);
+            eprintln!(
+                "{name}: nDCG@10 engine {:.4}, through Qdrant {:.4}",
+                engine.ndcg_at_10, qdrant.ndcg_at_10
+            );
+            (*name, engine.ndcg_at_10, qdrant.ndcg_at_10)
+        })
+        .collect();
+    eprintln!(
+        "largest differences: BM25 {worst_bm25:e}, dense top-10 {worst_dense:e}, RRF {worst_rrf:e}"
+    );
+    Parity {
+        ndcg,
+        worst_bm25,
+        worst_dense,
+        worst_rrf,
+    }
+}
+
+fn assert_parity(p: &Parity) {
+    for (name, engine, qdrant) in &p.ndcg {
+        assert!(
+            (engine - qdrant).abs() <= 0.003,
+            "{name}: nDCG@10 {engine:.4} in the engine, {qdrant:.4} through Qdrant"
+        );
+    }
+    assert!(p.worst_bm25 <= 1e-4 && p.worst_dense <= 1e-5 && p.worst_rrf <= 1e-6);
+}
+
+/// A collection of `dataset`'s corpus in `dir`, with an exact vector index for `encoder`.
+fn build(dir: &Path, dataset: &Dataset, encoder: Option<Arc<Encoder>>) -> Collection {
+    let started = Instant::now();
+    let dense = encoder.map(|e| {
+        let options = DenseOptions {
+            kind: VectorKind::Exact,
+            ..DenseOptions::for_encoder(&e)
+        };
+        (e, options)
+    });
+    let mut collection =
+        Collection::create_with(dir, AnalyzerConfig::for_kind(AnalyzerKind::Auto), dense).unwrap();
+    collection.add(&dataset.corpus, None).unwrap();
+    eprintln!(
+        "indexed {} documents in {:.1} s",
+        dataset.corpus.len(),
+        started.elapsed().as_secs_f64()
+    );
+    collection
+}
+
+#[test]
+fn fixture_corpus_ranks_the_same_in_qdrant_edge() {
+    let Some(python) = edge_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // A BEIR folder: the medical fixture (Korean and English), each title as a query judged
+    // to find its document.
+    let beir = tmp.path().join("beir");
+    std::fs::create_dir_all(beir.join("qrels")).unwrap();
+    std::fs::copy(
+        workspace().join("fixtures/medical.jsonl"),
+        beir.join("corpus.jsonl"),
+    )
+    .unwrap();
+    let corpus = hybrid_search::eval::read_corpus(&beir.join("corpus.jsonl")).unwrap();
+    let mut queries = String::new();
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    for (i, d) in corpus.iter().enumerate() {
+        let text = if d.title.is_empty() {
+            d.text.chars().take(40).collect()
+        } else {
+            d.title.clone()
+        };
+        queries.push_str(&format!(
+            "{}\n",
+            serde_json::json!({"_id": format!("q{i}"), "text": text})
+        ));
+        qrels.push_str(&format!("q{i}\t{}\t1\n", d.id));
+    }
+    std::fs::write(beir.join("queries.jsonl"), queries).unwrap();
+    std::fs::write(beir.join("qrels/test.tsv"), qrels).unwrap();
+    let dataset = hybrid_search::eval::load_dataset(&beir, "test").unwrap();
+    let model = tmp.path().join("model");
+    TinyModel::default().write(&model).unwrap();
+    let encoder = Arc::new(Encoder::load(&model, &Device::Cpu).unwrap());
+    let collection = build(&tmp.path().join("c"), &dataset, Some(encoder));
+    let p = parity(&collection, &dataset, &python, tmp.path());
+    assert_parity(&p);
+    // Some BM25 score is large enough for 1e-4 to be a real bound.
+    assert!(p.ndcg.iter().all(|(_, e, _)| *e > 0.0));
+}
+
+/// `../shared/data/<name>` and `models/<model>`, or `None` (after saying so).
+fn real(name: &str, model: &str) -> Option<(PathBuf, PathBuf)> {
+    let data = workspace().join("../shared/data").join(name);
+    let Some(model_dir) = locate_model(model).or_else(|| {
+        let d = workspace().join("models").join(model);
+        d.is_dir().then_some(d)
+    }) else {
+        eprintln!("skipping: model {model} is absent (scripts/fetch-models.sh)");
+        return None;
+    };
+    if !data.exists() {
+        eprintln!("skipping: {} is absent", data.display());
+        return None;
+    }
+    Some((data, model_dir))
+}
+
+fn real_parity(data: &Path, split: &str, model: &Path) {
+    let Some(python) = edge_python() else { return };
+    let dataset = hybrid_search::eval::load_dataset(data, split).unwrap();
+    let encoder = load_encoder(model, WeightFormat::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let collection = build(&tmp.path().join("c"), &dataset, Some(encoder));
+    let p = parity(&collection, &dataset, &python, tmp.path());
+    assert_parity(&p);
+}
+
+#[test]
+fn scifact_minilm_ranks_the_same_in_qdrant_edge() {
+    let Some((data, model)) = real("scifact", "all-MiniLM-L6-v2") else {
+        return;
+    };
+    real_parity(&data, "test", &model);
+}
+
+#[test]
+fn korquad_e5_ranks_the_same_in_qdrant_edge() {
+    let Some((data, model)) = real(
+        "korquad-v1-dev/KorQuAD_v1.0_dev.json",
+        "multilingual-e5-small",
+    ) else {
+        return;
+    };
+    real_parity(&data, "test", &model);
+}
