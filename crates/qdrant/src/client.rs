@@ -472,7 +472,7 @@ pub fn sync(
 }
 
 /// The gRPC point of `point`.
-fn point_struct(point: Point) -> PointStruct {
+pub(crate) fn point_struct(point: Point) -> PointStruct {
     let mut vectors: HashMap<String, qdrant_client::qdrant::Vector> = HashMap::new();
     if let Some(dense) = point.vector.dense {
         vectors.insert(

@@ -21,6 +21,9 @@ use serde::Serialize;
 use hybrid_search::sparse::{CollisionReport, SparseVector};
 use hybrid_search::{Collection, Dataset, query_vectors};
 
+use prost::Message;
+
+use crate::client::point_struct;
 use crate::error::{Error, Result};
 use crate::points::{CollectionSpec, Point};
 
@@ -33,6 +36,9 @@ pub struct ExportReport {
     pub queries: u64,
     /// Bytes of the point lines (the collection and query lines left out).
     pub point_bytes: u64,
+    /// Bytes the same points take in `sync`'s gRPC upserts (protobuf encoded length of each
+    /// point).
+    pub grpc_point_bytes: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Terms that shared an id with another term of the same document (their weights added).
@@ -103,12 +109,14 @@ pub fn export(
     let dense_leg = spec.dense.is_some();
     let total = collection.len();
     let (mut points, mut point_bytes, mut merged_terms) = (0u64, 0u64, 0u64);
+    let mut grpc_point_bytes = 0u64;
     let mut failed = None;
     collection
         .for_each_point(BATCH, &mut |batch| {
             for data in batch {
                 merged_terms += u64::from(data.doc.merged_terms);
                 let point = Point::of(data, dense_leg);
+                grpc_point_bytes += point_struct(point.clone()).encoded_len() as u64;
                 match write_line(&mut w, &Line::Point(&point)) {
                     Ok(n) => point_bytes += n,
                     Err(e) => {
@@ -153,6 +161,7 @@ pub fn export(
         points,
         queries,
         point_bytes,
+        grpc_point_bytes,
         seconds: started.elapsed().as_secs_f64(),
         merged_terms,
         collisions: collection

@@ -152,12 +152,14 @@ fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     }
     let c = report.collisions;
     println!(
-        "{}: {} points, {} queries; {:.1} s; {:.0} bytes per point",
+        "{}: {} points, {} queries; {:.1} s; {:.0} bytes per point ({:.0} in sync's gRPC \
+         requests)",
         args.out.display(),
         report.points,
         report.queries,
         report.seconds,
-        report.point_bytes as f64 / report.points.max(1) as f64
+        report.point_bytes as f64 / report.points.max(1) as f64,
+        report.grpc_point_bytes as f64 / report.points.max(1) as f64
     );
     println!(
         "term ids: {} terms, {} ids, {} terms share an id with another ({:.4}%); {} terms \
