@@ -167,7 +167,8 @@ pub(crate) fn single_leg(leg: Leg, list: Vec<(Arc<str>, f32)>) -> Vec<FusedHit<A
 
 /// The engine's fusion that computes what `server` computes, for explaining its hits:
 /// RRF with `k` = 60 and equal weights; DBSF as a convex combination with `alpha` = 0.5 of
-/// scores normalised by DBSF (half the server's sum, the same order).
+/// scores normalised by DBSF (half the server's sum, the same order), a document missing from
+/// a list adding 0 there (see [`Collection::rank_on`]).
 fn equivalent_fusion(server: ServerFusion) -> Fusion {
     match server {
         ServerFusion::Rrf => Fusion::Rrf(RrfSettings::default()),
@@ -396,12 +397,10 @@ impl Collection {
             Ok(v)
         };
         let dense_list = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
+            let v = query_vector()?;
             match remote {
-                Some(r) => Ok(r.search(None, Some(&query_vector()?), depth, None)?.dense),
-                None => match vector {
-                    Some(v) => self.dense_search_ids(v, depth),
-                    None => self.dense_search_ids(&self.encode_queries(&[query])?[0], depth),
-                },
+                Some(r) => Ok(r.search(None, Some(&v), depth, None)?.dense),
+                None => self.dense_search_ids(&v, depth),
             }
         };
         let sparse_list_of = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
@@ -473,10 +472,17 @@ impl Collection {
                                 depth,
                             };
                         }
-                        let mut fused = fusion_used.fusion.fuse_lists(
-                            sparse_list(&lists.sparse, depth),
-                            LegList::new(&lists.dense),
-                        )?;
+                        // Qdrant's DBSF adds nothing for a document a list did not return;
+                        // the engine's gives it the list's lowest normalised score unless told
+                        // that such documents score below everything.
+                        let floor = (server == Some(ServerFusion::Dbsf)).then_some(f32::MIN);
+                        let mut sparse = sparse_list(&lists.sparse, depth);
+                        sparse.absent = floor.or(sparse.absent);
+                        let dense = LegList {
+                            hits: &lists.dense,
+                            absent: floor,
+                        };
+                        let mut fused = fusion_used.fusion.fuse_lists(sparse, dense)?;
                         if let Some(server_list) = lists.fused {
                             fused = in_server_order(fused, server_list);
                         }

@@ -26,8 +26,8 @@ use hybrid_search::dense::{Device, Encoder, TinyModel, WeightFormat};
 use hybrid_search::eval::metrics;
 use hybrid_search::sparse::SparseVector;
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, Dataset, DenseOptions, HybridOptions, IdList, Mode,
-    RemoteLegs, RemoteLists, ServerFusion, VectorKind, load_encoder, locate_model,
+    AnalyzerConfig, AnalyzerKind, Collection, Dataset, DenseOptions, IdList, Mode, RemoteLegs,
+    RemoteLists, ServerFusion, VectorKind, load_encoder, locate_model,
 };
 
 fn workspace() -> PathBuf {
@@ -107,6 +107,40 @@ impl RemoteLegs for EdgeAnswer<'_> {
                 ServerFusion::Rrf => ids(&self.row.rrf, k),
                 ServerFusion::Dbsf => ids(&self.row.dbsf, k),
             }),
+        })
+    }
+}
+
+/// The collection's own legs behind [`RemoteLegs`], with the engine's equivalent of a server
+/// fusion: what the engine ranks when it fuses as Qdrant does.
+struct EngineLegs<'a>(&'a Collection, Option<ServerFusion>, &'a str);
+
+impl RemoteLegs for EngineLegs<'_> {
+    fn describe(&self) -> String {
+        "the engine".into()
+    }
+
+    fn server_fusion(&self) -> Option<ServerFusion> {
+        self.1
+    }
+
+    fn search(
+        &self,
+        sparse: Option<&SparseVector>,
+        dense: Option<&[f32]>,
+        depth: usize,
+        _fused: Option<usize>,
+    ) -> hybrid_search::Result<RemoteLists> {
+        Ok(RemoteLists {
+            sparse: match sparse {
+                Some(_) => self.0.search_ids(self.2, depth)?,
+                None => Vec::new(),
+            },
+            dense: match dense {
+                Some(v) => self.0.dense_search_ids(v, depth)?,
+                None => Vec::new(),
+            },
+            fused: None,
         })
     }
 }
@@ -296,10 +330,6 @@ fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path)
     } else {
         vec![("sparse", Mode::Sparse, None)]
     };
-    let rrf = HybridOptions {
-        fusion: hybrid_search::fusion::Fusion::default(),
-        depth: fused_depth,
-    };
     // Per query: the largest differences (BM25, dense, RRF) and each mode's (engine, Qdrant)
     // lists.
     type Ranked = Vec<(String, f32)>;
@@ -340,10 +370,6 @@ fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path)
                 } else {
                     EVAL_DEPTH_ONE_LEG
                 };
-                let options = match fusion {
-                    Some(_) => rrf,
-                    None => hybrid,
-                };
                 let remote = EdgeAnswer {
                     row,
                     fusion: *fusion,
@@ -351,28 +377,12 @@ fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path)
                 let through = collection
                     .rank_on(Some(&remote), &q.text, vector, depth, *mode, &hybrid)
                     .unwrap();
-                let local = match fusion {
-                    // Qdrant's DBSF against the engine's: a convex combination of DBSF-normalised
-                    // scores with alpha 0.5 (the order of Qdrant's sum).
-                    Some(ServerFusion::Dbsf) => collection.rank(
-                        &q.text,
-                        vector,
-                        depth,
-                        *mode,
-                        &HybridOptions {
-                            fusion: hybrid_search::fusion::Fusion::Convex(
-                                hybrid_search::fusion::ConvexSettings {
-                                    alpha: 0.5,
-                                    dense: hybrid_search::fusion::Normalization::Dbsf,
-                                    sparse: hybrid_search::fusion::Normalization::Dbsf,
-                                },
-                            ),
-                            depth,
-                        },
-                    ),
-                    _ => collection.rank(&q.text, vector, depth, *mode, &options),
-                }
-                .unwrap();
+                // The engine's own legs; with a server fusion, fused by the engine's equivalent of
+                // it (RRF k = 60; DBSF with Qdrant's rule for a missing document).
+                let own = EngineLegs(collection, *fusion, &q.text);
+                let local = collection
+                    .rank_on(Some(&own), &q.text, vector, depth, *mode, &hybrid)
+                    .unwrap();
                 let as_run = |hits: Vec<hybrid_search::fusion::FusedHit<Arc<str>>>| {
                     hits.into_iter()
                         .map(|h| (h.id.to_string(), h.score as f32))
