@@ -165,10 +165,10 @@ pub(crate) fn single_leg(leg: Leg, list: Vec<(Arc<str>, f32)>) -> Vec<FusedHit<A
         .collect()
 }
 
-/// The engine's fusion that computes what `server` computes, for explaining its hits:
-/// RRF with `k` = 60 and equal weights; DBSF as a convex combination with `alpha` = 0.5 of
-/// scores normalised by DBSF (half the server's sum, the same order), a document missing from
-/// a list adding 0 there (see [`Collection::rank_on`]).
+/// The engine's fusion nearest to what `server` computes, reported as the search's fusion:
+/// RRF with `k` = 60 and equal weights (the same formula, ties aside); for DBSF a convex
+/// combination with `alpha` = 0.5 of DBSF-normalised scores, which differs from Qdrant's in
+/// clipping and in a missing document's score (the hits are explained by [`qdrant_dbsf`]).
 fn equivalent_fusion(server: ServerFusion) -> Fusion {
     match server {
         ServerFusion::Rrf => Fusion::Rrf(RrfSettings::default()),
@@ -178,6 +178,59 @@ fn equivalent_fusion(server: ServerFusion) -> Fusion {
             sparse: Normalization::Dbsf,
         }),
     }
+}
+
+/// Qdrant's distribution-based score fusion, as Qdrant 1.19 computes it
+/// (`lib/segment/src/common/score_fusion.rs`): each list's scores become
+/// `(s - (mean - 3 std)) / (6 std)` with the sample standard deviation, not clipped (a list of
+/// one score, or of equal scores, gives 0.5), and a document's fused score is the sum over the
+/// lists that returned it (a missing document adds 0). Ties by id. Source: M. Mazzeschi,
+/// "Distribution-based Score Fusion (DBSF)", 2023.
+pub(crate) fn qdrant_dbsf(
+    sparse: &[(Arc<str>, f32)],
+    dense: &[(Arc<str>, f32)],
+) -> Vec<FusedHit<Arc<str>>> {
+    let normalise = |list: &[(Arc<str>, f32)]| -> Vec<f64> {
+        let n = list.len() as f64;
+        let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
+        let var = list
+            .iter()
+            .map(|(_, s)| (f64::from(*s) - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        let (lo, width) = (mean - 3.0 * var.sqrt(), 6.0 * var.sqrt());
+        list.iter()
+            .map(|(_, s)| {
+                if list.len() < 2 || width == 0.0 {
+                    0.5
+                } else {
+                    (f64::from(*s) - lo) / width
+                }
+            })
+            .collect()
+    };
+    let mut by_id: HashMap<Arc<str>, FusedHit<Arc<str>>> = HashMap::new();
+    for (leg, list) in [(Leg::Sparse, sparse), (Leg::Dense, dense)] {
+        for (rank, ((id, raw), norm)) in list.iter().zip(normalise(list)).enumerate() {
+            let hit = by_id.entry(id.clone()).or_insert_with(|| FusedHit {
+                id: id.clone(),
+                score: 0.0,
+                legs: Vec::new(),
+            });
+            hit.score += norm;
+            hit.legs.push(LegScore {
+                leg,
+                found: true,
+                rank: Some(rank + 1),
+                raw_score: Some(*raw),
+                normalized: norm,
+                contribution: norm,
+            });
+        }
+    }
+    let mut hits: Vec<_> = by_id.into_values().collect();
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    hits
 }
 
 /// `server`'s ranking and scores, each hit with its legs from `explained` (the engine's
@@ -472,17 +525,13 @@ impl Collection {
                                 depth,
                             };
                         }
-                        // Qdrant's DBSF adds nothing for a document a list did not return;
-                        // the engine's gives it the list's lowest normalised score unless told
-                        // that such documents score below everything.
-                        let floor = (server == Some(ServerFusion::Dbsf)).then_some(f32::MIN);
-                        let mut sparse = sparse_list(&lists.sparse, depth);
-                        sparse.absent = floor.or(sparse.absent);
-                        let dense = LegList {
-                            hits: &lists.dense,
-                            absent: floor,
+                        let mut fused = match server {
+                            Some(ServerFusion::Dbsf) => qdrant_dbsf(&lists.sparse, &lists.dense),
+                            _ => fusion_used.fusion.fuse_lists(
+                                sparse_list(&lists.sparse, depth),
+                                LegList::new(&lists.dense),
+                            )?,
                         };
-                        let mut fused = fusion_used.fusion.fuse_lists(sparse, dense)?;
                         if let Some(server_list) = lists.fused {
                             fused = in_server_order(fused, server_list);
                         }

@@ -67,8 +67,9 @@ pub enum Normalization {
     /// is -1, one unit below, the least a list of two different scores puts between its top
     /// and bottom.
     ZScore,
-    /// Distribution-based score fusion (DBSF), as Qdrant implements it: the bounds are
-    /// `mean ± 3 std`, then min-max with those bounds, clipped to `[0, 1]`:
+    /// Distribution-based score fusion (DBSF) normalisation: the bounds are `mean ± 3 std`
+    /// (as in Qdrant), then min-max with those bounds, clipped to `[0, 1]` (Qdrant does not
+    /// clip, and in its fusion a document a list did not return adds 0; `docs/scale-out.md`):
     /// `clamp((s - (mean - 3 std)) / (6 std), 0, 1)`. `std` is the sample standard deviation
     /// (`n - 1` in the denominator), as in Qdrant.
     ///
