@@ -426,8 +426,9 @@ impl Collection {
     /// [`Collection::rank`] with the legs answered by `remote` when given (a Qdrant cluster
     /// holding this collection's points): the query is analysed, weighed with this
     /// collection's BM25 statistics and encoded here, and the lists are fused here with
-    /// `options`, or by the remote side when it fuses itself ([`RemoteLegs::server_fusion`];
-    /// each hit's legs then show what the engine's equivalent fusion gives them).
+    /// `options`, or by the remote side when it fuses itself ([`RemoteLegs::server_fusion`]:
+    /// the hits keep the server's order and scores, each leg's share computed by RRF with
+    /// `k` = 60 or by Qdrant's DBSF formula, `qdrant_dbsf` in this module).
     ///
     /// # Errors
     ///

@@ -209,12 +209,16 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when a segment's statistics cannot be read.
     pub fn bm25_stats(&self) -> Result<Bm25Stats> {
-        let searcher = self.reader.searcher();
+        self.stats_of(&self.reader.searcher())
+    }
+
+    /// The statistics BM25 uses on `searcher`'s commit.
+    fn stats_of(&self, searcher: &Searcher) -> Result<Bm25Stats> {
         Ok(Bm25Stats {
-            docs: Bm25StatisticsProvider::total_num_docs(&searcher)?,
+            docs: Bm25StatisticsProvider::total_num_docs(searcher)?,
             live_docs: searcher.num_docs(),
-            avg_len: average_len(&searcher, self.fields.body)?,
-            avg_len_bigrams: average_len(&searcher, self.fields.body_ng)?,
+            avg_len: average_len(searcher, self.fields.body)?,
+            avg_len_bigrams: average_len(searcher, self.fields.body_ng)?,
             ngram_weight: self.ngram_weight,
         })
     }
@@ -283,7 +287,8 @@ impl Bm25Index {
         f: &mut dyn FnMut(Vec<DocumentVector>) -> std::result::Result<(), E>,
     ) -> std::result::Result<Bm25Stats, E> {
         let searcher = self.reader.searcher();
-        let stats = self.bm25_stats()?;
+        // The statistics of the same commit the postings are read from.
+        let stats = self.stats_of(&searcher)?;
         let fields = tagged_fields(self);
         let norms = [
             length_norms(stats.avg_len),
