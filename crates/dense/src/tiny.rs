@@ -56,7 +56,7 @@ fn vocabulary() -> Vec<String> {
 }
 
 /// SplitMix64: a small, well-mixed deterministic generator.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -68,7 +68,7 @@ impl Rng {
     }
 
     /// Uniform in [-scale, scale).
-    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+    pub(crate) fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n)
             .map(|_| ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
             .collect()

@@ -553,6 +553,8 @@ impl TrainableBert {
                 .broadcast_mul(&batch.mask.unsqueeze(2)?)?
                 .sum(1)?
                 .broadcast_div(&batch.mask.sum_keepdim(1)?)?,
+            // describe() never gives a BERT directory last-token pooling (decoders only).
+            Pooling::Last => candle_core::bail!("last-token pooling is for decoder models"),
         };
         if self.description.normalize {
             l2_normalize(&pooled)

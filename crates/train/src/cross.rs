@@ -380,7 +380,7 @@ impl TrainableCrossEncoder {
         vars.extend(self.head_vars());
         let device = self.bert.device().clone();
         let this = &*self;
-        let batch_loss = |batch: &[usize], rng: &mut Rng| -> candle_core::Result<Tensor> {
+        let batch_loss = |batch: &[usize], rng: &mut Rng| -> candle_core::Result<Objective> {
             let inputs: Vec<&PairInput> = batch.iter().flat_map(|&i| groups[i].iter()).collect();
             let logits = this.logits(&inputs, Some(rng))?;
             // Gather the flat logits into a (queries, largest group) matrix; the slots of
@@ -403,7 +403,7 @@ impl TrainableCrossEncoder {
                 .reshape((batch.len(), width))?
                 + mask)?;
             let targets = Tensor::zeros(batch.len(), candle_core::DType::U32, &device)?;
-            candle_nn::loss::cross_entropy(&scores, &targets)
+            candle_nn::loss::cross_entropy(&scores, &targets).map(Objective::Loss)
         };
         let mut after_epoch = |so_far: &TrainReport| match final_out {
             Some(out) => this.write(

@@ -65,8 +65,8 @@ use hybrid_search_dense::{Error, Result};
 pub use bert::TrainableBert;
 pub use cross::{CrossTrainConfig, TrainableCrossEncoder};
 pub use dpr::{
-    DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, Similarity,
-    trained_encoder_dirs,
+    DEFAULT_MICRO_BATCH, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR,
+    Similarity, trained_encoder_dirs,
 };
 pub use examples::{Searcher, TrainingSet, training_set};
 pub use schedule::LinearSchedule;
@@ -276,12 +276,35 @@ impl Rng {
 /// with the scheduled learning rate and `progress` hears about every step. After every epoch
 /// but the last, `after_epoch` gets the report so far (e.g. to save a checkpoint); an error
 /// from it stops the run. Candle errors are reported against `model` (the base directory).
+/// What one training step computed: the loss to back-propagate, or (GradCache) the loss's
+/// value with the parameters' gradients already accumulated over micro-batches.
+pub(crate) enum Objective {
+    /// A scalar loss tensor whose graph reaches the parameters.
+    Loss(Tensor),
+    /// The loss value and the gradient of every parameter.
+    Gradients {
+        /// The loss.
+        loss: f32,
+        /// Gradients by parameter.
+        grads: candle_core::backprop::GradStore,
+    },
+}
+
+impl Objective {
+    fn value(&self) -> candle_core::Result<f32> {
+        match self {
+            Self::Loss(loss) => loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>(),
+            Self::Gradients { loss, .. } => Ok(*loss),
+        }
+    }
+}
+
 pub(crate) fn fit(
     model: &Path,
     n: usize,
     hyper: &Hyper<'_>,
     vars: Vec<(String, Var)>,
-    mut batch_loss: impl FnMut(&[usize], &mut Rng) -> candle_core::Result<Tensor>,
+    mut batch_loss: impl FnMut(&[usize], &mut Rng) -> candle_core::Result<Objective>,
     progress: &mut dyn FnMut(StepReport),
     after_epoch: &mut dyn FnMut(&TrainReport) -> Result<()>,
 ) -> Result<TrainReport> {
@@ -315,11 +338,8 @@ pub(crate) fn fit(
         for (i, batch) in order.chunks(settings.batch_size).enumerate() {
             let step = epoch * steps_per_epoch + i;
             let lr = schedule.lr(step);
-            let loss = batch_loss(batch, &mut dropout_rng).map_err(fail)?;
-            let value = loss
-                .to_dtype(candle_core::DType::F32)
-                .and_then(|l| l.to_scalar::<f32>())
-                .map_err(fail)?;
+            let objective = batch_loss(batch, &mut dropout_rng).map_err(fail)?;
+            let value = objective.value().map_err(fail)?;
             if !value.is_finite() {
                 return Err(Error::Model {
                     path: model.to_path_buf(),
@@ -329,7 +349,11 @@ pub(crate) fn fit(
                     ),
                 });
             }
-            let grad_norm = optim.step(&loss, lr).map_err(fail)?;
+            let grad_norm = match objective {
+                Objective::Loss(loss) => optim.step(&loss, lr),
+                Objective::Gradients { grads, .. } => optim.step_with(grads, lr),
+            }
+            .map_err(fail)?;
             sum += f64::from(value);
             progress(StepReport {
                 epoch: epoch + 1,

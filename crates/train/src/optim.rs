@@ -1,5 +1,6 @@
 //! AdamW with sentence-transformers' parameter groups and gradient clipping.
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
@@ -61,7 +62,11 @@ impl Optim {
     /// Back-propagates `loss`, clips and applies the gradient at rate `lr`; returns the global
     /// gradient norm before clipping.
     pub(crate) fn step(&mut self, loss: &Tensor, lr: f64) -> candle_core::Result<f32> {
-        let mut grads = loss.backward()?;
+        self.step_with(loss.backward()?, lr)
+    }
+
+    /// [`Optim::step`] with gradients computed elsewhere (GradCache's accumulated ones).
+    pub(crate) fn step_with(&mut self, mut grads: GradStore, lr: f64) -> candle_core::Result<f32> {
         let mut squares = 0f64;
         for var in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {

@@ -162,6 +162,11 @@ pub struct TrainDenseArgs {
     /// Longest passage in tokens (also capped by the model's maximum length).
     #[arg(long, default_value_t = DenseTrainConfig::default().max_passage_len)]
     max_passage_len: usize,
+    /// GradCache micro-batch: queries and passages encoded this many at a time, so only one
+    /// micro-batch's activations are in memory while the loss keeps every in-batch and hard
+    /// negative; 0 runs each batch in one pass (fastest, most memory).
+    #[arg(long, default_value_t = hybrid_search_train::DEFAULT_MICRO_BATCH)]
+    micro_batch: usize,
 }
 
 /// `train-reranker`'s flags.
@@ -339,6 +344,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
         shared: !args.separate,
         max_query_len: args.max_query_len,
         max_passage_len: args.max_passage_len,
+        micro_batch: (args.micro_batch > 0).then_some(args.micro_batch),
         ..DenseTrainConfig::default()
     };
     let mut trainer = DenseTrainer::new(&data.base, config, &device)
