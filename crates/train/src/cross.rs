@@ -27,7 +27,8 @@ use serde_json::json;
 use super::bert::{Batch, Linear, TrainableBert, dropout};
 use super::dpr::check_dropout;
 use super::{
-    Hyper, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir, fit, save,
+    Hyper, Objective, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir,
+    fit, save,
 };
 use hybrid_search_dense::{Error, HEAD_NAMES, PairInput, PairTokenizer, Result};
 
