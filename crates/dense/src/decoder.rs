@@ -18,6 +18,7 @@ use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use tokenizers::Tokenizer;
 
+use crate::bert::WeightFormat;
 use crate::error::{Error, Result};
 
 /// The decoder architectures this crate runs (GGUF's `general.architecture`).
@@ -168,18 +169,48 @@ impl DecoderConfig {
     }
 }
 
-/// A matrix as it runs: GGML blocks through candle's quantized kernel for a few rows, and for
-/// larger inputs dequantised for the call and multiplied by the f32 GEMM (as `crate::bert`
-/// does; the quantized kernel is a dot product per output on AVX2); or f32 from load.
-struct Matrix(QMatMul);
+/// A matrix as it runs: as stored, GGML blocks through candle's quantized kernel for a few
+/// rows, and for larger inputs dequantised for the call and multiplied by the f32 GEMM (as
+/// `crate::bert` does; the quantized kernel is a dot product per output on AVX2); or, on the
+/// CPU, dequantised at load and packed for `crate::fused`'s f32 or int8 GEMM.
+enum Matrix {
+    Candle(QMatMul),
+    Cpu(crate::fused::CpuLinear),
+}
 
 impl Matrix {
+    fn new(q: QTensor, format: WeightFormat, device: &Device) -> candle_core::Result<Self> {
+        let cpu = device.is_cpu();
+        Ok(match format {
+            WeightFormat::Int8 if cpu => {
+                let matrix = crate::int8::Int8Matrix::quantize(&q.dequantize(device)?)?;
+                let outputs = q.shape().dims()[0];
+                Self::Cpu(crate::fused::CpuLinear::int8(matrix, vec![0.0; outputs]))
+            }
+            WeightFormat::F32 if cpu => {
+                let w = q.dequantize(device)?;
+                let outputs = w.dim(0)?;
+                let values = w.flatten_all()?.to_vec1::<f32>()?;
+                Self::Cpu(crate::fused::CpuLinear::f32(
+                    &values,
+                    outputs,
+                    vec![0.0; outputs],
+                ))
+            }
+            WeightFormat::F32 | WeightFormat::Int8 => {
+                Self::Candle(QMatMul::Tensor(q.dequantize(device)?))
+            }
+            WeightFormat::AsStored | WeightFormat::Q4_0 => Self::Candle(QMatMul::from_qtensor(q)?),
+        })
+    }
+
     fn forward(&self, x: &Tensor, kernel_rows: usize) -> candle_core::Result<Tensor> {
-        match &self.0 {
-            QMatMul::QTensor(q) if x.rank() == 2 && x.dim(0)? > kernel_rows => {
+        match self {
+            Self::Cpu(l) => l.forward(x),
+            Self::Candle(QMatMul::QTensor(q)) if x.rank() == 2 && x.dim(0)? > kernel_rows => {
                 x.matmul(&q.dequantize(x.device())?.t()?)
             }
-            w => w.forward(x),
+            Self::Candle(w) => w.forward(x),
         }
     }
 }
@@ -223,8 +254,12 @@ pub(crate) struct Decoder {
 pub(crate) const MAX_POSITIONS: usize = 8192;
 
 impl Decoder {
-    /// Reads a GGUF file; `f32` dequantises every matrix at load.
-    pub(crate) fn load(path: &Path, f32: bool, device: &Device) -> Result<(Self, GgufInfo)> {
+    /// Reads a GGUF file, running its matrices in `format` (Q4_0 means as stored).
+    pub(crate) fn load(
+        path: &Path,
+        format: WeightFormat,
+        device: &Device,
+    ) -> Result<(Self, GgufInfo)> {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| Error::Model {
             path: path.to_path_buf(),
@@ -238,7 +273,7 @@ impl Decoder {
             })?;
         let info = GgufInfo::read(&content);
         let decoder =
-            Self::from_content(&content, &mut file, config, f32, device).map_err(|e| {
+            Self::from_content(&content, &mut file, config, format, device).map_err(|e| {
                 Error::Model {
                     path: path.to_path_buf(),
                     message: e.to_string(),
@@ -251,7 +286,7 @@ impl Decoder {
         content: &gguf_file::Content,
         reader: &mut R,
         config: DecoderConfig,
-        f32: bool,
+        format: WeightFormat,
         device: &Device,
     ) -> candle_core::Result<Self> {
         let mut tensor = |name: &str, shape: &[usize]| -> candle_core::Result<QTensor> {
@@ -271,12 +306,7 @@ impl Decoder {
         for i in 0..config.layers {
             let name = |n: &str| format!("blk.{i}.{n}.weight");
             let mut matrix = |n: &str, rows: usize, cols: usize| -> candle_core::Result<Matrix> {
-                let q = tensor(&name(n), &[rows, cols])?;
-                Ok(Matrix(if f32 {
-                    QMatMul::Tensor(q.dequantize(device)?)
-                } else {
-                    QMatMul::from_qtensor(q)?
-                }))
+                Matrix::new(tensor(&name(n), &[rows, cols])?, format, device)
             };
             let q = matrix("attn_q", config.heads * hd, h)?;
             let k = matrix("attn_k", config.kv_heads * hd, h)?;
@@ -643,8 +673,8 @@ mod tests {
     /// Ours, set up as candle-transformers runs: every matrix through the quantized kernel and,
     /// for Gemma 3, candle's SiLU gate and its sliding window (it lets a token see `window`
     /// tokens back, one more than Hugging Face and llama.cpp).
-    fn our_logits(path: &Path, f32: bool, ids: &[&[u32]]) -> Vec<Vec<f32>> {
-        let (mut m, _) = Decoder::load(path, f32, &Device::Cpu).unwrap();
+    fn our_logits(path: &Path, format: WeightFormat, ids: &[&[u32]]) -> Vec<Vec<f32>> {
+        let (mut m, _) = Decoder::load(path, format, &Device::Cpu).unwrap();
         m.quantized_kernel_rows = usize::MAX;
         if m.config.architecture == Architecture::Gemma3 {
             m.config.activation = GateActivation::Silu;
@@ -677,7 +707,7 @@ mod tests {
         let scale = max_abs(&reference_long);
         assert!(scale > 0.1, "degenerate logits {scale}");
         // Both sequences in one packed batch: each must match its own reference.
-        let ours = our_logits(&path, false, &[&long, &short]);
+        let ours = our_logits(&path, WeightFormat::AsStored, &[&long, &short]);
         let d_long = max_diff(&ours[0], &reference_long);
         let d_short = max_diff(&ours[1], &reference_short);
         assert!(
@@ -689,13 +719,19 @@ mod tests {
             "{architecture:?}: short {d_short}"
         );
         // Dequantised matrices: activations are no longer rounded to Q8 blocks, so close only.
-        let f32 = our_logits(&path, true, &[&long]);
-        let d = max_diff(&f32[0], &reference_long);
-        assert!(
-            d < 0.05 * scale,
-            "{architecture:?}: f32 path {d} of {scale}"
-        );
-        assert!(d > 0.0, "the f32 path should not be the quantized kernel");
+        // int8 rounds weights and activations again (random weights amplify it over 7 layers).
+        for (format, bound) in [(WeightFormat::F32, 0.05), (WeightFormat::Int8, 0.1)] {
+            let other = our_logits(&path, format, &[&long]);
+            let d = max_diff(&other[0], &reference_long);
+            assert!(
+                d < bound * scale,
+                "{architecture:?}: {format:?} {d} of {scale}"
+            );
+            assert!(
+                d > 0.0,
+                "the {format:?} path should not be the quantized kernel"
+            );
+        }
     }
 
     /// Mean next-token negative log-likelihood of `ids` (each prefix's last-token logits).
@@ -726,7 +762,12 @@ mod tests {
                     designed and built the tower from 1887 to 1889.";
         let mut ids = vec![2];
         ids.extend(tokenizer.encode(text, false).unwrap().get_ids());
-        let (mut m, _) = Decoder::load(&dir.join("model.gguf"), false, &Device::Cpu).unwrap();
+        let (mut m, _) = Decoder::load(
+            &dir.join("model.gguf"),
+            WeightFormat::AsStored,
+            &Device::Cpu,
+        )
+        .unwrap();
         let gelu = mean_nll(&m, &ids);
         m.config.activation = GateActivation::Silu;
         let silu = mean_nll(&m, &ids);

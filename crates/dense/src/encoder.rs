@@ -373,17 +373,16 @@ impl Encoder {
     /// A decoder LLM directory: a GGUF file (`llama` or `gemma3`), `decoder.json` (pooling,
     /// maximum length, prompts; defaults: last-token pooling, 512 tokens, no prompts), and
     /// `tokenizer.json` unless the GGUF metadata carries a byte-level BPE tokenizer. Vectors are
-    /// always L2-normalised. `F32` dequantises the matrices at load; every other format runs
-    /// them as stored (quantized kernel for inputs of a few tokens, dequantised per call for
-    /// batches).
+    /// always L2-normalised. `Int8` and `F32` dequantise the matrices at load for the CPU's
+    /// int8 or f32 GEMM (`crate::fused`); `AsStored` and `Q4_0` run the GGUF blocks as stored
+    /// (quantized kernel for inputs of a few tokens, dequantised per call for batches).
     fn load_decoder(
         dir: &Path,
         path: &Path,
         device: &Device,
         format: WeightFormat,
     ) -> Result<Self> {
-        let f32 = format == WeightFormat::F32;
-        let (model, info) = Decoder::load(path, f32, device)?;
+        let (model, info) = Decoder::load(path, format, device)?;
         let json_path = dir.join("decoder.json");
         let json: DecoderJson = match read_json_opt(&json_path)? {
             Some(j) => j,
@@ -434,7 +433,13 @@ impl Encoder {
         let weights = WeightsInfo {
             file: file_name(path),
             checksum: fingerprint(&bytes),
-            format: if f32 { "f32" } else { "gguf" }.into(),
+            format: match format {
+                WeightFormat::F32 => "f32",
+                WeightFormat::Int8 if device.is_cpu() => "int8",
+                WeightFormat::Int8 => "f32",
+                WeightFormat::AsStored | WeightFormat::Q4_0 => "gguf",
+            }
+            .into(),
         };
         Ok(Self {
             dir: dir.to_path_buf(),
