@@ -176,7 +176,8 @@ impl AnalyzerArgs {
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
     /// Model directory (config.json + safetensors, or a packed E5S1 file; tokenizer.json;
-    /// sentence-transformers files). For an existing collection, defaults to the directory
+    /// sentence-transformers files; or a decoder LLM: a llama/gemma3 GGUF file with
+    /// decoder.json). For an existing collection, defaults to the directory
     /// it was built with, else models/<name> under $HYBRID_SEARCH_HOME, the working folder
     /// or the executable's folders.
     #[arg(long)]

@@ -162,8 +162,18 @@ impl DecoderConfig {
         Ok(())
     }
 
-    /// Whether layer `i` attends through a sliding window (Gemma 3: all but every 6th).
-    fn sliding(&self, i: usize) -> Option<usize> {
+    /// RoPE base of layer `i` (the local one for a sliding-window layer).
+    pub fn rope_base_of(&self, i: usize) -> f32 {
+        if self.sliding(i).is_some() {
+            self.rope_local_base
+        } else {
+            self.rope_base
+        }
+    }
+
+    /// The sliding window of layer `i`, `None` for a global layer (Gemma 3: all but every 6th
+    /// layer slide).
+    pub fn sliding(&self, i: usize) -> Option<usize> {
         self.sliding_window
             .filter(|_| !(i + 1).is_multiple_of(self.sliding_window_pattern.max(1)))
     }
@@ -251,7 +261,7 @@ pub(crate) struct Decoder {
 
 /// Longest input the RoPE tables are built for (inputs are cut to the model description's
 /// `max_seq_length` before, which is at most this).
-pub(crate) const MAX_POSITIONS: usize = 8192;
+pub const MAX_POSITIONS: usize = 8192;
 
 impl Decoder {
     /// Reads a GGUF file, running its matrices in `format` (Q4_0 means as stored).
@@ -317,12 +327,7 @@ impl Decoder {
             let down = matrix("ffn_down", h, config.intermediate)?;
             let mut vector = |n: &str, len: usize| tensor(&name(n), &[len])?.dequantize(device);
             let sliding_window = config.sliding(i);
-            let base = if sliding_window.is_some() {
-                config.rope_local_base
-            } else {
-                config.rope_base
-            };
-            let (cos, sin) = rope_tables(hd, base, device)?;
+            let (cos, sin) = rope_tables(hd, config.rope_base_of(i), device)?;
             layers.push(Layer {
                 attention_norm: vector("attn_norm", h)?,
                 q_norm: gemma.then(|| vector("attn_q_norm", hd)).transpose()?,
@@ -358,6 +363,16 @@ impl Decoder {
     /// `(total tokens, hidden)`, the sequences one after the other. Attention is causal and runs
     /// per sequence, so sequences never see each other and no padding enters a vector.
     pub(crate) fn forward(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
+        self.run(seqs, self.layers.len(), true)
+    }
+
+    /// [`Decoder::forward`] through the first `upto` blocks only, with the final norm or not.
+    pub(crate) fn run(
+        &self,
+        seqs: &[&[u32]],
+        upto: usize,
+        final_norm: bool,
+    ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let device = self.norm.device();
         let mut ids = Vec::with_capacity(seqs.iter().map(|s| s.len()).sum());
@@ -381,7 +396,7 @@ impl Decoder {
         let (heads, kv, hd) = (c.heads, c.kv_heads, c.head_dim);
         let eps = c.eps as f32;
         let scale = 1.0 / (hd as f64).sqrt();
-        for layer in &self.layers {
+        for layer in self.layers.iter().take(upto) {
             let normed = rms_norm(&x, &layer.attention_norm, eps)?;
             let q = layer.q.forward(&normed, rows)?;
             let k = layer.k.forward(&normed, rows)?;
@@ -452,7 +467,11 @@ impl Decoder {
             }
             x = (out + &x)?;
         }
-        rms_norm(&x, &self.norm, eps)
+        if final_norm {
+            rms_norm(&x, &self.norm, eps)
+        } else {
+            Ok(x)
+        }
     }
 
     /// Next-token logits after each sequence's last token, `(sequences, vocab)`: the last
@@ -475,8 +494,13 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Tensor
     candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps)
 }
 
-/// `cos` and `sin` of `position * base^(-2i / head_dim)`, `(MAX_POSITIONS, head_dim / 2)`.
-fn rope_tables(
+/// `cos` and `sin` of `position * base^(-2i / head_dim)`, `(MAX_POSITIONS, head_dim / 2)`
+/// (RoPE, Su et al. 2021, "RoFormer"), as candle's `rotary_emb` kernels take them.
+///
+/// # Errors
+///
+/// When a tensor cannot be built on `device`.
+pub fn rope_tables(
     head_dim: usize,
     base: f32,
     device: &Device,
@@ -495,7 +519,15 @@ fn rope_tables(
 
 /// Additive mask `(len, len)`: 0 where token `i` may attend to token `j` (`j <= i`, and within
 /// the sliding window: `i - j < window`, as Hugging Face's Gemma 3 defines it), `-inf` elsewhere.
-fn causal_mask(len: usize, window: Option<usize>, device: &Device) -> candle_core::Result<Tensor> {
+///
+/// # Errors
+///
+/// When the tensor cannot be built on `device`.
+pub fn causal_mask(
+    len: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let mask: Vec<f32> = (0..len)
         .flat_map(|i| {
             (0..len).map(move |j| {

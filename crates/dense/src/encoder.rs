@@ -503,6 +503,30 @@ impl Encoder {
             .map_err(|e| Error::candle(&self.dir, e))
     }
 
+    /// A decoder's residual stream after its first `layers` blocks (before the final norm),
+    /// `(total tokens, hidden)` with the inputs packed one after the other: what a trainer that
+    /// updates only the blocks above feeds them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the model is not a decoder; [`Error::Candle`] when the forward
+    /// pass fails.
+    pub fn decoder_hidden_states(
+        &self,
+        inputs: &[&[u32]],
+        layers: usize,
+    ) -> Result<candle_core::Tensor> {
+        let Backbone::Decoder(model) = &self.model else {
+            return Err(Error::Model {
+                path: self.dir.clone(),
+                message: "is not a decoder model".into(),
+            });
+        };
+        model
+            .run(inputs, layers, false)
+            .map_err(|e| Error::candle(&self.dir, e))
+    }
+
     /// A decoder's configuration (`None` for a BERT-family model).
     pub fn decoder_config(&self) -> Option<&DecoderConfig> {
         match &self.model {
@@ -552,9 +576,24 @@ impl Encoder {
     ///
     /// [`Error::Model`] when the tokenizer fails.
     pub fn windows(&self, text: &str, kind: TextKind, long: LongText) -> Result<Vec<Vec<u32>>> {
+        self.windows_within(text, kind, long, self.description.max_seq_length)
+    }
+
+    /// [`Encoder::windows`] with at most `max` tokens per input (training cuts passages
+    /// shorter than the model's limit).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails.
+    pub fn windows_within(
+        &self,
+        text: &str,
+        kind: TextKind,
+        long: LongText,
+        max: usize,
+    ) -> Result<Vec<Vec<u32>>> {
         let prefix = self.prefix(kind);
         let ids = self.tokenize(&format!("{prefix}{text}"), true)?;
-        let max = self.description.max_seq_length;
         let (lead, trail) = self.specials;
         if ids.len() <= max || ids.len() < lead + trail + 1 {
             return Ok(vec![ids]);

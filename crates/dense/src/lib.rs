@@ -48,5 +48,6 @@ pub mod model {
     pub use crate::bert::{
         Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
     };
+    pub use crate::decoder::{MAX_POSITIONS, causal_mask, rope_tables};
     pub use crate::encoder::{describe, load_tokenizer};
 }

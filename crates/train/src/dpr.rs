@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::bert::{Batch, TrainableBert, l2_normalize};
+use super::decoder::TrainableDecoder;
 use super::{
     Hyper, Objective, Rng, StepReport, TrainExample, TrainReport, TrainSettings, checkpoint_dir,
     fit, save,
@@ -84,12 +85,124 @@ pub struct DenseTrainConfig {
     /// masks are replayed), but only one micro-batch's activations are alive at a time. `None`
     /// (or a size at least the pool's) runs the batch in one pass, keeping the whole graph.
     pub micro_batch: Option<usize>,
+    /// For a decoder LLM base (a GGUF model directory): how many of its top blocks train (with
+    /// the final norm); the blocks below and the embedding table stay frozen. Ignored for BERT
+    /// bases, which train whole.
+    pub decoder_layers: usize,
 }
 
 /// The default GradCache micro-batch (sequences encoded at a time): measured in
 /// `docs/benchmarks.md`, it cuts all-MiniLM-L6-v2's peak memory at batch 32 with one hard
 /// negative several times over at a small cost in speed.
 pub const DEFAULT_MICRO_BATCH: usize = 16;
+
+/// The default number of a decoder LLM's top blocks that train.
+pub const DEFAULT_DECODER_LAYERS: usize = 4;
+
+/// A trainable encoder: a BERT-family model trained whole, or a decoder LLM trained in its top
+/// blocks.
+pub enum TrainableEncoder {
+    /// BERT family (`config.json` + weights).
+    Bert(Box<TrainableBert>),
+    /// Decoder LLM (a GGUF model directory).
+    Decoder(Box<TrainableDecoder>),
+}
+
+impl TrainableEncoder {
+    /// Loads `base`: a decoder when the directory holds a `*.gguf` file, else BERT.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TrainableBert::load`] and [`TrainableDecoder::load`].
+    pub fn load(base: &Path, decoder_layers: usize, device: &Device) -> Result<Self> {
+        let gguf = std::fs::read_dir(base)
+            .map_err(|e| Error::io(base, e))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"));
+        Ok(if gguf {
+            Self::Decoder(Box::new(TrainableDecoder::load(
+                base,
+                decoder_layers,
+                device,
+            )?))
+        } else {
+            Self::Bert(Box::new(TrainableBert::load(base, device)?))
+        })
+    }
+
+    /// How the model is used.
+    pub fn description(&self) -> &hybrid_search_dense::ModelDescription {
+        match self {
+            Self::Bert(m) => m.description(),
+            Self::Decoder(m) => m.description(),
+        }
+    }
+
+    /// Token ids of `text`, at most `max_len`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails.
+    pub fn token_ids(&self, text: &str, kind: TextKind, max_len: usize) -> Result<Vec<u32>> {
+        match self {
+            Self::Bert(m) => m.token_ids(text, kind, max_len),
+            Self::Decoder(m) => m.token_ids(text, kind, max_len),
+        }
+    }
+
+    /// Embeddings of `texts` as the saved model gives them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when the tokenizer fails; [`Error::Candle`] when the forward pass fails.
+    pub fn encode(
+        &self,
+        texts: &[&str],
+        kind: TextKind,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Self::Bert(m) => m.encode(texts, kind, batch_size),
+            Self::Decoder(m) => m.encode(texts, kind, batch_size),
+        }
+    }
+
+    fn named_vars(&self) -> Vec<(String, candle_core::Var)> {
+        match self {
+            Self::Bert(m) => m.named_vars(),
+            Self::Decoder(m) => m.named_vars(),
+        }
+    }
+
+    fn device(&self) -> &Device {
+        match self {
+            Self::Bert(m) => m.device(),
+            Self::Decoder(m) => m.device(),
+        }
+    }
+
+    fn set_dropout(&mut self, p: f32) {
+        // Decoder LLMs are pretrained without dropout and train without it here.
+        if let Self::Bert(m) = self {
+            m.set_dropout(p);
+        }
+    }
+
+    /// Pooled vectors of `seqs` (dropout with a generator, BERT only).
+    fn pooled(&self, seqs: &[&[u32]], rng: Option<&mut Rng>) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Bert(m) => m.pooled(&Batch::new(seqs, None, m.device())?, rng),
+            Self::Decoder(m) => m.pooled(seqs),
+        }
+    }
+
+    fn write_model_dir(&self, dir: &Path) -> Result<()> {
+        match self {
+            Self::Bert(m) => m.write_model_dir(dir),
+            Self::Decoder(m) => m.write_model_dir(dir),
+        }
+    }
+}
 
 impl Default for DenseTrainConfig {
     fn default() -> Self {
@@ -105,6 +218,7 @@ impl Default for DenseTrainConfig {
             max_passage_len: 256,
             dropout: None,
             micro_batch: Some(DEFAULT_MICRO_BATCH),
+            decoder_layers: DEFAULT_DECODER_LAYERS,
         }
     }
 }
@@ -162,9 +276,9 @@ pub fn trained_encoder_dirs(out: &Path) -> (PathBuf, PathBuf) {
 pub struct DenseTrainer {
     config: DenseTrainConfig,
     base: PathBuf,
-    query: TrainableBert,
+    query: TrainableEncoder,
     /// The separate passage encoder; `None` when the encoder is shared.
-    passage: Option<TrainableBert>,
+    passage: Option<TrainableEncoder>,
     report: Option<TrainReport>,
 }
 
@@ -181,7 +295,7 @@ impl DenseTrainer {
     ///
     /// # Errors
     ///
-    /// Those of [`TrainableBert::load`]; [`Error::Model`] for invalid settings.
+    /// Those of [`TrainableEncoder::load`]; [`Error::Model`] for invalid settings.
     pub fn new(base: &Path, config: DenseTrainConfig, device: &Device) -> Result<Self> {
         if let Some(problem) = config.check() {
             return Err(Error::Model {
@@ -189,11 +303,11 @@ impl DenseTrainer {
                 message: format!("invalid training setting: {problem}"),
             });
         }
-        let mut query = TrainableBert::load(base, device)?;
+        let mut query = TrainableEncoder::load(base, config.decoder_layers, device)?;
         let mut passage = if config.shared {
             None
         } else {
-            Some(TrainableBert::load(base, device)?)
+            Some(TrainableEncoder::load(base, config.decoder_layers, device)?)
         };
         if let Some(p) = config.dropout {
             query.set_dropout(p);
@@ -216,12 +330,12 @@ impl DenseTrainer {
     }
 
     /// The encoder for queries.
-    pub fn query_encoder(&self) -> &TrainableBert {
+    pub fn query_encoder(&self) -> &TrainableEncoder {
         &self.query
     }
 
     /// The encoder for passages (the query encoder when it is shared).
-    pub fn passage_encoder(&self) -> &TrainableBert {
+    pub fn passage_encoder(&self) -> &TrainableEncoder {
         self.passage.as_ref().unwrap_or(&self.query)
     }
 
@@ -335,12 +449,12 @@ impl DenseTrainer {
                 pool.extend(tokens[i].negatives.iter().map(Vec::as_slice));
             }
             if micro >= queries.len().max(pool.len()) {
-                let q = q_model.pooled(&Batch::new(&queries, None, &device)?, Some(&mut *rng))?;
-                let p = p_model.pooled(&Batch::new(&pool, None, &device)?, Some(&mut *rng))?;
+                let q = q_model.pooled(&queries, Some(&mut *rng))?;
+                let p = p_model.pooled(&pool, Some(&mut *rng))?;
                 return loss_of(&q, &p, &queries, &pool).map(Objective::Loss);
             }
             // GradCache. Each micro-batch gets its own dropout stream, replayed in pass 2.
-            let chunks: Vec<(&TrainableBert, &[&[u32]], u64)> = queries
+            let chunks: Vec<(&TrainableEncoder, &[&[u32]], u64)> = queries
                 .chunks(micro)
                 .map(|c| (q_model, c))
                 .chain(pool.chunks(micro).map(|c| (p_model, c)))
@@ -349,8 +463,7 @@ impl DenseTrainer {
             // Pass 1: every vector, no graph kept.
             let mut vectors = Vec::with_capacity(chunks.len());
             for &(model, seqs, seed) in &chunks {
-                let batch = Batch::new(seqs, None, &device)?;
-                vectors.push(model.pooled(&batch, Some(&mut Rng::new(seed)))?.detach());
+                vectors.push(model.pooled(seqs, Some(&mut Rng::new(seed)))?.detach());
             }
             let n_q = queries.len().div_ceil(micro);
             let q = candle_core::Var::from_tensor(&Tensor::cat(&vectors[..n_q], 0)?)?;
@@ -375,8 +488,7 @@ impl DenseTrainer {
                     p_at += seqs.len();
                     p_grad.narrow(0, p_at - seqs.len(), seqs.len())?
                 };
-                let batch = Batch::new(seqs, None, &device)?;
-                let v = model.pooled(&batch, Some(&mut Rng::new(seed)))?;
+                let v = model.pooled(seqs, Some(&mut Rng::new(seed)))?;
                 let part = (v * grad)?.sum_all()?.backward()?;
                 let mut own = candle_core::backprop::GradStore::default();
                 for var in &params {

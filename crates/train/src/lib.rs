@@ -48,6 +48,7 @@
 
 mod bert;
 mod cross;
+mod decoder;
 mod dpr;
 pub mod examples;
 mod ops;
@@ -64,9 +65,10 @@ use hybrid_search_dense::{Error, Result};
 
 pub use bert::TrainableBert;
 pub use cross::{CrossTrainConfig, TrainableCrossEncoder};
+pub use decoder::TrainableDecoder;
 pub use dpr::{
-    DEFAULT_MICRO_BATCH, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR,
-    Similarity, trained_encoder_dirs,
+    DEFAULT_DECODER_LAYERS, DEFAULT_MICRO_BATCH, DenseTrainConfig, DenseTrainer,
+    PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, Similarity, TrainableEncoder, trained_encoder_dirs,
 };
 pub use examples::{Searcher, TrainingSet, training_set};
 pub use schedule::LinearSchedule;

@@ -4,11 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use hybrid_search_dense::{CrossEncoder, Device, Encoder, TextKind, TinyModel, pair_budget};
+use hybrid_search_dense::{
+    Architecture, CrossEncoder, Device, Encoder, TextKind, TinyDecoder, TinyModel, WeightFormat,
+    pair_budget,
+};
 use hybrid_search_train::{
     CrossTrainConfig, DenseTrainConfig, DenseTrainer, LinearSchedule, PASSAGE_ENCODER_DIR,
     QUERY_ENCODER_DIR, StepReport, TrainExample, TrainSettings, TrainableBert,
-    TrainableCrossEncoder, checkpoint_dir, trained_encoder_dirs,
+    TrainableCrossEncoder, TrainableDecoder, checkpoint_dir, trained_encoder_dirs,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -631,7 +634,7 @@ fn settings_serialize_flat_with_each_kinds_defaults() {
         "epochs": 1, "batch_size": 32, "learning_rate": 2e-5, "warmup_ratio": 0.1,
         "weight_decay": 0.01, "max_grad_norm": 1.0, "scale": 20.0, "similarity": "cosine",
         "seed": 42, "hard_negatives_per_query": 1, "shared": true, "max_query_len": 64,
-        "max_passage_len": 256, "dropout": null,
+        "max_passage_len": 256, "dropout": null, "micro_batch": 16, "decoder_layers": 4,
     });
     let cross = json!({
         "epochs": 1, "batch_size": 16, "learning_rate": 1e-4, "warmup_ratio": 0.1,
@@ -787,4 +790,111 @@ fn gradients_reach_every_weight_and_match_finite_differences() {
             "{name}[{index}]: analytic {analytic}, numeric {numeric}"
         );
     }
+}
+
+/// GradCache (micro-batches of 3 sequences, two passes) computes the whole batch's loss and
+/// gradients: without dropout, the same losses and the same trained model as one pass.
+#[test]
+fn grad_cache_micro_batches_train_the_same_model_as_one_pass() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny(root.path());
+    let examples = dataset();
+    let mut config = dense_config();
+    config.train.epochs = 2;
+    config.dropout = Some(0.0);
+    let run = |micro: Option<usize>| {
+        let config = DenseTrainConfig {
+            micro_batch: micro,
+            ..config.clone()
+        };
+        let (trainer, steps, _) = train_dense(&base, config, &examples);
+        let (queries, _) = texts(&examples);
+        let vectors = trainer.encode(&queries, TextKind::Query, 16).unwrap();
+        (steps.iter().map(|s| s.loss).collect::<Vec<f32>>(), vectors)
+    };
+    let (one_pass, v1) = run(None);
+    let (cached, v2) = run(Some(3));
+    assert_eq!(one_pass.len(), cached.len());
+    for (a, b) in one_pass.iter().zip(&cached) {
+        assert!((a - b).abs() < 1e-4, "losses {one_pass:?} vs {cached:?}");
+    }
+    let d = max_abs_diff(&v1, &v2);
+    assert!(d < 1e-3, "trained vectors differ by {d}");
+    // And the model did train (the first and last losses differ).
+    assert!(one_pass[0] > *one_pass.last().unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder LLMs: the top blocks train, the rest stays frozen
+// ---------------------------------------------------------------------------------------------
+
+fn tiny_decoder(root: &Path, architecture: Architecture) -> PathBuf {
+    let dir = root.join(format!("tiny-{architecture:?}"));
+    TinyDecoder::new(architecture).write(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn trainable_decoder_matches_the_encoder() {
+    let root = tempfile::tempdir().unwrap();
+    for arch in [Architecture::Llama, Architecture::Gemma3] {
+        let base = tiny_decoder(root.path(), arch);
+        let encoder = Encoder::load_with(&base, &Device::Cpu, WeightFormat::F32).unwrap();
+        let examples = dataset();
+        let (queries, passages) = texts(&examples);
+        for trained in [1, 2] {
+            let decoder = TrainableDecoder::load(&base, trained, &Device::Cpu).unwrap();
+            for (kind, batch) in [(TextKind::Query, &queries), (TextKind::Passage, &passages)] {
+                let diff = max_abs_diff(
+                    &decoder.encode(batch, kind, 8).unwrap(),
+                    &encoder.encode(batch, kind, 8).unwrap(),
+                );
+                assert!(diff < 1e-4, "{arch:?}, {trained} trained, {kind:?}: {diff}");
+            }
+        }
+    }
+}
+
+#[test]
+fn decoder_training_lowers_the_loss_saves_a_loadable_gguf_and_keeps_the_frozen_blocks() {
+    let root = tempfile::tempdir().unwrap();
+    let base = tiny_decoder(root.path(), Architecture::Llama);
+    let examples = dataset();
+    let mut config = dense_config();
+    config.decoder_layers = 1;
+    config.micro_batch = Some(5);
+    config.train.learning_rate = 5e-3;
+    let (trainer, _, epochs) = train_dense(&base, config, &examples);
+    assert!(
+        epochs[epochs.len() - 1] < 0.8 * epochs[0],
+        "loss did not fall: {epochs:?}"
+    );
+    let out = root.path().join("trained-decoder");
+    trainer.save(&out).unwrap();
+    assert!(out.join("model.gguf").is_file() && out.join("decoder.json").is_file());
+    let loaded = Encoder::load_with(&out, &Device::Cpu, WeightFormat::F32).unwrap();
+    assert!(loaded.is_decoder());
+    let (queries, passages) = texts(&examples);
+    for (kind, batch) in [(TextKind::Query, &queries), (TextKind::Passage, &passages)] {
+        let diff = max_abs_diff(
+            &loaded.encode(batch, kind, 8).unwrap(),
+            &trainer.encode(batch, kind, 8).unwrap(),
+        );
+        assert!(diff < 1e-4, "{kind:?}: {diff}");
+    }
+    // The frozen block's output is the base's; the trained model's vectors are not.
+    let base_encoder = Encoder::load_with(&base, &Device::Cpu, WeightFormat::F32).unwrap();
+    let ids = loaded.token_ids(queries[0], TextKind::Query).unwrap();
+    let frozen = |e: &Encoder| -> Vec<f32> {
+        e.decoder_hidden_states(&[&ids], 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    assert_eq!(frozen(&loaded), frozen(&base_encoder));
+    let before = base_encoder.encode(&queries, TextKind::Query, 8).unwrap();
+    let after = loaded.encode(&queries, TextKind::Query, 8).unwrap();
+    assert!(max_abs_diff(&before, &after) > 1e-2);
 }

@@ -167,6 +167,10 @@ pub struct TrainDenseArgs {
     /// negative; 0 runs each batch in one pass (fastest, most memory).
     #[arg(long, default_value_t = hybrid_search_train::DEFAULT_MICRO_BATCH)]
     micro_batch: usize,
+    /// A decoder LLM base (GGUF model directory): how many of its top blocks train; the
+    /// blocks below and the embedding table stay frozen.
+    #[arg(long, default_value_t = hybrid_search_train::DEFAULT_DECODER_LAYERS)]
+    decoder_layers: usize,
 }
 
 /// `train-reranker`'s flags.
@@ -345,6 +349,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
         max_query_len: args.max_query_len,
         max_passage_len: args.max_passage_len,
         micro_batch: (args.micro_batch > 0).then_some(args.micro_batch),
+        decoder_layers: args.decoder_layers,
         ..DenseTrainConfig::default()
     };
     let mut trainer = DenseTrainer::new(&data.base, config, &device)
