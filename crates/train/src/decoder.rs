@@ -179,12 +179,25 @@ impl TrainableDecoder {
     /// Pooled vectors `(sequences, hidden)` of packed `seqs`, before normalisation, with the
     /// graph through the trainable blocks.
     pub(crate) fn pooled(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
-        let frozen = self
+        self.pooled_from(&self.frozen(seqs)?, seqs)
+    }
+
+    /// The frozen blocks' output for packed `seqs`, `(total tokens, hidden)`, without a graph.
+    pub(crate) fn frozen(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
+        Ok(self
             .encoder
             .decoder_hidden_states(seqs, self.first_trained)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?
-            .detach();
-        let mut x = frozen;
+            .detach())
+    }
+
+    /// [`TrainableDecoder::pooled`] from the frozen blocks' output.
+    pub(crate) fn pooled_from(
+        &self,
+        frozen: &Tensor,
+        seqs: &[&[u32]],
+    ) -> candle_core::Result<Tensor> {
+        let mut x = frozen.clone();
         for block in &self.blocks {
             x = self.block_forward(block, &x, seqs)?;
         }

@@ -188,11 +188,29 @@ impl TrainableEncoder {
         }
     }
 
-    /// Pooled vectors of `seqs` (dropout with a generator, BERT only).
-    fn pooled(&self, seqs: &[&[u32]], rng: Option<&mut Rng>) -> candle_core::Result<Tensor> {
+    /// Pooled vectors of `seqs` (dropout with a generator, BERT only); for a decoder, from the
+    /// frozen blocks' output when `frozen` has it (see [`TrainableEncoder::frozen`]).
+    fn pooled(
+        &self,
+        seqs: &[&[u32]],
+        rng: Option<&mut Rng>,
+        frozen: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         match self {
             Self::Bert(m) => m.pooled(&Batch::new(seqs, None, m.device())?, rng),
-            Self::Decoder(m) => m.pooled(seqs),
+            Self::Decoder(m) => match frozen {
+                Some(f) => m.pooled_from(f, seqs),
+                None => m.pooled(seqs),
+            },
+        }
+    }
+
+    /// What does not depend on the trained parameters, kept between GradCache's two passes:
+    /// a decoder's frozen blocks' output; nothing for BERT.
+    fn frozen(&self, seqs: &[&[u32]]) -> candle_core::Result<Option<Tensor>> {
+        match self {
+            Self::Bert(_) => Ok(None),
+            Self::Decoder(m) => m.frozen(seqs).map(Some),
         }
     }
 
@@ -449,8 +467,8 @@ impl DenseTrainer {
                 pool.extend(tokens[i].negatives.iter().map(Vec::as_slice));
             }
             if micro >= queries.len().max(pool.len()) {
-                let q = q_model.pooled(&queries, Some(&mut *rng))?;
-                let p = p_model.pooled(&pool, Some(&mut *rng))?;
+                let q = q_model.pooled(&queries, Some(&mut *rng), None)?;
+                let p = p_model.pooled(&pool, Some(&mut *rng), None)?;
                 return loss_of(&q, &p, &queries, &pool).map(Objective::Loss);
             }
             // GradCache. Each micro-batch gets its own dropout stream, replayed in pass 2.
@@ -462,8 +480,15 @@ impl DenseTrainer {
                 .collect();
             // Pass 1: every vector, no graph kept.
             let mut vectors = Vec::with_capacity(chunks.len());
+            let mut frozen = Vec::with_capacity(chunks.len());
             for &(model, seqs, seed) in &chunks {
-                vectors.push(model.pooled(seqs, Some(&mut Rng::new(seed)))?.detach());
+                let f = model.frozen(seqs)?;
+                vectors.push(
+                    model
+                        .pooled(seqs, Some(&mut Rng::new(seed)), f.as_ref())?
+                        .detach(),
+                );
+                frozen.push(f);
             }
             let n_q = queries.len().div_ceil(micro);
             let q = candle_core::Var::from_tensor(&Tensor::cat(&vectors[..n_q], 0)?)?;
@@ -488,7 +513,7 @@ impl DenseTrainer {
                     p_at += seqs.len();
                     p_grad.narrow(0, p_at - seqs.len(), seqs.len())?
                 };
-                let v = model.pooled(seqs, Some(&mut Rng::new(seed)))?;
+                let v = model.pooled(seqs, Some(&mut Rng::new(seed)), frozen[k].as_ref())?;
                 let part = (v * grad)?.sum_all()?.backward()?;
                 let mut own = candle_core::backprop::GradStore::default();
                 for var in &params {
