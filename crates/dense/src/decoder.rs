@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::bert::WeightFormat;
@@ -393,62 +393,25 @@ impl Decoder {
             x = (x * (c.hidden as f64).sqrt())?;
         }
         let rows = self.quantized_kernel_rows;
-        let (heads, kv, hd) = (c.heads, c.kv_heads, c.head_dim);
         let eps = c.eps as f32;
-        let scale = 1.0 / (hd as f64).sqrt();
         for layer in self.layers.iter().take(upto) {
             let normed = rms_norm(&x, &layer.attention_norm, eps)?;
             let q = layer.q.forward(&normed, rows)?;
             let k = layer.k.forward(&normed, rows)?;
             let v = layer.v.forward(&normed, rows)?;
-            let mut contexts = Vec::with_capacity(seqs.len());
-            let mut offset = 0;
-            for s in seqs {
-                let len = s.len();
-                // (1, heads, len, head_dim), as candle's RoPE kernels take it.
-                let split = |t: &Tensor, n: usize| -> candle_core::Result<Tensor> {
-                    t.narrow(0, offset, len)?
-                        .reshape((1, len, n, hd))?
-                        .transpose(1, 2)?
-                        .contiguous()
-                };
-                let (mut q, mut k, v) = (split(&q, heads)?, split(&k, kv)?, split(&v, kv)?);
-                if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                    q = rms_norm(&q, qn, eps)?;
-                    k = rms_norm(&k, kn, eps)?;
-                }
-                let cos = layer.cos.narrow(0, 0, len)?;
-                let sin = layer.sin.narrow(0, 0, len)?;
-                let (q, k) = match c.architecture {
-                    Architecture::Llama => (
-                        candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
-                        candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
-                    ),
-                    Architecture::Gemma3 => (
-                        candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
-                        candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
-                    ),
-                };
-                // Grouped-query attention: query head j reads key/value head j / (heads / kv).
-                let group = heads / kv;
-                let q = q.reshape((kv, group * len, hd))?;
-                let k = k.reshape((kv, len, hd))?;
-                let v = v.reshape((kv, len, hd))?;
-                let scores = (q.matmul(&k.t()?)? * scale)?.reshape((kv, group, len, len))?;
-                let scores =
-                    scores.broadcast_add(&causal_mask(len, layer.sliding_window, device)?)?;
-                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-                let context = probs.reshape((kv, group * len, len))?.matmul(&v)?;
-                // (kv, group, len, hd) -> (len, heads * hd), heads in order kv * group + g.
-                contexts.push(
-                    context
-                        .reshape((heads, len, hd))?
-                        .transpose(0, 1)?
-                        .reshape((len, heads * hd))?,
-                );
-                offset += len;
-            }
-            let context = Tensor::cat(&contexts, 0)?;
+            let norms = layer.q_norm.as_ref().zip(layer.k_norm.as_ref());
+            let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+            let rope = (&layer.cos, &layer.sin);
+            let window = layer.sliding_window;
+            let context = attention(
+                c,
+                [&q, &k, &v],
+                &lengths,
+                rope,
+                norms,
+                window,
+                Kernels::Fast,
+            )?;
             let mut attended = layer.o.forward(&context, rows)?;
             if let Some(n) = &layer.post_attention_norm {
                 attended = rms_norm(&attended, n, eps)?;
@@ -492,6 +455,105 @@ impl Decoder {
 
 fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
     candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps)
+}
+
+/// Which candle kernels [`attention`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// candle's fused RMS norm, RoPE and softmax kernels (no backward pass).
+    Fast,
+    /// The same operations written out from differentiable tensor operations (`rms_norm_slow`,
+    /// `rope_i_slow` / `rope_slow`, `softmax`), for training.
+    Differentiable,
+}
+
+/// Causal self-attention of one decoder block over packed sequences: `qkv` are the block's
+/// query, key and value projections `(total tokens, heads * head_dim)` /
+/// `(total tokens, kv_heads * head_dim)` with the sequences of `lengths` one after the other;
+/// each sequence attends only to itself. Per head: Gemma 3's Q/K RMS norms (`norms`), RoPE
+/// from the `rope` tables (`(positions, head_dim / 2)` cos and sin; interleaved pairs for
+/// llama as GGUF stores its Q/K, halves for Gemma 3), grouped-query attention (query head `j`
+/// reads key/value head `j / (heads / kv_heads)`), scores scaled by `1/sqrt(head_dim)`, the
+/// causal mask (and `window`, [`causal_mask`]), softmax. Returns the context
+/// `(total tokens, heads * head_dim)`, before the output projection.
+///
+/// # Errors
+///
+/// When the shapes do not agree.
+pub fn attention(
+    c: &DecoderConfig,
+    qkv: [&Tensor; 3],
+    lengths: &[usize],
+    rope: (&Tensor, &Tensor),
+    norms: Option<(&Tensor, &Tensor)>,
+    window: Option<usize>,
+    kernels: Kernels,
+) -> candle_core::Result<Tensor> {
+    use candle_nn::rotary_emb::{rope as rope_h, rope_i, rope_i_slow, rope_slow};
+    let (heads, kv, hd) = (c.heads, c.kv_heads, c.head_dim);
+    let eps = c.eps as f32;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let fast = kernels == Kernels::Fast;
+    let norm = |x: &Tensor, w: &Tensor| {
+        if fast {
+            rms_norm(x, w, eps)
+        } else {
+            candle_nn::ops::rms_norm_slow(x, w, eps)
+        }
+    };
+    let rotate = |x: &Tensor, cos: &Tensor, sin: &Tensor| match (c.architecture, fast) {
+        (Architecture::Llama, true) => rope_i(x, cos, sin),
+        (Architecture::Llama, false) => rope_i_slow(x, cos, sin),
+        (Architecture::Gemma3, true) => rope_h(x, cos, sin),
+        (Architecture::Gemma3, false) => rope_slow(x, cos, sin),
+    };
+    let [q, k, v] = qkv;
+    let device = q.device();
+    let mut contexts = Vec::with_capacity(lengths.len());
+    let mut offset = 0;
+    for &len in lengths {
+        // (1, heads, len, head_dim), as candle's RoPE kernels take it.
+        let split = |t: &Tensor, n: usize| -> candle_core::Result<Tensor> {
+            t.narrow(0, offset, len)?
+                .reshape((1, len, n, hd))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (mut q, mut k, v) = (split(q, heads)?, split(k, kv)?, split(v, kv)?);
+        if let Some((qn, kn)) = norms {
+            q = norm(&q, qn)?;
+            k = norm(&k, kn)?;
+        }
+        let cos = rope.0.narrow(0, 0, len)?;
+        let sin = rope.1.narrow(0, 0, len)?;
+        let (q, k) = (rotate(&q, &cos, &sin)?, rotate(&k, &cos, &sin)?);
+        let group = heads / kv;
+        let q = q.reshape((kv, group * len, hd))?;
+        let k = k.reshape((kv, len, hd))?;
+        let v = v.reshape((kv, len, hd))?;
+        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((kv, group, len, len))?;
+        let mut mask = causal_mask(len, window, device)?;
+        if !fast {
+            // A finite mask keeps the written-out softmax's backward pass free of inf - inf.
+            mask = mask.clamp(-1e9f32, 0f32)?;
+        }
+        let scores = scores.broadcast_add(&mask)?;
+        let probs = if fast {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        };
+        let context = probs.reshape((kv, group * len, len))?.matmul(&v)?;
+        // (kv, group, len, hd) -> (len, heads * hd), heads in order kv * group + g.
+        contexts.push(
+            context
+                .reshape((heads, len, hd))?
+                .transpose(0, 1)?
+                .reshape((len, heads * hd))?,
+        );
+        offset += len;
+    }
+    Tensor::cat(&contexts, 0)
 }
 
 /// `cos` and `sin` of `position * base^(-2i / head_dim)`, `(MAX_POSITIONS, head_dim / 2)`

@@ -48,6 +48,6 @@ pub mod model {
     pub use crate::bert::{
         Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
     };
-    pub use crate::decoder::{MAX_POSITIONS, causal_mask, rope_tables};
+    pub use crate::decoder::{Kernels, MAX_POSITIONS, attention, causal_mask, rope_tables};
     pub use crate::encoder::{describe, load_tokenizer};
 }

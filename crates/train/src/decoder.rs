@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
-use candle_core::{D, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 
 use super::save;
-use hybrid_search_dense::model::{causal_mask, rope_tables};
+use hybrid_search_dense::model::{Kernels, attention, rope_tables};
 use hybrid_search_dense::{
     Architecture, DecoderConfig, Encoder, Error, GateActivation, LongText, ModelDescription,
     Pooling, Result, TextKind, WeightFormat,
@@ -218,7 +218,6 @@ impl TrainableDecoder {
     fn block_forward(&self, b: &Block, x: &Tensor, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let eps = c.eps as f32;
-        let (heads, kv, hd) = (c.heads, c.kv_heads, c.head_dim);
         let gemma = c.architecture == Architecture::Gemma3;
         let linear = |x: &Tensor, name: &str| -> candle_core::Result<Tensor> {
             x.matmul(&b.get(name)?.t()?)
@@ -229,52 +228,22 @@ impl TrainableDecoder {
             linear(&normed, "attn_k")?,
             linear(&normed, "attn_v")?,
         );
-        let scale = 1.0 / (hd as f64).sqrt();
-        let mut contexts = Vec::with_capacity(seqs.len());
-        let mut offset = 0;
-        for s in seqs {
-            let len = s.len();
-            let split = |t: &Tensor, n: usize| -> candle_core::Result<Tensor> {
-                t.narrow(0, offset, len)?
-                    .reshape((1, len, n, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let (mut q, mut k, v) = (split(&q, heads)?, split(&k, kv)?, split(&v, kv)?);
-            if gemma {
-                q = rms(&q, b.get("attn_q_norm")?, eps)?;
-                k = rms(&k, b.get("attn_k_norm")?, eps)?;
-            }
-            let cos = b.cos.narrow(0, 0, len)?;
-            let sin = b.sin.narrow(0, 0, len)?;
-            let (q, k) = if gemma {
-                (
-                    candle_nn::rotary_emb::rope_slow(&q, &cos, &sin)?,
-                    candle_nn::rotary_emb::rope_slow(&k, &cos, &sin)?,
-                )
-            } else {
-                (
-                    candle_nn::rotary_emb::rope_i_slow(&q, &cos, &sin)?,
-                    candle_nn::rotary_emb::rope_i_slow(&k, &cos, &sin)?,
-                )
-            };
-            let group = heads / kv;
-            let q = q.reshape((kv, group * len, hd))?;
-            let k = k.reshape((kv, len, hd))?;
-            let v = v.reshape((kv, len, hd))?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((kv, group, len, len))?;
-            let mask = causal_mask(len, b.window, x.device())?.clamp(-1e9f32, 0f32)?;
-            let probs = candle_nn::ops::softmax(&scores.broadcast_add(&mask)?, D::Minus1)?;
-            let context = probs.reshape((kv, group * len, len))?.matmul(&v)?;
-            contexts.push(
-                context
-                    .reshape((heads, len, hd))?
-                    .transpose(0, 1)?
-                    .reshape((len, heads * hd))?,
-            );
-            offset += len;
-        }
-        let mut attended = linear(&Tensor::cat(&contexts, 0)?, "attn_output")?;
+        let norms = if gemma {
+            Some((b.get("attn_q_norm")?, b.get("attn_k_norm")?))
+        } else {
+            None
+        };
+        let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        let context = attention(
+            c,
+            [&q, &k, &v],
+            &lengths,
+            (&b.cos, &b.sin),
+            norms,
+            b.window,
+            Kernels::Differentiable,
+        )?;
+        let mut attended = linear(&context, "attn_output")?;
         if gemma {
             attended = rms(&attended, b.get("post_attention_norm")?, eps)?;
         }
