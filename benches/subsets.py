@@ -5,6 +5,8 @@
 - data/scifact-1500: BEIR layout; the SciFact corpus cut to every document judged relevant
   for a test or train query, then the first other documents in corpus order up to 1,500;
   queries and qrels (test and train) unchanged.
+- data/scifact-400: the same from the test judgements only (283 documents), up to 400, with
+  the test qrels.
 - data/korquad-half.json: KorQuAD 1.0 dev (SQuAD format) cut to its first 70 of 140 articles,
   with all their paragraphs and questions.
 
@@ -18,12 +20,12 @@ SHARED = os.path.join("..", "shared", "data")
 OUT = "data"
 
 
-def scifact(total=1500):
+def scifact(total, splits):
     src = os.path.join(SHARED, "scifact")
     dst = os.path.join(OUT, f"scifact-{total}")
     os.makedirs(os.path.join(dst, "qrels"), exist_ok=True)
     judged = set()
-    for split in ("test", "train"):
+    for split in splits:
         path = os.path.join(src, "qrels", f"{split}.tsv")
         shutil.copyfile(path, os.path.join(dst, "qrels", f"{split}.tsv"))
         with open(path) as f:
@@ -59,5 +61,6 @@ def korquad(articles=70):
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    scifact()
+    scifact(1500, ("test", "train"))
+    scifact(400, ("test",))
     korquad()
