@@ -87,6 +87,21 @@ pub(crate) fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
     x.broadcast_div(&norm)
 }
 
+/// The rows of `pooled` over `ids` taken `batch_size` at a time, in order: how a trainable
+/// encoder gives the vectors its saved model would.
+pub(crate) fn encode_in_batches(
+    ids: &[Vec<u32>],
+    batch_size: usize,
+    pooled: impl Fn(&[&[u32]]) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(batch_size.max(1)) {
+        let seqs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        out.extend(pooled(&seqs)?.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
 /// A padded batch: token ids, token types and the attention mask, `(batch, longest)`.
 pub(crate) struct Batch {
     pub(crate) ids: Tensor,
@@ -526,16 +541,10 @@ impl TrainableBert {
             .iter()
             .map(|t| self.token_ids(t, kind, max))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(batch_size.max(1)) {
-            let seqs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-            let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-                let batch = Batch::new(&seqs, None, &self.device)?;
-                self.pooled(&batch, None)?.to_vec2::<f32>()
-            };
-            out.extend(run().map_err(self.fail())?);
-        }
-        Ok(out)
+        encode_in_batches(&ids, batch_size, |seqs| {
+            self.pooled(&Batch::new(seqs, None, &self.device)?, None)
+        })
+        .map_err(self.fail())
     }
 
     /// Pooled vectors `(batch, hidden)`, normalised when the model says so; with a generator,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor, Var};
 
+use super::bert::{encode_in_batches, l2_normalize};
 use super::save;
 use hybrid_search_dense::model::{Kernels, attention, rope_tables};
 use hybrid_search_dense::{
@@ -176,8 +177,8 @@ impl TrainableDecoder {
         Ok(w.swap_remove(0))
     }
 
-    /// Pooled vectors `(sequences, hidden)` of packed `seqs`, before normalisation, with the
-    /// graph through the trainable blocks.
+    /// Pooled vectors `(sequences, hidden)` of packed `seqs`, normalised when the model says so
+    /// (always, for a decoder), with the graph through the trainable blocks.
     pub(crate) fn pooled(&self, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
         self.pooled_from(&self.frozen(seqs)?, seqs)
     }
@@ -212,7 +213,14 @@ impl TrainableDecoder {
             pooled.push(part);
             offset += s.len();
         }
-        Tensor::cat(&pooled, 0)
+        let pooled = Tensor::cat(&pooled, 0)?;
+        // As the encoder does (a decoder's description always normalises), so a `Dot`
+        // similarity in training sees the vectors the saved model gives.
+        if self.description().normalize {
+            l2_normalize(&pooled)
+        } else {
+            Ok(pooled)
+        }
     }
 
     fn block_forward(&self, b: &Block, x: &Tensor, seqs: &[&[u32]]) -> candle_core::Result<Tensor> {
@@ -278,17 +286,8 @@ impl TrainableDecoder {
             .iter()
             .map(|t| self.token_ids(t, kind, max))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(batch_size.max(1)) {
-            let seqs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-            let v = self
-                .pooled(&seqs)
-                .and_then(|p| super::bert::l2_normalize(&p))
-                .and_then(|p| p.to_vec2::<f32>())
-                .map_err(|e| Error::candle(&self.dir, e))?;
-            out.extend(v);
-        }
-        Ok(out)
+        encode_in_batches(&ids, batch_size, |seqs| self.pooled(seqs))
+            .map_err(|e| Error::candle(&self.dir, e))
     }
 
     /// Writes the model directory into the existing folder `dir`: the base's GGUF with the
