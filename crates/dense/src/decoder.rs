@@ -265,12 +265,24 @@ pub const MAX_POSITIONS: usize = 8192;
 
 impl Decoder {
     /// Reads a GGUF file, running its matrices in `format` (Q4_0 means as stored).
+    #[cfg(test)]
     pub(crate) fn load(
         path: &Path,
         format: WeightFormat,
         device: &Device,
     ) -> Result<(Self, GgufInfo)> {
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path, &bytes, format, device)
+    }
+
+    /// [`Decoder::load`] from the GGUF file's bytes, already read from `path`.
+    pub(crate) fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        format: WeightFormat,
+        device: &Device,
+    ) -> Result<(Self, GgufInfo)> {
+        let mut file = std::io::Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut file).map_err(|e| Error::Model {
             path: path.to_path_buf(),
             message: format!("not a GGUF file ({e})"),

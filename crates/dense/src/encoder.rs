@@ -382,7 +382,9 @@ impl Encoder {
         device: &Device,
         format: WeightFormat,
     ) -> Result<Self> {
-        let (model, info) = Decoder::load(path, format, device)?;
+        // Read once: parsed for the model and fingerprinted for the manifest.
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (model, info) = Decoder::from_bytes(path, &bytes, format, device)?;
         let json_path = dir.join("decoder.json");
         let json: DecoderJson = match read_json_opt(&json_path)? {
             Some(j) => j,
@@ -429,7 +431,6 @@ impl Encoder {
                     message,
                 }
             })?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let weights = WeightsInfo {
             file: file_name(path),
             checksum: fingerprint(&bytes),
