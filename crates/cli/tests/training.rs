@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{beir_fixture, err, fixture, hit_ids, index_with_model, ok, s};
-use hybrid_search::dense::TinyModel;
+use hybrid_search::dense::{Architecture, TinyDecoder, TinyModel};
 
 /// The tiny model, the fixture corpus indexed with it (both legs) and a BEIR folder over the
 /// same corpus with ten labelled English queries in `train` and three in `test`.
@@ -200,6 +200,78 @@ fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
         text.contains("time        ") && text.contains("saved       "),
         "{text}"
     );
+}
+
+#[test]
+fn train_dense_takes_a_decoder_llm_and_writes_a_model_that_index_takes() {
+    let t = setup();
+    let base = t.root.join("tiny-llm");
+    TinyDecoder::new(Architecture::Llama).write(&base).unwrap();
+    let out = t.root.join("llm-trained");
+    let args = [
+        "train-dense",
+        "--base",
+        s(&base),
+        "--dataset",
+        s(&t.beir),
+        "--out",
+        s(&out),
+        "--index",
+        s(&t.index),
+        "--batch-size",
+        "4",
+        "--micro-batch",
+        "2",
+        "--decoder-layers",
+        "1",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "3",
+        "--json",
+    ];
+    let v = json(&ok(&args));
+    assert_eq!(v["examples"], 10, "{v}");
+    assert_eq!(v["hard_negatives"], 1, "{v}");
+    let epochs = losses(&v);
+    assert!(
+        epochs[2] < epochs[0],
+        "the loss did not go down: {epochs:?}"
+    );
+    let record = json(&std::fs::read_to_string(out.join("training.json")).unwrap());
+    assert_eq!(record["config"]["decoder_layers"], 1, "{record}");
+
+    // The trained decoder indexes and answers dense searches like the base.
+    let index = t.root.join("idx-llm");
+    ok(&[
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &fixture("medical.jsonl"),
+        "--model",
+        s(&out),
+    ]);
+    let hits = json(&ok(&[
+        "search", "--index", s(&index), "--mode", "dense", "--json", "metformin",
+    ]));
+    assert_eq!(hit_ids(&hits).len(), 10);
+
+    // The cross-encoder trainer takes BERT only, and says so.
+    let e = err(&[
+        "train-reranker",
+        "--base",
+        s(&base),
+        "--dataset",
+        s(&t.beir),
+        "--out",
+        s(&t.root.join("llm-reranker")),
+        "--index",
+        s(&t.index),
+    ]);
+    assert!(e.contains("not a model directory"), "{e}");
 }
 
 #[test]

@@ -233,8 +233,13 @@ fn last_pooling() -> Pooling {
     Pooling::Last
 }
 
-/// The GGUF file of a decoder model directory: `model.gguf`, or the only `*.gguf` file.
-fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
+/// The GGUF file of a decoder model directory: `model.gguf`, else the first `*.gguf` file by
+/// name; `None` for a directory without one (a BERT-family model directory).
+///
+/// # Errors
+///
+/// [`Error::Io`] when `dir` cannot be listed.
+pub fn decoder_model_file(dir: &Path) -> Result<Option<PathBuf>> {
     let named = dir.join("model.gguf");
     if named.is_file() {
         return Ok(Some(named));
@@ -310,7 +315,7 @@ impl Encoder {
                     .into(),
             });
         }
-        if let Some(path) = find_gguf(dir)? {
+        if let Some(path) = decoder_model_file(dir)? {
             return Self::load_decoder(dir, &path, device, format);
         }
         let (config, model, weights) = if let Some(path) = find_packed(dir)? {

@@ -31,7 +31,7 @@ pub use candle_core::Device;
 pub use cross::{CrossEncoder, HEAD_NAMES, PairInput, PairTokenizer, pair_budget};
 pub use decoder::{Architecture, DecoderConfig, GateActivation};
 pub use encoder::{
-    Encoder, LongText, ModelDescription, PASSAGE_ENCODER_DIR, Pooling, QUERY_ENCODER_DIR, TextKind,
+    Encoder, LongText, ModelDescription, decoder_model_file, PASSAGE_ENCODER_DIR, Pooling, QUERY_ENCODER_DIR, TextKind,
     WeightsInfo,
 };
 pub use error::{Error, Result};

@@ -115,11 +115,7 @@ impl TrainableEncoder {
     ///
     /// Those of [`TrainableBert::load`] and [`TrainableDecoder::load`].
     pub fn load(base: &Path, decoder_layers: usize, device: &Device) -> Result<Self> {
-        let gguf = std::fs::read_dir(base)
-            .map_err(|e| Error::io(base, e))?
-            .filter_map(|e| e.ok())
-            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"));
-        Ok(if gguf {
+        Ok(if hybrid_search_dense::decoder_model_file(base)?.is_some() {
             Self::Decoder(Box::new(TrainableDecoder::load(
                 base,
                 decoder_layers,

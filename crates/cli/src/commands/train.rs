@@ -23,7 +23,8 @@ use crate::render::TrainingSummary;
 #[derive(clap::Args)]
 pub struct DataArgs {
     /// The model directory to start from (BERT family: config.json, model.safetensors,
-    /// tokenizer.json and, for a sentence-transformers model, its pooling files).
+    /// tokenizer.json and, for a sentence-transformers model, its pooling files; train-dense
+    /// also takes a decoder LLM's GGUF model directory, scripts/fetch-models.sh --llm).
     #[arg(long)]
     pub(crate) base: PathBuf,
     /// A BEIR folder or a SQuAD/KorQuAD JSON file: one training example per (query, relevant
@@ -194,18 +195,30 @@ pub struct TrainRerankerArgs {
 }
 
 /// The schedule `schedule` sets over `defaults`, once the flags and the directories both
-/// trainers use are checked, before anything is loaded.
+/// trainers use are checked, before anything is loaded. `decoders` says whether the trainer
+/// also accepts a decoder LLM's GGUF model directory as `--base` (train-dense does, the
+/// cross-encoder does not).
 fn check_common(
     data: &DataArgs,
     schedule: &ScheduleArgs,
     defaults: TrainSettings,
+    decoders: bool,
 ) -> anyhow::Result<TrainSettings> {
     let settings = schedule.settings(defaults)?;
     let epochs = settings.epochs;
-    if !data.base.join("config.json").is_file() {
+    let decoder = decoders
+        && data.base.is_dir()
+        && hybrid_search::dense::decoder_model_file(&data.base)?.is_some();
+    if !decoder && !data.base.join("config.json").is_file() {
+        let also = if decoders {
+            ", or a decoder LLM's directory with a .gguf file such as \
+             models/SmolLM2-135M-Instruct (scripts/fetch-models.sh --llm)"
+        } else {
+            ""
+        };
         bail!(
             "{}: not a model directory (no config.json); pass --base with a BERT-family model \
-             directory such as models/all-MiniLM-L6-v2 (scripts/fetch-models.sh)",
+             directory such as models/all-MiniLM-L6-v2 (scripts/fetch-models.sh){also}",
             data.base.display()
         );
     }
@@ -330,7 +343,7 @@ fn step_bar(epochs: usize) -> (ProgressBar, impl FnMut(StepReport)) {
 /// `hybrid-search train-dense`.
 pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let data = &args.data;
-    let train = check_common(data, &args.schedule, DenseTrainConfig::default().train)?;
+    let train = check_common(data, &args.schedule, DenseTrainConfig::default().train, true)?;
     let device = data.device()?;
     if args.max_query_len < 2 || args.max_passage_len < 2 {
         bail!("--max-query-len and --max-passage-len must be at least 2");
@@ -392,7 +405,7 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
 /// `hybrid-search train-reranker`.
 pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
     let data = &args.data;
-    let train = check_common(data, &args.schedule, CrossTrainConfig::default().train)?;
+    let train = check_common(data, &args.schedule, CrossTrainConfig::default().train, false)?;
     let device = data.device()?;
     if !(args.head_lr_scale.is_finite() && args.head_lr_scale > 0.0) {
         bail!(
