@@ -9,6 +9,10 @@
   the test qrels.
 - data/korquad-half.json: KorQuAD 1.0 dev (SQuAD format) cut to its first 70 of 140 articles,
   with all their paragraphs and questions.
+- data/korquad-train.json: training pairs for Korean (KorQuAD has no train split here): the
+  other 70 articles, each paragraph with only its first question (so no two examples of a
+  batch share a passage, which would make one example's positive another's false negative).
+  No article of korquad-half.json is in it.
 
 Both are deterministic. Usage: python3 benches/subsets.py   (from the repository root)
 """
@@ -46,12 +50,18 @@ def scifact(total, splits):
     print(f"{dst}: {len(keep)} documents ({len(judged)} judged)")
 
 
-def korquad(articles=70):
+def korquad(articles=70, train=False):
     src = os.path.join(SHARED, "korquad-v1-dev", "KorQuAD_v1.0_dev.json")
     with open(src) as f:
         data = json.load(f)
-    data["data"] = data["data"][:articles]
-    dst = os.path.join(OUT, "korquad-half.json")
+    if train:
+        data["data"] = data["data"][articles:]
+        for a in data["data"]:
+            for p in a["paragraphs"]:
+                p["qas"] = p["qas"][:1]
+    else:
+        data["data"] = data["data"][:articles]
+    dst = os.path.join(OUT, "korquad-train.json" if train else "korquad-half.json")
     with open(dst, "w") as f:
         json.dump(data, f, ensure_ascii=False)
     paragraphs = sum(len(a["paragraphs"]) for a in data["data"])
@@ -64,3 +74,4 @@ if __name__ == "__main__":
     scifact(1500, ("test", "train"))
     scifact(400, ("test",))
     korquad()
+    korquad(train=True)

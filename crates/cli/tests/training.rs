@@ -115,6 +115,34 @@ fn train_reranker(t: &Setup, out: &Path) -> serde_json::Value {
     ]))
 }
 
+/// Indexes the fixture corpus with the trained `model` into `name` (under the test's root) and
+/// checks that a dense search with it answers ten hits.
+fn index_and_search_dense(t: &Setup, model: &Path, name: &str) {
+    let index = t.root.join(name);
+    ok(&[
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &fixture("medical.jsonl"),
+        "--model",
+        s(model),
+    ]);
+    let hits = json(&ok(&[
+        "search",
+        "--index",
+        s(&index),
+        "--model",
+        s(model),
+        "--mode",
+        "dense",
+        "--json",
+        "metformin",
+    ]));
+    assert_eq!(hits["mode"], "dense");
+    assert_eq!(hit_ids(&hits).len(), 10);
+}
+
 #[test]
 fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
     let t = setup();
@@ -164,29 +192,7 @@ fn train_dense_lowers_the_loss_and_writes_a_model_that_index_takes() {
     );
 
     // `index --model` takes it, and dense search answers with it.
-    let index = t.root.join("idx-trained");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &fixture("medical.jsonl"),
-        "--model",
-        s(&out),
-    ]);
-    let hits = json(&ok(&[
-        "search",
-        "--index",
-        s(&index),
-        "--model",
-        s(&out),
-        "--mode",
-        "dense",
-        "--json",
-        "metformin",
-    ]));
-    assert_eq!(hits["mode"], "dense");
-    assert_eq!(hit_ids(&hits).len(), 10);
+    index_and_search_dense(&t, &out, "idx-trained");
 
     // Text output: one line per epoch, the time, where it went; without --index, in-batch
     // negatives only.
@@ -243,21 +249,8 @@ fn train_dense_takes_a_decoder_llm_and_writes_a_model_that_index_takes() {
     let record = json(&std::fs::read_to_string(out.join("training.json")).unwrap());
     assert_eq!(record["config"]["decoder_layers"], 1, "{record}");
 
-    // The trained decoder indexes and answers dense searches like the base.
-    let index = t.root.join("idx-llm");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &fixture("medical.jsonl"),
-        "--model",
-        s(&out),
-    ]);
-    let hits = json(&ok(&[
-        "search", "--index", s(&index), "--mode", "dense", "--json", "metformin",
-    ]));
-    assert_eq!(hit_ids(&hits).len(), 10);
+    // The trained decoder indexes and answers dense searches like a trained BERT.
+    index_and_search_dense(&t, &out, "idx-llm");
 
     // The cross-encoder trainer takes BERT only, and says so.
     let e = err(&[
