@@ -538,6 +538,24 @@ fn bad_training_flags_say_what_to_do() {
         s(&t.root.join("y")),
     ]);
     assert!(e.contains("not a model directory"), "{e}");
+    // A packed quantised checkpoint (what fetch-models.sh lays out for multilingual-e5-small)
+    // runs in `index --model` but cannot be trained: the error says which file and what to pass.
+    let packed = t.root.join("packed");
+    std::fs::create_dir_all(&packed).unwrap();
+    std::fs::write(packed.join("e5-small-q4.bin"), b"E5S1").unwrap();
+    let e = err(&[
+        "train-dense",
+        "--base",
+        s(&packed),
+        "--dataset",
+        s(&t.beir),
+        "--out",
+        s(&t.root.join("y")),
+    ]);
+    assert!(
+        e.contains("e5-small-q4.bin") && e.contains("f32 checkpoint"),
+        "{e}"
+    );
 
     // --rerank needs a cross-encoder; --rerank-depth needs --rerank.
     let e = err(&[

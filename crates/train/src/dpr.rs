@@ -115,15 +115,17 @@ impl TrainableEncoder {
     ///
     /// Those of [`TrainableBert::load`] and [`TrainableDecoder::load`].
     pub fn load(base: &Path, decoder_layers: usize, device: &Device) -> Result<Self> {
-        Ok(if hybrid_search_dense::decoder_model_file(base)?.is_some() {
-            Self::Decoder(Box::new(TrainableDecoder::load(
-                base,
-                decoder_layers,
-                device,
-            )?))
-        } else {
-            Self::Bert(Box::new(TrainableBert::load(base, device)?))
-        })
+        Ok(
+            if hybrid_search_dense::decoder_model_file(base)?.is_some() {
+                Self::Decoder(Box::new(TrainableDecoder::load(
+                    base,
+                    decoder_layers,
+                    device,
+                )?))
+            } else {
+                Self::Bert(Box::new(TrainableBert::load(base, device)?))
+            },
+        )
     }
 
     /// How the model is used.

