@@ -14,7 +14,7 @@
   batch share a passage, which would make one example's positive another's false negative).
   No article of korquad-half.json is in it.
 
-Both are deterministic. Usage: python3 benches/subsets.py   (from the repository root)
+All are deterministic. Usage: python3 benches/subsets.py   (from the repository root)
 """
 import json
 import os
