@@ -370,3 +370,71 @@ fn another_korean_dictionary_at_search_time_is_a_clear_error() {
     // With the dictionary it was built with, it searches.
     assert_eq!(top_ids(&index, "당뇨병 환자의 HbA1c 수치", "1"), ["ko-01"]);
 }
+
+/// Issue 34: a document with multi-byte whitespace (U+00A0 from HTML, U+3000 from CJK text)
+/// before a matched term made the snippet slice inside a character: `search` exited 101 and
+/// the server answered 500. Both reproductions of the issue, through the binary and over HTTP.
+#[test]
+fn multibyte_whitespace_before_a_match_snippets_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "en",
+            format!(
+                "{}word\u{a0}sepsis and more {}",
+                "filler ".repeat(40),
+                "tail ".repeat(40)
+            ),
+            "sepsis",
+        ),
+        (
+            "auto",
+            format!(
+                "{}패혈증\u{3000}환자의 치료 {}",
+                "필러 ".repeat(40),
+                "꼬리 ".repeat(40)
+            ),
+            "환자",
+        ),
+    ];
+    for (analyzer, text, query) in &cases {
+        let data = tmp.path().join(format!("data-{analyzer}"));
+        let index = data.join("c");
+        let corpus = tmp.path().join(format!("{analyzer}.jsonl"));
+        let line = serde_json::json!({"id": "d1", "title": "", "text": text});
+        std::fs::write(&corpus, format!("{line}\n")).unwrap();
+        ok(&[
+            "index",
+            "--index",
+            s(&index),
+            "--dataset",
+            s(&corpus),
+            "--analyzer",
+            analyzer,
+        ]);
+        let out = ok(&[
+            "search",
+            "--index",
+            s(&index),
+            "--mode",
+            "sparse",
+            "--json",
+            query,
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let snippet = v["hits"][0]["snippet"].as_str().unwrap();
+        assert!(
+            snippet.contains(&format!("**{query}")) && snippet.starts_with('…'),
+            "{analyzer}: {snippet}"
+        );
+
+        let server = common::http::Served::start(&data, &[]);
+        let a = server.call(
+            "POST",
+            "/collections/c/search",
+            Some(&serde_json::json!({"query": query, "mode": "sparse"}).to_string()),
+        );
+        assert_eq!(a.status, 200, "{analyzer}: {}", a.text);
+        assert_eq!(a.body["hits"][0]["snippet"].as_str(), Some(snippet));
+    }
+}

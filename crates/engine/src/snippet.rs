@@ -89,13 +89,17 @@ fn floor_char(text: &str, mut at: usize) -> usize {
     at
 }
 
-/// Moves back from `at` by up to `max` bytes to the start of a word.
+/// Moves back from `at` by up to `max` bytes to the start of a word: just past the last
+/// whitespace character before `at`, whatever its width in UTF-8 (U+00A0 takes two bytes,
+/// U+3000 three), or `max` bytes back (on a character boundary) when there is none.
+/// `at` must be a character boundary; so is the answer.
 fn back_to_boundary(text: &str, at: usize, max: usize) -> usize {
     let lower = floor_char(text, at.saturating_sub(max));
     text[lower..at]
-        .rfind(char::is_whitespace)
-        .map_or(lower, |i| lower + i + 1)
-        .min(at)
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace())
+        .map_or(lower, |(i, c)| lower + i + c.len_utf8())
 }
 
 #[cfg(test)]
