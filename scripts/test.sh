@@ -2,8 +2,9 @@
 # The test command: checks formatting, builds the workspace once with clippy and missing_docs
 # enforced (scripts/build.sh), builds the Korean dictionary and lays out the encoder models
 # (PyPI only), installs Debian's chromium for the search page's browser test, makes a Python
-# venv with Qdrant's engine (qdrant-edge-py, PyPI) for the Qdrant parity tests, and runs every
-# test of the workspace in the one build profile (release).
+# venv with Qdrant's engine (qdrant-edge-py, PyPI) for the Qdrant parity tests and one with
+# schemathesis (PyPI) to fuzz the HTTP API from its OpenAPI description, and runs every test of
+# the workspace in the one build profile (release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -13,6 +14,8 @@ HS_BUILT=1 scripts/fetch-ko-dic.sh
 scripts/fetch-models.sh
 scripts/fetch-browser.sh
 scripts/fetch-qdrant-edge.sh
-# The Qdrant parity tests must run here, not skip.
+scripts/fetch-schemathesis.sh
+# The Qdrant parity tests and the API fuzzing must run here, not skip.
 export HYBRID_SEARCH_REQUIRE_EDGE=1
+export HYBRID_SEARCH_REQUIRE_SCHEMATHESIS=1
 scripts/build.sh --run-tests

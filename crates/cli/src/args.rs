@@ -237,10 +237,10 @@ pub struct FusionArgs {
     fusion: Option<FusionArg>,
     /// Convex combination: the dense leg's weight (the sparse leg gets 1 - alpha).
     #[arg(long)]
-    alpha: Option<f32>,
+    alpha: Option<f64>,
     /// RRF: the rank constant k in 1 / (k + rank).
     #[arg(long)]
-    rrf_k: Option<f32>,
+    rrf_k: Option<f64>,
     /// Convex combination: how each leg's scores are normalised.
     #[arg(long, value_enum)]
     norm: Option<NormArg>,

@@ -209,35 +209,113 @@ fn api_end_to_end() {
     bad(
         &json!({"query": "x".repeat(5000)}).to_string(),
         search,
-        "query: 5000 bytes",
+        "query: 5000 characters",
+    );
+    // A vector of another length than the collection's: the collection's state, 409.
+    let a = server.call(
+        "POST",
+        search,
+        Some(r#"{"vector": [1, 2], "mode": "dense"}"#),
+    );
+    assert_eq!(
+        (a.status, code(&a)),
+        (409, "dimension_mismatch"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("vector: 2 values"), "{}", a.text);
+    bad(r#"{"query": "x""#, search, "search request: EOF");
+    // Numbers are read as JSON sends them (f64) and refused by range, quoted as sent
+    // (issue 34: these were "got inf" and "got 0").
+    bad(
+        r#"{"query": "x", "fusion": {"method": "rrf", "rrf_k": 5.388624124391167e+307}}"#,
+        search,
+        "fusion.rrf_k: 5.388624124391167e307 is above the largest rrf_k, 3.4028235e38",
     );
     bad(
-        r#"{"vector": [1, 2], "mode": "dense"}"#,
+        r#"{"query": "x", "fusion": {"method": "rrf", "rrf_k": 5e-324}}"#,
         search,
-        "query vector",
+        "fusion.rrf_k: 5e-324 is below the smallest rrf_k",
     );
-    bad(r#"{"query": "x""#, search, "search request: EOF");
+    bad(
+        r#"{"query": "x", "fusion": {"alpha": 1e300}}"#,
+        search,
+        "fusion.alpha must be between 0 and 1, got 1e300",
+    );
+    bad(
+        r#"{"vector": [0.5, 1e39], "mode": "dense"}"#,
+        search,
+        "vector: value 1: 1e39 is beyond the range of a 32-bit float",
+    );
+    bad(
+        r#"{"query": "x", "k": 2.5}"#,
+        search,
+        "2.5 is not a whole number",
+    );
+    // JSON Schema counts 3.0 as an integer, and so does the server.
+    let a = server.call("POST", search, Some(r#"{"query": "sepsis", "k": 3.0}"#));
+    assert_eq!(
+        (a.status, a.body["hits"].as_array().map(Vec::len)),
+        (200, Some(3)),
+        "{}",
+        a.text
+    );
     let documents = "/collections/idx/documents";
     bad(
         "{\"id\": \"a\", \"text\": \"ok\"}\n{\"id\": \"b\"}\n",
         documents,
         "request body line 2: missing field \"text\"",
     );
-    bad(
-        "[\n{\"id\": \"a\", \"text\": \"ok\"},\n{\"id\": \"a\", \"text\": \"again\"}\n]",
+    let a = server.call(
+        "POST",
         documents,
-        "line 3: duplicate id \"a\"",
+        Some(r#"[{"id": "v", "text": "t", "vector": [1, 2]}]"#),
     );
-    bad(
-        r#"[{"id": "v", "text": "t", "vector": [1, 2]}]"#,
-        documents,
-        "\"vector\" cannot be used",
+    assert_eq!(
+        (a.status, code(&a)),
+        (409, "dimension_mismatch"),
+        "{}",
+        a.text
     );
+    let message = a.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("\"vector\" cannot be used"), "{message}");
     bad("[]", documents, "no documents");
+    bad(
+        r#"[{"id": "v", "text": "t", "vector": [-1e39]}]"#,
+        documents,
+        "\"vector\" value 0: -1e39 is beyond the range of a 32-bit float",
+    );
     assert_eq!(
         server.call("GET", "/collections/idx", None).body["documents"],
         32
     );
+
+    // An id given twice in one request keeps its last document, as two requests would, and
+    // the answer says so.
+    let a = server.call(
+        "POST",
+        documents,
+        Some(
+            "[\n{\"id\": \"twice\", \"text\": \"first\"},\n{\"id\": \"twice\", \"text\": \"second\"}\n]",
+        ),
+    );
+    assert_eq!(
+        (a.status, a.body["upserted"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.body["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("\"twice\" was given 2 times")),
+        "{}",
+        a.text
+    );
+    let doc = server.call("GET", "/collections/idx/documents/twice", None);
+    assert_eq!(doc.body["text"], "second", "{}", doc.text);
+    let a = server.call("DELETE", "/collections/idx/documents/twice", None);
+    assert_eq!(a.status, 200, "{}", a.text);
 
     // A body over the limit is 413, answered on its declared length before it is sent.
     let (status, text) = server.declared_only(documents, 2 << 20);
@@ -319,7 +397,9 @@ fn api_end_to_end() {
         "/collections",
         Some(r#"{"name": "x", "model": "missing"}"#),
     );
-    assert_eq!((a.status, code(&a)), (400, "bad_request"));
+    // A well-formed request naming a model this server does not have: 404, the model.
+    assert_eq!((a.status, code(&a)), (404, "not_found"));
+    assert!(a.text.contains("model"), "{}", a.text);
     server.post_ok(
         "/collections/news/documents",
         &json!([{"id": "n1", "text": "ferritin rises in inflammation"}]),

@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One document of a corpus.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     /// The document id, unique within its corpus.
@@ -39,5 +40,51 @@ pub fn passage_text(doc: &Document) -> String {
         ("", text) => text.to_string(),
         (title, "") => title.to_string(),
         (title, text) => format!("{title} {text}"),
+    }
+}
+
+/// A JSON number (read as `f64`, as JSON numbers are) as the `f32` a vector stores, or why it
+/// cannot be one: the message quotes the value as sent and says what is wrong (not finite, or
+/// beyond `f32`'s range of ±3.4028235e38). Values closer to zero than `f32` can hold round to
+/// the nearest `f32` (possibly 0), as any conversion to `f32` does.
+///
+/// # Errors
+///
+/// A message such as `"1e39 is beyond the range of a 32-bit float (±3.4028235e38)"`.
+///
+/// ```
+/// use hybrid_search_document::vector_component;
+///
+/// assert_eq!(vector_component(0.25), Ok(0.25f32));
+/// assert!(vector_component(1e39).unwrap_err().contains("beyond the range"));
+/// ```
+pub fn vector_component(value: f64) -> Result<f32, String> {
+    if !value.is_finite() {
+        return Err(format!("{} is not a finite number", show_number(value)));
+    }
+    // Beyond the range: rounds to infinity (a value a hair above f32::MAX, as a decimal
+    // parser may give for `3.4028234663852886e38`, still rounds to it).
+    #[allow(clippy::cast_possible_truncation)]
+    if (value as f32).is_infinite() {
+        return Err(format!(
+            "{} is beyond the range of a 32-bit float (±{:e})",
+            show_number(value),
+            f32::MAX
+        ));
+    }
+    // In range: the cast rounds to the nearest f32.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(value as f32)
+}
+
+/// A number as a person reads it in a message: plain decimals between 1e-4 and 1e15, the
+/// shortest exponent form (`5.388624124391167e307`, `5e-324`) outside, so a value is quoted
+/// with every digit it was sent with and never as hundreds of zeros.
+pub fn show_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude == 0.0 || (1e-4..1e15).contains(&magnitude) || !value.is_finite() {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
     }
 }

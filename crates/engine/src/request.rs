@@ -8,6 +8,8 @@ use std::sync::Arc;
 use hybrid_search_dense::{CrossEncoder, Encoder};
 use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
 
+use hybrid_search_document::show_number;
+
 use crate::collection::Collection;
 use crate::error::{Error, Result};
 use crate::evaluate::query_vectors;
@@ -47,10 +49,12 @@ pub struct FusionOverrides {
     /// The method; switching method starts from that method's defaults (RRF: k 60, equal
     /// weights; convex: the tuned default's convex settings).
     pub method: Option<FusionMethod>,
-    /// Convex: the dense leg's weight, in [0, 1].
-    pub alpha: Option<f32>,
-    /// RRF: the rank constant k, > 0.
-    pub rrf_k: Option<f32>,
+    /// Convex: the dense leg's weight, in [0, 1]. Read as `f64` (as JSON and the command line
+    /// give numbers) and kept as `f32` once checked.
+    pub alpha: Option<f64>,
+    /// RRF: the rank constant k, > 0 and within `f32`'s normal range
+    /// ([`f32::MIN_POSITIVE`] to [`f32::MAX`]), where the fusion keeps it.
+    pub rrf_k: Option<f64>,
     /// Convex: the normalisation of both legs.
     pub norm: Option<NormChoice>,
     /// Candidates taken from each leg, at least 1.
@@ -80,63 +84,96 @@ impl FusionOverrides {
         if let Some(a) = self.alpha
             && !(0.0..=1.0).contains(&a)
         {
-            return bad(format!("--alpha must be between 0 and 1, got {a}"));
+            return bad(format!(
+                "--alpha must be between 0 and 1, got {}",
+                show_number(a)
+            ));
         }
-        if let Some(k) = self.rrf_k
-            && !(k.is_finite() && k > 0.0)
-        {
-            return bad(format!("--rrf-k must be a number > 0, got {k}"));
+        if let Some(k) = self.rrf_k {
+            // As the fusion keeps it: rounded to the nearest f32.
+            let kept = k as f32;
+            if !(k.is_finite() && k > 0.0) {
+                return bad(format!(
+                    "--rrf-k must be a number > 0, got {}",
+                    show_number(k)
+                ));
+            }
+            if kept.is_infinite() {
+                return bad(format!(
+                    "--rrf-k: {} is above the largest rrf_k, {:e} (the fusion keeps it as a \
+                     32-bit float); ranks barely matter past a k of a few thousand",
+                    show_number(k),
+                    f32::MAX
+                ));
+            }
+            if kept < f32::MIN_POSITIVE {
+                return bad(format!(
+                    "--rrf-k: {} is below the smallest rrf_k, {:e} (the fusion keeps it as a \
+                     32-bit float); the usual k is 60",
+                    show_number(k),
+                    f32::MIN_POSITIVE
+                ));
+            }
         }
+        let convex_setting = self.alpha.is_some() || self.norm.is_some();
         match self.method {
-            Some(FusionMethod::Rrf) if self.alpha.is_some() || self.norm.is_some() => {
+            Some(FusionMethod::Rrf) if convex_setting => {
                 bad("--alpha and --norm apply to --fusion convex, not rrf".into())
             }
             Some(FusionMethod::Convex) if self.rrf_k.is_some() => {
                 bad("--rrf-k applies to --fusion rrf, not convex".into())
             }
+            None if convex_setting && self.rrf_k.is_some() => bad(
+                "--rrf-k (for --fusion rrf) cannot go with --alpha or --norm (for --fusion \
+                 convex); pick one method"
+                    .into(),
+            ),
             _ => Ok(()),
         }
     }
 
-    /// `base` (or [`FusionOverrides::settings`]) with these overrides applied.
+    /// The method these overrides pick: the one named, else the one whose settings are given
+    /// (`alpha` or `norm`: convex; `rrf_k`: RRF), else none.
+    fn method(&self) -> Option<FusionMethod> {
+        self.method
+            .or(if self.alpha.is_some() || self.norm.is_some() {
+                Some(FusionMethod::Convex)
+            } else if self.rrf_k.is_some() {
+                Some(FusionMethod::Rrf)
+            } else {
+                None
+            })
+    }
+
+    /// `base` (or [`FusionOverrides::settings`]) with these overrides applied. A setting of
+    /// one method given without [`FusionOverrides::method`] picks that method (`alpha` on a
+    /// collection tuned to RRF searches by convex combination).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] when a flag belongs to the other method than the one in
-    /// force, [`Error::Fusion`] when the result is not valid.
+    /// [`Error::InvalidOption`] when settings of both methods are given, or of the other
+    /// method than the one named; [`Error::Fusion`] when the result is not valid.
     pub fn apply(&self, base: HybridOptions) -> Result<HybridOptions> {
         self.validate()?;
         let base = self.settings.unwrap_or(base);
-        let method = self.method.unwrap_or(match base.fusion {
+        let method = self.method().unwrap_or(match base.fusion {
             Fusion::Rrf(_) => FusionMethod::Rrf,
             _ => FusionMethod::Convex,
         });
+        // `validate` refused settings of the other method than this one.
         let fusion = match method {
             FusionMethod::Rrf => {
-                if self.alpha.is_some() || self.norm.is_some() {
-                    return Err(Error::InvalidOption(
-                        "--alpha and --norm apply to --fusion convex, and this collection's \
-                         fusion is rrf; add --fusion convex"
-                            .into(),
-                    ));
-                }
                 let mut settings = match base.fusion {
                     Fusion::Rrf(s) => s,
                     _ => RrfSettings::default(),
                 };
                 if let Some(k) = self.rrf_k {
-                    settings.k = k;
+                    // Checked by `validate` to be a normal f32.
+                    settings.k = k as f32;
                 }
                 Fusion::Rrf(settings)
             }
             FusionMethod::Convex => {
-                if self.rrf_k.is_some() {
-                    return Err(Error::InvalidOption(
-                        "--rrf-k applies to --fusion rrf, and this collection's fusion is \
-                         convex; add --fusion rrf"
-                            .into(),
-                    ));
-                }
                 let mut settings = match base.fusion {
                     Fusion::Convex(s) => s,
                     _ => match crate::defaults::fusion_tuned_on_scifact_train().fusion {
@@ -145,7 +182,8 @@ impl FusionOverrides {
                     },
                 };
                 if let Some(alpha) = self.alpha {
-                    settings.alpha = alpha;
+                    // Checked by `validate` to be in [0, 1].
+                    settings.alpha = alpha as f32;
                 }
                 if let Some(norm) = self.norm {
                     (settings.dense, settings.sparse) = match norm {
@@ -398,5 +436,70 @@ impl Collection {
             weight: r.options.weight,
         });
         Ok((out.results, out.before))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rrf_base() -> HybridOptions {
+        HybridOptions {
+            fusion: Fusion::Rrf(RrfSettings::default()),
+            depth: 100,
+        }
+    }
+
+    #[test]
+    fn a_setting_of_one_method_picks_it() {
+        let alpha = FusionOverrides {
+            alpha: Some(0.3),
+            ..FusionOverrides::default()
+        };
+        match alpha.apply(rrf_base()).unwrap().fusion {
+            Fusion::Convex(s) => assert_eq!(s.alpha, 0.3),
+            other => panic!("{other:?}"),
+        }
+        let rrf_k = FusionOverrides {
+            rrf_k: Some(10.0),
+            ..FusionOverrides::default()
+        };
+        match rrf_k.apply(HybridOptions::default()).unwrap().fusion {
+            Fusion::Rrf(s) => assert_eq!(s.k, 10.0),
+            other => panic!("{other:?}"),
+        }
+        let both = FusionOverrides {
+            alpha: Some(0.3),
+            rrf_k: Some(10.0),
+            ..FusionOverrides::default()
+        };
+        assert!(
+            both.apply(rrf_base())
+                .unwrap_err()
+                .to_string()
+                .contains("pick one method")
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_f32_range_are_quoted_as_sent() {
+        let message = |rrf_k: f64| {
+            FusionOverrides {
+                rrf_k: Some(rrf_k),
+                ..FusionOverrides::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(
+            message(5.388624124391167e307).starts_with(
+                "--rrf-k: 5.388624124391167e307 is above the largest rrf_k, 3.4028235e38"
+            ),
+            "{}",
+            message(5.388624124391167e307)
+        );
+        assert!(message(5e-324).starts_with("--rrf-k: 5e-324 is below the smallest rrf_k"));
+        assert!(message(-1.0).contains("must be a number > 0, got -1"));
     }
 }

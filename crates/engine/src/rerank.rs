@@ -33,6 +33,7 @@ use crate::search::Ranked;
 use hybrid_search_document::passage_text;
 
 /// Where a reranked hit stood in the first-stage list, and what the cross-encoder said of it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FirstStage {
     /// 1-based rank in the first-stage list.

@@ -21,6 +21,7 @@ use crate::rerank::FirstStage;
 use crate::snippet::{query_terms, snippet_for_terms};
 
 /// One search result.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
     /// External document id.
@@ -41,6 +42,7 @@ pub struct Hit {
 }
 
 /// A ranked result list and how it was made.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchResults<H = Hit> {
     /// The mode that answered: [`Mode::Sparse`] when a hybrid search fell back.
@@ -60,6 +62,7 @@ pub struct SearchResults<H = Hit> {
 
 /// Why a hybrid search was answered by the sparse leg alone. Serialised as
 /// `{"reason": "model_unavailable", "message": "..."}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -124,9 +127,11 @@ impl std::fmt::Display for Degraded {
 }
 
 /// The reranking of a result list, as reported with it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RerankInfo {
     /// The cross-encoder's directory.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub model: std::path::PathBuf,
     /// Hits it reordered at most.
     pub depth: usize,

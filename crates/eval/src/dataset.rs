@@ -137,7 +137,7 @@ pub(crate) fn read_jsonl_corpus(path: &Path) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for_each_line(path, |line_no, line| {
-        if let Some(doc) = parse_document(path, line_no, line, &mut seen)? {
+        if let Some(doc) = parse_document(path, line_no, line, Some(&mut seen))? {
             docs.push(doc);
         }
         Ok(())
@@ -145,12 +145,13 @@ pub(crate) fn read_jsonl_corpus(path: &Path) -> Result<Vec<Document>> {
     Ok(docs)
 }
 
-/// One corpus line as a document (`None` for a blank line); `seen` holds the ids so far.
+/// One corpus line as a document (`None` for a blank line); `seen` holds the ids so far, when
+/// ids must be unique.
 fn parse_document(
     path: &Path,
     line_no: usize,
     line: &str,
-    seen: &mut HashMap<String, usize>,
+    seen: Option<&mut HashMap<String, usize>>,
 ) -> Result<Option<Document>> {
     let Some(obj) = parse_object(path, line_no, line, CORPUS_EXPECTED)? else {
         return Ok(None);
@@ -164,7 +165,9 @@ fn parse_document(
     let title = rec.optional_string(&obj, "title")?;
     let text = rec.required_string(&obj, "text")?;
     let vector = rec.optional_vector(&obj, "vector")?;
-    check_unique(seen, path, &id, line_no)?;
+    if let Some(seen) = seen {
+        check_unique(seen, path, &id, line_no)?;
+    }
     Ok(Some(Document {
         id,
         title,
@@ -175,20 +178,21 @@ fn parse_document(
 
 /// The documents of a request body (or any text) named `source` in errors: a JSON array of
 /// document objects, or JSONL (one object per line, blank lines skipped). Each document is
-/// checked as a corpus line is (`id`, `text`, optional `title` and `vector`), ids must be
-/// unique, and every error names `source` and the line the offending document starts on (and,
-/// in an array, its position: `request body (document 3) line 1: ...`).
+/// checked as a corpus line is (`id`, `text`, optional `title` and `vector`), and every error
+/// names `source` and the line the offending document starts on (and, in an array, its
+/// position: `request body (document 3) line 1: ...`). Documents come back in order, an id
+/// given twice as often as it was given: unlike a corpus file, a batch of upserts may repeat an
+/// id, and the caller decides (the HTTP API keeps the last, as two requests would).
 ///
 /// # Errors
 ///
 /// [`Error::JsonLine`] for text that is not JSON, [`Error::Record`] for a document with a
-/// missing or mistyped field, [`Error::DuplicateId`] for an id given twice.
+/// missing or mistyped field.
 pub fn parse_documents(source: &str, body: &str) -> Result<Vec<Document>> {
-    let mut seen: HashMap<String, usize> = HashMap::new();
     let mut docs = Vec::new();
     if !body.trim_start().starts_with('[') {
         for (i, line) in body.lines().enumerate() {
-            if let Some(doc) = parse_document(Path::new(source), i + 1, line, &mut seen)? {
+            if let Some(doc) = parse_document(Path::new(source), i + 1, line, None)? {
                 docs.push(doc);
             }
         }
@@ -212,7 +216,7 @@ pub fn parse_documents(source: &str, body: &str) -> Result<Vec<Document>> {
             .count();
         scanned = offset;
         let label = format!("{source} (document {})", i + 1);
-        if let Some(doc) = parse_document(Path::new(&label), line, item.get(), &mut seen)? {
+        if let Some(doc) = parse_document(Path::new(&label), line, item.get(), None)? {
             docs.push(doc);
         }
     }
@@ -255,7 +259,7 @@ impl Iterator for DocumentStream {
                     Err(e) => return Some(Err(e)),
                 };
                 self.line = line_no;
-                match parse_document(path, line_no, line, seen) {
+                match parse_document(path, line_no, line, Some(seen)) {
                     Ok(Some(doc)) => return Some(Ok(doc)),
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),
@@ -409,7 +413,7 @@ impl RecordCtx<'_> {
     }
 
     /// An optional array of numbers (absent or `null` gives `None`); every value must be a
-    /// finite `f32`.
+    /// number within `f32`'s range ([`hybrid_search_document::vector_component`]).
     fn optional_vector(&self, obj: &Map<String, Value>, key: &str) -> Result<Option<Vec<f32>>> {
         let values = match obj.get(key) {
             None | Some(Value::Null) => return Ok(None),
@@ -423,13 +427,16 @@ impl RecordCtx<'_> {
         };
         let mut vector = Vec::with_capacity(values.len());
         for (i, value) in values.iter().enumerate() {
-            let x = value.as_f64().map(|x| x as f32).filter(|x| x.is_finite());
-            match x {
-                Some(x) => vector.push(x),
-                None => {
-                    return Err(self.error(format!(
-                        "field \"{key}\" value {i} ({value}) is not a finite 32-bit number"
-                    )));
+            let Some(x) = value.as_f64() else {
+                return Err(self.error(format!(
+                    "field \"{key}\" value {i} is a JSON {}, not a number",
+                    json_kind(value)
+                )));
+            };
+            match hybrid_search_document::vector_component(x) {
+                Ok(x) => vector.push(x),
+                Err(why) => {
+                    return Err(self.error(format!("field \"{key}\" value {i}: {why}")));
                 }
             }
         }

@@ -186,11 +186,11 @@ fn corpus_record_errors() {
         ),
         (
             "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"b\", \"text\": \"x\", \"vector\": [0.5, \"x\"]}\n",
-            "docs.jsonl line 2: field \"vector\" value 1 (\"x\") is not a finite 32-bit number",
+            "docs.jsonl line 2: field \"vector\" value 1 is a JSON string, not a number",
         ),
         (
             "{\"_id\": \"a\", \"text\": \"x\", \"vector\": [1e39]}\n",
-            "docs.jsonl line 1: field \"vector\" value 0 (1e+39) is not a finite 32-bit number",
+            "docs.jsonl line 1: field \"vector\" value 0: 1e39 is beyond the range of a 32-bit float (±3.4028235e38)",
         ),
         (
             "{\"_id\": \"a\", \"text\": \"x\", \"vector\": []}\n",

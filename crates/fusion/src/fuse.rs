@@ -14,6 +14,7 @@ use crate::{FusionError, Normalization};
 /// added without breaking callers. Fusion does not treat the kinds differently: the kind is
 /// a label for explain output and error messages, and [`crate::Fusion`] uses it to attach its
 /// two sets of settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -95,6 +96,7 @@ impl<'a, K> LegList<'a, K> {
 }
 
 /// What one leg contributed to a fused hit, for explain output.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LegScore {
     /// Which leg.

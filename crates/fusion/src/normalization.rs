@@ -50,6 +50,7 @@ use crate::FusionError;
 ///
 /// Source: Bruch, Gai, Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval",
 /// ACM TOIS 42(1), 2023 (min-max, z-score and theoretical min-max normalisation).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Normalization {

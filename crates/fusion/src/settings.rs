@@ -35,6 +35,7 @@ pub const DEFAULT_RRF_K: f32 = 60.0;
 ///     })
 /// );
 /// ```
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Fusion {
@@ -53,6 +54,7 @@ impl Default for Fusion {
 
 /// Settings of [`Fusion::Rrf`]: `score(d) = w_sparse / (k + rank_sparse(d)) + w_dense / (k +
 /// rank_dense(d))`, a missing leg contributing 0.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RrfSettings {
@@ -76,6 +78,7 @@ impl Default for RrfSettings {
 
 /// Settings of [`Fusion::Convex`]:
 /// `score(d) = alpha * dense_norm(dense(d)) + (1 - alpha) * sparse_norm(sparse(d))`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConvexSettings {

@@ -11,10 +11,17 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, FusionMethod, FusionOverrides,
-    HybridOptions, Mode, NormChoice, SearchRequest, SearchResults, locate_model,
+    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, FusionMethod,
+    FusionOverrides, Hit, HybridOptions, Mode, NormChoice, SearchRequest, SearchResults,
+    locate_model,
+};
+
+use crate::openapi::{
+    BadRequest, CollectionName, Conflict, DocumentId, Forbidden, NotFound, Overloaded,
+    PayloadTooLarge, Unauthorized,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::{Access, AppState, Served, check_name};
@@ -27,6 +34,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
         .route("/collections", get(list).post(create))
         .route("/collections/{name}", get(describe).delete(drop_collection))
         .route("/collections/{name}/search", post(search))
@@ -77,7 +85,7 @@ fn admit_request(
     let headers = request.headers();
     app.check_origin(headers)?;
     let path = request.uri().path();
-    if path == "/" || path == "/health" {
+    if path == "/" || path == "/health" || path == "/openapi.json" {
         return Ok(None);
     }
     let method = request.method();
@@ -107,25 +115,74 @@ fn read_body(app: &AppState, body: Body) -> Result<Bytes, ApiError> {
     body.map_err(|e| crate::error::body_rejection(e, app.options.limits.max_body_bytes))
 }
 
-/// The search page: plain HTML and a little JavaScript, served from the binary.
-async fn page() -> Html<&'static str> {
+/// The search page.
+///
+/// Plain HTML and a little JavaScript, served from the binary; it calls the JSON API.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "service",
+    responses((status = 200, description = "The search page", content_type = "text/html", body = String)),
+)]
+pub(crate) async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
 }
 
-async fn health(State(app): Shared) -> Response {
+/// `GET /health`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok` while the server answers.
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// Collections served.
+    collections: usize,
+}
+
+/// Whether the server is up, and how many collections it serves.
+///
+/// Always open (no API key), and never queued.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    responses((status = 200, description = "The server is up", body = Health)),
+)]
+pub(crate) async fn health(State(app): Shared) -> Response {
     let collections = app
         .collections
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .len();
-    axum::Json(serde_json::json!({"status": "ok", "collections": collections})).into_response()
+    axum::Json(Health {
+        status: "ok",
+        collections,
+    })
+    .into_response()
 }
 
-/// What `GET /collections` says of one collection.
-#[derive(Serialize)]
-struct Info {
+/// This description of the API (OpenAPI 3.1), for the running server's settings.
+///
+/// Its limits (`k`, `fusion.depth`, query length, body size) and its security (which routes
+/// need the API key) are this server's own. Always open (no API key).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 description", content_type = "application/json", body = Object)),
+)]
+pub(crate) async fn openapi(State(app): Shared) -> Response {
+    axum::Json(crate::openapi::description(&app.options)).into_response()
+}
+
+/// What the server says of one collection (`GET /collections`, `GET /collections/{name}`,
+/// `POST /collections`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Info {
+    /// The collection's name (its folder's name).
     name: String,
+    /// Documents in the last commit.
     documents: u64,
+    /// The analyzer of its text fields.
     analyzer: AnalyzerKind,
     /// The dense leg's model (`null` without one).
     model: Option<String>,
@@ -151,19 +208,48 @@ fn info(served: &Served) -> Info {
     }
 }
 
-async fn list(State(app): Shared) -> Result<Response, ApiError> {
+/// `GET /collections`'s answer. Serialised directly (not through `serde_json::Value`), so
+/// `f32` settings print as stored (`0.85`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct List {
+    /// Every collection served, by name.
+    collections: Vec<Info>,
+}
+
+/// The collections served, by name.
+#[utoipa::path(
+    get,
+    path = "/collections",
+    tag = "collections",
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The collections", body = List),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    ),
+)]
+pub(crate) async fn list(State(app): Shared) -> Result<Response, ApiError> {
     let served = app.all();
-    /// Serialised directly (not through `serde_json::Value`), so `f32` settings print as
-    /// stored (`0.85`).
-    #[derive(Serialize)]
-    struct List {
-        collections: Vec<Info>,
-    }
     let collections = served.iter().map(|s| info(s)).collect();
     Ok(axum::Json(List { collections }).into_response())
 }
 
-async fn describe(
+/// One collection: its size, analyzer, model and fusion settings.
+#[utoipa::path(
+    get,
+    path = "/collections/{name}",
+    tag = "collections",
+    params(CollectionName),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The collection", body = Info),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+)]
+pub(crate) async fn describe(
     State(app): Shared,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -183,18 +269,32 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, A
         .map_err(|e| ApiError::bad_request(format!("{what}: {e} (see docs/api.md)")))
 }
 
-/// `POST /collections/{name}/search`'s body.
-#[derive(Deserialize)]
+/// `POST /collections/{name}/search`'s body: a query text (or vector), how many results, which
+/// legs, and fusion settings over the collection's.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchBody {
+pub(crate) struct SearchBody {
+    /// The query text: BM25's input, and the dense leg's unless `vector` is given. Required
+    /// (with a character that is not white space) unless `vector` is given; at most the
+    /// server's query limit in characters (4096 by default).
     #[serde(default)]
+    #[schema(example = "IL-6 in sepsis")]
     query: String,
-    vector: Option<Vec<f32>>,
-    #[serde(default = "default_k")]
+    /// The query's vector (the collection's `dim` values, each within `f32`'s range): the
+    /// dense leg encodes nothing. Read as `f64`, as JSON numbers are, so a value beyond
+    /// `f32`'s range is refused by name.
+    vector: Option<Vec<f64>>,
+    /// Results wanted, 1 to the server's `--max-k` (1000 by default). A whole number; `10.0`
+    /// is read as 10.
+    #[serde(default = "default_k", deserialize_with = "whole")]
+    #[schema(default = 10, minimum = 1, maximum = 1000)]
     k: usize,
+    /// Which leg(s) answer; the collection's default mode when left out.
     mode: Option<Mode>,
+    /// Fusion settings over the collection's (hybrid mode).
     #[serde(default)]
     fusion: FusionBody,
+    /// Each hit's `legs`: rank, raw score, normalised score and contribution per leg.
     #[serde(default)]
     explain: bool,
 }
@@ -203,44 +303,85 @@ fn default_k() -> usize {
     hybrid_search::defaults::RESULTS
 }
 
-/// The fusion overrides of a search, as the CLI's flags name them.
-#[derive(Deserialize, Default)]
+/// A whole number sent as a JSON integer or as a float with no fraction (`10.0`): JSON Schema
+/// counts both as an `integer`, and some clients only send floats.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let x = serde_json::Number::deserialize(d)?;
+    if let Some(n) = x.as_u64() {
+        return usize::try_from(n).map_err(serde::de::Error::custom);
+    }
+    match x.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Ok(f as usize),
+        _ => Err(serde::de::Error::custom(format!(
+            "{x} is not a whole number of at least 0"
+        ))),
+    }
+}
+
+fn whole_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] usize);
+    Ok(Option::<Whole>::deserialize(d)?.map(|Whole(n)| n))
+}
+
+/// The fusion overrides of a search, as the CLI's flags name them. A setting of one method
+/// (`alpha` or `norm` for convex, `rrf_k` for RRF) picks that method when `method` is left
+/// out; settings of both methods at once, or of the other method than `method`, are refused.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FusionBody {
+pub(crate) struct FusionBody {
+    /// Reciprocal rank fusion, or a convex combination of normalised scores.
     method: Option<MethodName>,
-    alpha: Option<f32>,
-    rrf_k: Option<f32>,
+    /// Convex: the dense leg's weight, 0 to 1 (the sparse leg gets `1 - alpha`).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    alpha: Option<f64>,
+    /// RRF: the rank constant k in `1 / (k + rank)`, within `f32`'s normal range
+    /// (1.1754944e-38 to 3.4028235e38).
+    #[schema(minimum = 1.1754943508222875e-38, maximum = 3.4028234663852886e38)]
+    rrf_k: Option<f64>,
+    /// Convex: how each leg's scores are normalised.
     norm: Option<NormName>,
+    /// Candidates taken from each leg, 1 to the server's `--max-k` (1000 by default).
+    #[serde(default, deserialize_with = "whole_or_none")]
+    #[schema(minimum = 1, maximum = 1000)]
     depth: Option<usize>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+/// A fusion method.
+#[derive(Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum MethodName {
+pub(crate) enum MethodName {
+    /// Reciprocal rank fusion.
     Rrf,
+    /// A convex combination of normalised scores.
     Convex,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+/// How a convex combination normalises both legs' scores.
+#[derive(Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum NormName {
+pub(crate) enum NormName {
+    /// Min-max over each returned list.
     MinMax,
+    /// Z-score over each returned list.
     ZScore,
+    /// Distribution-based score fusion (mean ± 3 standard deviations).
     Dbsf,
+    /// Cosine from [-1, 1], BM25 from 0 to the list's maximum.
     Theoretical,
 }
 
 impl SearchBody {
     fn request(self, app: &AppState) -> Result<SearchRequest, ApiError> {
         let limits = app.options.limits;
-        if self.query.len() > limits.max_query_bytes {
+        let chars = self.query.chars().count();
+        if chars > limits.max_query_chars {
             return Err(ApiError::bad_request(format!(
-                "query: {} bytes, more than this server's limit of {}",
-                self.query.len(),
-                limits.max_query_bytes
+                "query: {chars} characters, more than this server's limit of {}",
+                limits.max_query_chars
             )));
         }
-        if self.query.trim().is_empty() && self.vector.is_none() {
+        if self.query.chars().all(char::is_whitespace) && self.vector.is_none() {
             return Err(ApiError::bad_request(
                 "query: missing or empty; send {\"query\": \"...\"} (or \"vector\" with mode dense)",
             ));
@@ -275,8 +416,22 @@ impl SearchBody {
             }),
             depth: self.fusion.depth,
         };
+        let vector = match self.vector {
+            Some(values) => Some(
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(at, x)| {
+                        hybrid_search::vector_component(x).map_err(|why| {
+                            ApiError::bad_request(format!("vector: value {at}: {why}"))
+                        })
+                    })
+                    .collect::<Result<Vec<f32>, ApiError>>()?,
+            ),
+            None => None,
+        };
         let request = SearchRequest {
-            vector: self.vector,
+            vector,
             mode: self.mode,
             fusion,
             explain: self.explain,
@@ -305,21 +460,46 @@ fn flag_names(e: hybrid_search::Error) -> ApiError {
     err
 }
 
-/// A search's answer: `hybrid-search search --json`'s object.
-#[derive(Serialize)]
-struct SearchAnswer {
+/// A search's answer: `hybrid-search search --json`'s object, and the query.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SearchAnswer {
     #[serde(flatten)]
-    results: SearchResults,
+    results: SearchResults<Hit>,
+    /// The query text as sent.
     query: String,
 }
 
-async fn search(
+/// Searches a collection: BM25, vectors, or both fused.
+///
+/// The search runs on the commit that was current when it started, whatever writes land
+/// meanwhile. A hybrid search whose dense leg cannot answer falls back to BM25 and says why
+/// (`degraded`). Open unless the server runs with `--protect-search`.
+#[utoipa::path(
+    post,
+    path = "/collections/{name}/search",
+    tag = "search",
+    params(CollectionName),
+    request_body(content = SearchBody, content_type = "application/json"),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The hits, best first", body = SearchAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn search(
     State(app): Shared,
     name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let served = app.collection(&path(name)?)?;
     let request = parse::<SearchBody>(&read_body(&app, body)?, "search request")?.request(&app)?;
+    check_dense_request(&served.reader(), &request)?;
     let results = app
         .compute(move || {
             // The last commit when a worker takes it up.
@@ -333,9 +513,100 @@ async fn search(
     Ok(axum::Json(results).into_response())
 }
 
-/// `POST /collections/{name}/documents`: a JSON array of documents or JSONL, upserted in one
-/// commit.
-async fn upsert(
+/// A search that needs the dense leg (`mode: dense`, or a `vector`) on a collection without one,
+/// or a vector of another length than the collection's: 409, a conflict with the collection
+/// as it was built, not a malformed request (the same body suits another collection).
+fn check_dense_request(collection: &Collection, request: &SearchRequest) -> Result<(), ApiError> {
+    let wants_dense = request.mode == Some(Mode::Dense) || request.vector.is_some();
+    let Some(dense) = collection.manifest().dense.as_ref() else {
+        if wants_dense {
+            return Err(ApiError::conflict(
+                "no_dense_leg",
+                "this collection has no dense leg (it was created without a model), so it \
+                 cannot search by vector: search with mode sparse, or create a collection with \
+                 a model",
+            ));
+        }
+        return Ok(());
+    };
+    match &request.vector {
+        Some(v) if v.len() != dense.vectors.dim => Err(ApiError::conflict(
+            "dimension_mismatch",
+            format!(
+                "vector: {} values, and this collection's vectors have {} (its model {:?})",
+                v.len(),
+                dense.vectors.dim,
+                dense.model.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One document of a `POST /collections/{name}/documents` body (what the server reads; the
+/// same fields as a JSONL corpus line of `hybrid-search index`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // The body is read by `hybrid_search::eval::parse_documents`.
+pub(crate) struct DocumentInput {
+    /// The document's id, unique within the collection (a number is read as its decimal
+    /// string). `_id` (BEIR's spelling) may stand instead, and wins when both are given.
+    #[schema(value_type = Object)]
+    id: String,
+    /// The title (empty when left out or `null`).
+    title: Option<String>,
+    /// The text.
+    text: String,
+    /// The document's own embedding, stored instead of encoding the text: the collection's
+    /// `dim` values, each within `f32`'s range.
+    vector: Option<Vec<f64>>,
+}
+
+/// `POST /collections/{name}/documents`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UpsertAnswer {
+    /// Documents in the request (after a repeated id kept its last document).
+    upserted: usize,
+    /// Of them, new ids.
+    added: usize,
+    /// Of them, ids that replaced a document.
+    replaced: usize,
+    /// Documents in the collection after the commit.
+    documents: u64,
+    /// What the write noticed without refusing it (a repeated id, a merge that failed and
+    /// will be retried).
+    warnings: Vec<String>,
+}
+
+/// Upserts documents in one commit covering both legs.
+///
+/// The body is a JSON array of documents or JSONL (one per line, blank lines skipped); a
+/// document whose `id` exists is replaced, and an id given twice in one request keeps its
+/// last document (as two requests would). Answered after the commit. Writes to a collection
+/// queue behind each other and never interleave. Needs the API key when the server has one.
+#[utoipa::path(
+    post,
+    path = "/collections/{name}/documents",
+    tag = "documents",
+    params(CollectionName),
+    request_body(
+        content(
+            (Vec<DocumentInput> = "application/json"),
+        ),
+        description = "A JSON array of documents (or JSONL: one document object per line)",
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Committed", body = UpsertAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn upsert(
     State(app): Shared,
     name: Result<Path<String>, PathRejection>,
     body: Body,
@@ -357,6 +628,7 @@ async fn upsert(
              one object per line",
         ));
     }
+    let (docs, mut warnings) = keep_last(docs);
     let answer = app
         .write(served, move |writer, reader| {
             let mut replaced = 0;
@@ -367,10 +639,9 @@ async fn upsert(
             }
             writer.add(&docs, None).map_err(|e| match e {
                 hybrid_search::Error::InvalidVector { .. } => {
-                    ApiError::bad_request(format!("request body: {e}"))
+                    ApiError::conflict("dimension_mismatch", format!("request body: {e}"))
                 }
-                hybrid_search::Error::NoModel(..) => ApiError::new(
-                    StatusCode::CONFLICT,
+                hybrid_search::Error::NoModel(..) => ApiError::conflict(
                     "no_model",
                     format!(
                         "this server has no model for the collection's vectors, so it cannot \
@@ -381,19 +652,73 @@ async fn upsert(
                 ),
                 e => ApiError::from(e),
             })?;
-            Ok(serde_json::json!({
-                "upserted": docs.len(),
-                "added": docs.len() - replaced,
-                "replaced": replaced,
-                "documents": writer.len(),
-                "warnings": writer.take_warnings(),
-            }))
+            warnings.extend(writer.take_warnings());
+            Ok(UpsertAnswer {
+                upserted: docs.len(),
+                added: docs.len() - replaced,
+                replaced,
+                documents: writer.len(),
+                warnings,
+            })
         })
         .await?;
     Ok(axum::Json(answer).into_response())
 }
 
-async fn get_document(
+/// The documents with each id's last one kept (where its first one stood), and a warning per
+/// id given more than once.
+fn keep_last(docs: Vec<hybrid_search::Document>) -> (Vec<hybrid_search::Document>, Vec<String>) {
+    let mut last: std::collections::HashMap<&str, (usize, usize)> =
+        std::collections::HashMap::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        last.entry(doc.id.as_str())
+            .and_modify(|(at, times)| {
+                *at = i;
+                *times += 1;
+            })
+            .or_insert((i, 1));
+    }
+    if last.len() == docs.len() {
+        return (docs, Vec::new());
+    }
+    let mut repeated: Vec<(&str, usize)> = last
+        .iter()
+        .filter(|(_, (_, times))| *times > 1)
+        .map(|(id, (_, times))| (*id, *times))
+        .collect();
+    repeated.sort_unstable();
+    let warnings = repeated
+        .iter()
+        .map(|(id, times)| {
+            format!("document id {id:?} was given {times} times; its last document was kept")
+        })
+        .collect();
+    let keep: std::collections::HashSet<usize> = last.values().map(|(at, _)| *at).collect();
+    let docs = docs
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, doc)| doc)
+        .collect();
+    (docs, warnings)
+}
+
+/// A document of a collection, with its vector when it was given one.
+#[utoipa::path(
+    get,
+    path = "/collections/{name}/documents/{id}",
+    tag = "documents",
+    params(CollectionName, DocumentId),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The document", body = Document),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+)]
+pub(crate) async fn get_document(
     State(app): Shared,
     names: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -407,7 +732,37 @@ async fn get_document(
     }
 }
 
-async fn delete_document(
+/// `DELETE /collections/{name}/documents/{id}`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeleteAnswer {
+    /// Documents deleted (1).
+    deleted: usize,
+    /// Documents in the collection after the commit.
+    documents: u64,
+    /// What the write noticed without refusing it.
+    warnings: Vec<String>,
+}
+
+/// Deletes a document from both legs in one commit.
+///
+/// Needs the API key when the server has one.
+#[utoipa::path(
+    delete,
+    path = "/collections/{name}/documents/{id}",
+    tag = "documents",
+    params(CollectionName, DocumentId),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Deleted and committed", body = DeleteAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn delete_document(
     State(app): Shared,
     names: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -421,28 +776,56 @@ async fn delete_document(
                 )));
             }
             let deleted = writer.delete(&[id.as_str()])?;
-            Ok(serde_json::json!({
-                "deleted": deleted,
-                "documents": writer.len(),
-                "warnings": writer.take_warnings(),
-            }))
+            Ok(DeleteAnswer {
+                deleted,
+                documents: writer.len(),
+                warnings: writer.take_warnings(),
+            })
         })
         .await?;
     Ok(axum::Json(answer).into_response())
 }
 
 /// `POST /collections`'s body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
+    /// The new collection's name (its folder's name in the data folder).
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", example = "scifact")]
     name: String,
+    /// The analyzer of its text (`auto`: Korean and English, each by its own analysis).
     #[serde(default)]
     analyzer: AnalyzerKind,
-    /// A model folder's name in the server's models folder.
+    /// A model folder's name in the server's models folder: the collection gets a dense leg
+    /// made by that model. Without one, BM25 only.
+    #[schema(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        example = "all-MiniLM-L6-v2"
+    )]
     model: Option<String>,
 }
 
-async fn create(State(app): Shared, body: Body) -> Result<Response, ApiError> {
+/// Creates a collection (BM25, and a dense leg with `model`).
+///
+/// Needs the API key when the server has one.
+#[utoipa::path(
+    post,
+    path = "/collections",
+    tag = "collections",
+    request_body(content = CreateBody, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created (empty)", body = Info),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn create(State(app): Shared, body: Body) -> Result<Response, ApiError> {
     let body: CreateBody = parse(&read_body(&app, body)?, "create request")?;
     check_name(&body.name, "collection")?;
     let _admin = app.admin.lock().await;
@@ -478,7 +861,7 @@ async fn create(State(app): Shared, body: Body) -> Result<Response, ApiError> {
                 None => locate_model(model),
             };
             Some(found.ok_or_else(|| {
-                ApiError::bad_request(format!(
+                ApiError::not_found(format!(
                     "model: {model:?} is not in this server's models folder{}",
                     app.options
                         .models
@@ -529,7 +912,33 @@ async fn create(State(app): Shared, body: Body) -> Result<Response, ApiError> {
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
-async fn drop_collection(
+/// `DELETE /collections/{name}`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Dropped {
+    /// The deleted collection's name.
+    deleted: String,
+}
+
+/// Deletes a collection and its folder.
+///
+/// Writes queued before the delete finish first; later ones answer 404. Needs the API key
+/// when the server has one.
+#[utoipa::path(
+    delete,
+    path = "/collections/{name}",
+    tag = "collections",
+    params(CollectionName),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Dropped),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn drop_collection(
     State(app): Shared,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -560,5 +969,5 @@ async fn drop_collection(
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(|e| ApiError::internal(format!("removing collection {name:?}: {e}")))?;
-    Ok(axum::Json(serde_json::json!({ "deleted": name })).into_response())
+    Ok(axum::Json(Dropped { deleted: name }).into_response())
 }

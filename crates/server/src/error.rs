@@ -11,8 +11,8 @@ pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `method_not_allowed`, `exists`, `busy`, `no_model`, `payload_too_large`, `overloaded`,
-    /// `internal` (`docs/api.md`).
+    /// `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
+    /// `dimension_mismatch`, `payload_too_large`, `overloaded`, `internal` (`docs/api.md`).
     pub code: &'static str,
     /// What went wrong, naming the field, line or collection.
     pub message: String,
@@ -24,9 +24,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// 404: no such collection or document.
+    /// 404: no such collection, document or model.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 409: the request conflicts with the collection as it is (it exists, another process
+    /// writes it, it has no model or no dense leg, its vectors have another length).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
     }
 
     /// 500: the engine failed (the message says how); nothing committed is lost.
@@ -44,14 +50,25 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error's body: `{"error": {"code", "message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct Body<'a> {
+    /// What went wrong.
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// An error's code and message.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub(crate) struct Inner<'a> {
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
+    /// `dimension_mismatch`, `payload_too_large`, `overloaded`, `internal`.
+    #[schema(example = "bad_request")]
     code: &'a str,
+    /// What was wrong, naming the field, line or collection, and what to do.
+    #[schema(example = "k: 5000 is outside 1..=1000")]
     message: &'a str,
 }
 
@@ -80,11 +97,11 @@ impl From<hybrid_search::Error> for ApiError {
         use hybrid_search::Error as E;
         let message = e.to_string();
         match e {
-            E::InvalidOption(_)
-            | E::InvalidVector { .. }
-            | E::Fusion(_)
-            | E::NoModel(..)
-            | E::Dataset(_) => Self::bad_request(message),
+            E::InvalidOption(_) | E::Fusion(_) | E::Dataset(_) => Self::bad_request(message),
+            // The collection's state, not the request's form: the same request suits
+            // another collection.
+            E::InvalidVector { .. } => Self::conflict("dimension_mismatch", message),
+            E::NoModel(..) => Self::conflict("no_model", message),
             E::Busy { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "busy",

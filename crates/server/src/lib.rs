@@ -21,6 +21,7 @@
 
 mod api;
 mod error;
+mod openapi;
 mod state;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use hybrid_search::Collection;
 use hybrid_search::dense::WeightFormat;
 
 pub use error::ApiError;
+pub use openapi::{description as openapi_description, documented as documented_openapi};
 use state::{AppState, Served};
 
 /// Limits on what one request may ask.
@@ -41,17 +43,18 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// The largest `k` (and fusion depth) of a search.
     pub max_k: usize,
-    /// The longest query, in bytes of UTF-8.
-    pub max_query_bytes: usize,
+    /// The longest query, in characters (Unicode scalar values, as JSON Schema's `maxLength`
+    /// counts them, so the OpenAPI description states the limit exactly).
+    pub max_query_chars: usize,
 }
 
 impl Default for Limits {
-    /// 16 MiB bodies, `k` up to 1000, queries up to 4096 bytes.
+    /// 16 MiB bodies, `k` up to 1000, queries up to 4096 characters.
     fn default() -> Self {
         Self {
             max_body_bytes: 16 << 20,
             max_k: 1000,
-            max_query_bytes: 4096,
+            max_query_chars: 4096,
         }
     }
 }

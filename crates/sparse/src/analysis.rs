@@ -51,6 +51,7 @@ impl AnalyzedToken {
 pub const ANALYSIS_VERSION: u32 = 2;
 
 /// Which analyzer a field uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalyzerKind {

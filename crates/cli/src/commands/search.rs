@@ -44,13 +44,14 @@ fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
     let values: Vec<f64> = serde_json::from_str(text).with_context(|| {
         "--vector: expected a JSON array of numbers, such as [0.1, -0.2, 0.3]".to_string()
     })?;
-    let vector: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    if let Some(at) = vector.iter().position(|x| !x.is_finite()) {
-        anyhow::bail!(
-            "--vector: value {at} ({}) is not a finite 32-bit number",
-            values[at]
-        );
-    }
+    let vector = values
+        .iter()
+        .enumerate()
+        .map(|(at, &x)| {
+            hybrid_search::vector_component(x)
+                .map_err(|why| anyhow::anyhow!("--vector: value {at}: {why}"))
+        })
+        .collect::<anyhow::Result<Vec<f32>>>()?;
     if vector.is_empty() {
         anyhow::bail!("--vector: the array is empty");
     }
