@@ -18,4 +18,9 @@ scripts/fetch-schemathesis.sh
 # The Qdrant parity tests and the API fuzzing must run here, not skip.
 export HYBRID_SEARCH_REQUIRE_EDGE=1
 export HYBRID_SEARCH_REQUIRE_SCHEMATHESIS=1
+rm -f target/schemathesis-summary.txt
 scripts/build.sh --run-tests
+if [[ -f target/schemathesis-summary.txt ]]; then
+    echo "schemathesis against the HTTP API (crates/cli/tests/openapi.rs):"
+    sed -n '/SUMMARY/,$p' target/schemathesis-summary.txt
+fi

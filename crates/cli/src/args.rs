@@ -17,53 +17,6 @@ use hybrid_search::{
 use hybrid_search_qdrant::{LegsOptions, Target};
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum AnalyzerArg {
-    /// Hangul runs through `ko`, the rest through `en`.
-    Auto,
-    /// lindera with ko-dic for everything.
-    Ko,
-    /// The English path for everything.
-    En,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum DecompoundArg {
-    /// Keep compound nouns whole.
-    None,
-    /// Keep only the parts.
-    Discard,
-    /// Keep the whole and the parts.
-    Mixed,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum StopWordsArg {
-    /// No English stop words.
-    None,
-    /// Lucene's 33 words.
-    Lucene,
-    /// The longer built-in list.
-    Extended,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    Sparse,
-    Dense,
-    Hybrid,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Sparse => Mode::Sparse,
-            ModeArg::Dense => Mode::Dense,
-            ModeArg::Hybrid => Mode::Hybrid,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 pub enum FusionArg {
     Rrf,
     Convex,
@@ -73,57 +26,21 @@ pub enum FusionArg {
     ServerDbsf,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum NormArg {
-    Minmax,
-    Zscore,
-    Dbsf,
-    /// Cosine in [-1, 1], BM25 from 0 to the list's maximum.
-    Theoretical,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum WeightsArg {
-    /// As the model directory stores them (Q4_0 for a packed file).
-    AsStored,
-    /// Dequantised to f32.
-    F32,
-    /// Quantised to Q4_0 at load.
-    #[value(name = "q4_0")]
-    Q4_0,
-    /// Linear layers in int8 (weights per output channel, activations per token), kernel
-    /// chosen at run time: the default, 1.3-1.4x the speed of f32 on an AVX2 CPU with the same
-    /// retrieval quality (docs/benchmarks.md).
-    Int8,
-}
-
-impl WeightsArg {
-    /// The engine's weight format.
-    pub fn format(self) -> WeightFormat {
-        match self {
-            WeightsArg::AsStored => WeightFormat::AsStored,
-            WeightsArg::F32 => WeightFormat::F32,
-            WeightsArg::Q4_0 => WeightFormat::Q4_0,
-            WeightsArg::Int8 => WeightFormat::Int8,
-        }
-    }
-}
-
 /// Analyzer settings shared by `index` and `analyze`.
 #[derive(clap::Args, Clone)]
 pub struct AnalyzerArgs {
     /// Analyzer: auto (Korean and English), ko or en.
     #[arg(long, value_enum, default_value = "auto")]
-    analyzer: AnalyzerArg,
+    analyzer: AnalyzerKind,
     /// How Korean compound nouns are indexed.
     #[arg(long, value_enum)]
-    decompound: Option<DecompoundArg>,
+    decompound: Option<DecompoundMode>,
     /// Korean part-of-speech tags to drop, comma-separated (default: Lucene nori's 30 tags).
     #[arg(long, value_delimiter = ',')]
     stop_tags: Option<Vec<String>>,
     /// English stop-word list.
     #[arg(long, value_enum)]
-    stop_words: Option<StopWordsArg>,
+    stop_words: Option<StopWords>,
     /// Turn English stemming off.
     #[arg(long)]
     no_stem: bool,
@@ -135,17 +52,9 @@ pub struct AnalyzerArgs {
 impl AnalyzerArgs {
     /// The analyzer settings the flags describe.
     pub fn config(&self) -> anyhow::Result<AnalyzerConfig> {
-        let mut c = AnalyzerConfig::for_kind(match self.analyzer {
-            AnalyzerArg::Auto => AnalyzerKind::Auto,
-            AnalyzerArg::Ko => AnalyzerKind::Ko,
-            AnalyzerArg::En => AnalyzerKind::En,
-        });
+        let mut c = AnalyzerConfig::for_kind(self.analyzer);
         if let Some(d) = self.decompound {
-            c.decompound = match d {
-                DecompoundArg::None => DecompoundMode::None,
-                DecompoundArg::Discard => DecompoundMode::Discard,
-                DecompoundArg::Mixed => DecompoundMode::Mixed,
-            };
+            c.decompound = d;
         }
         if let Some(tags) = &self.stop_tags {
             c.stop_tags = tags
@@ -155,11 +64,7 @@ impl AnalyzerArgs {
                 .collect();
         }
         if let Some(s) = self.stop_words {
-            c.stop_words = match s {
-                StopWordsArg::None => StopWords::None,
-                StopWordsArg::Lucene => StopWords::Lucene,
-                StopWordsArg::Extended => StopWords::Extended,
-            };
+            c.stop_words = s;
         }
         c.stem = !self.no_stem;
         if let Some(w) = self.ngram_weight {
@@ -184,7 +89,7 @@ pub struct ModelArgs {
     pub model: Option<PathBuf>,
     /// How the model's matrices run.
     #[arg(long, value_enum, default_value = "int8")]
-    weights: WeightsArg,
+    weights: WeightFormat,
 }
 
 impl ModelArgs {
@@ -192,7 +97,7 @@ impl ModelArgs {
     pub fn choice(&self) -> ModelChoice {
         ModelChoice {
             dir: self.model.clone(),
-            weights: self.weights.format(),
+            weights: self.weights,
         }
     }
 }
@@ -243,7 +148,7 @@ pub struct FusionArgs {
     rrf_k: Option<f64>,
     /// Convex combination: how each leg's scores are normalised.
     #[arg(long, value_enum)]
-    norm: Option<NormArg>,
+    norm: Option<NormChoice>,
     /// Candidates taken from each leg (at least -k).
     #[arg(long)]
     depth: Option<usize>,
@@ -261,12 +166,7 @@ impl FusionArgs {
             }),
             alpha: self.alpha,
             rrf_k: self.rrf_k,
-            norm: self.norm.map(|n| match n {
-                NormArg::Minmax => NormChoice::MinMax,
-                NormArg::Zscore => NormChoice::ZScore,
-                NormArg::Dbsf => NormChoice::Dbsf,
-                NormArg::Theoretical => NormChoice::Theoretical,
-            }),
+            norm: self.norm,
             depth: self.depth,
         };
         overrides.validate()?;
@@ -280,7 +180,7 @@ pub struct SearchArgs {
     /// Which leg answers (hybrid: both, fused). Default: hybrid for a collection built with a
     /// model, sparse otherwise.
     #[arg(long, value_enum)]
-    mode: Option<ModeArg>,
+    mode: Option<Mode>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -388,7 +288,7 @@ impl SearchArgs {
         };
         Ok(SearchPlan {
             qdrant,
-            mode: self.mode.map(Mode::from),
+            mode: self.mode,
             model: self.model.choice(),
             fusion: self.fusion.overrides()?,
             query_model: self.query_model.clone(),

@@ -131,7 +131,18 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            // The engine's messages name no flag; the CLI adds its own where one helps.
+            let busy = err.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<hybrid_search::Error>(),
+                    Some(hybrid_search::Error::Busy { .. })
+                )
+            });
+            if busy {
+                eprintln!("error: {err:#}, or pass --wait (or --wait=SECONDS) to queue behind it");
+            } else {
+                eprintln!("error: {err:#}");
+            }
             ExitCode::from(2)
         }
     }

@@ -304,7 +304,7 @@ fn the_search_page_in_headless_chromium() {
     );
     let error = browser.eval("return document.getElementById('status').textContent");
     assert!(
-        error.as_str().unwrap().contains("query: 5000 bytes"),
+        error.as_str().unwrap().contains("query: 5000 characters"),
         "{error}"
     );
 }

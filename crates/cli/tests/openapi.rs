@@ -141,8 +141,13 @@ fn schemathesis_finds_no_fault() {
         .expect("schemathesis runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The summary goes to the test's output, for the CI log.
+    // The summary goes to the test's output and to a file `scripts/test.sh` prints at its end,
+    // for the CI log.
     println!("{stdout}");
+    let _ = std::fs::write(
+        root.join("target/schemathesis-summary.txt"),
+        stdout.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "schemathesis found faults (exit {:?}):\n{stdout}\n{stderr}",

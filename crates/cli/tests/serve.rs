@@ -392,6 +392,42 @@ fn api_end_to_end() {
     );
     let a = server.call("POST", "/collections", Some(r#"{"name": "news"}"#));
     assert_eq!((a.status, code(&a)), (409, "exists"));
+    // A collection without a model cannot take or search by vectors: 409, and nothing written.
+    let a = server.call("POST", "/collections", Some(r#"{"name": "plain"}"#));
+    assert_eq!(a.status, 201, "{}", a.text);
+    for (path, body) in [
+        (
+            "/collections/plain/documents",
+            r#"[{"id": "p", "text": "t", "vector": [0.5]}]"#,
+        ),
+        ("/collections/plain/search", r#"{"vector": [0.5]}"#),
+        (
+            "/collections/plain/search",
+            r#"{"query": "x", "mode": "dense"}"#,
+        ),
+    ] {
+        let a = server.call("POST", path, Some(body));
+        assert_eq!(
+            (a.status, code(&a)),
+            (409, "no_dense_leg"),
+            "{body}: {}",
+            a.text
+        );
+    }
+    let a = server.call(
+        "POST",
+        "/collections/plain/search",
+        Some(r#"{"vector": [0.5], "mode": "sparse"}"#),
+    );
+    assert_eq!((a.status, code(&a)), (400, "bad_request"), "{}", a.text);
+    assert_eq!(
+        server.call("GET", "/collections/plain", None).body["documents"],
+        0
+    );
+    assert_eq!(
+        server.call("DELETE", "/collections/plain", None).status,
+        200
+    );
     let a = server.call(
         "POST",
         "/collections",

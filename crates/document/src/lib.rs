@@ -62,10 +62,7 @@ pub fn vector_component(value: f64) -> Result<f32, String> {
     if !value.is_finite() {
         return Err(format!("{} is not a finite number", show_number(value)));
     }
-    // Beyond the range: rounds to infinity (a value a hair above f32::MAX, as a decimal
-    // parser may give for `3.4028234663852886e38`, still rounds to it).
-    #[allow(clippy::cast_possible_truncation)]
-    if (value as f32).is_infinite() {
+    if value.abs() > f64::from(f32::MAX) {
         return Err(format!(
             "{} is beyond the range of a 32-bit float (±{:e})",
             show_number(value),

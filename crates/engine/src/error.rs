@@ -79,10 +79,11 @@ pub enum Error {
         /// The underlying error.
         message: String,
     },
-    /// Another writer (in this or another process) holds the collection's write lock.
+    /// Another writer (in this or another process) holds the collection's write lock. The
+    /// message names no front end's option: the CLI adds its `--wait`, the server its retry.
     #[error(
         "{collection}: another process is writing to this collection (it holds {lock}); wait \
-         for it to finish, or pass --wait (or --wait=SECONDS) to queue behind it"
+         for it to finish"
     )]
     Busy {
         /// The collection folder.

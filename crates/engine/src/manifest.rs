@@ -57,6 +57,7 @@ pub struct Manifest {
 
 /// Which leg answers a search.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -66,6 +67,7 @@ pub enum Mode {
     /// Nearest passages to the query's vector.
     Dense,
     /// Both legs, fused ([`HybridOptions`]).
+    #[cfg_attr(feature = "clap", value(help = "Both legs, fused"))]
     Hybrid,
 }
 

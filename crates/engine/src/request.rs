@@ -18,8 +18,10 @@ use crate::remote::RemoteLegs;
 use crate::rerank::{FirstStage, RerankOptions, rerank};
 use crate::search::{Ranked, RerankInfo, SearchResults};
 
-/// The fusion method a caller picks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The fusion method a caller picks (`rrf`, `convex` in JSON).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FusionMethod {
     /// Reciprocal rank fusion.
     Rrf,
@@ -27,12 +29,18 @@ pub enum FusionMethod {
     Convex,
 }
 
-/// How a convex combination normalises both legs' scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a convex combination normalises both legs' scores (`minmax`, `zscore`, `dbsf`,
+/// `theoretical` in JSON and on the command line).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NormChoice {
     /// Min-max over each returned list.
+    #[cfg_attr(feature = "clap", value(name = "minmax"))]
     MinMax,
     /// Z-score over each returned list.
+    #[cfg_attr(feature = "clap", value(name = "zscore"))]
     ZScore,
     /// Distribution-based score fusion (mean ± 3 standard deviations).
     Dbsf,
@@ -90,15 +98,13 @@ impl FusionOverrides {
             ));
         }
         if let Some(k) = self.rrf_k {
-            // As the fusion keeps it: rounded to the nearest f32.
-            let kept = k as f32;
             if !(k.is_finite() && k > 0.0) {
                 return bad(format!(
                     "--rrf-k must be a number > 0, got {}",
                     show_number(k)
                 ));
             }
-            if kept.is_infinite() {
+            if k > f64::from(f32::MAX) {
                 return bad(format!(
                     "--rrf-k: {} is above the largest rrf_k, {:e} (the fusion keeps it as a \
                      32-bit float); ranks barely matter past a k of a few thousand",
@@ -106,7 +112,7 @@ impl FusionOverrides {
                     f32::MAX
                 ));
             }
-            if kept < f32::MIN_POSITIVE {
+            if k < f64::from(f32::MIN_POSITIVE) {
                 return bad(format!(
                     "--rrf-k: {} is below the smallest rrf_k, {:e} (the fusion keeps it as a \
                      32-bit float); the usual k is 60",

@@ -288,6 +288,7 @@ impl Collection {
     /// [`Error::NoModel`] without a dense leg or an attached encoder; [`Error::Dense`] when
     /// encoding fails.
     pub fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let _span = tracing::debug_span!("encode", queries = queries.len()).entered();
         let (_, encoder) = self.dense_leg()?;
         Ok(encoder.encode(queries, TextKind::Query, crate::defaults::QUERY_BATCH)?)
     }
@@ -367,6 +368,7 @@ impl Collection {
     /// be read; [`Error::InvalidOption`] for a vector of the wrong length or with a non-finite
     /// value.
     pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+        let _span = tracing::debug_span!("dense", k).entered();
         let (leg, segments) = self.segments()?;
         self.check_query_vector(vector)?;
         let ids = self.live_ids(leg)?;
@@ -503,6 +505,7 @@ impl Collection {
                                 (mode, reason, Vec::new())
                             }
                         };
+                        let _fuse = tracing::debug_span!("fuse", depth).entered();
                         let mut fused = options
                             .fusion
                             .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
@@ -577,6 +580,7 @@ impl Collection {
     ///
     /// [`Error::Sparse`] when the query cannot be analysed or BM25 fails.
     pub fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+        let _span = tracing::debug_span!("bm25", k).entered();
         Ok(self
             .sparse
             .search(query, k)?
@@ -625,6 +629,7 @@ impl Collection {
     ///
     /// [`Error::Sparse`] when a stored document cannot be read.
     pub fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
+        let _span = tracing::debug_span!("fetch", hits = ranked.len()).entered();
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);
         let mut hits = Vec::new();

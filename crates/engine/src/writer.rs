@@ -21,14 +21,10 @@ use crate::manifest::{CommitRecord, FORMAT_VERSION, read_manifest, write_manifes
 /// [`Error::Busy`].
 pub(crate) fn sparse_writer_error(dir: &Path, e: hybrid_search_sparse::Error) -> Error {
     match e {
-        hybrid_search_sparse::Error::Tantivy(tantivy_error)
-            if tantivy_error.to_string().contains("LockBusy") =>
-        {
-            Error::Busy {
-                collection: dir.to_path_buf(),
-                lock: dir.join(SPARSE_DIR).join(".tantivy-writer.lock"),
-            }
-        }
+        e if e.is_lock_busy() => Error::Busy {
+            collection: dir.to_path_buf(),
+            lock: dir.join(SPARSE_DIR).join(".tantivy-writer.lock"),
+        },
         e => Error::Sparse(e),
     }
 }

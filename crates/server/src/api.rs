@@ -63,19 +63,51 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 /// What every request passes before its body is read: the Host and Origin checks, the API key
 /// for the route's access, the declared body length, and a place in the queue for the
 /// requests that do work (searches and writes; the permit is held until the answer).
+///
+/// Each request runs in a `request` span (method, route, collection; status and latency in
+/// milliseconds recorded when it is answered), logged when it closes (`-v`, or `RUST_LOG`).
 async fn gate(
     State(app): Shared,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match admit_request(&app, &request) {
-        Ok(permit) => {
-            let response = next.run(request).await;
-            drop(permit);
-            response
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(none)", |p| p.as_str())
+        .to_string();
+    let collection = request
+        .uri()
+        .path()
+        .strip_prefix("/collections/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+        .to_string();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route,
+        collection = %collection,
+        status = tracing::field::Empty,
+        ms = tracing::field::Empty,
+    );
+    let response = async {
+        match admit_request(&app, &request) {
+            Ok(permit) => {
+                let response = next.run(request).await;
+                drop(permit);
+                response
+            }
+            Err(e) => e.into_response(),
         }
-        Err(e) => e.into_response(),
     }
+    .instrument(span.clone())
+    .await;
+    span.record("status", response.status().as_u16());
+    span.record("ms", started.elapsed().as_secs_f64() * 1e3);
+    response
 }
 
 fn admit_request(
@@ -122,7 +154,10 @@ fn read_body(app: &AppState, body: Body) -> Result<Bytes, ApiError> {
     get,
     path = "/",
     tag = "service",
-    responses((status = 200, description = "The search page", content_type = "text/html", body = String)),
+    responses(
+        (status = 200, description = "The search page", content_type = "text/html", body = String),
+        (status = 403, response = Forbidden),
+    ),
 )]
 pub(crate) async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
@@ -145,7 +180,10 @@ pub(crate) struct Health {
     get,
     path = "/health",
     tag = "service",
-    responses((status = 200, description = "The server is up", body = Health)),
+    responses(
+        (status = 200, description = "The server is up", body = Health),
+        (status = 403, response = Forbidden),
+    ),
 )]
 pub(crate) async fn health(State(app): Shared) -> Response {
     let collections = app
@@ -168,7 +206,10 @@ pub(crate) async fn health(State(app): Shared) -> Response {
     get,
     path = "/openapi.json",
     tag = "service",
-    responses((status = 200, description = "The OpenAPI 3.1 description", content_type = "application/json", body = Object)),
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 description", content_type = "application/json", body = Object),
+        (status = 403, response = Forbidden),
+    ),
 )]
 pub(crate) async fn openapi(State(app): Shared) -> Response {
     axum::Json(crate::openapi::description(&app.options)).into_response()
@@ -284,10 +325,10 @@ pub(crate) struct SearchBody {
     /// dense leg encodes nothing. Read as `f64`, as JSON numbers are, so a value beyond
     /// `f32`'s range is refused by name.
     vector: Option<Vec<f64>>,
-    /// Results wanted, 1 to the server's `--max-k` (1000 by default). A whole number; `10.0`
-    /// is read as 10.
+    /// Results wanted, 1 to the server's `--max-k` (1000 by default); 10 when left out. A
+    /// whole number: `10.0` is read as 10.
     #[serde(default = "default_k", deserialize_with = "whole")]
-    #[schema(default = 10, minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     k: usize,
     /// Which leg(s) answer; the collection's default mode when left out.
     mode: Option<Mode>,
@@ -311,7 +352,9 @@ fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         return usize::try_from(n).map_err(serde::de::Error::custom);
     }
     match x.as_f64() {
-        Some(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Ok(f as usize),
+        // Saturating: a number past usize's range is refused by the range check that follows,
+        // which names the field and the range.
+        Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(f as usize),
         _ => Err(serde::de::Error::custom(format!(
             "{x} is not a whole number of at least 0"
         ))),
@@ -331,7 +374,7 @@ fn whole_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>
 #[serde(deny_unknown_fields)]
 pub(crate) struct FusionBody {
     /// Reciprocal rank fusion, or a convex combination of normalised scores.
-    method: Option<MethodName>,
+    method: Option<FusionMethod>,
     /// Convex: the dense leg's weight, 0 to 1 (the sparse leg gets `1 - alpha`).
     #[schema(minimum = 0.0, maximum = 1.0)]
     alpha: Option<f64>,
@@ -340,35 +383,11 @@ pub(crate) struct FusionBody {
     #[schema(minimum = 1.1754943508222875e-38, maximum = 3.4028234663852886e38)]
     rrf_k: Option<f64>,
     /// Convex: how each leg's scores are normalised.
-    norm: Option<NormName>,
+    norm: Option<NormChoice>,
     /// Candidates taken from each leg, 1 to the server's `--max-k` (1000 by default).
     #[serde(default, deserialize_with = "whole_or_none")]
     #[schema(minimum = 1, maximum = 1000)]
     depth: Option<usize>,
-}
-
-/// A fusion method.
-#[derive(Deserialize, Clone, Copy, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum MethodName {
-    /// Reciprocal rank fusion.
-    Rrf,
-    /// A convex combination of normalised scores.
-    Convex,
-}
-
-/// How a convex combination normalises both legs' scores.
-#[derive(Deserialize, Clone, Copy, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum NormName {
-    /// Min-max over each returned list.
-    MinMax,
-    /// Z-score over each returned list.
-    ZScore,
-    /// Distribution-based score fusion (mean ± 3 standard deviations).
-    Dbsf,
-    /// Cosine from [-1, 1], BM25 from 0 to the list's maximum.
-    Theoretical,
 }
 
 impl SearchBody {
@@ -402,18 +421,10 @@ impl SearchBody {
         }
         let fusion = FusionOverrides {
             settings: None,
-            method: self.fusion.method.map(|m| match m {
-                MethodName::Rrf => FusionMethod::Rrf,
-                MethodName::Convex => FusionMethod::Convex,
-            }),
+            method: self.fusion.method,
             alpha: self.fusion.alpha,
             rrf_k: self.fusion.rrf_k,
-            norm: self.fusion.norm.map(|n| match n {
-                NormName::MinMax => NormChoice::MinMax,
-                NormName::ZScore => NormChoice::ZScore,
-                NormName::Dbsf => NormChoice::Dbsf,
-                NormName::Theoretical => NormChoice::Theoretical,
-            }),
+            norm: self.fusion.norm,
             depth: self.fusion.depth,
         };
         let vector = match self.vector {
@@ -513,19 +524,19 @@ pub(crate) async fn search(
     Ok(axum::Json(results).into_response())
 }
 
-/// A search that needs the dense leg (`mode: dense`, or a `vector`) on a collection without one,
-/// or a vector of another length than the collection's: 409, a conflict with the collection
-/// as it was built, not a malformed request (the same body suits another collection).
+/// A search that needs the dense leg (`mode: dense`, or a `vector` in a mode that is not
+/// `sparse`) on a collection without one, or a vector of another length than the collection's:
+/// 409, a conflict with the collection as it was built, not a malformed request (the same body
+/// suits another collection). A `vector` with `"mode": "sparse"` contradicts itself: the
+/// engine refuses it (400), whatever the collection.
 fn check_dense_request(collection: &Collection, request: &SearchRequest) -> Result<(), ApiError> {
+    if request.mode == Some(Mode::Sparse) {
+        return Ok(());
+    }
     let wants_dense = request.mode == Some(Mode::Dense) || request.vector.is_some();
     let Some(dense) = collection.manifest().dense.as_ref() else {
         if wants_dense {
-            return Err(ApiError::conflict(
-                "no_dense_leg",
-                "this collection has no dense leg (it was created without a model), so it \
-                 cannot search by vector: search with mode sparse, or create a collection with \
-                 a model",
-            ));
+            return Err(no_dense_leg("search by vector or in mode dense"));
         }
         return Ok(());
     };
@@ -543,14 +554,24 @@ fn check_dense_request(collection: &Collection, request: &SearchRequest) -> Resu
     }
 }
 
+/// 409 `no_dense_leg`: the collection was built without a model, so it cannot `what`.
+fn no_dense_leg(what: &str) -> ApiError {
+    ApiError::conflict(
+        "no_dense_leg",
+        format!(
+            "this collection has no dense leg (it was created without a model), so it cannot \
+             {what}; create a collection with a model for vectors"
+        ),
+    )
+}
+
 /// One document of a `POST /collections/{name}/documents` body (what the server reads; the
 /// same fields as a JSONL corpus line of `hybrid-search index`).
 #[derive(ToSchema)]
 #[allow(dead_code)] // The body is read by `hybrid_search::eval::parse_documents`.
 pub(crate) struct DocumentInput {
-    /// The document's id, unique within the collection (a number is read as its decimal
-    /// string). `_id` (BEIR's spelling) may stand instead, and wins when both are given.
-    #[schema(value_type = Object)]
+    /// The document's id, unique within the collection: a string, or a number read as its
+    /// decimal string. `_id` (BEIR's spelling) may stand instead, and wins when both are given.
     id: String,
     /// The title (empty when left out or `null`).
     title: Option<String>,
@@ -629,6 +650,9 @@ pub(crate) async fn upsert(
         ));
     }
     let (docs, mut warnings) = keep_last(docs);
+    if served.reader().manifest().dense.is_none() && docs.iter().any(|d| d.vector.is_some()) {
+        return Err(no_dense_leg("store a document's \"vector\""));
+    }
     let answer = app
         .write(served, move |writer, reader| {
             let mut replaced = 0;
@@ -638,9 +662,6 @@ pub(crate) async fn upsert(
                 }
             }
             writer.add(&docs, None).map_err(|e| match e {
-                hybrid_search::Error::InvalidVector { .. } => {
-                    ApiError::conflict("dimension_mismatch", format!("request body: {e}"))
-                }
                 hybrid_search::Error::NoModel(..) => ApiError::conflict(
                     "no_model",
                     format!(
@@ -665,8 +686,8 @@ pub(crate) async fn upsert(
     Ok(axum::Json(answer).into_response())
 }
 
-/// The documents with each id's last one kept (where its first one stood), and a warning per
-/// id given more than once.
+/// The documents with each id's last one kept (at its own position), and a warning per id
+/// given more than once.
 fn keep_last(docs: Vec<hybrid_search::Document>) -> (Vec<hybrid_search::Document>, Vec<String>) {
     let mut last: std::collections::HashMap<&str, (usize, usize)> =
         std::collections::HashMap::with_capacity(docs.len());

@@ -20,6 +20,7 @@
 //! server's next write to that collection, or a restart.
 
 mod api;
+pub mod defaults;
 mod error;
 mod openapi;
 mod state;
@@ -49,12 +50,13 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 16 MiB bodies, `k` up to 1000, queries up to 4096 characters.
+    /// [`defaults::MAX_BODY_MB`] (16 MiB) bodies, `k` up to [`defaults::MAX_K`] (1000),
+    /// queries up to [`defaults::MAX_QUERY_CHARS`] (4096) characters.
     fn default() -> Self {
         Self {
-            max_body_bytes: 16 << 20,
-            max_k: 1000,
-            max_query_chars: 4096,
+            max_body_bytes: defaults::MAX_BODY_MB << 20,
+            max_k: defaults::MAX_K,
+            max_query_chars: defaults::MAX_QUERY_CHARS,
         }
     }
 }
@@ -87,7 +89,7 @@ pub struct Options {
 
 impl Options {
     /// Serves `data` with no key, for requests to this machine's names only, one worker per
-    /// CPU, a queue of 64 and the default limits.
+    /// CPU, a queue of [`defaults::QUEUE`] (64) and the default limits.
     pub fn new(data: PathBuf) -> Self {
         Self {
             data,
@@ -96,7 +98,7 @@ impl Options {
             protect_search: false,
             loopback_only: true,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
-            queue: 64,
+            queue: defaults::QUEUE,
             limits: Limits::default(),
             weights: WeightFormat::default(),
         }

@@ -67,10 +67,10 @@ pub(crate) struct Forbidden(Body<'static>);
 pub(crate) struct NotFound(Body<'static>);
 
 /// The request conflicts with the collection as it is: `exists` (a name in use), `busy`
-/// (another process's writer held it for 5 s), `no_model` (documents to encode, and the
-/// server has not found the collection's model), `no_dense_leg` (a vector or a dense search
-/// for a collection built without a model), `dimension_mismatch` (a vector of another length
-/// than the collection's).
+/// (another process's writer held it for 5 s), `no_model` (documents to encode, or a dense
+/// search of a text query, and the server has not found the collection's model),
+/// `no_dense_leg` (a vector or a dense search for a collection built without a model),
+/// `dimension_mismatch` (a vector of another length than the collection's).
 #[derive(ToResponse)]
 #[allow(dead_code)]
 pub(crate) struct Conflict(Body<'static>);
@@ -162,9 +162,18 @@ pub fn description(options: &Options) -> Value {
     search["properties"]["k"]["maximum"] = json!(max_k);
     search["properties"]["vector"]["items"] = f32_number();
     search["properties"]["vector"]["minItems"] = json!(1);
-    search["anyOf"] = json!([
-        {"required": ["query"], "properties": {"query": {"pattern": NOT_BLANK}}},
-        {"required": ["vector"], "properties": {"vector": {"type": "array"}}},
+    // Inside `allOf`, as a condition: generated clients keep the fields' types (an `anyOf` of
+    // partial objects made openapi-typescript's body type `unknown`).
+    search["allOf"] = json!([
+        {
+            "if": {"required": ["vector"], "properties": {"vector": {"type": "array"}}},
+            "else": {"required": ["query"], "properties": {"query": {"pattern": NOT_BLANK}}},
+        },
+        // A vector is the dense leg's input: not with the sparse mode.
+        {
+            "if": {"required": ["mode"], "properties": {"mode": {"const": "sparse"}}},
+            "then": {"properties": {"vector": {"type": "null"}}},
+        },
     ]);
     let fusion = &mut schemas["FusionBody"];
     fusion["properties"]["depth"]["maximum"] = json!(max_k);
@@ -185,45 +194,37 @@ pub fn description(options: &Options) -> Value {
         ]}},
     ]);
 
-    // A document as the server reads it: `id` or `_id`, a string or a number.
+    // A document as the server reads it: an id that is a string or a number. (The server also
+    // takes BEIR's `_id` instead of `id`, as `hybrid-search index` does; the description
+    // says so in words rather than in an `anyOf` that generated clients cannot type.)
     let document = &mut schemas["DocumentInput"];
-    let id = json!({
-        "type": ["string", "number"],
-        "description": "The document's id, unique within the collection (a number is read as \
-                        its decimal string)."
-    });
-    document["properties"]["id"] = id.clone();
-    document["properties"]["_id"] = id;
+    document["properties"]["id"]["type"] = json!(["string", "number"]);
     document["properties"]["vector"]["items"] = f32_number();
     document["properties"]["vector"]["minItems"] = json!(1);
-    document["required"] = json!(["text"]);
-    document["anyOf"] = json!([{"required": ["id"]}, {"required": ["_id"]}]);
     let upsert = &mut doc["paths"]["/collections/{name}/documents"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"];
     upsert["minItems"] = json!(1);
 
-    // Who needs the key.
+    // Who needs the key. The handlers mark reads `security: [{}, {"api_key": []}]` and writes
+    // `[{"api_key": []}]`; here each becomes what this server does: a route that needs the key
+    // says so and answers 401, one that does not has no security and no 401.
     let reads_need_key = options.api_key.is_some() && options.protect_search;
     for (_, item) in doc["paths"].as_object_mut().expect("paths").iter_mut() {
         for (_, operation) in item.as_object_mut().expect("path item").iter_mut() {
-            let Some(security) = operation.get_mut("security") else {
+            let operation = operation.as_object_mut().expect("operation");
+            let Some(security) = operation.get("security") else {
                 continue;
             };
-            if options.api_key.is_none() {
-                operation
-                    .as_object_mut()
-                    .expect("operation")
-                    .remove("security");
-            } else if reads_need_key {
-                *security = json!([{"api_key": []}]);
-            }
-        }
-    }
-    if options.api_key.is_none() {
-        // No route answers 401 without a key.
-        for (_, item) in doc["paths"].as_object_mut().expect("paths").iter_mut() {
-            for (_, operation) in item.as_object_mut().expect("path item").iter_mut() {
-                if let Some(responses) = operation["responses"].as_object_mut() {
+            let read = security.as_array().is_some_and(|s| s.contains(&json!({})));
+            let needs_key = options.api_key.is_some() && (!read || reads_need_key);
+            if needs_key {
+                operation.insert("security".into(), json!([{"api_key": []}]));
+            } else {
+                operation.remove("security");
+                if let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(Value::as_object_mut)
+                {
                     responses.remove("401");
                 }
             }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use hybrid_search::dense::Encoder;
@@ -15,8 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 use crate::{Error, Options};
 
-/// How long a write waits for another process's writer before answering 409.
-const WRITE_WAIT: Duration = Duration::from_secs(5);
+use crate::defaults::WRITE_WAIT;
 
 /// One served collection.
 pub(crate) struct Served {
@@ -236,7 +234,10 @@ impl AppState {
             .acquire_owned()
             .await
             .map_err(|_| ApiError::internal("the server is shutting down"))?;
-        joined(tokio::task::spawn_blocking(work).await)
+        // The request's span follows the work onto the blocking thread, so the engine's spans
+        // (bm25, encode, dense, fuse, fetch) are its children.
+        let span = tracing::Span::current();
+        joined(tokio::task::spawn_blocking(move || span.in_scope(work)).await)
     }
 
     /// Every collection served now, by name.
@@ -280,8 +281,10 @@ impl AppState {
                 served.name
             )));
         }
+        let span = tracing::Span::current();
         joined(
             tokio::task::spawn_blocking(move || {
+                let _request = span.enter();
                 let mut writer = writer;
                 let reader = served.reader();
                 writer.share_segments(&reader);

@@ -35,8 +35,10 @@ fn description_follows_the_servers_settings() {
 
     options.api_key = Some("k".into());
     let keyed = hybrid_search_server::openapi_description(&options);
+    // Reads stay open (no security, no 401) unless --protect-search.
     let search = &keyed["paths"]["/collections/{name}/search"]["post"];
-    assert_eq!(search["security"], serde_json::json!([{}, {"api_key": []}]));
+    assert!(search.get("security").is_none(), "{search}");
+    assert!(search["responses"].get("401").is_none());
     let upsert = &keyed["paths"]["/collections/{name}/documents"]["post"];
     assert_eq!(upsert["security"], serde_json::json!([{"api_key": []}]));
 
@@ -44,6 +46,7 @@ fn description_follows_the_servers_settings() {
     let protected = hybrid_search_server::openapi_description(&options);
     let search = &protected["paths"]["/collections/{name}/search"]["post"];
     assert_eq!(search["security"], serde_json::json!([{"api_key": []}]));
+    assert!(search["responses"].get("401").is_some());
     assert!(
         protected["paths"]["/health"]["get"]
             .get("security")

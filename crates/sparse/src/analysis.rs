@@ -52,6 +52,7 @@ pub const ANALYSIS_VERSION: u32 = 2;
 
 /// Which analyzer a field uses.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalyzerKind {

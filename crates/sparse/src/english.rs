@@ -157,6 +157,7 @@ pub const LUCENE_STOP_WORDS: &[&str] = &[
 ];
 
 /// Which stop-word list the English path uses.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StopWords {
@@ -166,6 +167,10 @@ pub enum StopWords {
     Lucene,
     /// The longer list in [`ENGLISH_STOP_WORDS`] (the default).
     #[default]
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "The longer built-in list (the default)")
+    )]
     Extended,
 }
 

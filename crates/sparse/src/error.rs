@@ -37,6 +37,18 @@ impl Error {
             source,
         }
     }
+
+    /// Whether this is tantivy's writer lock held by another writer
+    /// (`LockFailure(LockError::LockBusy)`), matched by type.
+    pub fn is_lock_busy(&self) -> bool {
+        matches!(
+            self,
+            Error::Tantivy(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _
+            ))
+        )
+    }
 }
 
 /// The result type of the sparse crate.

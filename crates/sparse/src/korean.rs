@@ -30,6 +30,7 @@ pub const NORI_STOP_TAGS: &[&str] = &[
 
 /// How compound nouns are indexed: dictionary compounds (type `Compound`, split by the expression
 /// field) and runs of nouns written together (`코카` + `콜라` in `코카콜라`).
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DecompoundMode {

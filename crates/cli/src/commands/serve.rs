@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hybrid_search_server::{Limits, Options, Server};
-
-use crate::args::WeightsArg;
+use hybrid_search_server::{Limits, Options, Server, defaults};
 
 /// Serve the collections of a folder over HTTP: a JSON API and a search page at `/`.
 #[derive(clap::Args)]
@@ -34,17 +32,17 @@ pub struct Args {
     #[arg(long)]
     workers: Option<usize>,
     /// Requests admitted at once, running or waiting; more are answered 503.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::QUEUE)]
     queue: usize,
     /// The largest request body, in MiB.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = defaults::MAX_BODY_MB)]
     max_body_mb: usize,
     /// The largest `k` (and fusion depth) a search may ask for.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::MAX_K)]
     max_k: usize,
     /// How the models' matrices run.
     #[arg(long, value_enum, default_value = "int8")]
-    weights: WeightsArg,
+    weights: hybrid_search::dense::WeightFormat,
 }
 
 /// Runs `serve` until SIGTERM or ctrl-c.
@@ -70,7 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         max_k: args.max_k.max(1),
         ..Limits::default()
     };
-    options.weights = args.weights.format();
+    options.weights = args.weights;
     let server = Server::load(options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
