@@ -12,9 +12,26 @@ use hybrid_search::defaults::{RERANK_DEPTH, RERANK_WEIGHT_SCIFACT_DEV};
 use hybrid_search::dense::WeightFormat;
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, DecompoundMode, FusionMethod, FusionOverrides, Mode, ModelChoice,
-    NormChoice, RerankOptions, ServerFusion, StopWords, Wait,
+    NormChoice, RerankOptions, ServerFusion, Setting, StopWords, Wait,
 };
 use hybrid_search_qdrant::{LegsOptions, Target};
+
+/// The flag that sets `setting` (the engine's errors name settings neutrally).
+pub fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::K => "-k",
+        Setting::Vector => "--vector",
+        Setting::Mode => "--mode",
+        Setting::Method => "--fusion",
+        Setting::Alpha => "--alpha",
+        Setting::RrfK => "--rrf-k",
+        Setting::Norm => "--norm",
+        Setting::Depth => "--depth",
+        Setting::QueryModel => "--query-model",
+        Setting::RerankDepth => "--rerank-depth",
+        Setting::RerankWeight => "--rerank-weight",
+    }
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum FusionArg {

@@ -131,19 +131,33 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            // The engine's messages name no flag; the CLI adds its own where one helps.
-            let busy = err.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<hybrid_search::Error>(),
-                    Some(hybrid_search::Error::Busy { .. })
-                )
-            });
-            if busy {
-                eprintln!("error: {err:#}, or pass --wait (or --wait=SECONDS) to queue behind it");
-            } else {
-                eprintln!("error: {err:#}");
-            }
+            eprintln!("error: {}", message(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error chain as `{:#}` prints it (causes joined by `: `), with the engine's neutral
+/// words in the CLI's: a request setting named by its flag, and `--wait` offered to a writer
+/// that found the collection busy.
+fn message(err: &anyhow::Error) -> String {
+    let mut busy = false;
+    let parts: Vec<String> = err
+        .chain()
+        .map(|cause| match cause.downcast_ref::<hybrid_search::Error>() {
+            Some(hybrid_search::Error::InvalidRequest { setting, problem }) => {
+                format!("{}: {problem}", args::flag(*setting))
+            }
+            Some(e @ hybrid_search::Error::Busy { .. }) => {
+                busy = true;
+                e.to_string()
+            }
+            _ => cause.to_string(),
+        })
+        .collect();
+    let mut message = parts.join(": ");
+    if busy {
+        message.push_str(", or pass --wait (or --wait=SECONDS) to queue behind it");
+    }
+    message
 }

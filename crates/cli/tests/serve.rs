@@ -198,7 +198,7 @@ fn api_end_to_end() {
     bad(
         r#"{"query": "x", "fusion": {"alpha": 2}}"#,
         search,
-        "fusion.alpha must be between 0 and 1",
+        "fusion.alpha: must be between 0 and 1",
     );
     bad(
         r#"{"query": "x", "mode": "fuzzy"}"#,
@@ -240,7 +240,7 @@ fn api_end_to_end() {
     bad(
         r#"{"query": "x", "fusion": {"alpha": 1e300}}"#,
         search,
-        "fusion.alpha must be between 0 and 1, got 1e300",
+        "fusion.alpha: must be between 0 and 1, got 1e300",
     );
     bad(
         r#"{"vector": [0.5, 1e39], "mode": "dense"}"#,

@@ -347,7 +347,7 @@ fn separate_encoders_index_the_passage_side_and_search_with_the_query_side() {
         s(&query),
         "metformin",
     ]);
-    assert!(e.contains("--query-model applies to"), "{e}");
+    assert!(e.contains("--query-model: applies to"), "{e}");
 }
 
 #[test]
@@ -438,7 +438,10 @@ fn reranker_trains_and_reorders_only_the_top_hits() {
         "1.5",
         "insulin glucose",
     ]);
-    assert!(e.contains("--rerank-weight must be between 0 and 1"), "{e}");
+    assert!(
+        e.contains("--rerank-weight: must be between 0 and 1"),
+        "{e}"
+    );
 
     // A shorter list than the depth: the first stage is searched to the depth, then cut.
     let three = search("insulin glucose", &["--rerank", s(&rr), "-k", "3"]);
@@ -586,5 +589,5 @@ fn bad_training_flags_say_what_to_do() {
         "0",
         "metformin",
     ]);
-    assert!(e.contains("--rerank-depth must be at least 1"), "{e}");
+    assert!(e.contains("--rerank-depth: must be at least 1"), "{e}");
 }

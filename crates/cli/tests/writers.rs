@@ -225,7 +225,7 @@ fn supplied_vectors_and_query_vectors_through_the_cli() {
         "[0.1, 0.2]",
     ]);
     assert!(
-        message.contains("query vector") && message.contains("128"),
+        message.contains("--vector: cannot be used: it has 2 values") && message.contains("128"),
         "{message}"
     );
 }

@@ -105,6 +105,16 @@ pub enum Error {
     /// A search option is out of its range (the message names it and the range).
     #[error("{0}")]
     InvalidOption(String),
+    /// A setting of a search request is not valid. The message is neutral: each front end
+    /// names the setting its own way ([`Setting`]: the CLI's `--alpha`, the HTTP body's
+    /// `fusion.alpha`) before `problem`.
+    #[error("{}: {problem}", setting.name())]
+    InvalidRequest {
+        /// The setting.
+        setting: Setting,
+        /// What is wrong with it and what would do, naming no front end's option.
+        problem: String,
+    },
     /// Reading a dataset failed.
     #[error(transparent)]
     Dataset(#[from] hybrid_search_eval::Error),
@@ -156,3 +166,51 @@ impl Error {
 
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A setting of a search request, as [`Error::InvalidRequest`] names it. Not
+/// `#[non_exhaustive]`: each front end maps every setting to its own spelling with an
+/// exhaustive match, so a new setting cannot go unnamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Results wanted.
+    K,
+    /// The query vector.
+    Vector,
+    /// Which leg(s) answer.
+    Mode,
+    /// The fusion method.
+    Method,
+    /// The convex combination's dense weight.
+    Alpha,
+    /// The RRF rank constant.
+    RrfK,
+    /// The convex combination's normalisation.
+    Norm,
+    /// Candidates taken from each leg.
+    Depth,
+    /// A separate query encoder.
+    QueryModel,
+    /// Hits the cross-encoder reorders.
+    RerankDepth,
+    /// The cross-encoder's weight against the first stage.
+    RerankWeight,
+}
+
+impl Setting {
+    /// The setting's neutral name (`alpha`, `rrf_k`, ...), used by the engine's own messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Setting::K => "k",
+            Setting::Vector => "vector",
+            Setting::Mode => "mode",
+            Setting::Method => "fusion method",
+            Setting::Alpha => "alpha",
+            Setting::RrfK => "rrf_k",
+            Setting::Norm => "norm",
+            Setting::Depth => "depth",
+            Setting::QueryModel => "query model",
+            Setting::RerankDepth => "rerank depth",
+            Setting::RerankWeight => "rerank weight",
+        }
+    }
+}

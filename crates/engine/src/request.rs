@@ -11,7 +11,7 @@ use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
 use hybrid_search_document::show_number;
 
 use crate::collection::Collection;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::evaluate::query_vectors;
 use crate::manifest::{HybridOptions, Mode};
 use crate::remote::RemoteLegs;
@@ -83,55 +83,71 @@ impl FusionOverrides {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] naming the flag.
+    /// [`Error::InvalidRequest`] naming the setting.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidOption(m));
+        let bad =
+            |setting: Setting, problem: String| Err(Error::InvalidRequest { setting, problem });
         if self.depth == Some(0) {
-            return bad("--depth must be at least 1".into());
+            return bad(Setting::Depth, "must be at least 1".into());
         }
         if let Some(a) = self.alpha
             && !(0.0..=1.0).contains(&a)
         {
-            return bad(format!(
-                "--alpha must be between 0 and 1, got {}",
-                show_number(a)
-            ));
+            return bad(
+                Setting::Alpha,
+                format!("must be between 0 and 1, got {}", show_number(a)),
+            );
         }
         if let Some(k) = self.rrf_k {
             if !(k.is_finite() && k > 0.0) {
-                return bad(format!(
-                    "--rrf-k must be a number > 0, got {}",
-                    show_number(k)
-                ));
+                return bad(
+                    Setting::RrfK,
+                    format!("must be a number > 0, got {}", show_number(k)),
+                );
             }
             if k > f64::from(f32::MAX) {
-                return bad(format!(
-                    "--rrf-k: {} is above the largest rrf_k, {:e} (the fusion keeps it as a \
-                     32-bit float); ranks barely matter past a k of a few thousand",
-                    show_number(k),
-                    f32::MAX
-                ));
+                return bad(
+                    Setting::RrfK,
+                    format!(
+                        "{} is above the largest rrf_k, {:e} (the fusion keeps it as a 32-bit \
+                         float); ranks barely matter past a k of a few thousand",
+                        show_number(k),
+                        f32::MAX
+                    ),
+                );
             }
             if k < f64::from(f32::MIN_POSITIVE) {
-                return bad(format!(
-                    "--rrf-k: {} is below the smallest rrf_k, {:e} (the fusion keeps it as a \
-                     32-bit float); the usual k is 60",
-                    show_number(k),
-                    f32::MIN_POSITIVE
-                ));
+                return bad(
+                    Setting::RrfK,
+                    format!(
+                        "{} is below the smallest rrf_k, {:e} (the fusion keeps it as a 32-bit \
+                         float); the usual k is 60",
+                        show_number(k),
+                        f32::MIN_POSITIVE
+                    ),
+                );
             }
         }
-        let convex_setting = self.alpha.is_some() || self.norm.is_some();
-        match self.method {
-            Some(FusionMethod::Rrf) if convex_setting => {
-                bad("--alpha and --norm apply to --fusion convex, not rrf".into())
-            }
-            Some(FusionMethod::Convex) if self.rrf_k.is_some() => {
-                bad("--rrf-k applies to --fusion rrf, not convex".into())
-            }
-            None if convex_setting && self.rrf_k.is_some() => bad(
-                "--rrf-k (for --fusion rrf) cannot go with --alpha or --norm (for --fusion \
-                 convex); pick one method"
+        let convex_setting = if self.alpha.is_some() {
+            Some(Setting::Alpha)
+        } else if self.norm.is_some() {
+            Some(Setting::Norm)
+        } else {
+            None
+        };
+        match (self.method, convex_setting) {
+            (Some(FusionMethod::Rrf), Some(setting)) => bad(
+                setting,
+                "applies to the convex fusion method, and the method asked for is rrf".into(),
+            ),
+            (Some(FusionMethod::Convex), _) if self.rrf_k.is_some() => bad(
+                Setting::RrfK,
+                "applies to the rrf fusion method, and the method asked for is convex".into(),
+            ),
+            (None, Some(setting)) if self.rrf_k.is_some() => bad(
+                setting,
+                "is a setting of the convex fusion method and rrf_k one of rrf: give the \
+                 settings of one method"
                     .into(),
             ),
             _ => Ok(()),
@@ -157,7 +173,7 @@ impl FusionOverrides {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] when settings of both methods are given, or of the other
+    /// [`Error::InvalidRequest`] when settings of both methods are given, or of the other
     /// method than the one named; [`Error::Fusion`] when the result is not valid.
     pub fn apply(&self, base: HybridOptions) -> Result<HybridOptions> {
         self.validate()?;
@@ -267,10 +283,12 @@ impl SearchRequest {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] naming the setting.
+    /// [`Error::InvalidRequest`] naming the setting.
     pub fn validate(&self) -> Result<()> {
+        let bad =
+            |setting: Setting, problem: String| Err(Error::InvalidRequest { setting, problem });
         if self.k == 0 {
-            return Err(Error::InvalidOption("-k must be at least 1".into()));
+            return bad(Setting::K, "must be at least 1".into());
         }
         self.fusion.validate()?;
         if let Some(r) = &self.rerank {
@@ -278,13 +296,13 @@ impl SearchRequest {
         }
         if let Some(v) = &self.vector {
             if v.is_empty() {
-                return Err(Error::InvalidOption("the query vector is empty".into()));
+                return bad(Setting::Vector, "is empty".into());
             }
             if let Some(at) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::InvalidOption(format!(
-                    "the query vector's value {at} ({}) is not finite",
-                    v[at]
-                )));
+                return bad(
+                    Setting::Vector,
+                    format!("value {at} ({}) is not finite", v[at]),
+                );
             }
         }
         Ok(())
@@ -308,18 +326,19 @@ impl Collection {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] naming what does not fit, and the errors of
+    /// [`Error::InvalidRequest`] naming what does not fit, and the errors of
     /// [`SearchRequest::validate`] and [`FusionOverrides::apply`].
     pub fn resolve(&self, request: &SearchRequest) -> Result<Resolved> {
         request.validate()?;
         let mode = request.mode.unwrap_or_else(|| self.default_mode());
         let hybrid = request.fusion.apply(self.hybrid_options())?;
         if mode == Mode::Sparse && request.vector.is_some() {
-            return Err(Error::InvalidOption(
-                "--vector needs the dense leg: use --mode dense or hybrid on a collection built \
-                 with a model"
+            return Err(Error::InvalidRequest {
+                setting: Setting::Vector,
+                problem: "needs the dense leg: search in mode dense or hybrid, on a collection \
+                          built with a model"
                     .into(),
-            ));
+            });
         }
         if let Some(encoder) = &request.query_encoder {
             self.check_query_model(mode, encoder.dir(), Some(encoder.description().dim))?;
@@ -333,7 +352,7 @@ impl Collection {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] saying which of those fails and what to do.
+    /// [`Error::InvalidRequest`] saying which of those fails and what to do.
     pub fn check_query_model(
         &self,
         mode: Mode,
@@ -341,26 +360,30 @@ impl Collection {
         dim: Option<usize>,
     ) -> Result<()> {
         let here = self.dir().display();
+        let bad = |problem: String| {
+            Err(Error::InvalidRequest {
+                setting: Setting::QueryModel,
+                problem,
+            })
+        };
         let Some(dense) = &self.manifest().dense else {
-            return Err(Error::InvalidOption(format!(
-                "{here}: this collection has no dense leg, so --query-model {} cannot be used; \
-                 rebuild it with `hybrid-search index --model`",
+            return bad(format!(
+                "{}: {here} has no dense leg, so no query encoder can search it; rebuild it \
+                 with a model (`hybrid-search index --model`)",
                 dir.display()
-            )));
+            ));
         };
         if mode == Mode::Sparse {
-            return Err(Error::InvalidOption(
-                "--query-model applies to --mode dense and hybrid, not sparse".into(),
-            ));
+            return bad("applies to the dense and hybrid modes, not sparse".into());
         }
         let theirs = dense.vectors.dim;
         match dim {
-            Some(ours) if ours != theirs => Err(Error::InvalidOption(format!(
-                "--query-model {}: makes {ours}-dimensional vectors, but the vectors of {here} \
-                 ({}) have {theirs}; pass the query encoder trained with the collection's model",
+            Some(ours) if ours != theirs => bad(format!(
+                "{} makes {ours}-dimensional vectors, but the vectors of {here} ({}) have \
+                 {theirs}; use the query encoder trained with the collection's model",
                 dir.display(),
                 dense.model.name
-            ))),
+            )),
             _ => Ok(()),
         }
     }
@@ -483,7 +506,7 @@ mod tests {
             both.apply(rrf_base())
                 .unwrap_err()
                 .to_string()
-                .contains("pick one method")
+                .contains("give the settings of one method")
         );
     }
 
@@ -500,12 +523,12 @@ mod tests {
         };
         assert!(
             message(5.388624124391167e307).starts_with(
-                "--rrf-k: 5.388624124391167e307 is above the largest rrf_k, 3.4028235e38"
+                "rrf_k: 5.388624124391167e307 is above the largest rrf_k, 3.4028235e38"
             ),
             "{}",
             message(5.388624124391167e307)
         );
-        assert!(message(5e-324).starts_with("--rrf-k: 5e-324 is below the smallest rrf_k"));
+        assert!(message(5e-324).starts_with("rrf_k: 5e-324 is below the smallest rrf_k"));
         assert!(message(-1.0).contains("must be a number > 0, got -1"));
     }
 }

@@ -28,7 +28,7 @@ use serde::Serialize;
 use hybrid_search_dense::CrossEncoder;
 
 use crate::collection::Collection;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::search::Ranked;
 use hybrid_search_document::passage_text;
 
@@ -71,25 +71,27 @@ impl RerankOptions {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] naming the setting (by its CLI flag).
+    /// [`Error::InvalidRequest`] naming the setting.
     pub fn validate(&self) -> Result<()> {
         if self.depth == 0 {
-            return Err(Error::InvalidOption(
-                "--rerank-depth must be at least 1".into(),
-            ));
+            return Err(Error::InvalidRequest {
+                setting: Setting::RerankDepth,
+                problem: "must be at least 1".into(),
+            });
         }
         check_weight(self.weight)
     }
 }
 
-/// A weight in [0, 1], else [`Error::InvalidOption`].
+/// A weight in [0, 1], else [`Error::InvalidRequest`].
 fn check_weight(weight: f64) -> Result<()> {
     if (0.0..=1.0).contains(&weight) {
         Ok(())
     } else {
-        Err(Error::InvalidOption(format!(
-            "--rerank-weight must be between 0 and 1, got {weight}"
-        )))
+        Err(Error::InvalidRequest {
+            setting: Setting::RerankWeight,
+            problem: format!("must be between 0 and 1, got {weight}"),
+        })
     }
 }
 
@@ -109,11 +111,11 @@ pub struct Reranked {
 /// blend with the first-stage score when `options.weight` is below 1 (see the module
 /// documentation). Hits past the depth keep their order after them. A hit whose document is no
 /// longer stored is scored with an empty passage. Depth 0 (or an empty list) leaves the list
-/// as it is. A weight outside [0, 1] is an [`Error::InvalidOption`].
+/// as it is. A weight outside [0, 1] is an [`Error::InvalidRequest`].
 ///
 /// # Errors
 ///
-/// [`Error::InvalidOption`] for a weight outside [0, 1]; [`Error::Dense`] when the cross-encoder
+/// [`Error::InvalidRequest`] for a weight outside [0, 1]; [`Error::Dense`] when the cross-encoder
 /// fails; [`Error::Sparse`] when a stored document cannot be read.
 pub fn rerank(
     collection: &Collection,

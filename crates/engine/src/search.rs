@@ -13,7 +13,7 @@ use hybrid_search_fusion::{
 
 use crate::collection::{Collection, DenseLeg};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::manifest::{HybridOptions, Mode};
 use crate::remote::{RemoteLegs, ServerFusion};
 use crate::request::{FusionOverrides, SearchRequest};
@@ -365,7 +365,7 @@ impl Collection {
     /// # Errors
     ///
     /// [`Error::NoModel`] without a dense leg; [`Error::DenseDamaged`] when the segments cannot
-    /// be read; [`Error::InvalidOption`] for a vector of the wrong length or with a non-finite
+    /// be read; [`Error::InvalidRequest`] for a vector of the wrong length or with a non-finite
     /// value.
     pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("dense", k).entered();
@@ -417,7 +417,7 @@ impl Collection {
     /// # Errors
     ///
     /// [`Error::NoModel`] or [`Error::DenseDamaged`] for a dense search without a usable
-    /// dense leg, [`Error::InvalidOption`] for a query vector of the wrong length,
+    /// dense leg, [`Error::InvalidRequest`] for a query vector of the wrong length,
     /// [`Error::Fusion`] for invalid fusion settings, [`Error::Sparse`] when BM25 fails.
     pub fn rank(
         &self,
@@ -484,7 +484,7 @@ impl Collection {
                         // A query vector that does not fit is the caller's mistake, not a leg
                         // that cannot answer: refused as in the dense mode. A remote side
                         // that fails is not a missing leg either.
-                        err @ (Error::InvalidOption(_) | Error::Remote { .. }) => Err(err),
+                        err @ (Error::InvalidRequest { .. } | Error::Remote { .. }) => Err(err),
                         err => {
                             let reason = match (&self.model_problem, &err) {
                                 // The model that failed to load explains the missing encoder.
@@ -561,13 +561,14 @@ impl Collection {
     }
 
     /// Checks a query vector against the collection's dimension: a wrong length or a value
-    /// that is not finite is [`Error::InvalidOption`].
+    /// that is not finite is [`Error::InvalidRequest`] of [`Setting::Vector`].
     fn check_query_vector(&self, vector: &[f32]) -> Result<()> {
         if let Some(m) = &self.manifest.dense {
             dense_leg::check_supplied("", vector, m.vectors.dim).map_err(|e| match e {
-                Error::InvalidVector { message, .. } => {
-                    Error::InvalidOption(format!("the query vector cannot be used: {message}"))
-                }
+                Error::InvalidVector { message, .. } => Error::InvalidRequest {
+                    setting: Setting::Vector,
+                    problem: format!("cannot be used: {message}"),
+                },
                 e => e,
             })?;
         }

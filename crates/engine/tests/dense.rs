@@ -241,7 +241,13 @@ fn supplied_vectors_are_stored_and_checked() {
             .rank("", Some(&v[..3]), 1, mode, &HybridOptions::default())
             .unwrap_err();
         assert!(
-            matches!(err, hybrid_search::Error::InvalidOption(_)),
+            matches!(
+                err,
+                hybrid_search::Error::InvalidRequest {
+                    setting: hybrid_search::Setting::Vector,
+                    ..
+                }
+            ),
             "{mode:?}: {err}"
         );
     }

@@ -448,27 +448,9 @@ impl SearchBody {
             explain: self.explain,
             ..SearchRequest::new(&self.query, self.k)
         };
-        request.validate().map_err(flag_names)?;
+        request.validate()?;
         Ok(request)
     }
-}
-
-/// The engine's messages name CLI flags (`--alpha`); the API's fields are `fusion.alpha`.
-fn flag_names(e: hybrid_search::Error) -> ApiError {
-    let mut err = ApiError::from(e);
-    for (flag, field) in [
-        ("--fusion", "fusion.method"),
-        ("--alpha", "fusion.alpha"),
-        ("--rrf-k", "fusion.rrf_k"),
-        ("--norm", "fusion.norm"),
-        ("--depth", "fusion.depth"),
-        ("--mode", "mode"),
-        ("--vector", "vector"),
-        ("-k ", "k "),
-    ] {
-        err.message = err.message.replace(flag, field);
-    }
-    err
 }
 
 /// A search's answer: `hybrid-search search --json`'s object, and the query.
@@ -514,7 +496,7 @@ pub(crate) async fn search(
     let results = app
         .compute(move || {
             // The last commit when a worker takes it up.
-            let results = served.reader().run(&request).map_err(flag_names)?;
+            let results = served.reader().run(&request)?;
             Ok(SearchAnswer {
                 results,
                 query: request.query,

@@ -97,6 +97,9 @@ impl From<hybrid_search::Error> for ApiError {
         use hybrid_search::Error as E;
         let message = e.to_string();
         match e {
+            E::InvalidRequest { setting, problem } => {
+                Self::bad_request(format!("{}: {problem}", field(setting)))
+            }
             E::InvalidOption(_) | E::Fusion(_) | E::Dataset(_) => Self::bad_request(message),
             // The collection's state, not the request's form: the same request suits
             // another collection.
@@ -111,6 +114,24 @@ impl From<hybrid_search::Error> for ApiError {
             E::NotACollection(_) => Self::not_found(message),
             _ => Self::internal(message),
         }
+    }
+}
+
+/// The JSON field of a search body that holds `setting` (the engine's errors name settings
+/// neutrally).
+pub(crate) fn field(setting: hybrid_search::Setting) -> &'static str {
+    use hybrid_search::Setting as S;
+    match setting {
+        S::K => "k",
+        S::Vector => "vector",
+        S::Mode => "mode",
+        S::Method => "fusion.method",
+        S::Alpha => "fusion.alpha",
+        S::RrfK => "fusion.rrf_k",
+        S::Norm => "fusion.norm",
+        S::Depth => "fusion.depth",
+        // Not settings of the HTTP API: named as the engine names them.
+        S::QueryModel | S::RerankDepth | S::RerankWeight => setting.name(),
     }
 }
 
