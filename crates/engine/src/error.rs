@@ -162,6 +162,56 @@ impl Error {
             source,
         }
     }
+
+    /// What kind of failure this is, for a front end to map to an exit code or an HTTP status
+    /// with an exhaustive match ([`ErrorKind`] is closed, unlike this enum). The match below
+    /// has no catch-all: a new variant must be given its kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Sparse(e) if e.is_lock_busy() => ErrorKind::Busy,
+            Error::Sparse(hybrid_search_sparse::Error::Config(_)) => ErrorKind::InvalidInput,
+            Error::Sparse(_) | Error::Dense(_) => ErrorKind::Internal,
+            Error::ModelMismatch { .. }
+            | Error::DictionaryMismatch { .. }
+            | Error::NoModel(..)
+            | Error::InvalidVector { .. }
+            | Error::NotEmpty(_) => ErrorKind::Conflict,
+            Error::Remote { .. } => ErrorKind::Remote,
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::Fusion(_)
+            | Error::InvalidOption(_)
+            | Error::InvalidRequest { .. }
+            | Error::Dataset(_) => ErrorKind::InvalidInput,
+            Error::NotACollection(_) => ErrorKind::NotFound,
+            Error::DenseDamaged { .. }
+            | Error::SparseDamaged { .. }
+            | Error::Io { .. }
+            | Error::Manifest { .. }
+            | Error::Commit { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The kind of an [`Error`] ([`Error::kind`]): what a front end needs to pick an exit code or
+/// an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input or request is not valid as given: a setting out of range, a malformed
+    /// dataset line, fusion settings that do not fit (HTTP 400).
+    InvalidInput,
+    /// The collection named does not exist (HTTP 404).
+    NotFound,
+    /// The request conflicts with the collection as it is: its model or dictionary, its
+    /// vectors' dimension, no model to encode with, a folder in the way (HTTP 409).
+    Conflict,
+    /// Another writer holds the collection's write lock (HTTP 409 `busy`; the CLI offers
+    /// `--wait`).
+    Busy,
+    /// A remote backend of the legs (a Qdrant cluster) failed (HTTP 502).
+    Remote,
+    /// Stored data is damaged or unreadable, a model failed, or the machine did (an I/O
+    /// error): nothing the request can change (HTTP 500).
+    Internal,
 }
 
 /// The engine's result type.
@@ -212,5 +262,38 @@ impl Setting {
             Setting::RerankDepth => "rerank depth",
             Setting::RerankWeight => "rerank weight",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_what_the_caller_can_do() {
+        let busy = Error::Busy {
+            collection: "c".into(),
+            lock: "c/write.lock".into(),
+        };
+        assert_eq!(busy.kind(), ErrorKind::Busy);
+        let bad = Error::InvalidRequest {
+            setting: Setting::Alpha,
+            problem: "must be between 0 and 1, got 2".into(),
+        };
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+        assert_eq!(bad.to_string(), "alpha: must be between 0 and 1, got 2");
+        assert_eq!(
+            Error::NotACollection("c".into()).kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            Error::NoModel("c".into(), "no model".into()).kind(),
+            ErrorKind::Conflict
+        );
+        let damaged = Error::Manifest {
+            path: "c/manifest.json".into(),
+            message: "unknown format".into(),
+        };
+        assert_eq!(damaged.kind(), ErrorKind::Internal);
     }
 }

@@ -94,7 +94,7 @@ pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, MERGE_FACTOR, ModelRecord, STAGE_DOCUMENTS,
     VectorKind, locate_model,
 };
-pub use error::{Error, Result, Setting};
+pub use error::{Error, ErrorKind, Result, Setting};
 pub use evaluate::{EvalReport, EvalStage, evaluate, query_vectors};
 pub use failpoint::FAILPOINT_VAR;
 pub use hybrid_search_dense as dense;

@@ -12,7 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
-    /// `dimension_mismatch`, `payload_too_large`, `overloaded`, `internal` (`docs/api.md`).
+    /// `dimension_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
+    /// `internal` (`docs/api.md`).
     pub code: &'static str,
     /// What went wrong, naming the field, line or collection.
     pub message: String,
@@ -64,7 +65,8 @@ pub(crate) struct Body<'a> {
 pub(crate) struct Inner<'a> {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
-    /// `dimension_mismatch`, `payload_too_large`, `overloaded`, `internal`.
+    /// `dimension_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
+    /// `internal`.
     #[schema(example = "bad_request")]
     code: &'a str,
     /// What was wrong, naming the field, line or collection, and what to do.
@@ -93,26 +95,34 @@ impl IntoResponse for ApiError {
 }
 
 impl From<hybrid_search::Error> for ApiError {
+    /// The status from [`hybrid_search::Error::kind`], by an exhaustive match; the code names
+    /// the conflict where the variant says more.
     fn from(e: hybrid_search::Error) -> Self {
-        use hybrid_search::Error as E;
-        let message = e.to_string();
-        match e {
-            E::InvalidRequest { setting, problem } => {
-                Self::bad_request(format!("{}: {problem}", field(setting)))
-            }
-            E::InvalidOption(_) | E::Fusion(_) | E::Dataset(_) => Self::bad_request(message),
+        use hybrid_search::{Error as E, ErrorKind as K};
+        let message = match &e {
+            E::InvalidRequest { setting, problem } => format!("{}: {problem}", field(*setting)),
+            e => e.to_string(),
+        };
+        match e.kind() {
+            K::InvalidInput => Self::bad_request(message),
+            K::NotFound => Self::not_found(message),
             // The collection's state, not the request's form: the same request suits
             // another collection.
-            E::InvalidVector { .. } => Self::conflict("dimension_mismatch", message),
-            E::NoModel(..) => Self::conflict("no_model", message),
-            E::Busy { .. } => Self::new(
-                StatusCode::CONFLICT,
+            K::Conflict => {
+                let code = match e {
+                    E::InvalidVector { .. } => "dimension_mismatch",
+                    E::NoModel(..) => "no_model",
+                    E::NotEmpty(_) => "exists",
+                    _ => "conflict",
+                };
+                Self::conflict(code, message)
+            }
+            K::Busy => Self::conflict(
                 "busy",
                 format!("{message}; try again when the other writer is done"),
             ),
-            E::NotEmpty(_) => Self::new(StatusCode::CONFLICT, "exists", message),
-            E::NotACollection(_) => Self::not_found(message),
-            _ => Self::internal(message),
+            K::Remote => Self::new(StatusCode::BAD_GATEWAY, "remote", message),
+            K::Internal => Self::internal(message),
         }
     }
 }

@@ -70,7 +70,8 @@ pub(crate) struct NotFound(Body<'static>);
 /// (another process's writer held it for 5 s), `no_model` (documents to encode, or a dense
 /// search of a text query, and the server has not found the collection's model),
 /// `no_dense_leg` (a vector or a dense search for a collection built without a model),
-/// `dimension_mismatch` (a vector of another length than the collection's).
+/// `dimension_mismatch` (a vector of another length than the collection's), `conflict` (the
+/// collection was built with another model or Korean dictionary than the one found).
 #[derive(ToResponse)]
 #[allow(dead_code)]
 pub(crate) struct Conflict(Body<'static>);
