@@ -74,6 +74,22 @@ pub fn vector_component(value: f64) -> Result<f32, String> {
     Ok(value as f32)
 }
 
+/// JSON numbers (read as `f64`) as the `f32` vector they give, each checked by
+/// [`vector_component`]. The one conversion of every front end: a document's `"vector"`, a
+/// search's `vector`, the CLI's `--vector`.
+///
+/// # Errors
+///
+/// The first value that cannot be an `f32`, by position: `"value 1: 1e39 is beyond the range
+/// of a 32-bit float (±3.4028235e38)"`.
+pub fn vector_from_f64(values: &[f64]) -> Result<Vec<f32>, String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(at, &x)| vector_component(x).map_err(|why| format!("value {at}: {why}")))
+        .collect()
+}
+
 /// A number as a person reads it in a message: plain decimals between 1e-4 and 1e15, the
 /// shortest exponent form (`5.388624124391167e307`, `5e-324`) outside, so a value is quoted
 /// with every digit it was sent with and never as hundreds of zeros.

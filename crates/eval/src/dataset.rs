@@ -413,7 +413,7 @@ impl RecordCtx<'_> {
     }
 
     /// An optional array of numbers (absent or `null` gives `None`); every value must be a
-    /// number within `f32`'s range ([`hybrid_search_document::vector_component`]).
+    /// number within `f32`'s range ([`hybrid_search_document::vector_from_f64`]).
     fn optional_vector(&self, obj: &Map<String, Value>, key: &str) -> Result<Option<Vec<f32>>> {
         let values = match obj.get(key) {
             None | Some(Value::Null) => return Ok(None),
@@ -425,7 +425,7 @@ impl RecordCtx<'_> {
                 )));
             }
         };
-        let mut vector = Vec::with_capacity(values.len());
+        let mut numbers = Vec::with_capacity(values.len());
         for (i, value) in values.iter().enumerate() {
             let Some(x) = value.as_f64() else {
                 return Err(self.error(format!(
@@ -433,13 +433,10 @@ impl RecordCtx<'_> {
                     json_kind(value)
                 )));
             };
-            match hybrid_search_document::vector_component(x) {
-                Ok(x) => vector.push(x),
-                Err(why) => {
-                    return Err(self.error(format!("field \"{key}\" value {i}: {why}")));
-                }
-            }
+            numbers.push(x);
         }
+        let vector = hybrid_search_document::vector_from_f64(&numbers)
+            .map_err(|e| self.error(format!("field \"{key}\" {e}")))?;
         if vector.is_empty() {
             return Err(self.error(format!("field \"{key}\" is an empty array")));
         }

@@ -427,20 +427,13 @@ impl SearchBody {
             norm: self.fusion.norm,
             depth: self.fusion.depth,
         };
-        let vector = match self.vector {
-            Some(values) => Some(
-                values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(at, x)| {
-                        hybrid_search::vector_component(x).map_err(|why| {
-                            ApiError::bad_request(format!("vector: value {at}: {why}"))
-                        })
-                    })
-                    .collect::<Result<Vec<f32>, ApiError>>()?,
-            ),
-            None => None,
-        };
+        let vector = self
+            .vector
+            .map(|values| {
+                hybrid_search::vector_from_f64(&values)
+                    .map_err(|e| ApiError::bad_request(format!("vector: {e}")))
+            })
+            .transpose()?;
         let request = SearchRequest {
             vector,
             mode: self.mode,

@@ -44,14 +44,8 @@ fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
     let values: Vec<f64> = serde_json::from_str(text).with_context(|| {
         "--vector: expected a JSON array of numbers, such as [0.1, -0.2, 0.3]".to_string()
     })?;
-    let vector = values
-        .iter()
-        .enumerate()
-        .map(|(at, &x)| {
-            hybrid_search::vector_component(x)
-                .map_err(|why| anyhow::anyhow!("--vector: value {at}: {why}"))
-        })
-        .collect::<anyhow::Result<Vec<f32>>>()?;
+    let vector =
+        hybrid_search::vector_from_f64(&values).map_err(|e| anyhow::anyhow!("--vector: {e}"))?;
     if vector.is_empty() {
         anyhow::bail!("--vector: the array is empty");
     }
