@@ -105,10 +105,7 @@ fn main() {
     println!("mode     p50 ms   p95 ms   mean ms");
     for mode in [Mode::Sparse, Mode::Dense, Mode::Hybrid] {
         let line = timed(&queries, |q| {
-            let request = SearchRequest {
-                mode: Some(mode),
-                ..SearchRequest::new(q, 10)
-            };
+            let request = SearchRequest::new(q, 10).with_mode(mode);
             let results = collection.run(&request).unwrap();
             assert!(results.degraded.is_none(), "{:?}", results.degraded);
         });
@@ -116,11 +113,9 @@ fn main() {
     }
     if let Some(rerank) = &reranker {
         let line = timed(&queries, |q| {
-            let request = SearchRequest {
-                mode: Some(Mode::Hybrid),
-                rerank: Some(rerank.clone()),
-                ..SearchRequest::new(q, 10)
-            };
+            let request = SearchRequest::new(q, 10)
+                .with_mode(Mode::Hybrid)
+                .with_rerank(rerank.clone());
             collection.run(&request).unwrap();
         });
         println!(

@@ -174,10 +174,7 @@ fn main() {
         let agent = agent();
         for q in queries.iter().take(10) {
             collection
-                .run(&SearchRequest {
-                    mode: Some(mode),
-                    ..SearchRequest::new(q, 10)
-                })
+                .run(&SearchRequest::new(q, 10).with_mode(mode))
                 .unwrap();
             http_search(&agent, &a, q);
         }
@@ -185,10 +182,7 @@ fn main() {
         for q in queries.iter().take(n) {
             let started = Instant::now();
             collection
-                .run(&SearchRequest {
-                    mode: Some(mode),
-                    ..SearchRequest::new(q, 10)
-                })
+                .run(&SearchRequest::new(q, 10).with_mode(mode))
                 .unwrap();
             library.push(started.elapsed().as_secs_f64() * 1e3);
             let (status, ms) = http_search(&agent, &a, q);

@@ -2,8 +2,10 @@
 //! are parsed into the engine's option types ([`args`]), each command runs in its own module
 //! ([`commands`]), and all output is written by [`render`].
 //!
-//! Exit status: 0 done, 1 `verify` found problems, 2 the command could not run (bad flags or
-//! input, a missing collection or model, a busy collection, an I/O error).
+//! Exit status ([`exit_status`]): 0 done, 1 `verify` found problems, 2 bad flags or input, 3 a
+//! collection or model not found, 4 a conflict with the collection as built (its model,
+//! dictionary or dimension), 5 another writer holds the collection (retry, or `--wait`), 6 a
+//! remote backend (Qdrant) failed, 7 damaged data, a failed model or an I/O error.
 
 mod args;
 mod commands;
@@ -12,6 +14,8 @@ mod render;
 
 use std::io;
 use std::process::ExitCode;
+
+use hybrid_search::ErrorKind;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -132,9 +136,35 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {}", message(&err));
-            ExitCode::from(2)
+            ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The exit status of a command that failed: by the kind of the first engine error in the
+/// chain (every kind named, no catch-all), 6 for a Qdrant server that failed, else 2 (the
+/// CLI's own checks of flags and files).
+fn exit_status(err: &anyhow::Error) -> u8 {
+    let of = |kind: ErrorKind| match kind {
+        ErrorKind::InvalidInput => 2,
+        ErrorKind::NotFound => 3,
+        ErrorKind::Conflict => 4,
+        ErrorKind::Busy => 5,
+        ErrorKind::Remote => 6,
+        ErrorKind::Internal => 7,
+    };
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<hybrid_search::Error>() {
+            return of(e.kind());
+        }
+        match cause.downcast_ref::<hybrid_search_qdrant::Error>() {
+            Some(hybrid_search_qdrant::Error::Engine(e)) => return of(e.kind()),
+            Some(hybrid_search_qdrant::Error::Qdrant { .. }) => return of(ErrorKind::Remote),
+            Some(_) => return of(ErrorKind::Internal),
+            None => {}
+        }
+    }
+    2
 }
 
 /// The error chain as `{:#}` prints it (causes joined by `: `), with the engine's neutral

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use hybrid_search::fusion::{Fusion, Leg, Normalization};
 use hybrid_search::{
-    Collection, Degraded, EvalReport, HybridOptions, SearchResults, TuneRecord, TuneRow,
-    VerifyReport,
+    Degraded, EvalReport, HybridOptions, SearchResults, TuneRecord, TuneRow, VerifyReport,
 };
 use hybrid_search_train::{TrainReport, TrainingSet};
 
@@ -59,9 +58,10 @@ pub fn degraded_note(reason: &Degraded) {
     );
 }
 
-/// Prints what went wrong after a commit was already durable.
-pub fn warnings(collection: &mut Collection) {
-    for warning in collection.take_warnings() {
+/// Prints what went wrong after a commit was already durable, or what opening a collection
+/// noticed.
+pub fn warnings(warnings: impl IntoIterator<Item = String>) {
+    for warning in warnings {
         eprintln!("warning: {warning}");
     }
 }

@@ -359,7 +359,11 @@ fn another_korean_dictionary_at_search_time_is_a_clear_error() {
         .env("HYBRID_SEARCH_KO_DIC", &other)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a conflict with the collection as built"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("analysed with ko-dic sha256:")

@@ -21,27 +21,55 @@ pub(crate) const SPARSE_DIR: &str = "sparse";
 /// Indexing memory for tantivy's writer (split across its threads).
 pub(crate) const WRITER_HEAP: usize = 256 << 20;
 
-/// A collection: a folder holding a manifest and the search legs.
+/// A collection: a handle on a folder holding a manifest and the search legs.
+///
+/// The handle is cheap to keep and owns the collection's moving parts: the BM25 reader that
+/// follows the commits, the write-lock settings and the warnings of its writes. Everything a
+/// search reads lives in its current [`Snapshot`] (one commit, immutable, shared by `Arc`):
+/// [`Collection::snapshot`] hands it out, and the handle dereferences to it, so
+/// `collection.run(..)`, `collection.search(..)`, `collection.manifest()` and `collection.len()`
+/// read the commit the handle is on. A write through the handle ([`Collection::add`],
+/// [`Collection::delete`], ...) commits, takes the next snapshot and returns what it committed
+/// ([`Committed`](crate::Committed)); snapshots handed out before stay on their commit.
 pub struct Collection {
-    pub(crate) dir: PathBuf,
-    pub(crate) manifest: Manifest,
-    pub(crate) sparse: Bm25Index,
-    /// The record of the commit the sparse searcher is on.
-    pub(crate) record: CommitRecord,
-    pub(crate) dense: Option<DenseLeg>,
+    /// The BM25 reader that moves from commit to commit; each snapshot pins its searcher.
+    pub(crate) reader: Bm25Index,
+    /// The commit searches read.
+    pub(crate) current: Arc<Snapshot>,
     /// How long writes wait for another writer ([`Collection::set_write_wait`]).
     pub(crate) wait: Wait,
     /// Problems met after a commit was already durable, and an older analysis version found at
     /// open ([`Collection::take_warnings`]).
     pub(crate) warnings: Vec<String>,
+}
+
+/// Everything a search needs on one commit of a collection: the BM25 searcher of that
+/// commit, its vector segments (opened at their first use), the key -> id map of its live
+/// documents (built at the first dense search, or carried over from the snapshot before a
+/// write and updated with what the write changed), the manifest, and the attached models.
+/// Immutable once made; held by `Arc` ([`Collection::snapshot`]), so a search keeps one commit
+/// however many writes land meanwhile, and the files it reads stay readable.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(crate) dir: PathBuf,
+    pub(crate) manifest: Manifest,
+    /// BM25, pinned on this commit.
+    pub(crate) sparse: Bm25Index,
+    /// The engine's record of this commit (next key, the live vector segments).
+    pub(crate) record: CommitRecord,
+    pub(crate) dense: Option<DenseLeg>,
     /// Why the model could not be attached for searching, when it was not named
     /// ([`Collection::attach_model_for_search`]): hybrid searches fall back and say so.
     pub(crate) model_problem: Option<crate::search::Degraded>,
 }
 
+/// The key -> id map of a commit's live documents.
+pub(crate) type KeyMap = HashMap<u64, Arc<str>>;
+
 /// The loaded dense leg: the segments of the commit the searcher is on (or why they could not
 /// be read), the key -> id map of the live documents (built at the first dense search), and
 /// the encoder once one is attached.
+#[derive(Clone)]
 pub(crate) struct DenseLeg {
     pub(crate) encoder: Option<Arc<Encoder>>,
     /// The commit's segments, opened at their first use.
@@ -50,7 +78,16 @@ pub(crate) struct DenseLeg {
     pub(crate) known: HashMap<String, Arc<Segment>>,
     /// Why the segments cannot be used, when the check at reload found a file missing or cut.
     pub(crate) damage: Option<String>,
-    pub(crate) ids: OnceLock<Arc<HashMap<u64, Arc<str>>>>,
+    pub(crate) ids: OnceLock<Arc<KeyMap>>,
+}
+
+impl std::ops::Deref for Collection {
+    type Target = Snapshot;
+
+    /// The commit the handle is on.
+    fn deref(&self) -> &Snapshot {
+        &self.current
+    }
 }
 
 impl DenseLeg {
@@ -133,14 +170,17 @@ impl Collection {
         // The manifest is written last: a folder without one is not a collection yet.
         write_manifest(dir, &manifest)?;
         Ok(Self {
-            dir: dir.to_path_buf(),
-            manifest,
-            sparse,
-            record: CommitRecord::default(),
-            dense: leg,
+            current: Arc::new(Snapshot {
+                dir: dir.to_path_buf(),
+                manifest,
+                sparse: sparse.pin(),
+                record: CommitRecord::default(),
+                dense: leg,
+                model_problem: None,
+            }),
+            reader: sparse,
             wait: Wait::No,
             warnings: Vec::new(),
-            model_problem: None,
         })
     }
 
@@ -182,16 +222,19 @@ impl Collection {
             });
         }
         let mut collection = Self {
-            dir: dir.to_path_buf(),
-            manifest,
-            sparse,
-            record: CommitRecord::default(),
-            dense: None,
+            current: Arc::new(Snapshot {
+                dir: dir.to_path_buf(),
+                manifest,
+                sparse: sparse.pin(),
+                record: CommitRecord::default(),
+                dense: None,
+                model_problem: None,
+            }),
+            reader: sparse,
             wait: Wait::No,
             warnings: Vec::new(),
-            model_problem: None,
         };
-        collection.reload_with(Vec::new())?;
+        collection.reload_with(Vec::new(), None)?;
         if collection.manifest.analysis != hybrid_search_sparse::ANALYSIS_VERSION {
             let message = format!(
                 "{}: its documents were analysed by analysis version {}, and this hybrid-search \
@@ -223,25 +266,40 @@ impl Collection {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Sees the last commit: the sparse searcher and the commit record from one commit. The
-    /// commit's vector segments are checked (present, whole: a footer and length check) but
-    /// opened only when a dense search or `verify` needs them, so a writer never pays for
-    /// opening them; segments already opened, and `fresh` ones a writer of this process hands
-    /// over, are reused. A segment file that a writer in another process removed while this
-    /// was reading the commit is retried at the newer commit.
-    pub(crate) fn reload_with(&mut self, fresh: Vec<Arc<Segment>>) -> Result<()> {
+    /// Takes the snapshot of the last commit: the sparse searcher and the commit record from
+    /// one commit. The commit's vector segments are checked (present, whole: a footer and
+    /// length check) but opened only when a dense search or `verify` needs them, so a writer
+    /// never pays for opening them; segments the current snapshot has open, and `fresh` ones a
+    /// writer of this process hands over, are reused. The key -> id map is `ids` when a writer
+    /// computed it for this commit, else the current snapshot's when the documents did not
+    /// change, else built at its first use. A segment file that a writer in another process
+    /// removed while this was reading the commit is retried at the newer commit.
+    pub(crate) fn reload_with(
+        &mut self,
+        fresh: Vec<Arc<Segment>>,
+        ids: Option<Arc<KeyMap>>,
+    ) -> Result<()> {
+        let _span = tracing::debug_span!("reload").entered();
+        let dir = self.current.dir.clone();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let payload = self.sparse.reload_consistent()?;
-            let kind = self.manifest.dense.as_ref().map(|d| d.kind);
-            let record =
-                CommitRecord::parse(payload.as_deref(), &self.dir, kind, self.sparse.num_docs())?;
-            let Some(manifest) = &self.manifest.dense else {
-                self.record = record;
+            let payload = self.reader.reload_consistent()?;
+            let sparse = self.reader.pin();
+            let manifest = &self.current.manifest;
+            let kind = manifest.dense.as_ref().map(|d| d.kind);
+            let record = CommitRecord::parse(payload.as_deref(), &dir, kind, sparse.num_docs())?;
+            let Some(dense_manifest) = &manifest.dense else {
+                self.current = Arc::new(Snapshot {
+                    sparse,
+                    record,
+                    dense: None,
+                    ..(*self.current).clone()
+                });
                 return Ok(());
             };
             let mut known = self
+                .current
                 .dense
                 .as_ref()
                 .map(DenseLeg::open_segments)
@@ -254,8 +312,8 @@ impl Collection {
                 .iter()
                 .filter(|s| !known.contains_key(&s.file))
             {
-                if let Err(e) = dense_leg::check_segment(&self.dir, manifest, &s.file) {
-                    let missing = !self.dir.join(DENSE_DIR).join(&s.file).exists();
+                if let Err(e) = dense_leg::check_segment(&dir, dense_manifest, &s.file) {
+                    let missing = !dir.join(DENSE_DIR).join(&s.file).exists();
                     damage = Some((missing, e.to_string()));
                     break;
                 }
@@ -268,17 +326,44 @@ impl Collection {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
-            let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
-            self.record = record;
-            self.dense = Some(DenseLeg {
-                encoder,
+            let before = self.current.dense.as_ref();
+            let same_documents = || sparse.commit_state() == self.current.sparse.commit_state();
+            let map = OnceLock::new();
+            match (ids.clone(), before.and_then(|d| d.ids.get())) {
+                (Some(ids), _) => {
+                    let _ = map.set(ids);
+                }
+                (None, Some(previous)) if same_documents() => {
+                    let _ = map.set(previous.clone());
+                }
+                _ => {}
+            }
+            let leg = DenseLeg {
+                encoder: before.and_then(|d| d.encoder.clone()),
                 segments: OnceLock::new(),
                 known,
                 damage: damage.map(|(_, message)| message),
-                ids: OnceLock::new(),
+                ids: map,
+            };
+            self.current = Arc::new(Snapshot {
+                sparse,
+                record,
+                dense: Some(leg),
+                ..(*self.current).clone()
             });
             return Ok(());
         }
+    }
+
+    /// The commit this handle is on, to search on: it stays on that commit (and its files
+    /// stay readable) however many writes land through this handle or others.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.clone()
+    }
+
+    /// The current snapshot, to change before any search holds it (a clone when one does).
+    pub(crate) fn current_mut(&mut self) -> &mut Snapshot {
+        Arc::make_mut(&mut self.current)
     }
 
     /// Attaches the model that makes query vectors (and vectors for new documents); it must be
@@ -298,74 +383,10 @@ impl Collection {
             ));
         };
         manifest.check(&encoder, &self.dir)?;
-        if let Some(leg) = &mut self.dense {
+        if let Some(leg) = &mut self.current_mut().dense {
             leg.encoder = Some(encoder);
         }
         Ok(())
-    }
-
-    /// A second handle on this collection, at its last commit (which may be newer than the
-    /// one `self` is on): it shares the analyzer, the encoder and the vector segments `self`
-    /// has open, and has its own BM25 searcher, so a reload or write through one handle never
-    /// moves the other. A service keeps one handle per commit for its searches and one for its
-    /// writes (`hybrid-search serve` does).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Sparse`] when the index cannot be reopened; [`Error::Commit`] for an unreadable
-    /// commit record.
-    pub fn snapshot(&self) -> Result<Self> {
-        let dense = self.dense.as_ref().map(|leg| DenseLeg {
-            encoder: leg.encoder.clone(),
-            segments: OnceLock::new(),
-            known: leg.open_segments(),
-            damage: None,
-            ids: OnceLock::new(),
-        });
-        let mut snapshot = Self {
-            dir: self.dir.clone(),
-            manifest: self.manifest.clone(),
-            sparse: self.sparse.reopen()?,
-            record: CommitRecord::default(),
-            dense,
-            wait: self.wait,
-            warnings: Vec::new(),
-            model_problem: self.model_problem.clone(),
-        };
-        snapshot.reload_with(Vec::new())?;
-        Ok(snapshot)
-    }
-
-    /// Opens the vector segments of the commit this handle is on and builds its key -> id
-    /// map now, instead of at the first dense search: the first search after a write does not
-    /// pay for it, and the segments stay readable however many later commits merge their
-    /// files away. Does nothing without a dense leg; damaged segments are left to searches to
-    /// report.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Sparse`] when the live documents cannot be read.
-    pub fn warm(&self) -> Result<()> {
-        if let Ok((leg, _)) = self.segments() {
-            self.live_ids(leg)?;
-        }
-        Ok(())
-    }
-
-    /// Lets this handle reuse the vector segments `other` (a handle on the same collection,
-    /// such as an older [`Collection::snapshot`]) has open, instead of reading them again from
-    /// disk when a write or a search needs them.
-    pub fn share_segments(&mut self, other: &Collection) {
-        if other.dir != self.dir {
-            return;
-        }
-        if let (Some(ours), Some(theirs)) = (&mut self.dense, &other.dense) {
-            for (file, segment) in theirs.open_segments() {
-                if self.record.segments.iter().any(|s| s.file == file) {
-                    ours.known.entry(file).or_insert(segment);
-                }
-            }
-        }
     }
 
     /// Opens the collection in `dir`, or creates it with `analyzer` if the folder has none.
@@ -381,31 +402,6 @@ impl Collection {
         }
     }
 
-    /// The collection's folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// The BM25 leg.
-    pub fn sparse(&self) -> &Bm25Index {
-        &self.sparse
-    }
-
-    /// Number of documents at the last commit seen.
-    pub fn len(&self) -> u64 {
-        self.sparse.num_docs()
-    }
-
-    /// Whether the collection holds no documents.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Sees the last commit (after a [`CollectionWriter::commit`](crate::CollectionWriter::commit), or another process's).
     ///
     /// # Errors
@@ -413,7 +409,7 @@ impl Collection {
     /// [`Error::Sparse`] when the index cannot be reloaded; [`Error::Commit`] for an unreadable
     /// commit record.
     pub fn reload(&mut self) -> Result<()> {
-        self.reload_with(Vec::new())
+        self.reload_with(Vec::new(), None)
     }
 
     /// Stores `defaults` in the manifest (written atomically): later searches that do not say
@@ -431,7 +427,48 @@ impl Collection {
         let mut manifest = read_manifest(&self.dir)?;
         manifest.search = Some(defaults);
         write_manifest(&self.dir, &manifest)?;
-        self.manifest = manifest;
+        self.current_mut().manifest = manifest;
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    /// The collection's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The BM25 leg.
+    pub fn sparse(&self) -> &Bm25Index {
+        &self.sparse
+    }
+
+    /// Number of live documents at this commit.
+    pub fn len(&self) -> u64 {
+        self.sparse.num_docs()
+    }
+
+    /// Whether the collection holds no documents.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Opens the vector segments of this commit and builds its key -> id map now, instead of
+    /// at the first dense search: the first search after a write does not pay for it. Does
+    /// nothing without a dense leg; damaged segments are left to searches to report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the live documents cannot be read.
+    pub fn warm(&self) -> Result<()> {
+        if let Ok((leg, _)) = self.segments() {
+            self.live_ids(leg)?;
+        }
         Ok(())
     }
 

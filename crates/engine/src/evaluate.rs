@@ -1,7 +1,7 @@
 //! Evaluating a search setting on a labelled dataset: every query of the split run as one
 //! [`SearchRequest`] (the request template with the query's text), scored with nDCG@10,
 //! Recall@100 and MRR@10 as `trec_eval` computes them. `hybrid-search eval` uses it and `tune`
-//! its batched query vectors; each query runs through [`Collection::run_ranked`], so an
+//! its batched query vectors; each query runs through `Snapshot::run_ranked`, so an
 //! evaluated search is the search a user runs, only deeper.
 
 use std::time::Instant;
@@ -12,7 +12,7 @@ use hybrid_search_dense::{Encoder, TextKind};
 use hybrid_search_eval::metrics::{self, Run, Scores};
 use hybrid_search_eval::{Dataset, Query};
 
-use crate::collection::Collection;
+use crate::collection::Snapshot;
 use crate::defaults::{EVAL_DEPTH_FUSED_MIN, EVAL_DEPTH_ONE_LEG, QUERY_BATCH};
 use crate::error::{Error, Result};
 use crate::manifest::{HybridOptions, Mode};
@@ -61,7 +61,7 @@ pub struct EvalReport {
 ///
 /// [`Error::NoModel`] without an encoder, [`Error::Dense`] when encoding fails.
 pub fn query_vectors(
-    collection: &Collection,
+    collection: &Snapshot,
     encoder: Option<&Encoder>,
     queries: &[&str],
     on_batch: &dyn Fn(usize),
@@ -87,9 +87,9 @@ pub fn query_vectors(
 /// # Errors
 ///
 /// [`Error::InvalidOption`] when the dataset has no judged query, and the errors of
-/// [`Collection::resolve`], [`query_vectors`] and [`Collection::run_ranked`].
+/// [`Snapshot::resolve`], [`query_vectors`] and `Snapshot::run_ranked`.
 pub fn evaluate(
-    collection: &Collection,
+    collection: &Snapshot,
     dataset: &Dataset,
     template: &SearchRequest,
     progress: &(dyn Fn(EvalStage, usize, usize) + Sync),

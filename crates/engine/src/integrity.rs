@@ -5,11 +5,11 @@ use std::fs;
 
 use serde::Serialize;
 
-use crate::collection::Collection;
+use crate::collection::Snapshot;
 use crate::dense_leg::DENSE_DIR;
 use crate::error::Result;
 
-/// What [`Collection::verify`] found.
+/// What [`Snapshot::verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VerifyReport {
     /// Live documents in the sparse leg.
@@ -42,7 +42,7 @@ pub(crate) fn first_few(items: &[String]) -> String {
     out
 }
 
-impl Collection {
+impl Snapshot {
     /// Checks that the collection is whole and both legs hold the same documents: every live
     /// document readable, its id and internal key unique, the commit record ahead of every
     /// key, and (with a dense leg) every live document's vectors in exactly one segment.

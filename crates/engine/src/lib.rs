@@ -2,9 +2,13 @@
 //! their settings, with one document lifecycle (upsert, delete, commit) and the whole search
 //! pipeline.
 //!
-//! - **Search**: [`Collection::run`] takes a [`SearchRequest`] (query text or vector, `k`, mode,
+//! - **Handle and snapshot**: a [`Collection`] is the handle writes go through; every search
+//!   reads a [`Snapshot`], one commit's immutable state (held by `Arc`,
+//!   [`Collection::snapshot`]; the handle dereferences to its current one). A write returns
+//!   what it committed and the next snapshot ([`Committed`]).
+//! - **Search**: [`Snapshot::run`] takes a [`SearchRequest`] (query text or vector, `k`, mode,
 //!   [`FusionOverrides`], a separate query encoder, a cross-encoder [`Rerank`], explain) and
-//!   returns [`SearchResults`]; [`Collection::search`] is the one-line form. A hybrid search
+//!   returns [`SearchResults`]; [`Snapshot::search`] is the one-line form. A hybrid search
 //!   whose dense leg cannot answer falls back to BM25 and says why ([`Degraded`]).
 //! - **Evaluation**: [`evaluate`] runs a request template for every labelled query of a
 //!   dataset and scores the runs as `trec_eval` does; [`tune`] picks fusion settings.
@@ -89,7 +93,7 @@ mod snippet;
 mod tune;
 mod writer;
 
-pub use collection::Collection;
+pub use collection::{Collection, Snapshot};
 pub use dense_leg::{
     DenseManifest, DenseOptions, EncodeProgress, MERGE_FACTOR, ModelRecord, STAGE_DOCUMENTS,
     VectorKind, locate_model,
@@ -114,4 +118,4 @@ pub use rerank::{FirstStage, RerankOptions, Reranked, rerank};
 pub use search::{Degraded, Hit, Ranked, RerankInfo, SearchResults};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};
-pub use writer::CollectionWriter;
+pub use writer::{CollectionWriter, Committed};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hybrid_search_dense::{Device, Encoder, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR, WeightFormat};
 
-use crate::collection::Collection;
+use crate::collection::{Collection, Snapshot};
 use crate::dense_leg::{ModelRecord, model_roots_with_env};
 use crate::error::{Error, Result};
 use crate::manifest::Mode;
@@ -62,7 +62,7 @@ pub fn model_candidates(record: &ModelRecord) -> Vec<PathBuf> {
     out
 }
 
-impl Collection {
+impl Snapshot {
     /// The folder of the dense leg's model: `dir` when given, else the first of
     /// [`model_candidates`] that exists; `None` for a collection without a dense leg (and no
     /// `dir`). Lets a caller that serves several collections load each model once and share it
@@ -115,14 +115,16 @@ impl Collection {
             ),
         ))
     }
+}
 
+impl Collection {
     /// Attaches the dense leg's model: `choice.dir`, else the first of [`model_candidates`]
-    /// that exists ([`Collection::find_model`]). A collection without a dense leg needs none
+    /// that exists ([`Snapshot::find_model`]). A collection without a dense leg needs none
     /// (`Ok` unless one is named).
     ///
     /// # Errors
     ///
-    /// Those of [`Collection::find_model`]; [`Error::ModelMismatch`] when the model is not the
+    /// Those of [`Snapshot::find_model`]; [`Error::ModelMismatch`] when the model is not the
     /// one the vectors were made with; [`Error::Dense`] when it cannot load.
     pub fn attach_model(&mut self, choice: &ModelChoice) -> Result<()> {
         let Some(dir) = self.find_model(choice.dir.as_deref())? else {
@@ -163,9 +165,9 @@ impl Collection {
     /// Records that the dense leg's model could not be attached, and why (`cause`): hybrid
     /// searches then fall back to BM25 with [`Degraded::ModelUnavailable`], as after
     /// [`Collection::attach_model_for_search`] failed to find the model. For callers that find
-    /// and load models themselves ([`Collection::find_model`]).
+    /// and load models themselves ([`Snapshot::find_model`]).
     pub fn model_unavailable(&mut self, cause: &Error) {
-        self.model_problem = Some(Degraded::ModelUnavailable {
+        self.current_mut().model_problem = Some(Degraded::ModelUnavailable {
             message: cause.to_string(),
         });
     }

@@ -3,15 +3,15 @@
 //! weighs its terms with the collection's BM25 statistics, encodes it, fuses and reranks; the
 //! remote side only finds the top documents of each leg.
 //!
-//! [`Collection::for_each_point`] gives what such a backend stores per document: the BM25
-//! vector ([`SparseVector`], whose dot product with [`Collection::query_sparse_vector`] is the
+//! [`Snapshot::for_each_point`] gives what such a backend stores per document: the BM25
+//! vector ([`SparseVector`], whose dot product with [`Snapshot::query_sparse_vector`] is the
 //! engine's BM25 score) and the document's dense vectors (one per window).
 
 use std::sync::Arc;
 
 use hybrid_search_sparse::{Bm25Stats, DocumentVector, SparseVector};
 
-use crate::collection::Collection;
+use crate::collection::Snapshot;
 use crate::error::{Error, Result};
 
 /// A fusion the remote side runs itself over its two legs.
@@ -72,7 +72,7 @@ pub struct PointData {
     pub dense: Vec<Vec<f32>>,
 }
 
-impl Collection {
+impl Snapshot {
     /// The query's side of BM25 ([`hybrid_search_sparse::Bm25Index::query_vector`]).
     ///
     /// # Errors

@@ -1,7 +1,7 @@
 //! One search request, run whole by the engine: query text or vector, `k`, mode, fusion
 //! overrides, an optional separate query encoder, an optional cross-encoder, explain. The CLI
-//! and the benchmarks go through [`Collection::run`], evaluation through its ranked half
-//! ([`Collection::run_ranked`]), so a search is the same wherever it comes from.
+//! and the benchmarks go through [`Snapshot::run`], evaluation through its ranked half
+//! (`Snapshot::run_ranked`), so a search is the same wherever it comes from.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
 
 use hybrid_search_document::show_number;
 
-use crate::collection::Collection;
+use crate::collection::Snapshot;
 use crate::error::{Error, Result, Setting};
 use crate::evaluate::query_vectors;
 use crate::manifest::{HybridOptions, Mode};
@@ -235,31 +235,40 @@ pub struct Rerank {
     pub options: RerankOptions,
 }
 
-/// A search, as every caller states it. `SearchRequest::new(query, k)` searches in the
-/// collection's default mode with its fusion settings.
+/// A search, as every caller states it: `SearchRequest::new(query, k)` searches in the
+/// collection's default mode with its fusion settings, and the `with_*` methods set the rest,
+/// so an option added later breaks no caller:
+///
+/// ```
+/// use hybrid_search::{FusionMethod, FusionOverrides, Mode, SearchRequest};
+///
+/// let request = SearchRequest::new("IL-6 in sepsis", 10)
+///     .with_mode(Mode::Hybrid)
+///     .with_fusion(FusionOverrides { method: Some(FusionMethod::Rrf), ..Default::default() })
+///     .with_explain(true);
+/// assert_eq!(request.k(), 10);
+/// ```
 #[derive(Clone)]
 pub struct SearchRequest {
     /// The query text (BM25's input, and the dense leg's unless `vector` is given).
-    pub query: String,
+    pub(crate) query: String,
     /// The query's vector when the caller has it (the dense leg then encodes nothing); its
     /// length must be the collection's dimension.
-    pub vector: Option<Vec<f32>>,
+    pub(crate) vector: Option<Vec<f32>>,
     /// Results wanted, at least 1.
-    pub k: usize,
-    /// Which leg(s) answer; `None`: [`Collection::default_mode`].
-    pub mode: Option<Mode>,
+    pub(crate) k: usize,
+    /// Which leg(s) answer; `None`: [`Snapshot::default_mode`].
+    pub(crate) mode: Option<Mode>,
     /// Fusion settings over the collection's.
-    pub fusion: FusionOverrides,
-    /// Encodes the query instead of the collection's model (a query encoder trained with
-    /// `train-dense --separate`); its dimension must match the collection's vectors.
-    pub query_encoder: Option<Arc<Encoder>>,
+    pub(crate) fusion: FusionOverrides,
+    /// Encodes the query instead of the collection's model.
+    pub(crate) query_encoder: Option<Arc<Encoder>>,
     /// Reorders the top hits with a cross-encoder.
-    pub rerank: Option<Rerank>,
+    pub(crate) rerank: Option<Rerank>,
     /// Keep each hit's per-leg scores (and, reranked, its first-stage rank and logit).
-    pub explain: bool,
-    /// Where the legs are answered: `None` for the collection's own indexes, else a remote
-    /// backend holding its points ([`Collection::rank_on`]).
-    pub remote: Option<Arc<dyn RemoteLegs>>,
+    pub(crate) explain: bool,
+    /// Where the legs are answered: `None` for the collection's own indexes.
+    pub(crate) remote: Option<Arc<dyn RemoteLegs>>,
 }
 
 impl SearchRequest {
@@ -276,6 +285,95 @@ impl SearchRequest {
             explain: false,
             remote: None,
         }
+    }
+
+    /// The same request for another query text (a template's settings, each query's text).
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = query.to_string();
+        self
+    }
+
+    /// The same request for `k` results.
+    pub fn with_k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// Searches with this query vector (the dense leg then encodes nothing); its length must
+    /// be the collection's dimension and its values finite.
+    pub fn with_vector(mut self, vector: Vec<f32>) -> Self {
+        self.vector = Some(vector);
+        self
+    }
+
+    /// Searches with the leg(s) `mode` names instead of the collection's default mode.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Searches with `mode` when given, else the collection's default mode.
+    pub fn with_mode_or_default(mut self, mode: Option<Mode>) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Fusion settings over the collection's.
+    pub fn with_fusion(mut self, fusion: FusionOverrides) -> Self {
+        self.fusion = fusion;
+        self
+    }
+
+    /// Encodes the query with `encoder` instead of the collection's model (a query encoder
+    /// trained with `train-dense --separate`); its dimension must match the collection's
+    /// vectors.
+    pub fn with_query_encoder(mut self, encoder: Arc<Encoder>) -> Self {
+        self.query_encoder = Some(encoder);
+        self
+    }
+
+    /// Reorders the top hits with a cross-encoder.
+    pub fn with_rerank(mut self, rerank: Rerank) -> Self {
+        self.rerank = Some(rerank);
+        self
+    }
+
+    /// Keeps each hit's per-leg scores (and, reranked, its first-stage rank and logit).
+    pub fn with_explain(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
+    }
+
+    /// Has the legs answered by `remote` (a backend holding the collection's points, such as
+    /// a Qdrant cluster) instead of the collection's own indexes.
+    pub fn with_remote(mut self, remote: Arc<dyn RemoteLegs>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The query text.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    /// Results wanted.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The mode asked for (`None`: the collection's default).
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode
+    }
+
+    /// The query vector given, if any.
+    pub fn vector(&self) -> Option<&[f32]> {
+        self.vector.as_deref()
+    }
+
+    /// The separate query encoder, if any.
+    pub fn query_encoder(&self) -> Option<&Arc<Encoder>> {
+        self.query_encoder.as_ref()
     }
 
     /// Checks what can be checked without a collection: `k` of at least 1, the fusion
@@ -318,11 +416,11 @@ pub struct Resolved {
     pub hybrid: HybridOptions,
 }
 
-impl Collection {
+impl Snapshot {
     /// The mode and fusion settings `request` searches with here, checked against the
     /// collection: a vector needs the dense leg's mode, a query encoder a dense leg of the same
     /// dimension (a vector's length is checked where the dense leg searches, in
-    /// [`Collection::rank`], for every caller).
+    /// [`Snapshot::rank`], for every caller).
     ///
     /// # Errors
     ///
@@ -388,7 +486,7 @@ impl Collection {
         }
     }
 
-    /// Runs `request`: resolves it ([`Collection::resolve`]), encodes the query (with the
+    /// Runs `request`: resolves it ([`Snapshot::resolve`]), encodes the query (with the
     /// request's query encoder, else the collection's model, unless a vector is given),
     /// ranks with the leg(s) of its mode, fuses, reranks the top when asked, and fetches
     /// titles and snippets for the top `k`. A hybrid search whose dense leg cannot answer
@@ -396,7 +494,7 @@ impl Collection {
     ///
     /// # Errors
     ///
-    /// Those of [`Collection::resolve`] and [`Collection::rank`], and
+    /// Those of [`Snapshot::resolve`] and [`Snapshot::rank`], and
     /// [`Error::Dense`] when the query encoder or the cross-encoder fails.
     pub fn run(&self, request: &SearchRequest) -> Result<SearchResults> {
         let _span = tracing::debug_span!("search", k = request.k).entered();
@@ -430,15 +528,15 @@ impl Collection {
         })
     }
 
-    /// The ranked half of [`Collection::run`] for a resolved request and its query vector
+    /// The ranked half of [`Snapshot::run`] for a resolved request and its query vector
     /// (`None`: the collection encodes the query when its mode needs it): the top
     /// `max(k, rerank depth)` ranked, reranked when asked, with each reranked hit's
     /// first-stage rank and logit (in the new order). No titles or snippets.
     ///
     /// # Errors
     ///
-    /// Those of [`Collection::rank`] and [`crate::rerank()`].
-    pub fn run_ranked(
+    /// Those of [`Snapshot::rank`] and [`crate::rerank()`].
+    pub(crate) fn run_ranked(
         &self,
         request: &SearchRequest,
         resolved: &Resolved,

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use hybrid_search_dense::CrossEncoder;
 
-use crate::collection::Collection;
+use crate::collection::Snapshot;
 use crate::error::{Error, Result, Setting};
 use crate::search::Ranked;
 use hybrid_search_document::passage_text;
@@ -118,7 +118,7 @@ pub struct Reranked {
 /// [`Error::InvalidRequest`] for a weight outside [0, 1]; [`Error::Dense`] when the cross-encoder
 /// fails; [`Error::Sparse`] when a stored document cannot be read.
 pub fn rerank(
-    collection: &Collection,
+    collection: &Snapshot,
     query: &str,
     ranked: Ranked,
     reranker: &CrossEncoder,
@@ -220,6 +220,7 @@ mod tests {
     use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind};
 
     use super::*;
+    use crate::Collection;
     use crate::manifest::{HybridOptions, Mode};
 
     /// A sparse collection whose documents all contain "cell", so a search for it finds all.

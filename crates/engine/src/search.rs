@@ -11,12 +11,12 @@ use hybrid_search_fusion::{
     ConvexSettings, FusedHit, Fusion, Leg, LegList, LegScore, Normalization, RrfSettings,
 };
 
-use crate::collection::{Collection, DenseLeg};
+use crate::collection::{DenseLeg, Snapshot};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
 use crate::error::{Error, Result, Setting};
 use crate::manifest::{HybridOptions, Mode};
 use crate::remote::{RemoteLegs, ServerFusion};
-use crate::request::{FusionOverrides, SearchRequest};
+use crate::request::SearchRequest;
 use crate::rerank::FirstStage;
 use crate::snippet::{query_terms, snippet_for_terms};
 
@@ -78,7 +78,7 @@ pub enum Degraded {
         message: String,
     },
     /// No encoder is attached to the collection (library use without
-    /// [`Collection::attach_encoder`] or [`Collection::attach_model`]).
+    /// [`Collection::attach_encoder`](crate::Collection::attach_encoder) or [`Collection::attach_model`](crate::Collection::attach_model)).
     NoEncoder {
         /// What to do.
         message: String,
@@ -256,7 +256,7 @@ fn in_server_order(
         .collect()
 }
 
-impl Collection {
+impl Snapshot {
     /// The attached encoder, if any.
     pub fn encoder(&self) -> Option<&Arc<Encoder>> {
         self.dense.as_ref().and_then(|d| d.encoder.as_ref())
@@ -287,7 +287,7 @@ impl Collection {
     ///
     /// [`Error::NoModel`] without a dense leg or an attached encoder; [`Error::Dense`] when
     /// encoding fails.
-    pub fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
         let _span = tracing::debug_span!("encode", queries = queries.len()).entered();
         let (_, encoder) = self.dense_leg()?;
         Ok(encoder.encode(queries, TextKind::Query, crate::defaults::QUERY_BATCH)?)
@@ -398,7 +398,7 @@ impl Collection {
     }
 
     /// The hybrid settings a search uses when the caller does not choose: the collection's
-    /// tuned ones ([`Collection::set_search_defaults`]), else [`HybridOptions::default`].
+    /// tuned ones ([`Collection::set_search_defaults`](crate::Collection::set_search_defaults)), else [`HybridOptions::default`].
     pub fn hybrid_options(&self) -> HybridOptions {
         self.manifest
             .search
@@ -430,7 +430,7 @@ impl Collection {
         self.rank_on(None, query, vector, k, mode, options)
     }
 
-    /// [`Collection::rank`] with the legs answered by `remote` when given (a Qdrant cluster
+    /// [`Snapshot::rank`] with the legs answered by `remote` when given (a Qdrant cluster
     /// holding this collection's points): the query is analysed, weighed with this
     /// collection's BM25 statistics and encoded here, and the lists are fused here with
     /// `options`, or by the remote side when it fuses itself ([`RemoteLegs::server_fusion`]:
@@ -439,7 +439,7 @@ impl Collection {
     ///
     /// # Errors
     ///
-    /// Those of [`Collection::rank`], and [`Error::Remote`] when the remote side fails.
+    /// Those of [`Snapshot::rank`], and [`Error::Remote`] when the remote side fails.
     pub fn rank_on(
         &self,
         remote: Option<&dyn RemoteLegs>,
@@ -591,45 +591,22 @@ impl Collection {
     }
 
     /// The top `k` documents with title and snippet, in the collection's default mode and
-    /// fusion settings ([`Collection::default_mode`], [`Collection::hybrid_options`]).
+    /// fusion settings ([`Snapshot::default_mode`], [`Snapshot::hybrid_options`]).
     ///
     /// # Errors
     ///
-    /// Those of [`Collection::run`].
+    /// Those of [`Snapshot::run`].
     pub fn search(&self, query: &str, k: usize) -> Result<SearchResults> {
-        self.run(&SearchRequest {
-            explain: true,
-            ..SearchRequest::new(query, k)
-        })
+        self.run(&SearchRequest::new(query, k).with_explain(true))
     }
 
-    /// The top `k` documents from the leg(s) `mode` names, with title and snippet.
-    ///
-    /// # Errors
-    ///
-    /// Those of [`Collection::run`].
-    pub fn search_with(
-        &self,
-        query: &str,
-        k: usize,
-        mode: Mode,
-        options: &HybridOptions,
-    ) -> Result<SearchResults> {
-        self.run(&SearchRequest {
-            mode: Some(mode),
-            fusion: FusionOverrides::exactly(*options),
-            explain: true,
-            ..SearchRequest::new(query, k)
-        })
-    }
-
-    /// Ranked hits of `query` ([`Collection::rank`], possibly reranked) with title and
+    /// Ranked hits of `query` ([`Snapshot::rank`], possibly reranked) with title and
     /// snippet.
     ///
     /// # Errors
     ///
     /// [`Error::Sparse`] when a stored document cannot be read.
-    pub fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
+    pub(crate) fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
         let _span = tracing::debug_span!("fetch", hits = ranked.len()).entered();
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);

@@ -12,7 +12,7 @@ use hybrid_search_eval::metrics::{self, Run, Scores};
 use hybrid_search_eval::{Qrels, Query};
 use hybrid_search_fusion::{ConvexSettings, Fusion, LegList, Normalization, RrfSettings};
 
-use crate::collection::Collection;
+use crate::collection::Snapshot;
 use crate::defaults::EVAL_DEPTH_FUSED_MIN;
 use crate::error::Result;
 use crate::manifest::HybridOptions;
@@ -76,7 +76,7 @@ pub fn default_grid() -> Vec<HybridOptions> {
 /// [`Error::NoModel`](crate::Error::NoModel) or [`Error::DenseDamaged`](crate::Error::DenseDamaged) without a usable dense leg; [`Error::Fusion`](crate::Error::Fusion)
 /// for an invalid setting in `grid`; [`Error::Sparse`](crate::Error::Sparse) when BM25 fails.
 pub fn tune(
-    collection: &Collection,
+    collection: &Snapshot,
     queries: &[Query],
     vectors: &[Vec<f32>],
     qrels: &Qrels,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hybrid_search_document::Document;
 use hybrid_search_sparse::{Bm25Index, Bm25Writer, SparseDoc};
 
-use crate::collection::{Collection, SPARSE_DIR, WRITER_HEAP};
+use crate::collection::{Collection, KeyMap, SPARSE_DIR, Snapshot, WRITER_HEAP};
 use crate::dense_leg::{self, DENSE_DIR, DenseWriter, EncodeProgress, Segment, SegmentRecord};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -27,6 +27,56 @@ pub(crate) fn sparse_writer_error(dir: &Path, e: hybrid_search_sparse::Error) ->
         },
         e => Error::Sparse(e),
     }
+}
+
+/// What a write committed: how many documents it added (ids new to the collection), replaced
+/// (ids that were live) and deleted (ids that were live), what it noticed without failing
+/// (a merge that failed and will be retried, a file it could not remove), and the snapshot
+/// of the commit it made, on which later searches run.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Committed {
+    /// Upserted ids that no live document had.
+    pub added: usize,
+    /// Upserted ids that replaced a live document.
+    pub replaced: usize,
+    /// Deleted ids that a live document had (deleting an unknown id is not an error).
+    pub deleted: usize,
+    /// Problems after the commit was durable: the commit stands.
+    pub warnings: Vec<String>,
+    /// The commit made.
+    pub snapshot: Arc<Snapshot>,
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("added", &self.added)
+            .field("replaced", &self.replaced)
+            .field("deleted", &self.deleted)
+            .field("warnings", &self.warnings)
+            .field("documents", &self.snapshot.len())
+            .finish()
+    }
+}
+
+/// The changes staged since a writer's last commit, by id: the last operation on an id wins.
+#[derive(Default)]
+pub(crate) struct Staged {
+    /// Upserted ids and the internal key of their new document.
+    pub(crate) upserted: HashMap<Arc<str>, u64>,
+    /// Deleted ids (not upserted again after).
+    pub(crate) deleted: HashSet<Arc<str>>,
+}
+
+/// What a writer's last commit changed.
+#[derive(Default)]
+pub(crate) struct CommitCounts {
+    pub(crate) added: usize,
+    pub(crate) replaced: usize,
+    pub(crate) deleted: usize,
+    /// The changes by id, or `None` for a load into an empty collection (every id new).
+    pub(crate) changes: Option<Staged>,
 }
 
 /// Adds and deletes documents; nothing is visible, and nothing committed is lost, until
@@ -52,6 +102,14 @@ pub struct CollectionWriter {
     /// Set when an operation failed part way (an encoder or disk error): the staged changes
     /// may be incomplete, so every call fails until [`CollectionWriter::rollback`].
     pub(crate) poisoned: Option<String>,
+    /// BM25 at the commit the writer started from: whether an id was live before it.
+    pub(crate) base_docs: Bm25Index,
+    /// The changes since the last commit (not kept for a load into an empty collection).
+    pub(crate) staged: Staged,
+    /// Ids this writer committed, and whether they are live after its commits.
+    pub(crate) settled: HashMap<Arc<str>, bool>,
+    /// What the last commit changed.
+    pub(crate) last: CommitCounts,
     /// Declared last, so dropped last: tantivy's writer (and its lock) goes first.
     pub(crate) _lock: WriteLock,
 }
@@ -126,6 +184,11 @@ impl CollectionWriter {
         } else {
             self.sparse.upsert(&sparse_doc)?;
         }
+        if self.fresh_ids.is_none() {
+            let id: Arc<str> = Arc::from(doc.id.as_str());
+            self.staged.deleted.remove(&id);
+            self.staged.upserted.insert(id, key);
+        }
         Ok(())
     }
 
@@ -138,6 +201,16 @@ impl CollectionWriter {
     pub fn delete(&mut self, id: &str) -> Result<()> {
         self.check_poisoned()?;
         self.sparse.delete(id);
+        match &mut self.fresh_ids {
+            Some(fresh) => {
+                fresh.remove(id);
+            }
+            None => {
+                let id: Arc<str> = Arc::from(id);
+                self.staged.upserted.remove(&id);
+                self.staged.deleted.insert(id);
+            }
+        }
         let result = match &mut self.dense {
             Some(dense) => dense.forget_id(id),
             None => Ok(()),
@@ -207,6 +280,7 @@ impl CollectionWriter {
             segments.insert(file.clone(), Arc::new(Segment { file, index }));
             written = Some(path);
         }
+        let counts = self.count_staged()?;
         if let Err(e) = self.sparse.commit(&record.payload()) {
             if let Some(path) = written {
                 let _ = fs::remove_file(path);
@@ -216,11 +290,53 @@ impl CollectionWriter {
         failpoint::hit("after-sparse-commit");
         self.rebuild = false;
         self.fresh_ids = None;
+        if let Some(changes) = &counts.changes {
+            for id in changes.upserted.keys() {
+                self.settled.insert(id.clone(), true);
+            }
+            for id in &changes.deleted {
+                self.settled.insert(id.clone(), false);
+            }
+        }
+        self.last = counts;
         segments.retain(|file, _| record.segments.iter().any(|s| &s.file == file));
         self.segments = segments;
         let previous = std::mem::replace(&mut self.base, record);
         self.clean_up(&previous);
         Ok(())
+    }
+
+    /// Counts what the staged changes add, replace and delete, against the commit the writer
+    /// started from and its own commits since (one term lookup per id), and takes them.
+    fn count_staged(&mut self) -> Result<CommitCounts> {
+        if let Some(fresh) = &self.fresh_ids {
+            return Ok(CommitCounts {
+                added: fresh.len(),
+                ..CommitCounts::default()
+            });
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let live = |id: &Arc<str>| -> Result<bool> {
+            match self.settled.get(id) {
+                Some(live) => Ok(*live),
+                None => Ok(self.base_docs.contains(id)?),
+            }
+        };
+        let mut counts = CommitCounts::default();
+        for id in staged.upserted.keys() {
+            if live(id)? {
+                counts.replaced += 1;
+            } else {
+                counts.added += 1;
+            }
+        }
+        for id in &staged.deleted {
+            if live(id)? {
+                counts.deleted += 1;
+            }
+        }
+        counts.changes = Some(staged);
+        Ok(counts)
     }
 
     /// Removes files neither the last commit nor `previous` lists; problems become warnings.
@@ -243,7 +359,11 @@ impl CollectionWriter {
     /// at the last commit, says which keys are live) go into one new segment, and a commit
     /// that changes nothing else switches to it. Crash-safe like a commit. Returns whether it
     /// merged.
-    pub(crate) fn merge_segments(&mut self, sparse: &Bm25Index) -> Result<bool> {
+    pub(crate) fn merge_segments(
+        &mut self,
+        sparse: &Bm25Index,
+        live_keys: impl FnOnce() -> Result<HashSet<u64>>,
+    ) -> Result<bool> {
         let Some(dense) = &self.dense else {
             return Ok(false);
         };
@@ -254,7 +374,7 @@ impl CollectionWriter {
         let _span = tracing::info_span!("merge", segments = chosen.len()).entered();
         let mut merged = dense_leg::new_index(&dense.manifest)?;
         let mut items = Vec::new();
-        let live: HashSet<u64> = sparse.live_keys()?.into_iter().map(|(k, _)| k).collect();
+        let live = live_keys()?;
         for file in &chosen {
             let opened;
             let index = match self.segments.get(file) {
@@ -323,6 +443,10 @@ impl CollectionWriter {
     pub fn rollback(&mut self) -> Result<()> {
         self.sparse.rollback()?;
         self.poisoned = None;
+        self.staged = Staged::default();
+        if let Some(fresh) = &mut self.fresh_ids {
+            fresh.clear();
+        }
         if let Some(dense) = &mut self.dense {
             dense.rollback();
         }
@@ -386,22 +510,16 @@ impl Collection {
         let lock = WriteLock::acquire(&self.dir, self.wait)?;
         // Another writer may have committed (or changed the manifest) since this was opened.
         let manifest = read_manifest(&self.dir)?;
-        let encoder = self.dense.as_ref().and_then(|d| d.encoder.clone());
         if manifest != self.manifest {
-            self.manifest = manifest;
+            self.current_mut().manifest = manifest;
         }
         self.reload()?;
-        if let Some(leg) = &mut self.dense
-            && leg.encoder.is_none()
-        {
-            leg.encoder = encoder;
-        }
         if self.manifest.format_version < FORMAT_VERSION {
             // The commits this writer makes list segments: older builds must not read them.
             let mut upgraded = self.manifest.clone();
             upgraded.format_version = FORMAT_VERSION;
             write_manifest(&self.dir, &upgraded)?;
-            self.manifest = upgraded;
+            self.current_mut().manifest = upgraded;
         }
         let mut segments = HashMap::new();
         let dense = match &self.manifest.dense {
@@ -462,6 +580,10 @@ impl Collection {
             warnings: Vec::new(),
             fresh_ids: (self.sparse.num_docs() == 0).then(HashSet::new),
             poisoned: None,
+            base_docs: self.sparse.clone(),
+            staged: Staged::default(),
+            settled: HashMap::new(),
+            last: CommitCounts::default(),
         })
     }
 
@@ -486,45 +608,64 @@ impl Collection {
         };
         dense.progress = on_encoded;
         let documents = dense.pending.len();
-        self.commit_writer(writer, false)?;
+        let committed = self.commit_writer(writer, false)?;
+        self.warnings.extend(committed.warnings);
         Ok(documents)
     }
 
-    /// Commits `writer` (the durable point), hands its segments to this reader, merges
-    /// segments when the merge policy asks for it, and waits for tantivy's merges. Anything
-    /// that fails after the commit is durable becomes a warning ([`Collection::take_warnings`]).
+    /// Commits `writer` (the durable point), merges vector segments when the merge policy
+    /// asks for it, waits for tantivy's merges, and takes the next snapshot once, with the
+    /// writer's segments handed over and the key -> id map of the snapshot before updated
+    /// with the commit's changes (when that snapshot had built one). Anything that fails
+    /// after the commit is durable becomes a warning of the [`Committed`].
     pub(crate) fn commit_writer(
         &mut self,
         mut writer: CollectionWriter,
         optimize: bool,
-    ) -> Result<()> {
+    ) -> Result<Committed> {
+        let before = self.current.clone();
         writer.commit()?;
-        let after = |this: &mut Self, writer: &mut CollectionWriter| -> Result<()> {
-            this.reload_with(writer.segments.values().cloned().collect())?;
+        let counts = std::mem::take(&mut writer.last);
+        let ids = updated_ids(&before, counts.changes.as_ref());
+        let mut warnings = Vec::new();
+        let after = |writer: &mut CollectionWriter| -> Result<()> {
             if optimize {
                 writer.optimize()?;
             }
-            if writer.merge_segments(&this.sparse)? {
-                this.reload_with(writer.segments.values().cloned().collect())?;
-            }
+            let live_keys = || -> Result<HashSet<u64>> {
+                Ok(match &ids {
+                    Some(ids) => ids.keys().copied().collect(),
+                    None => {
+                        let sparse = before.sparse.reopen()?;
+                        sparse.live_keys()?.into_iter().map(|(k, _)| k).collect()
+                    }
+                })
+            };
+            writer.merge_segments(&before.sparse, live_keys)?;
             Ok(())
         };
-        if let Err(e) = after(self, &mut writer) {
-            self.warnings.push(format!(
+        if let Err(e) = after(&mut writer) {
+            warnings.push(format!(
                 "the commit is durable, but what follows it failed: {e}"
             ));
         }
-        self.warnings.append(&mut writer.warnings);
+        warnings.append(&mut writer.warnings);
+        let fresh: Vec<Arc<Segment>> = writer.segments.values().cloned().collect();
         if let Err(e) = writer.finish() {
-            self.warnings.push(format!(
+            warnings.push(format!(
                 "waiting for the BM25 index's background merges: {e}"
             ));
         }
-        if let Err(e) = self.reload() {
-            self.warnings
-                .push(format!("reloading after the commit: {e}"));
+        if let Err(e) = self.reload_with(fresh, ids) {
+            warnings.push(format!("reloading after the commit: {e}"));
         }
-        Ok(())
+        Ok(Committed {
+            added: counts.added,
+            replaced: counts.replaced,
+            deleted: counts.deleted,
+            warnings,
+            snapshot: self.current.clone(),
+        })
     }
 
     /// Upserts `docs` in one commit, merges the load into one segment and reloads; `on_doc` runs
@@ -533,7 +674,7 @@ impl Collection {
     /// # Errors
     ///
     /// Those of [`Collection::add`]; nothing of `docs` is committed on error.
-    pub fn bulk_load(&mut self, docs: &[Document], on_doc: impl FnMut()) -> Result<()> {
+    pub fn bulk_load(&mut self, docs: &[Document], on_doc: impl FnMut()) -> Result<Committed> {
         self.bulk_load_with(docs, on_doc, None)
     }
 
@@ -548,7 +689,7 @@ impl Collection {
         docs: &[Document],
         on_doc: impl FnMut(),
         on_encoded: Option<EncodeProgress>,
-    ) -> Result<()> {
+    ) -> Result<Committed> {
         self.upsert_stream(
             docs.iter()
                 .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
@@ -570,7 +711,11 @@ impl Collection {
     /// supplied vector that does not fit; [`Error::NoModel`] when documents need encoding and no
     /// encoder is attached; [`Error::Dense`], [`Error::Sparse`] or [`Error::Io`] when writing
     /// fails. Nothing of `docs` is committed then.
-    pub fn add(&mut self, docs: &[Document], on_encoded: Option<EncodeProgress>) -> Result<()> {
+    pub fn add(
+        &mut self,
+        docs: &[Document],
+        on_encoded: Option<EncodeProgress>,
+    ) -> Result<Committed> {
         self.upsert_stream(
             docs.iter()
                 .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
@@ -596,7 +741,7 @@ impl Collection {
         mut on_doc: impl FnMut(),
         on_encoded: Option<EncodeProgress>,
         merge: bool,
-    ) -> std::result::Result<(), E>
+    ) -> std::result::Result<Committed, E>
     where
         E: From<Error>,
     {
@@ -612,12 +757,12 @@ impl Collection {
             writer.upsert(&doc)?;
             on_doc();
         }
-        self.commit_writer(writer, merge)?;
-        Ok(())
+        Ok(self.commit_writer(writer, merge)?)
     }
 
     /// Deletes the documents with these ids in one commit covering both legs, and reloads.
-    /// Returns how many of them existed. Nothing is written to the dense leg: the vectors of
+    /// Returns what it committed ([`Committed::deleted`]: how many of them existed). Nothing is
+    /// written to the dense leg: the vectors of
     /// deleted documents are skipped by searches and dropped by the next merge of their
     /// segment.
     ///
@@ -625,19 +770,35 @@ impl Collection {
     ///
     /// [`Error::Busy`] when another writer holds the collection; [`Error::Sparse`] or
     /// [`Error::Io`] when writing fails (nothing is deleted then).
-    pub fn delete(&mut self, ids: &[&str]) -> Result<usize> {
-        let ids: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    pub fn delete(&mut self, ids: &[&str]) -> Result<Committed> {
         let mut writer = self.writer()?;
-        let mut found = 0;
-        for id in &ids {
-            if self.sparse.get(id)?.is_some() {
-                found += 1;
-            }
-        }
         for id in ids {
             writer.delete(id)?;
         }
-        self.commit_writer(writer, false)?;
-        Ok(found)
+        self.commit_writer(writer, false)
     }
+}
+
+/// The key -> id map of the commit after `before` with `changes` applied, when `before` has
+/// built one: its entries for ids the commit did not touch, and the new key of each upserted
+/// id. One pass over the map and no read of the index, where building it reads every live
+/// document's key and id. `None` (built at the first dense search) otherwise.
+fn updated_ids(before: &Snapshot, changes: Option<&Staged>) -> Option<Arc<KeyMap>> {
+    let previous = before.dense.as_ref()?.ids.get()?;
+    let changes = changes?;
+    let _span = tracing::debug_span!(
+        "update_key_map",
+        documents = previous.len(),
+        changed = changes.upserted.len() + changes.deleted.len()
+    )
+    .entered();
+    let mut ids: KeyMap = HashMap::with_capacity(previous.len() + changes.upserted.len());
+    ids.extend(
+        previous
+            .iter()
+            .filter(|(_, id)| !changes.upserted.contains_key(*id) && !changes.deleted.contains(*id))
+            .map(|(key, id)| (*key, id.clone())),
+    );
+    ids.extend(changes.upserted.iter().map(|(id, key)| (*key, id.clone())));
+    Some(Arc::new(ids))
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hybrid_search::dense::{Device, Encoder, TinyModel};
-use hybrid_search::{Collection, Document, FORMAT_VERSION, Mode};
+use hybrid_search::{Collection, Document, FORMAT_VERSION, FusionOverrides, Mode, SearchRequest};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -99,7 +99,12 @@ fn opens_searches_and_updates_format_2_collections_with_a_dense_leg() {
         assert!(c.get("en-05").unwrap().is_none());
         // Each leg answers; a document's own text finds it first in the dense leg.
         let sparse = c
-            .search_with("HbA1c", 3, Mode::Sparse, &c.hybrid_options())
+            .run(
+                &SearchRequest::new("HbA1c", 3)
+                    .with_mode(Mode::Sparse)
+                    .with_fusion(FusionOverrides::exactly(c.hybrid_options()))
+                    .with_explain(true),
+            )
             .unwrap();
         assert!(sparse.hits.iter().any(|h| h.id == "en-03"), "{name}");
         let text = hybrid_search::passage_text(&c.get("en-03").unwrap().unwrap());
@@ -126,7 +131,12 @@ fn opens_searches_and_updates_format_2_collections_with_a_dense_leg() {
         assert!(report.is_sound(), "{name}: {report:?}");
         assert_eq!(report.vectors, Some(29), "{name}");
         let ids: Vec<String> = c
-            .search_with("HbA1c", 3, Mode::Hybrid, &c.hybrid_options())
+            .run(
+                &SearchRequest::new("HbA1c", 3)
+                    .with_mode(Mode::Hybrid)
+                    .with_fusion(FusionOverrides::exactly(c.hybrid_options()))
+                    .with_explain(true),
+            )
             .unwrap()
             .hits
             .into_iter()

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use hybrid_search::dense::{Device, Encoder, LongText, TinyModel, VectorIndex};
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, Error, HybridOptions, Mode,
-    VectorKind,
+    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, Error, FusionOverrides,
+    HybridOptions, Mode, SearchRequest, Snapshot, VectorKind,
 };
 
 fn doc(id: &str, title: &str, text: &str) -> Document {
@@ -75,7 +75,7 @@ fn passage(d: &Document) -> String {
 }
 
 /// The top `k` of one mode as (id, score).
-fn ranked(c: &Collection, query: &str, k: usize, mode: Mode) -> Vec<(String, f64)> {
+fn ranked(c: &Snapshot, query: &str, k: usize, mode: Mode) -> Vec<(String, f64)> {
     c.rank(query, None, k, mode, &HybridOptions::default())
         .unwrap()
         .hits
@@ -84,7 +84,7 @@ fn ranked(c: &Collection, query: &str, k: usize, mode: Mode) -> Vec<(String, f64
         .collect()
 }
 
-fn top(c: &Collection, query: &str) -> (String, f64) {
+fn top(c: &Snapshot, query: &str) -> (String, f64) {
     ranked(c, query, 3, Mode::Dense).swap_remove(0)
 }
 
@@ -100,7 +100,12 @@ fn dense_search_finds_each_document_by_its_own_text() {
             assert!(score > 0.9999, "{kind:?}: cosine {score}");
         }
         let hits = c
-            .search_with("sepsis", 2, Mode::Dense, &HybridOptions::default())
+            .run(
+                &SearchRequest::new("sepsis", 2)
+                    .with_mode(Mode::Dense)
+                    .with_fusion(FusionOverrides::exactly(HybridOptions::default()))
+                    .with_explain(true),
+            )
             .unwrap()
             .hits;
         assert_eq!(hits.len(), 2);
@@ -393,8 +398,13 @@ fn hybrid_falls_back_to_the_sparse_leg_and_says_why() {
     );
     // A dense search has no fallback.
     assert!(
-        c.search_with("glycated", 3, Mode::Dense, &HybridOptions::default())
-            .is_err()
+        c.run(
+            &SearchRequest::new("glycated", 3)
+                .with_mode(Mode::Dense)
+                .with_fusion(FusionOverrides::exactly(HybridOptions::default()))
+                .with_explain(true)
+        )
+        .is_err()
     );
 }
 
@@ -500,7 +510,7 @@ fn tuned_settings_are_stored_and_agree_with_a_search() {
             .insert(d.to_string(), 1);
     }
     let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
-    let vectors = c.encode_queries(&texts).unwrap();
+    let vectors = hybrid_search::query_vectors(&c, None, &texts, &|_| {}).unwrap();
     let grid = hybrid_search::default_grid();
     let rows = hybrid_search::tune(&c, &queries, &vectors, &qrels, &grid).unwrap();
     assert_eq!(rows.len(), grid.len());
@@ -556,11 +566,14 @@ fn add_replaces_by_id_and_delete_counts_what_it_found() {
     .unwrap();
     assert_eq!(c.len(), 5);
     assert_eq!(top(&c, &passage(&replaced)).0, "asthma");
-    assert_eq!(c.delete(&["new", "il6", "il6", "absent"]).unwrap(), 2);
+    assert_eq!(
+        c.delete(&["new", "il6", "il6", "absent"]).unwrap().deleted,
+        2
+    );
     assert_eq!(ids(&c, Mode::Dense), ["asthma", "hba1c", "statin"]);
     // Deleting needs no model.
     let mut c = Collection::open(&tmp.path().join("c")).unwrap();
-    assert_eq!(c.delete(&["statin"]).unwrap(), 1);
+    assert_eq!(c.delete(&["statin"]).unwrap().deleted, 1);
     assert!(c.verify().unwrap().is_sound());
     assert_eq!(c.len(), 2);
 }
@@ -595,4 +608,61 @@ fn an_interrupted_commit_leaves_the_previous_segments_in_force() {
     let report = c.verify().unwrap();
     assert!(report.is_sound() && report.notes.is_empty(), "{report:?}");
     assert_eq!((report.documents, report.segments), (5, Some(2)));
+}
+
+/// A write returns what it committed and the next snapshot; a snapshot taken before stays on
+/// its commit; the key -> id map carried over and updated by the write (the snapshot before
+/// had built it) answers like the one a freshly opened collection builds.
+#[test]
+fn writes_return_their_commit_and_snapshots_stay_on_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let encoder = model(tmp.path(), 1);
+    let mut c = build(tmp.path(), encoder.clone(), VectorKind::Hnsw);
+    let before = c.snapshot();
+    before.warm().unwrap(); // builds the key -> id map the write then updates
+    let replaced = doc("asthma", "Airways", "bronchodilators relieve acute wheeze");
+    let committed = c
+        .add(
+            &[
+                replaced.clone(),
+                doc("new", "New", "a fifth document"),
+                doc("new", "New", "the fifth document, given twice"),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (committed.added, committed.replaced, committed.deleted),
+        (1, 1, 0)
+    );
+    assert_eq!(committed.snapshot.len(), 5);
+    assert!(std::sync::Arc::ptr_eq(&committed.snapshot, &c.snapshot()));
+    // The snapshot before the write still answers from its commit.
+    assert_eq!(before.len(), 4);
+    assert!(before.get("new").unwrap().is_none());
+    assert_eq!(
+        ranked(&before, &passage(&docs()[3]), 1, Mode::Dense)[0].0,
+        "asthma"
+    );
+    let committed = c.delete(&["il6", "absent"]).unwrap();
+    assert_eq!(
+        (committed.added, committed.replaced, committed.deleted),
+        (0, 0, 1)
+    );
+    // Every live document found by its own text through the updated map, as after a fresh
+    // open (which builds the map from the index).
+    let mut fresh = Collection::open(&tmp.path().join("c")).unwrap();
+    fresh.attach_encoder(encoder).unwrap();
+    for text in [
+        passage(&replaced),
+        "the fifth document, given twice".into(),
+        passage(&docs()[1]),
+    ] {
+        assert_eq!(
+            ranked(&c, &text, 5, Mode::Dense),
+            ranked(&fresh, &text, 5, Mode::Dense)
+        );
+    }
+    assert_eq!(ids(&c, Mode::Dense), ["asthma", "hba1c", "new", "statin"]);
+    assert!(c.verify().unwrap().is_sound());
 }

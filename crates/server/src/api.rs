@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, Document, FusionMethod,
-    FusionOverrides, Hit, HybridOptions, Mode, NormChoice, SearchRequest, SearchResults,
+    FusionOverrides, Hit, HybridOptions, Mode, NormChoice, SearchRequest, SearchResults, Snapshot,
     locate_model,
 };
 
@@ -236,7 +236,7 @@ pub(crate) struct Info {
 }
 
 fn info(served: &Served) -> Info {
-    let c = served.reader();
+    let c = served.snapshot();
     let dense = c.manifest().dense.as_ref();
     Info {
         name: served.name.clone(),
@@ -434,13 +434,13 @@ impl SearchBody {
                     .map_err(|e| ApiError::bad_request(format!("vector: {e}")))
             })
             .transpose()?;
-        let request = SearchRequest {
-            vector,
-            mode: self.mode,
-            fusion,
-            explain: self.explain,
-            ..SearchRequest::new(&self.query, self.k)
-        };
+        let mut request = SearchRequest::new(&self.query, self.k)
+            .with_mode_or_default(self.mode)
+            .with_fusion(fusion)
+            .with_explain(self.explain);
+        if let Some(vector) = vector {
+            request = request.with_vector(vector);
+        }
         request.validate()?;
         Ok(request)
     }
@@ -485,14 +485,14 @@ pub(crate) async fn search(
 ) -> Result<Response, ApiError> {
     let served = app.collection(&path(name)?)?;
     let request = parse::<SearchBody>(&read_body(&app, body)?, "search request")?.request(&app)?;
-    check_dense_request(&served.reader(), &request)?;
+    check_dense_request(&served.snapshot(), &request)?;
     let results = app
         .compute(move || {
             // The last commit when a worker takes it up.
-            let results = served.reader().run(&request)?;
+            let results = served.snapshot().run(&request)?;
             Ok(SearchAnswer {
                 results,
-                query: request.query,
+                query: request.query().to_string(),
             })
         })
         .await?;
@@ -504,18 +504,18 @@ pub(crate) async fn search(
 /// 409, a conflict with the collection as it was built, not a malformed request (the same body
 /// suits another collection). A `vector` with `"mode": "sparse"` contradicts itself: the
 /// engine refuses it (400), whatever the collection.
-fn check_dense_request(collection: &Collection, request: &SearchRequest) -> Result<(), ApiError> {
-    if request.mode == Some(Mode::Sparse) {
+fn check_dense_request(collection: &Snapshot, request: &SearchRequest) -> Result<(), ApiError> {
+    if request.mode() == Some(Mode::Sparse) {
         return Ok(());
     }
-    let wants_dense = request.mode == Some(Mode::Dense) || request.vector.is_some();
+    let wants_dense = request.mode() == Some(Mode::Dense) || request.vector().is_some();
     let Some(dense) = collection.manifest().dense.as_ref() else {
         if wants_dense {
             return Err(no_dense_leg("search by vector or in mode dense"));
         }
         return Ok(());
     };
-    match &request.vector {
+    match request.vector() {
         Some(v) if v.len() != dense.vectors.dim => Err(ApiError::conflict(
             "dimension_mismatch",
             format!(
@@ -625,18 +625,12 @@ pub(crate) async fn upsert(
         ));
     }
     let (docs, mut warnings) = keep_last(docs);
-    if served.reader().manifest().dense.is_none() && docs.iter().any(|d| d.vector.is_some()) {
+    if served.snapshot().manifest().dense.is_none() && docs.iter().any(|d| d.vector.is_some()) {
         return Err(no_dense_leg("store a document's \"vector\""));
     }
     let answer = app
-        .write(served, move |writer, reader| {
-            let mut replaced = 0;
-            for doc in &docs {
-                if reader.get(&doc.id)?.is_some() {
-                    replaced += 1;
-                }
-            }
-            writer.add(&docs, None).map_err(|e| match e {
+        .write(served, move |handle| {
+            let committed = handle.add(&docs, None).map_err(|e| match e {
                 hybrid_search::Error::NoModel(..) => ApiError::conflict(
                     "no_model",
                     format!(
@@ -648,12 +642,12 @@ pub(crate) async fn upsert(
                 ),
                 e => ApiError::from(e),
             })?;
-            warnings.extend(writer.take_warnings());
+            warnings.extend(committed.warnings);
             Ok(UpsertAnswer {
                 upserted: docs.len(),
-                added: docs.len() - replaced,
-                replaced,
-                documents: writer.len(),
+                added: committed.added,
+                replaced: committed.replaced,
+                documents: committed.snapshot.len(),
                 warnings,
             })
         })
@@ -720,7 +714,7 @@ pub(crate) async fn get_document(
 ) -> Result<Response, ApiError> {
     let (name, id) = path(names)?;
     let served = app.collection(&name)?;
-    let collection = served.reader();
+    let collection = served.snapshot();
     let missing = || ApiError::not_found(format!("collection {name:?} has no document {id:?}"));
     match collection.get(&id)? {
         Some(doc) => Ok(axum::Json(doc).into_response()),
@@ -765,17 +759,21 @@ pub(crate) async fn delete_document(
     let (name, id) = path(names)?;
     let served = app.collection(&name)?;
     let answer = app
-        .write(served, move |writer, reader| {
-            if reader.get(&id)?.is_none() {
+        .write(served, move |handle| {
+            if !handle
+                .sparse()
+                .contains(&id)
+                .map_err(hybrid_search::Error::from)?
+            {
                 return Err(ApiError::not_found(format!(
                     "collection {name:?} has no document {id:?}"
                 )));
             }
-            let deleted = writer.delete(&[id.as_str()])?;
+            let committed = handle.delete(&[id.as_str()])?;
             Ok(DeleteAnswer {
-                deleted,
-                documents: writer.len(),
-                warnings: writer.take_warnings(),
+                deleted: committed.deleted,
+                documents: committed.snapshot.len(),
+                warnings: committed.warnings,
             })
         })
         .await?;
@@ -883,8 +881,7 @@ pub(crate) async fn create(State(app): Shared, body: Body) -> Result<Response, A
                 };
                 let analyzer = AnalyzerConfig::for_kind(body.analyzer);
                 let collection = Collection::create_with(&dir, analyzer, dense)?;
-                Served::with_reader(&body.name, collection)
-                    .map_err(|e| ApiError::internal(e.to_string()))
+                Ok(Served::with_handle(&body.name, collection))
             })();
             let served = match created {
                 Ok(served) => Arc::new(served),
@@ -948,9 +945,9 @@ pub(crate) async fn drop_collection(
         .unwrap_or_else(|e| e.into_inner())
         .remove(&name);
     // Writes queued before this one finish first; later ones answer 404.
-    let _writer = served.writer.lock().await;
+    let _writer = served.handle.lock().await;
     served.deleted.store(true, Ordering::SeqCst);
-    let dir = served.reader().dir().to_path_buf();
+    let dir = served.snapshot().dir().to_path_buf();
     // Renamed first, so a crash during the removal leaves no half collection under its name.
     let trash = app.options.data.join(format!(
         ".deleted-{name}-{}",

@@ -236,7 +236,7 @@ impl Server {
         // A write whose client went away still runs to its commit on a blocking thread: wait
         // for each collection's write handle to be free.
         for s in self.state.all() {
-            let _idle = s.writer.lock().await;
+            let _idle = s.handle.lock().await;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::{HeaderMap, StatusCode, header};
 use hybrid_search::dense::Encoder;
-use hybrid_search::{Collection, Wait, load_encoder};
+use hybrid_search::{Collection, Snapshot, Wait, load_encoder};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -16,13 +16,14 @@ use crate::{Error, Options};
 
 use crate::defaults::WRITE_WAIT;
 
-/// One served collection.
+/// One served collection: one handle, and the snapshot searches read.
 pub(crate) struct Served {
     pub(crate) name: String,
-    /// The handle searches use: one commit, replaced whole after each write.
-    reader: RwLock<Arc<Collection>>,
-    /// The handle writes go through, one at a time (waiting writes queue on this lock).
-    pub(crate) writer: Arc<tokio::sync::Mutex<Collection>>,
+    /// The snapshot searches use: one commit, replaced whole after each write.
+    current: RwLock<Arc<Snapshot>>,
+    /// The collection's handle, which writes go through one at a time (waiting writes queue on
+    /// this lock).
+    pub(crate) handle: Arc<tokio::sync::Mutex<Collection>>,
     /// Set when the collection was deleted: writes that were waiting answer 404.
     pub(crate) deleted: AtomicBool,
 }
@@ -30,50 +31,50 @@ pub(crate) struct Served {
 impl Served {
     /// Opens the collection in `dir` for serving, its model taken from `models`.
     pub(crate) fn open(name: &str, dir: &Path, models: &ModelCache) -> Result<Self, Error> {
-        let mut reader = Collection::open(dir)?;
-        for warning in reader.take_warnings() {
+        let mut handle = Collection::open(dir)?;
+        for warning in handle.take_warnings() {
             tracing::warn!(collection = name, "{warning}");
         }
         // Each model is loaded once through the cache; without it, hybrid searches fall back
         // to BM25 and say why.
-        let attached = reader.find_model(None).and_then(|model| match model {
-            Some(model) => reader.attach_encoder(models.get(&model)?),
+        let attached = handle.find_model(None).and_then(|model| match model {
+            Some(model) => handle.attach_encoder(models.get(&model)?),
             None => Ok(()),
         });
         if let Err(e) = attached {
             tracing::warn!(collection = name, "{e}; hybrid searches fall back to BM25");
-            reader.model_unavailable(&e);
+            handle.model_unavailable(&e);
         }
-        Self::with_reader(name, reader)
+        Ok(Self::with_handle(name, handle))
     }
 
-    /// Serves `reader` (with its model attached), its vector segments opened now.
-    pub(crate) fn with_reader(name: &str, reader: Collection) -> Result<Self, Error> {
-        if let Err(e) = reader.warm() {
+    /// Serves `handle` (with its model attached), its vector segments opened now.
+    pub(crate) fn with_handle(name: &str, mut handle: Collection) -> Self {
+        let current = handle.snapshot();
+        if let Err(e) = current.warm() {
             tracing::warn!(collection = name, "{e}");
         }
-        let mut writer = reader.snapshot()?;
-        writer.set_write_wait(Wait::For(WRITE_WAIT));
-        Ok(Self {
+        handle.set_write_wait(Wait::For(WRITE_WAIT));
+        Self {
             name: name.to_string(),
-            reader: RwLock::new(Arc::new(reader)),
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            current: RwLock::new(current),
+            handle: Arc::new(tokio::sync::Mutex::new(handle)),
             deleted: AtomicBool::new(false),
-        })
+        }
     }
 
-    /// The handle on the last commit this server saw: a search keeps it for its whole run, so
-    /// it sees one commit however many writes land meanwhile.
-    pub(crate) fn reader(&self) -> Arc<Collection> {
-        self.reader
+    /// The snapshot of the last commit this server saw: a search keeps it for its whole run,
+    /// so it sees one commit however many writes land meanwhile.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Makes `next` the handle later searches use.
-    pub(crate) fn publish(&self, next: Collection) {
-        *self.reader.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    /// Makes `next` the snapshot later searches use.
+    fn publish(&self, next: Arc<Snapshot>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
@@ -266,15 +267,15 @@ impl AppState {
             })
     }
 
-    /// Runs a write on `served`'s write handle, after the writes queued before it: `work` gets
-    /// the write handle and the current search handle; when it is done, searches move to the
-    /// new commit whole.
+    /// Runs a write on `served`'s handle, after the writes queued before it; when it is done,
+    /// searches move to the handle's snapshot (the new commit, its vector segments and key ->
+    /// id map ready) whole.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         served: Arc<Served>,
-        work: impl FnOnce(&mut Collection, &Collection) -> Result<T, ApiError> + Send + 'static,
+        work: impl FnOnce(&mut Collection) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let writer = served.writer.clone().lock_owned().await;
+        let handle = served.handle.clone().lock_owned().await;
         if served.is_deleted() {
             return Err(ApiError::not_found(format!(
                 "collection {:?} was deleted",
@@ -285,26 +286,15 @@ impl AppState {
         joined(
             tokio::task::spawn_blocking(move || {
                 let _request = span.enter();
-                let mut writer = writer;
-                let reader = served.reader();
-                writer.share_segments(&reader);
-                let out = work(&mut writer, &reader);
-                // Whether or not `work` committed, searches move to the last commit.
-                match writer.snapshot() {
-                    Ok(next) => {
-                        // Its segments opened before any search holds it.
-                        if let Err(e) = next.warm() {
-                            tracing::warn!(collection = %served.name, "{e}");
-                        }
-                        served.publish(next);
-                    }
-                    Err(e) => {
-                        return Err(ApiError::internal(format!(
-                            "the write's outcome stands, but searches could not move to the \
-                             new commit: {e}"
-                        )));
-                    }
+                let mut handle = handle;
+                let out = work(&mut handle);
+                // Whether or not `work` committed, searches move to the last commit the handle
+                // saw, its segments opened before any search holds it.
+                let next = handle.snapshot();
+                if let Err(e) = next.warm() {
+                    tracing::warn!(collection = %served.name, "{e}");
                 }
+                served.publish(next);
                 out
             })
             .await,

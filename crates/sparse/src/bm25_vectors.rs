@@ -209,7 +209,7 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when a segment's statistics cannot be read.
     pub fn bm25_stats(&self) -> Result<Bm25Stats> {
-        self.stats_of(&self.reader.searcher())
+        self.stats_of(&self.searcher())
     }
 
     /// The statistics BM25 uses on `searcher`'s commit.
@@ -234,7 +234,7 @@ impl Bm25Index {
     /// Analysis errors of the query; [`Error::Tantivy`] when a document frequency cannot be
     /// read.
     pub fn query_vector(&self, text: &str) -> Result<SparseVector> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher();
         let docs = Bm25StatisticsProvider::total_num_docs(&searcher)?;
         let (terms, bigrams) = self.query_terms(text)?;
         let mut pairs = Vec::with_capacity(terms.len() + bigrams.len());
@@ -286,7 +286,7 @@ impl Bm25Index {
         batch: usize,
         f: &mut dyn FnMut(Vec<DocumentVector>) -> std::result::Result<(), E>,
     ) -> std::result::Result<Bm25Stats, E> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher();
         // The statistics of the same commit the postings are read from.
         let stats = self.stats_of(&searcher)?;
         let fields = tagged_fields(self);
@@ -347,7 +347,7 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when a term dictionary cannot be read.
     pub fn term_id_collisions(&self) -> Result<CollisionReport> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher();
         let mut ids: HashMap<u32, Vec<u8>> = HashMap::new();
         let mut terms = std::collections::HashSet::new();
         for segment in searcher.segment_readers() {

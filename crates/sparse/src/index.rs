@@ -217,12 +217,19 @@ impl SegmentColumns {
     }
 }
 
-/// A BM25 index in a folder.
+/// A BM25 index in a folder. A clone shares the reader (reloading one reloads both; see
+/// [`Bm25Index::reopen`] for a handle with its own and [`Bm25Index::pin`] for one fixed on a
+/// commit).
+#[derive(Clone)]
 pub struct Bm25Index {
     index: Index,
-    /// Per segment, the fast-field columns that turn a hit into (key, id), opened once.
-    segments: RwLock<HashMap<SegmentId, Arc<SegmentColumns>>>,
+    /// Per segment, the fast-field columns that turn a hit into (key, id), opened once and
+    /// shared by every handle [`Bm25Index::pin`] made.
+    segments: Arc<RwLock<HashMap<SegmentId, Arc<SegmentColumns>>>>,
     pub(crate) reader: IndexReader,
+    /// The searcher of one commit, for a handle made by [`Bm25Index::pin`]: it answers from
+    /// that commit whatever the reader moves to.
+    pinned: Option<Searcher>,
     pub(crate) fields: Fields,
     pub(crate) analyzer: Arc<Analyzer>,
     pub(crate) ngram_weight: f32,
@@ -273,8 +280,9 @@ impl Bm25Index {
         let reader = manual_reader(&index)?;
         Ok(Self {
             index,
-            segments: RwLock::default(),
+            segments: Arc::default(),
             reader,
+            pinned: None,
             fields,
             analyzer,
             ngram_weight: config.ngram_weight,
@@ -297,12 +305,66 @@ impl Bm25Index {
             .clone();
         Ok(Self {
             index: self.index.clone(),
-            segments: RwLock::new(columns),
+            segments: Arc::new(RwLock::new(columns)),
             reader,
+            pinned: None,
             fields: self.fields,
             analyzer: self.analyzer.clone(),
             ngram_weight: self.ngram_weight,
         })
+    }
+
+    /// A handle that answers from the commit this one is on now, however often this one is
+    /// reloaded later: it holds that commit's searcher (tantivy's `Searcher`, shared by `Arc`,
+    /// so no file is read) and shares the analyzer and the columns cache. Pinning a pinned
+    /// handle gives the same commit.
+    pub fn pin(&self) -> Self {
+        Self {
+            index: self.index.clone(),
+            segments: self.segments.clone(),
+            reader: self.reader.clone(),
+            pinned: Some(self.searcher()),
+            fields: self.fields,
+            analyzer: self.analyzer.clone(),
+            ngram_weight: self.ngram_weight,
+        }
+    }
+
+    /// The searcher of the commit this handle answers from: the pinned one, else the
+    /// reader's.
+    pub(crate) fn searcher(&self) -> Searcher {
+        match &self.pinned {
+            Some(searcher) => searcher.clone(),
+            None => self.reader.searcher(),
+        }
+    }
+
+    /// Which commit the handle is on, as its segments and their deletions: equal values
+    /// mean the same documents.
+    pub fn commit_state(&self) -> Vec<(String, u32)> {
+        let mut state: Vec<(String, u32)> = self
+            .searcher()
+            .segment_readers()
+            .iter()
+            .filter(|s| s.num_docs() > 0)
+            .map(|s| (s.segment_id().uuid_string(), s.num_deleted_docs()))
+            .collect();
+        state.sort();
+        state
+    }
+
+    /// Whether a live document has external id `id` (one term lookup; no stored document is
+    /// read).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the lookup fails.
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.searcher().search(&query, &tantivy::collector::Count)? > 0)
     }
 
     /// The analyzer that documents and queries go through.
@@ -404,7 +466,7 @@ impl Bm25Index {
 
     /// Number of live documents.
     pub fn num_docs(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        self.searcher().num_docs()
     }
 
     /// Builds the BM25 query for a user's text; `None` when no term survives analysis.
@@ -444,7 +506,7 @@ impl Bm25Index {
         let Some(query) = self.query(text)? else {
             return Ok(Vec::new());
         };
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher();
         let top = if k >= DEEP_K {
             searcher.search(&query, &DeepTopK { k })?
         } else {
@@ -499,7 +561,7 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when a segment's fast fields cannot be read.
     pub fn live_keys(&self) -> Result<Vec<(u64, Arc<str>)>> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher();
         let columns = self.segment_columns(&searcher)?;
         let mut out = Vec::with_capacity(searcher.num_docs() as usize);
         for (segment, cols) in searcher.segment_readers().iter().zip(&columns) {
@@ -518,7 +580,7 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when the stored document cannot be read.
     pub fn get(&self, id: &str) -> Result<Option<SparseDoc>> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher();
         let query = TermQuery::new(
             Term::from_field_text(self.fields.id, id),
             IndexRecordOption::Basic,

@@ -48,7 +48,7 @@ pub fn upsert_documents(
     on_doc: impl FnMut(),
     on_encoded: hybrid_search::EncodeProgress,
     merge: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<hybrid_search::Committed> {
     let line = std::cell::Cell::new(0usize);
     let stream = std::iter::from_fn(|| {
         let next = docs.next()?;
@@ -78,31 +78,30 @@ pub fn add(args: &AddArgs) -> anyhow::Result<()> {
     let mut collection = Collection::open(index)?;
     collection.set_write_wait(wait);
     collection.attach_model(&args.model.choice())?;
-    let before = collection.len();
     let (bar, on_encoded) = encode_bar();
     let mut count = 0u64;
     let result = upsert_documents(&mut collection, docs, || count += 1, on_encoded, false);
     bar.finish_and_clear();
-    if let Err(err) = result {
-        return Err(err.context(format!(
+    let committed = result.map_err(|err| {
+        err.context(format!(
             "adding {} to {}; nothing was committed, the collection is as before",
             file.display(),
             index.display()
-        )));
-    }
+        ))
+    })?;
     if count == 0 {
         bail!("{}: no documents to add", file.display());
     }
-    render::warnings(&mut collection);
-    let added = collection.len().saturating_sub(before);
+    render::warnings(committed.warnings);
     eprintln!(
-        "added {count} documents from {} to {} ({added} new, {} replaced) in {:.2} s; {} \
+        "added {count} documents from {} to {} ({} new, {} replaced) in {:.2} s; {} \
          documents in the collection",
         file.display(),
         index.display(),
-        count.saturating_sub(added),
+        committed.added,
+        committed.replaced,
         started.elapsed().as_secs_f64(),
-        collection.len()
+        committed.snapshot.len()
     );
     Ok(())
 }
@@ -113,13 +112,14 @@ pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
     let mut collection = Collection::open(&args.index)?;
     collection.set_write_wait(wait);
     let ids: Vec<&str> = args.ids.iter().map(String::as_str).collect();
-    let found = collection.delete(&ids)?;
-    render::warnings(&mut collection);
+    let committed = collection.delete(&ids)?;
+    render::warnings(committed.warnings);
     eprintln!(
-        "deleted {found} of {} ids from {}; {} documents in the collection",
+        "deleted {} of {} ids from {}; {} documents in the collection",
+        committed.deleted,
         ids.len(),
         args.index.display(),
-        collection.len()
+        committed.snapshot.len()
     );
     Ok(())
 }

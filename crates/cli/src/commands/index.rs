@@ -149,23 +149,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let result = upsert_documents(&mut collection, docs, on_doc, on_encoded, true);
     bar.finish_and_clear();
     encoding.finish_and_clear();
-    if let Err(err) = result {
-        // Nothing was committed (errors after the commit point are warnings): remove the
-        // folder only if this run created it and it holds no committed collection.
-        let busy = matches!(
-            err.downcast_ref::<hybrid_search::Error>(),
-            Some(hybrid_search::Error::Busy { .. })
-        );
-        if !existed && created_folder && !busy && !committed(index) {
-            let _ = std::fs::remove_dir_all(index);
+    let committed = match result {
+        Ok(committed) => committed,
+        Err(err) => {
+            // Nothing was committed (errors after the commit point are warnings): remove the
+            // folder only if this run created it and it holds no committed collection.
+            let busy = matches!(
+                err.downcast_ref::<hybrid_search::Error>(),
+                Some(hybrid_search::Error::Busy { .. })
+            );
+            if !existed && created_folder && !busy && !committed(index) {
+                let _ = std::fs::remove_dir_all(index);
+            }
+            return Err(err.context(format!(
+                "indexing {} into {}; nothing was committed",
+                dataset.display(),
+                index.display()
+            )));
         }
-        return Err(err.context(format!(
-            "indexing {} into {}; nothing was committed",
-            dataset.display(),
-            index.display()
-        )));
-    }
-    render::warnings(&mut collection);
+    };
+    render::warnings(committed.warnings);
     eprintln!(
         "indexed {count} documents from {} into {} in {:.2} s ({} documents in the collection)",
         dataset.display(),

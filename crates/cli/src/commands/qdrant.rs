@@ -83,7 +83,7 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
 
 fn run_sync(args: &SyncArgs) -> anyhow::Result<()> {
     let mut collection = Collection::open(&args.index)?;
-    render::warnings(&mut collection);
+    render::warnings(collection.take_warnings());
     let client = Client::connect(Target {
         url: args.url.clone(),
         collection: args.collection.clone(),
@@ -130,7 +130,7 @@ fn run_sync(args: &SyncArgs) -> anyhow::Result<()> {
 
 fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let mut collection = Collection::open(&args.index)?;
-    render::warnings(&mut collection);
+    render::warnings(collection.take_warnings());
     let dataset = match &args.queries {
         Some(path) => {
             if collection.manifest().dense.is_some() {

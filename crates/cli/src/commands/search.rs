@@ -57,12 +57,10 @@ fn parse_vector(text: &str) -> anyhow::Result<Vec<f32>> {
 /// which they report), and the request every search starts from.
 pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, SearchRequest)> {
     let mut collection = Collection::open(index)?;
-    render::warnings(&mut collection);
-    let mut request = SearchRequest {
-        mode: plan.mode,
-        fusion: plan.fusion,
-        ..SearchRequest::new("", RESULTS)
-    };
+    render::warnings(collection.take_warnings());
+    let mut request = SearchRequest::new("", RESULTS)
+        .with_mode_or_default(plan.mode)
+        .with_fusion(plan.fusion);
     // What can be refused without the models is refused before any loads: fusion flags that do
     // not fit the collection's settings, a query model the collection cannot use.
     let mode = collection.resolve(&request)?.mode;
@@ -71,7 +69,7 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
         let encoder = load_encoder(dir, plan.model.weights)
             .with_context(|| format!("loading query model {}", dir.display()))?;
         collection.check_query_model(mode, dir, Some(encoder.description().dim))?;
-        request.query_encoder = Some(encoder);
+        request = request.with_query_encoder(encoder);
     }
     if let Some((dir, options)) = &plan.rerank {
         let model =
@@ -82,19 +80,19 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
                     dir.display()
                 )
             })?;
-        request.rerank = Some(Rerank {
+        request = request.with_rerank(Rerank {
             model: Arc::new(model),
             options: *options,
         });
     }
-    collection.attach_model_for_search(&plan.model, mode, request.query_encoder.is_some())?;
+    collection.attach_model_for_search(&plan.model, mode, request.query_encoder().is_some())?;
     if let Some(q) = &plan.qdrant {
         let client = Client::connect(q.target.clone())?;
         let (legs, warnings) = QdrantLegs::new(client, &collection, q.options)?;
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        request.remote = Some(Arc::new(legs));
+        request = request.with_remote(Arc::new(legs));
     }
     Ok((collection, request))
 }
@@ -105,13 +103,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let vector = args.vector.as_deref().map(parse_vector).transpose()?;
     let query = args.query.as_deref().unwrap_or("");
     let (collection, template) = open(&args.index, &plan)?;
-    let request = SearchRequest {
-        query: query.to_string(),
-        vector,
-        k: args.k,
-        explain: args.explain,
-        ..template
-    };
+    let mut request = template
+        .with_query(query)
+        .with_k(args.k)
+        .with_explain(args.explain);
+    if let Some(vector) = vector {
+        request = request.with_vector(vector);
+    }
     let results = collection.run(&request)?;
     render::search(query, &results, args.k, (args.json, args.explain))
 }

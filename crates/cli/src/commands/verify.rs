@@ -66,7 +66,7 @@ pub fn repair(args: &RepairArgs) -> anyhow::Result<()> {
     let result = collection.repair_dense(Some(on_encoded));
     bar.finish_and_clear();
     let documents = result?;
-    render::warnings(&mut collection);
+    render::warnings(collection.take_warnings());
     eprintln!(
         "re-encoded {documents} documents into {} in {:.2} s",
         args.index.display(),
