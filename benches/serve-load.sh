@@ -7,6 +7,8 @@
 #   4. the server's peak RSS (VmHWM) after 2 and after 3;
 #   5. 8 clients for SECONDS that each spawn `hybrid-search search` per query (the CLI's rate).
 # Usage: benches/serve-load.sh INDEX [DATASET] [SECONDS]
+#   HS=... LOAD=... (the hybrid-search and serve-load binaries) run two builds side by side
+#   without building.
 #   INDEX: a SciFact collection built with all-MiniLM-L6-v2, e.g.
 #     hybrid-search index --index data/scifact --dataset ../shared/data/scifact --model models/all-MiniLM-L6-v2
 #   It is copied to a temporary data folder before the writer adds to it.
@@ -16,9 +18,11 @@ INDEX=${1:?usage: benches/serve-load.sh INDEX [DATASET] [SECONDS]}
 DATASET=${2:-../shared/data/scifact}
 DURATION=${3:-60}
 CLIENTS=8
-cargo build --release --quiet -p hybrid-search-cli -p hybrid-search-benches --bin hybrid-search --bin serve-load
-HS=target/release/hybrid-search
-LOAD=target/release/serve-load
+if [[ -z "${HS:-}" || -z "${LOAD:-}" ]]; then
+  cargo build --release --quiet -p hybrid-search-cli -p hybrid-search-benches --bin hybrid-search --bin serve-load
+fi
+HS=${HS:-target/release/hybrid-search}
+LOAD=${LOAD:-target/release/serve-load}
 WORK=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/data"

@@ -13,7 +13,8 @@
 //!   Creating the folder and deleting it afterwards are not timed.
 //! - `query/scifact-k10`, `query/scifact-k1000`, `query/korquad-k10`: running the SciFact test
 //!   queries (300), or the first 1000 KorQuAD questions, one at a time through
-//!   `Collection::search_ids` against a collection built once beforehand; throughput in queries.
+//!   the collection's sparse leg (`LocalLegs` with `LegQuery::sparse`) against a collection built
+//!   once beforehand; throughput in queries.
 //!
 //! The data is read in place from `shared/data` next to the repository; a data set that is
 //! missing is reported and its benchmarks skipped. The Korean analyzers need the ko-dic
@@ -30,7 +31,7 @@ use std::sync::OnceLock;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 use hybrid_search::sparse::Analyzer;
-use hybrid_search::{AnalyzerConfig, AnalyzerKind, Dataset};
+use hybrid_search::{AnalyzerConfig, AnalyzerKind, Dataset, LegQuery, Legs, LocalLegs};
 use hybrid_search_benches::{
     build_collection, document_text, korquad_path, load_or_skip, scifact_path,
 };
@@ -149,7 +150,7 @@ fn index(c: &mut Criterion) {
     group.finish();
 }
 
-/// `query/*`: sequential `search_ids` latency over a prebuilt collection.
+/// `query/*`: sequential BM25-leg latency over a prebuilt collection.
 fn query(c: &mut Criterion) {
     if analyzer_or_skip(AnalyzerKind::Auto).is_none() {
         return;
@@ -179,7 +180,8 @@ fn query(c: &mut Criterion) {
             group.bench_function(format!("{name}-k{k}"), |b| {
                 b.iter(|| {
                     for &q in &queries {
-                        black_box(collection.search_ids(black_box(q), k).expect("search"));
+                        let query = LegQuery::sparse(black_box(q), k);
+                        black_box(LocalLegs.search(&collection, &query).expect("search"));
                     }
                 });
             });

@@ -20,23 +20,18 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use hybrid_search::dense::SplitMix64;
+
 const DIM: usize = 384;
 const CENTRES: usize = 1000;
 const VOCABULARY: usize = 50_000;
 
-/// SplitMix64.
-struct Rng(u64);
+/// The corpus's draws from the project's seeded generator.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.uniform() * n as f64) as usize % n
@@ -156,7 +151,7 @@ fn main() {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     let vocab = vocabulary(&data);
     let cdf = zipf_cdf(vocab.len());
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64::new(seed));
     let centres = (0..CENTRES)
         .map(|_| unit((0..DIM).map(|_| rng.normal()).collect()))
         .collect();

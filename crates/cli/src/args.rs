@@ -12,9 +12,9 @@ use hybrid_search::defaults::{RERANK_DEPTH, RERANK_WEIGHT_SCIFACT_DEV};
 use hybrid_search::dense::WeightFormat;
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, DecompoundMode, FusionMethod, FusionOverrides, Mode, ModelChoice,
-    NormChoice, RerankOptions, ServerFusion, Setting, StopWords, Wait,
+    NormChoice, RerankOptions, Setting, StopWords, Wait,
 };
-use hybrid_search_qdrant::{LegsOptions, Target};
+use hybrid_search_qdrant::{LegsOptions, ServerFusion, Target};
 
 /// The flag that sets `setting` (the engine's errors name settings neutrally).
 pub fn flag(setting: Setting) -> &'static str {

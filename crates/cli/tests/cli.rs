@@ -5,7 +5,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{beir_fixture, err, fixture, hs, index_with_model, indexed_fixture, ok, s, top_ids};
+use common::{
+    beir_fixture, err, err_with, fixture, hs, index_with_model, indexed_fixture, ok, s, top_ids,
+};
 
 #[test]
 fn index_and_search_korean_english_and_mixed() {
@@ -164,10 +166,12 @@ fn bad_input_names_the_file_and_line_and_keeps_committed_data() {
         !tmp.path().join("other").exists(),
         "a failed first index leaves no folder"
     );
+    // Exit status by the kind of failure: not found 3, bad input 2.
     assert!(
-        err(&["search", "--index", s(tmp.path()), "x"]).contains("not a hybrid-search collection")
+        err_with(3, &["search", "--index", s(tmp.path()), "x"])
+            .contains("not a hybrid-search collection")
     );
-    assert!(err(&["search", "--index", s(&index), "-k", "0", "x"]).contains("-k"));
+    assert!(err_with(2, &["search", "--index", s(&index), "-k", "0", "x"]).contains("-k"));
 }
 
 #[test]
@@ -315,17 +319,20 @@ fn dense_index_search_eval_and_model_mismatch() {
         "x",
     ]);
     assert!(e.contains("alpha"), "{e}");
-    // Another model is refused with what differs and what to do.
-    let e = err(&[
-        "search",
-        "--index",
-        s(&index),
-        "--mode",
-        "dense",
-        "--model",
-        s(&other),
-        "x",
-    ]);
+    // Another model is refused with what differs and what to do (a conflict: status 4).
+    let e = err_with(
+        4,
+        &[
+            "search",
+            "--index",
+            s(&index),
+            "--mode",
+            "dense",
+            "--model",
+            s(&other),
+            "x",
+        ],
+    );
     assert!(e.contains("fingerprint") && e.contains("--model"), "{e}");
     // A collection without a dense leg says so.
     let sparse_only = indexed_fixture(&dir.path().join("sparse"));

@@ -16,19 +16,6 @@ use hybrid_search::Collection;
 const ROUNDS: usize = 20;
 const BATCH: usize = 300;
 
-/// SplitMix64, for reproducible kill times (relative to the measured run time).
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A batch of `BATCH` new documents, plus a new text for two fixture documents.
 fn write_batch(path: &Path, round: usize) {
     write_batch_of(path, round, BATCH);
@@ -170,12 +157,12 @@ fn killing_add_at_random_moments_leaves_the_last_commit_whole() {
     let full = started.elapsed();
     let mut expected = 30 + BATCH as u64;
 
-    let mut rng = Rng(2026);
+    let mut rng = hybrid_search::dense::SplitMix64::new(2026);
     let (mut mid_write, mut committed) = (0, 0);
     for round in 1..=ROUNDS {
         write_batch(&file, round);
         let mut child = add(&file);
-        let delay = full.mul_f64(0.2 + 1.3 * rng.next_f64());
+        let delay = full.mul_f64(0.2 + 1.3 * rng.uniform());
         std::thread::sleep(delay);
         let running = child.try_wait().unwrap().is_none();
         child.kill().ok();

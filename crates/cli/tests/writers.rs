@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::s;
 use hybrid_search::dense::{Device, Encoder, TextKind};
-use hybrid_search::{Collection, Mode};
+use hybrid_search::{Collection, FusionOverrides, Mode, SearchRequest};
 
 fn write_batch(path: &Path, tag: &str, size: usize) {
     let mut body = String::new();
@@ -48,7 +48,7 @@ fn a_second_writer_is_refused_or_waits() {
     let writer = holder.writer().unwrap();
 
     let out = add(&index, &model, &file, &[]).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(5), "busy: {}", stderr_of(&out));
     let message = stderr_of(&out);
     assert!(
         message.contains(s(&index))
@@ -154,7 +154,12 @@ fn two_concurrent_adds_lose_and_misattribute_nothing() {
                     .encode(&[text.as_str()], TextKind::Passage, 1)
                     .unwrap();
                 let hits = c
-                    .rank("", Some(&v[0]), 1, Mode::Dense, &c.hybrid_options())
+                    .rank(
+                        &SearchRequest::new("", 1)
+                            .with_mode(Mode::Dense)
+                            .with_fusion(FusionOverrides::exactly(c.hybrid_options()))
+                            .with_vector(v[0].to_vec()),
+                    )
                     .unwrap()
                     .hits;
                 assert_eq!(&*hits[0].id, id.as_str(), "round {round}");

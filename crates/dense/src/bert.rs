@@ -410,8 +410,9 @@ impl Builder<'_> {
     }
 
     /// Query, key and value stacked into one `[3H, H]` matrix.
-    fn qkv(&self, prefix: &str, h: usize) -> Result<Linear> {
-        let names = ["query", "key", "value"].map(|p| format!("{prefix}.{p}"));
+    fn qkv(&self, layer: &tensor_names::Layer, h: usize) -> Result<Linear> {
+        let prefix = layer.attention.as_str();
+        let names = ["query", "key", "value"].map(|p| layer.projection(p));
         let mut weights = Vec::with_capacity(3);
         let mut biases = Vec::with_capacity(3);
         for n in &names {
@@ -480,7 +481,7 @@ impl Bert {
             device,
         };
         let (h, ff) = (config.hidden, config.intermediate);
-        let word = match b.stored("embeddings.word_embeddings.weight", &[config.vocab, h])? {
+        let word = match b.stored(tensor_names::WORD_EMBEDDINGS, &[config.vocab, h])? {
             // The table is only looked up, and a looked-up Q4_0 row is dequantised exactly, so it
             // stays in its blocks in every format (multilingual-e5-small's 250k x 384 table:
             // 54 MB as Q4_0, 384 MB as f32).
@@ -488,28 +489,21 @@ impl Bert {
             Stored::F32(t) => QMatMul::Tensor(t),
         };
         let positions = b.dense(
-            "embeddings.position_embeddings.weight",
+            tensor_names::POSITION_EMBEDDINGS,
             &[config.max_positions + config.position_offset, h],
         )?;
-        let token_type = b.dense(
-            "embeddings.token_type_embeddings.weight",
-            &[config.type_vocab, h],
-        )?;
-        let embedding_norm = b.norm("embeddings.LayerNorm", h, config.eps)?;
+        let token_type = b.dense(tensor_names::TOKEN_TYPE_EMBEDDINGS, &[config.type_vocab, h])?;
+        let embedding_norm = b.norm(tensor_names::EMBEDDING_NORM, h, config.eps)?;
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
-            let p = format!("encoder.layer.{i}");
+            let names = tensor_names::layer(i);
             layers.push(Layer {
-                qkv: b.qkv(&format!("{p}.attention.self"), h)?,
-                attention_out: b.linear(&format!("{p}.attention.output.dense"), h, h)?,
-                attention_norm: b.norm(
-                    &format!("{p}.attention.output.LayerNorm"),
-                    h,
-                    config.eps,
-                )?,
-                intermediate: b.linear(&format!("{p}.intermediate.dense"), ff, h)?,
-                output: b.linear(&format!("{p}.output.dense"), h, ff)?,
-                output_norm: b.norm(&format!("{p}.output.LayerNorm"), h, config.eps)?,
+                qkv: b.qkv(&names, h)?,
+                attention_out: b.linear(&names.attention_out, h, h)?,
+                attention_norm: b.norm(&names.attention_norm, h, config.eps)?,
+                intermediate: b.linear(&names.intermediate, ff, h)?,
+                output: b.linear(&names.output, h, ff)?,
+                output_norm: b.norm(&names.output_norm, h, config.eps)?,
             });
         }
         let fused = layers.iter().all(|l| l.cpu().is_some());
@@ -669,6 +663,56 @@ impl Bert {
             offset += s.len();
         }
         Tensor::cat(&pooled, 0)
+    }
+}
+
+/// The tensor names of a BERT checkpoint (Hugging Face's `BertModel`, without the `bert.`
+/// prefix some checkpoints add), in one place for the inference loader and the trainer.
+pub mod tensor_names {
+    /// The word embedding table, `(vocab, hidden)`.
+    pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
+    /// The position embedding table, `(max positions + offset, hidden)`.
+    pub const POSITION_EMBEDDINGS: &str = "embeddings.position_embeddings.weight";
+    /// The token type embedding table, `(type vocab, hidden)`.
+    pub const TOKEN_TYPE_EMBEDDINGS: &str = "embeddings.token_type_embeddings.weight";
+    /// The layer norm after the embeddings (`.weight`, `.bias`).
+    pub const EMBEDDING_NORM: &str = "embeddings.LayerNorm";
+
+    /// The prefixes of one encoder layer's tensors (each with `.weight` and `.bias`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Layer {
+        /// Self-attention's projections: `{attention}.query`, `.key`, `.value`.
+        pub attention: String,
+        /// The attention output projection.
+        pub attention_out: String,
+        /// The layer norm after attention.
+        pub attention_norm: String,
+        /// The feed-forward up projection.
+        pub intermediate: String,
+        /// The feed-forward down projection.
+        pub output: String,
+        /// The layer norm after the feed-forward block.
+        pub output_norm: String,
+    }
+
+    impl Layer {
+        /// Self-attention's `query`, `key` or `value` projection.
+        pub fn projection(&self, which: &str) -> String {
+            format!("{}.{which}", self.attention)
+        }
+    }
+
+    /// The tensor prefixes of encoder layer `i`.
+    pub fn layer(i: usize) -> Layer {
+        let p = format!("encoder.layer.{i}");
+        Layer {
+            attention: format!("{p}.attention.self"),
+            attention_out: format!("{p}.attention.output.dense"),
+            attention_norm: format!("{p}.attention.output.LayerNorm"),
+            intermediate: format!("{p}.intermediate.dense"),
+            output: format!("{p}.output.dense"),
+            output_norm: format!("{p}.output.LayerNorm"),
+        }
     }
 }
 

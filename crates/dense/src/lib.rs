@@ -22,6 +22,7 @@ mod fused;
 mod int8;
 mod ops;
 mod packed;
+mod rng;
 mod tiny;
 mod tiny_decoder;
 mod vectors;
@@ -37,6 +38,7 @@ pub use encoder::{
 pub use error::{Error, Result};
 pub use fused::f32_kernel_name;
 pub use int8::int8_kernel_name;
+pub use rng::SplitMix64;
 pub use tiny::TinyModel;
 pub use tiny_decoder::TinyDecoder;
 pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at};
@@ -47,6 +49,7 @@ pub use vectors::{ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSett
 pub mod model {
     pub use crate::bert::{
         Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
+        tensor_names,
     };
     pub use crate::decoder::{Kernels, MAX_POSITIONS, attention, causal_mask, rope_tables};
     pub use crate::encoder::{describe, load_tokenizer};

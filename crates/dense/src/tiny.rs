@@ -15,6 +15,7 @@ use candle_core::{Device, Tensor};
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
 
 /// The shape of a tiny model.
 #[derive(Debug, Clone, Copy)]
@@ -55,22 +56,14 @@ fn vocabulary() -> Vec<String> {
     vocab
 }
 
-/// SplitMix64: a small, well-mixed deterministic generator.
-pub(crate) struct Rng(pub(crate) u64);
+/// The tiny models' random weights.
+pub(crate) struct Rng(pub(crate) SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// Uniform in [-scale, scale).
     pub(crate) fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n)
-            .map(|_| ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
+            .map(|_| (self.0.uniform_f32() * 2.0 - 1.0) * scale)
             .collect()
     }
 }
@@ -109,7 +102,7 @@ impl TinyModel {
                 "pad_token_id": 0
             }),
         )?;
-        let mut rng = Rng(self.seed);
+        let mut rng = Rng(SplitMix64::new(self.seed));
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
         let device = Device::Cpu;
         let mut add = |name: String, shape: &[usize], values: Vec<f32>| -> Result<()> {
@@ -226,7 +219,7 @@ impl TinyModel {
         let mut tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
             .map_err(|e| Error::candle(&weights, e))?;
         let h = self.hidden;
-        let mut rng = Rng(self.seed + 1);
+        let mut rng = Rng(SplitMix64::new(self.seed + 1));
         let head = [
             (
                 "pooler.dense.weight",

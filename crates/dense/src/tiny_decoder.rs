@@ -108,7 +108,7 @@ impl TinyDecoder {
         let vocab = tokens.len();
 
         let device = Device::Cpu;
-        let mut rng = crate::tiny::Rng(self.seed);
+        let mut rng = crate::tiny::Rng(crate::SplitMix64::new(self.seed));
         // Uniform in [offset - scale, offset + scale).
         let mut random =
             |shape: &[usize], scale: f64, offset: f64| -> candle_core::Result<Tensor> {

@@ -7,40 +7,16 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hybrid_search_dense::{
-    ExactIndex, HnswIndex, Metric, Scalar, VectorIndex, VectorSettings, recall_at,
+    ExactIndex, HnswIndex, Metric, Scalar, SplitMix64, VectorIndex, VectorSettings, recall_at,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// SplitMix64: a tiny seeded generator, so the data is the same on every run and machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn gaussian(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform(); // (0, 1]
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
-    fn gaussian_vector(&mut self, dim: usize) -> Vec<f32> {
-        (0..dim).map(|_| self.gaussian() as f32).collect()
-    }
+/// A vector of `dim` standard normal draws.
+fn gaussian_vector(rng: &mut SplitMix64, dim: usize) -> Vec<f32> {
+    (0..dim).map(|_| rng.normal() as f32).collect()
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {
@@ -54,12 +30,12 @@ fn normalized(mut v: Vec<f32>) -> Vec<f32> {
 /// A point of a cluster: the centre plus noise of relative size `spread`, normalised. The spread
 /// varies per point, as in real embeddings, where some texts sit close to their topic and
 /// others far.
-fn near(rng: &mut Rng, centre: &[f32], spread: f32) -> Vec<f32> {
+fn near(rng: &mut SplitMix64, centre: &[f32], spread: f32) -> Vec<f32> {
     let scale = spread / (centre.len() as f32).sqrt();
     normalized(
         centre
             .iter()
-            .map(|c| c + scale * rng.gaussian() as f32)
+            .map(|c| c + scale * rng.normal() as f32)
             .collect(),
     )
 }
@@ -244,12 +220,12 @@ fn best_window_wins_and_keys_are_distinct() {
 #[test]
 fn hnsw_many_windows_per_key_still_gives_k_distinct_keys() {
     let dim = 32;
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     let mut exact = ExactIndex::new(settings(dim)).unwrap();
     let mut hnsw = HnswIndex::new(settings(dim)).unwrap();
     let mut centres = Vec::new();
     for key in 0..300u64 {
-        let centre = normalized(rng.gaussian_vector(dim));
+        let centre = normalized(gaussian_vector(&mut rng, dim));
         for _ in 0..8 {
             let window = near(&mut rng, &centre, 0.2);
             exact.add(key, &window).unwrap();
@@ -321,19 +297,19 @@ fn usearch_multi_search_repeats_keys() {
 #[test]
 fn hnsw_expansion_is_at_least_k() {
     let dim = 16;
-    let mut rng = Rng(11);
+    let mut rng = SplitMix64::new(11);
     let mut s = settings(dim);
     s.expansion_search = 1;
     let mut hnsw = HnswIndex::new(s).unwrap();
     let mut exact = ExactIndex::new(settings(dim)).unwrap();
     for key in 0..2000 {
-        let v = normalized(rng.gaussian_vector(dim));
+        let v = normalized(gaussian_vector(&mut rng, dim));
         hnsw.add(key, &v).unwrap();
         exact.add(key, &v).unwrap();
     }
     let mut total = 0.0;
     for _ in 0..50 {
-        let q = normalized(rng.gaussian_vector(dim));
+        let q = normalized(gaussian_vector(&mut rng, dim));
         let b = hnsw.search(&q, 10).unwrap();
         assert_eq!(b.len(), 10);
         total += recall_at(&exact.search(&q, 10).unwrap(), &b, 10);
@@ -409,13 +385,13 @@ fn recall_at_counts_shared_keys() {
 #[test]
 fn hnsw_searches_from_many_threads_at_once() {
     let dim = 16;
-    let mut rng = Rng(5);
+    let mut rng = SplitMix64::new(5);
     let mut hnsw = HnswIndex::new(settings(dim)).unwrap();
     for key in 0..500 {
-        hnsw.add(key, &normalized(rng.gaussian_vector(dim)))
+        hnsw.add(key, &normalized(gaussian_vector(&mut rng, dim)))
             .unwrap();
     }
-    let queries: Vec<Vec<f32>> = (0..32).map(|_| rng.gaussian_vector(dim)).collect();
+    let queries: Vec<Vec<f32>> = (0..32).map(|_| gaussian_vector(&mut rng, dim)).collect();
     let index = &hnsw;
     // More threads than usearch reserved per-thread buffers for (one per CPU).
     std::thread::scope(|scope| {
@@ -435,12 +411,12 @@ fn hnsw_searches_from_many_threads_at_once() {
 fn hnsw_smaller_scalars_find_duplicates() {
     let dim = 64;
     for scalar in [Scalar::F16, Scalar::BF16, Scalar::I8] {
-        let mut rng = Rng(3);
+        let mut rng = SplitMix64::new(3);
         let mut s = settings(dim);
         s.scalar = scalar;
         let mut hnsw = HnswIndex::new(s).unwrap();
         let vectors: Vec<Vec<f32>> = (0..300)
-            .map(|_| normalized(rng.gaussian_vector(dim)))
+            .map(|_| normalized(gaussian_vector(&mut rng, dim)))
             .collect();
         for (key, v) in vectors.iter().enumerate() {
             hnsw.add(key as u64, v).unwrap();
@@ -457,10 +433,10 @@ fn hnsw_smaller_scalars_find_duplicates() {
 // Files
 // ---------------------------------------------------------------------------------------------
 
-fn fill(index: &mut dyn VectorIndex, rng: &mut Rng, keys: u64) {
+fn fill(index: &mut dyn VectorIndex, rng: &mut SplitMix64, keys: u64) {
     let dim = index.settings().dim;
     for key in 0..keys {
-        let centre = normalized(rng.gaussian_vector(dim));
+        let centre = normalized(gaussian_vector(rng, dim));
         index.add(key, &centre).unwrap();
         if key % 3 == 0 {
             index.add(key, &near(rng, &centre, 0.5)).unwrap();
@@ -469,7 +445,7 @@ fn fill(index: &mut dyn VectorIndex, rng: &mut Rng, keys: u64) {
     index.remove(5).unwrap();
 }
 
-fn assert_same_answers(a: &dyn VectorIndex, b: &dyn VectorIndex, rng: &mut Rng) {
+fn assert_same_answers(a: &dyn VectorIndex, b: &dyn VectorIndex, rng: &mut SplitMix64) {
     assert_eq!(a.len(), b.len());
     assert_eq!(a.settings(), b.settings());
     for key in 0..200 {
@@ -477,7 +453,7 @@ fn assert_same_answers(a: &dyn VectorIndex, b: &dyn VectorIndex, rng: &mut Rng) 
     }
     let dim = a.settings().dim;
     for _ in 0..20 {
-        let q = normalized(rng.gaussian_vector(dim));
+        let q = normalized(gaussian_vector(rng, dim));
         assert_eq!(a.search(&q, 10).unwrap(), b.search(&q, 10).unwrap());
     }
 }
@@ -486,7 +462,7 @@ fn assert_same_answers(a: &dyn VectorIndex, b: &dyn VectorIndex, rng: &mut Rng) 
 fn exact_save_load_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vectors.exact");
-    let mut rng = Rng(1);
+    let mut rng = SplitMix64::new(1);
     let mut index = ExactIndex::new(settings(24)).unwrap();
     fill(&mut index, &mut rng, 150);
     index.save(&path).unwrap();
@@ -496,7 +472,7 @@ fn exact_save_load_round_trip() {
 
     // Saving again replaces the file (and still leaves nothing behind).
     index
-        .add(1000, &normalized(rng.gaussian_vector(24)))
+        .add(1000, &normalized(gaussian_vector(&mut rng, 24)))
         .unwrap();
     index.save(&path).unwrap();
     no_tmp_files(dir.path());
@@ -514,7 +490,7 @@ fn exact_save_load_round_trip() {
 fn hnsw_save_load_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vectors.hnsw");
-    let mut rng = Rng(2);
+    let mut rng = SplitMix64::new(2);
     let mut index = HnswIndex::new(settings(24)).unwrap();
     fill(&mut index, &mut rng, 150);
     index.save(&path).unwrap();
@@ -525,7 +501,7 @@ fn hnsw_save_load_round_trip() {
     // The loaded index keeps working: adds beyond its loaded capacity, removes, saves.
     for key in 1000..1300 {
         loaded
-            .add(key, &normalized(rng.gaussian_vector(24)))
+            .add(key, &normalized(gaussian_vector(&mut rng, 24)))
             .unwrap();
     }
     assert_eq!(loaded.remove(0).unwrap(), 2);
@@ -588,7 +564,7 @@ fn check_truncations(path: &Path, load: impl Fn(&Path) -> Result<(), String>) {
 #[test]
 fn truncated_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(4);
+    let mut rng = SplitMix64::new(4);
 
     let path = dir.path().join("vectors.exact");
     let mut exact = ExactIndex::new(settings(8)).unwrap();
@@ -621,7 +597,7 @@ fn truncated_files_are_errors() {
 fn hnsw_truncated_usearch_part_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vectors.hnsw");
-    let mut rng = Rng(6);
+    let mut rng = SplitMix64::new(6);
     let mut hnsw = HnswIndex::new(settings(8)).unwrap();
     fill(&mut hnsw, &mut rng, 50);
     hnsw.save(&path).unwrap();
@@ -641,7 +617,7 @@ fn hnsw_truncated_usearch_part_is_an_error() {
 #[test]
 fn loading_with_other_settings_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(8);
+    let mut rng = SplitMix64::new(8);
 
     let path = dir.path().join("vectors.exact");
     let mut exact = ExactIndex::new(settings(8)).unwrap();
@@ -678,7 +654,7 @@ fn loading_with_other_settings_is_an_error() {
 fn garbage_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage");
-    let mut rng = Rng(9);
+    let mut rng = SplitMix64::new(9);
     let bytes: Vec<u8> = (0..10_000).map(|_| rng.next_u64() as u8).collect();
     std::fs::write(&path, &bytes).unwrap();
     assert!(ExactIndex::load(&path, settings(8)).is_err());
@@ -708,11 +684,11 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let mut rng = Rng(2024);
+        let mut rng = SplitMix64::new(2024);
         let centres: Vec<Vec<f32>> = (0..CLUSTERS)
-            .map(|_| normalized(rng.gaussian_vector(DIM)))
+            .map(|_| normalized(gaussian_vector(&mut rng, DIM)))
             .collect();
-        let draw = |rng: &mut Rng| {
+        let draw = |rng: &mut SplitMix64| {
             let centre = &centres[(rng.next_u64() % CLUSTERS as u64) as usize];
             let spread = 0.4 + rng.uniform() as f32;
             near(rng, centre, spread)

@@ -17,7 +17,7 @@ use crate::defaults::{EVAL_DEPTH_FUSED_MIN, EVAL_DEPTH_ONE_LEG, QUERY_BATCH};
 use crate::error::{Error, Result};
 use crate::manifest::{HybridOptions, Mode};
 use crate::request::{Resolved, SearchRequest};
-use crate::search::{Degraded, RerankInfo};
+use crate::search::{Degraded, RerankInfo, StoredDocs};
 
 /// What an evaluation is doing, for progress bars: encoding the queries, then searching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,9 @@ pub fn evaluate(
                 ..template.clone()
             };
             let vector = vectors.as_ref().map(|v| v[i].as_slice());
-            let (ranked, _) = collection.run_ranked(&request, &resolved, vector, depth)?;
+            let mut docs = StoredDocs::default();
+            let (ranked, _) =
+                collection.run_ranked(&request, &resolved, vector, depth, &mut docs)?;
             let n = ranked.hits.len();
             let reranked = ranked.rerank.is_some();
             let hits = ranked.hits.into_iter().enumerate().map(|(rank, h)| {

@@ -8,8 +8,11 @@
 //!   what it committed and the next snapshot ([`Committed`]).
 //! - **Search**: [`Snapshot::run`] takes a [`SearchRequest`] (query text or vector, `k`, mode,
 //!   [`FusionOverrides`], a separate query encoder, a cross-encoder [`Rerank`], explain) and
-//!   returns [`SearchResults`]; [`Snapshot::search`] is the one-line form. A hybrid search
-//!   whose dense leg cannot answer falls back to BM25 and says why ([`Degraded`]).
+//!   returns [`SearchResults`]; [`Snapshot::search`] is the one-line form,
+//!   [`Snapshot::run_batch`] the form for many queries, and [`Snapshot::rank`] the ranked half
+//!   (ids and scores, no stored document read). The legs are answered by [`LocalLegs`] unless
+//!   the request names other [`Legs`] (a Qdrant cluster). A hybrid search whose dense leg
+//!   cannot answer falls back to BM25 and says why ([`Degraded`]).
 //! - **Evaluation**: [`evaluate`] runs a request template for every labelled query of a
 //!   dataset and scores the runs as `trec_eval` does; [`tune`] picks fusion settings.
 //! - **Defaults**: every default is named in [`defaults`], with where it came from.
@@ -82,6 +85,7 @@ mod error;
 mod evaluate;
 mod failpoint;
 mod integrity;
+mod legs;
 mod lock;
 mod manifest;
 mod model;
@@ -109,12 +113,13 @@ pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
 pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
 pub use integrity::VerifyReport;
+pub use legs::{BackendFusion, IdList, LegLists, LegQuery, Legs, LocalLegs, sparse_list};
 pub use lock::{LOCK_FILE, Wait};
 pub use manifest::{FORMAT_VERSION, HybridOptions, Manifest, Mode, SearchDefaults, TuneRecord};
 pub use model::{ModelChoice, load_encoder, model_candidates};
-pub use remote::{IdList, PointData, RemoteLegs, RemoteLists, ServerFusion};
+pub use remote::PointData;
 pub use request::{FusionMethod, FusionOverrides, NormChoice, Rerank, Resolved, SearchRequest};
-pub use rerank::{FirstStage, RerankOptions, Reranked, rerank};
+pub use rerank::{FirstStage, RerankOptions};
 pub use search::{Degraded, Hit, Ranked, RerankInfo, SearchResults};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};

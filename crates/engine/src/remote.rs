@@ -7,61 +7,10 @@
 //! vector ([`SparseVector`], whose dot product with [`Snapshot::query_sparse_vector`] is the
 //! engine's BM25 score) and the document's dense vectors (one per window).
 
-use std::sync::Arc;
-
 use hybrid_search_sparse::{Bm25Stats, DocumentVector, SparseVector};
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result};
-
-/// A fusion the remote side runs itself over its two legs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerFusion {
-    /// Reciprocal rank fusion with the engine's `k` (60, ranks from 1) and equal weights.
-    Rrf,
-    /// Distribution-based score fusion: each leg's scores normalised by mean ± 3 standard
-    /// deviations over its list, then added (Qdrant's DBSF).
-    Dbsf,
-}
-
-/// Ranked lists of external ids with their scores, best first.
-pub type IdList = Vec<(Arc<str>, f32)>;
-
-/// What a remote search returned: each leg asked for, and the server's fused list when asked.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RemoteLists {
-    /// BM25 scores (dot products of the BM25 vectors).
-    pub sparse: IdList,
-    /// Similarities of the dense leg.
-    pub dense: IdList,
-    /// The server's fusion of the two, when asked for.
-    pub fused: Option<IdList>,
-}
-
-/// A backend that answers the legs of a collection's searches.
-pub trait RemoteLegs: Send + Sync {
-    /// Where it is, for messages: `Qdrant at http://127.0.0.1:6334, collection "scifact"`.
-    fn describe(&self) -> String;
-
-    /// The fusion it runs itself, if any (`None`: the engine fuses the two lists with the
-    /// collection's settings).
-    fn server_fusion(&self) -> Option<ServerFusion>;
-
-    /// The top `depth` documents of each leg given a query: `sparse` (the query's BM25
-    /// vector) and `dense` (its vector); with `fused = Some(k)`, also the server's fusion of
-    /// the two lists, top `k`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Remote`] when the backend cannot be reached or refuses the query.
-    fn search(
-        &self,
-        sparse: Option<&SparseVector>,
-        dense: Option<&[f32]>,
-        depth: usize,
-        fused: Option<usize>,
-    ) -> Result<RemoteLists>;
-}
 
 /// A live document as a remote backend stores it.
 #[derive(Debug, Clone, PartialEq)]

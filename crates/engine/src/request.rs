@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use hybrid_search_dense::{CrossEncoder, Encoder};
 use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
 
@@ -13,10 +15,10 @@ use hybrid_search_document::show_number;
 use crate::collection::Snapshot;
 use crate::error::{Error, Result, Setting};
 use crate::evaluate::query_vectors;
+use crate::legs::{Legs, LocalLegs};
 use crate::manifest::{HybridOptions, Mode};
-use crate::remote::RemoteLegs;
 use crate::rerank::{FirstStage, RerankOptions, rerank};
-use crate::search::{Ranked, RerankInfo, SearchResults};
+use crate::search::{Ranked, RerankInfo, SearchResults, StoredDocs};
 
 /// The fusion method a caller picks (`rrf`, `convex` in JSON).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -268,7 +270,7 @@ pub struct SearchRequest {
     /// Keep each hit's per-leg scores (and, reranked, its first-stage rank and logit).
     pub(crate) explain: bool,
     /// Where the legs are answered: `None` for the collection's own indexes.
-    pub(crate) remote: Option<Arc<dyn RemoteLegs>>,
+    pub(crate) legs: Option<Arc<dyn Legs>>,
 }
 
 impl SearchRequest {
@@ -283,7 +285,7 @@ impl SearchRequest {
             query_encoder: None,
             rerank: None,
             explain: false,
-            remote: None,
+            legs: None,
         }
     }
 
@@ -344,10 +346,10 @@ impl SearchRequest {
         self
     }
 
-    /// Has the legs answered by `remote` (a backend holding the collection's points, such as
-    /// a Qdrant cluster) instead of the collection's own indexes.
-    pub fn with_remote(mut self, remote: Arc<dyn RemoteLegs>) -> Self {
-        self.remote = Some(remote);
+    /// Has the legs answered by `legs` (a backend holding the collection's points, such as a
+    /// Qdrant cluster) instead of the collection's own indexes ([`LocalLegs`]).
+    pub fn with_legs(mut self, legs: Arc<dyn Legs>) -> Self {
+        self.legs = Some(legs);
         self
     }
 
@@ -498,18 +500,9 @@ impl Snapshot {
     /// [`Error::Dense`] when the query encoder or the cross-encoder fails.
     pub fn run(&self, request: &SearchRequest) -> Result<SearchResults> {
         let _span = tracing::debug_span!("search", k = request.k).entered();
-        let resolved = self.resolve(request)?;
-        let own = match (&request.vector, &request.query_encoder) {
-            (None, Some(encoder)) if resolved.mode != Mode::Sparse => Some(
-                query_vectors(self, Some(encoder), &[request.query.as_str()], &|_| {})?.remove(0),
-            ),
-            _ => None,
-        };
-        let vector = request.vector.as_deref().or(own.as_deref());
-        let ranked = self.run_ranked(request, &resolved, vector, request.k)?;
-        let (mut ranked, before) = ranked;
-        ranked.hits.truncate(request.k);
-        let mut hits = self.hits(&request.query, ranked.hits)?;
+        let mut docs = StoredDocs::default();
+        let (ranked, before) = self.ranked(request, &mut docs)?;
+        let mut hits = self.hits(&request.query, ranked.hits, &mut docs)?;
         for (hit, first) in hits.iter_mut().zip(before) {
             hit.first_stage = Some(first);
         }
@@ -528,24 +521,92 @@ impl Snapshot {
         })
     }
 
-    /// The ranked half of [`Snapshot::run`] for a resolved request and its query vector
-    /// (`None`: the collection encodes the query when its mode needs it): the top
-    /// `max(k, rerank depth)` ranked, reranked when asked, with each reranked hit's
-    /// first-stage rank and logit (in the new order). No titles or snippets.
+    /// Runs each of `requests` as [`Snapshot::run`] would, for many queries at once (an
+    /// evaluation, a batch of questions): the texts the collection's model must encode are
+    /// encoded together first, in batches of [`crate::defaults::QUERY_BATCH`], and the searches
+    /// run in parallel (rayon). Results come in request order, each request succeeding or
+    /// failing on its own (an encoding failure leaves each request to encode its own query,
+    /// and report, as `run` does).
+    pub fn run_batch(&self, requests: &[SearchRequest]) -> Vec<Result<SearchResults>> {
+        let encoded_here = |r: &SearchRequest| {
+            r.vector.is_none()
+                && r.query_encoder.is_none()
+                && self
+                    .resolve(r)
+                    .is_ok_and(|resolved| resolved.mode != Mode::Sparse)
+        };
+        let wanted: Vec<usize> = (0..requests.len())
+            .filter(|&i| encoded_here(&requests[i]))
+            .collect();
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; requests.len()];
+        if !wanted.is_empty() && self.encoder().is_some() {
+            let texts: Vec<&str> = wanted.iter().map(|&i| requests[i].query.as_str()).collect();
+            if let Ok(encoded) = self.encode_queries(&texts) {
+                for (i, v) in wanted.into_iter().zip(encoded) {
+                    vectors[i] = Some(v);
+                }
+            }
+        }
+        requests
+            .par_iter()
+            .zip(vectors)
+            .map(|(request, vector)| match vector {
+                Some(v) => self.run(&request.clone().with_vector(v)),
+                None => self.run(request),
+            })
+            .collect()
+    }
+
+    /// The ranked half of [`Snapshot::run`]: the top `k` ids with their scores and each leg's
+    /// share (reranked when asked), without reading any stored document (no titles, no
+    /// snippets): what evaluation and parity checks compare.
     ///
     /// # Errors
     ///
-    /// Those of [`Snapshot::rank`] and [`crate::rerank()`].
+    /// Those of [`Snapshot::run`].
+    pub fn rank(&self, request: &SearchRequest) -> Result<Ranked> {
+        Ok(self.ranked(request, &mut StoredDocs::default())?.0)
+    }
+
+    /// [`Snapshot::rank`], with each reranked hit's first-stage rank and logit.
+    fn ranked(
+        &self,
+        request: &SearchRequest,
+        docs: &mut StoredDocs,
+    ) -> Result<(Ranked, Vec<FirstStage>)> {
+        let resolved = self.resolve(request)?;
+        let own = match (&request.vector, &request.query_encoder) {
+            (None, Some(encoder)) if resolved.mode != Mode::Sparse => Some(
+                query_vectors(self, Some(encoder), &[request.query.as_str()], &|_| {})?.remove(0),
+            ),
+            _ => None,
+        };
+        let vector = request.vector.as_deref().or(own.as_deref());
+        let (mut ranked, before) = self.run_ranked(request, &resolved, vector, request.k, docs)?;
+        ranked.hits.truncate(request.k);
+        Ok((ranked, before))
+    }
+
+    /// The ranked half of [`Snapshot::run`] for a resolved request and its query vector
+    /// (`None`: the collection encodes the query when its mode needs it): the top
+    /// `max(k, rerank depth)` ranked, reranked when asked, with each reranked hit's
+    /// first-stage rank and logit (in the new order). No titles or snippets; the documents the
+    /// cross-encoder read are kept in `docs` for them.
+    ///
+    /// # Errors
+    ///
+    /// Those of `rank_with`, and [`Error::Dense`] when the cross-encoder fails.
     pub(crate) fn run_ranked(
         &self,
         request: &SearchRequest,
         resolved: &Resolved,
         vector: Option<&[f32]>,
         k: usize,
+        docs: &mut StoredDocs,
     ) -> Result<(Ranked, Vec<FirstStage>)> {
         let depth = request.rerank.as_ref().map_or(0, |r| r.options.depth);
-        let ranked = self.rank_on(
-            request.remote.as_deref(),
+        let ranked = self.rank_with(
+            request.legs.as_deref().unwrap_or(&LocalLegs),
             &request.query,
             vector,
             k.max(depth),
@@ -556,7 +617,7 @@ impl Snapshot {
             return Ok((ranked, Vec::new()));
         };
         let _span = tracing::debug_span!("rerank", depth).entered();
-        let mut out = rerank(self, &request.query, ranked, &r.model, &r.options)?;
+        let mut out = rerank(self, &request.query, ranked, &r.model, &r.options, docs)?;
         out.results.rerank = Some(RerankInfo {
             model: r.model.dir().to_path_buf(),
             depth: r.options.depth,

@@ -29,7 +29,7 @@ use hybrid_search_dense::CrossEncoder;
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result, Setting};
-use crate::search::Ranked;
+use crate::search::{Ranked, StoredDocs};
 use hybrid_search_document::passage_text;
 
 /// Where a reranked hit stood in the first-stage list, and what the cross-encoder said of it.
@@ -97,7 +97,7 @@ fn check_weight(weight: f64) -> Result<()> {
 
 /// A result list reordered by a cross-encoder (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reranked {
+pub(crate) struct Reranked {
     /// The reordered list: its first `before.len()` hits are the reranked ones, scored by the
     /// cross-encoder's logit; the rest follow unchanged.
     pub results: Ranked,
@@ -117,12 +117,13 @@ pub struct Reranked {
 ///
 /// [`Error::InvalidRequest`] for a weight outside [0, 1]; [`Error::Dense`] when the cross-encoder
 /// fails; [`Error::Sparse`] when a stored document cannot be read.
-pub fn rerank(
+pub(crate) fn rerank(
     collection: &Snapshot,
     query: &str,
     ranked: Ranked,
     reranker: &CrossEncoder,
     options: &RerankOptions,
+    docs: &mut StoredDocs,
 ) -> Result<Reranked> {
     check_weight(options.weight)?;
     let mut ranked = ranked;
@@ -130,8 +131,8 @@ pub fn rerank(
     let n = options.depth.min(hits.len());
     let mut passages = Vec::with_capacity(n);
     for hit in &hits[..n] {
-        let doc = collection.get(&hit.id)?;
-        passages.push(doc.map(|d| passage_text(&d)).unwrap_or_default());
+        let doc = docs.get(collection, &hit.id)?;
+        passages.push(doc.map_or_else(String::new, |d| passage_of(&d)));
     }
     let texts: Vec<&str> = passages.iter().map(String::as_str).collect();
     let logits = if n == 0 {
@@ -166,6 +167,16 @@ pub fn rerank(
     Ok(Reranked {
         results: ranked,
         before,
+    })
+}
+
+/// The passage a cross-encoder reads for a stored document: as [`passage_text`] gives it.
+fn passage_of(doc: &hybrid_search_sparse::SparseDoc) -> String {
+    passage_text(&hybrid_search_document::Document {
+        id: doc.id.clone(),
+        title: doc.title.clone(),
+        text: doc.text.clone(),
+        vector: None,
     })
 }
 
@@ -222,6 +233,7 @@ mod tests {
     use super::*;
     use crate::Collection;
     use crate::manifest::{HybridOptions, Mode};
+    use crate::request::{FusionOverrides, SearchRequest};
 
     /// A sparse collection whose documents all contain "cell", so a search for it finds all.
     fn collection(dir: &std::path::Path) -> Collection {
@@ -260,7 +272,11 @@ mod tests {
         .unwrap();
         let reranker = CrossEncoder::load(&base, &Device::Cpu).unwrap();
         let ranked = c
-            .rank("cell", None, 8, Mode::Sparse, &HybridOptions::default())
+            .rank(
+                &SearchRequest::new("cell", 8)
+                    .with_mode(Mode::Sparse)
+                    .with_fusion(FusionOverrides::exactly(HybridOptions::default())),
+            )
             .unwrap();
         assert_eq!(ranked.hits.len(), 8);
         let first: Vec<Arc<str>> = ranked.hits.iter().map(|h| h.id.clone()).collect();
@@ -282,7 +298,15 @@ mod tests {
         );
 
         let options = |depth, weight| RerankOptions { depth, weight };
-        let out = rerank(&c, "cell", ranked.clone(), &reranker, &options(depth, 1.0)).unwrap();
+        let out = rerank(
+            &c,
+            "cell",
+            ranked.clone(),
+            &reranker,
+            &options(depth, 1.0),
+            &mut StoredDocs::default(),
+        )
+        .unwrap();
         let hits = &out.results.hits;
         assert_eq!(hits.len(), 8);
         for (pos, &i) in expected.iter().enumerate() {
@@ -303,19 +327,51 @@ mod tests {
         assert_eq!(out.results.mode, ranked.mode);
 
         // A depth past the list reranks all of it; depth 0 changes nothing.
-        let all = rerank(&c, "cell", ranked.clone(), &reranker, &options(100, 1.0)).unwrap();
+        let all = rerank(
+            &c,
+            "cell",
+            ranked.clone(),
+            &reranker,
+            &options(100, 1.0),
+            &mut StoredDocs::default(),
+        )
+        .unwrap();
         assert_eq!(all.before.len(), 8);
-        let none = rerank(&c, "cell", ranked.clone(), &reranker, &options(0, 1.0)).unwrap();
+        let none = rerank(
+            &c,
+            "cell",
+            ranked.clone(),
+            &reranker,
+            &options(0, 1.0),
+            &mut StoredDocs::default(),
+        )
+        .unwrap();
         assert_eq!(none.results, ranked);
         assert!(none.before.is_empty());
 
         // Weight 0 keeps the first-stage order; a weight in between blends the min-max
         // normalised logit and first-stage score.
-        let kept = rerank(&c, "cell", ranked.clone(), &reranker, &options(depth, 0.0)).unwrap();
+        let kept = rerank(
+            &c,
+            "cell",
+            ranked.clone(),
+            &reranker,
+            &options(depth, 0.0),
+            &mut StoredDocs::default(),
+        )
+        .unwrap();
         let kept_ids: Vec<_> = kept.results.hits.iter().map(|h| h.id.clone()).collect();
         assert_eq!(kept_ids, first);
         let w = 0.4;
-        let blended = rerank(&c, "cell", ranked.clone(), &reranker, &options(depth, w)).unwrap();
+        let blended = rerank(
+            &c,
+            "cell",
+            ranked.clone(),
+            &reranker,
+            &options(depth, w),
+            &mut StoredDocs::default(),
+        )
+        .unwrap();
         let norm = |v: Vec<f64>| {
             let (lo, hi) = v
                 .iter()
@@ -334,7 +390,15 @@ mod tests {
                 .windows(2)
                 .all(|p| p[0].score >= p[1].score)
         );
-        let err = rerank(&c, "cell", ranked, &reranker, &options(depth, 1.5)).unwrap_err();
+        let err = rerank(
+            &c,
+            "cell",
+            ranked,
+            &reranker,
+            &options(depth, 1.5),
+            &mut StoredDocs::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("between 0 and 1"), "{err}");
     }
 

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use hybrid_search_dense::{Encoder, TextKind};
-use hybrid_search_fusion::{
-    ConvexSettings, FusedHit, Fusion, Leg, LegList, LegScore, Normalization, RrfSettings,
-};
+use hybrid_search_fusion::{FusedHit, Leg, LegList, LegScore};
+use hybrid_search_sparse::SparseDoc;
 
 use crate::collection::{DenseLeg, Snapshot};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
 use crate::error::{Error, Result, Setting};
+use crate::legs::{LegQuery, Legs, degrades, sparse_list};
 use crate::manifest::{HybridOptions, Mode};
-use crate::remote::{RemoteLegs, ServerFusion};
 use crate::request::SearchRequest;
 use crate::rerank::FirstStage;
 use crate::snippet::{query_terms, snippet_for_terms};
@@ -78,7 +77,7 @@ pub enum Degraded {
         message: String,
     },
     /// No encoder is attached to the collection (library use without
-    /// [`Collection::attach_encoder`](crate::Collection::attach_encoder) or [`Collection::attach_model`](crate::Collection::attach_model)).
+    /// `Collection::attach_encoder` or `Collection::attach_model`).
     NoEncoder {
         /// What to do.
         message: String,
@@ -142,12 +141,24 @@ pub struct RerankInfo {
 /// Ranked ids with every leg's share of the score, before titles and snippets are fetched.
 pub type Ranked = SearchResults<FusedHit<Arc<str>>>;
 
-/// The sparse leg's list for fusion: when BM25 returned fewer documents than `depth`, it
-/// returned every document that matches the query, so every other one scored 0.
-pub(crate) fn sparse_list(hits: &[(Arc<str>, f32)], depth: usize) -> LegList<'_, Arc<str>> {
-    LegList {
-        hits,
-        absent: (hits.len() < depth).then_some(0.0),
+/// The stored documents one request has read, by id: each is read once however many steps
+/// (reranking, titles and snippets) need it.
+#[derive(Default)]
+pub(crate) struct StoredDocs(HashMap<Arc<str>, Option<Arc<SparseDoc>>>);
+
+impl StoredDocs {
+    /// The stored document with external id `id` on `snapshot`'s commit.
+    pub(crate) fn get(
+        &mut self,
+        snapshot: &Snapshot,
+        id: &Arc<str>,
+    ) -> Result<Option<Arc<SparseDoc>>> {
+        if let Some(doc) = self.0.get(id) {
+            return Ok(doc.clone());
+        }
+        let doc = snapshot.sparse.get(id)?.map(Arc::new);
+        self.0.insert(id.clone(), doc.clone());
+        Ok(doc)
     }
 }
 
@@ -166,92 +177,6 @@ pub(crate) fn single_leg(leg: Leg, list: Vec<(Arc<str>, f32)>) -> Vec<FusedHit<A
                 normalized: f64::from(score),
                 contribution: f64::from(score),
             }],
-        })
-        .collect()
-}
-
-/// The engine's fusion nearest to what `server` computes, reported as the search's fusion:
-/// RRF with `k` = 60 and equal weights (the same formula, ties aside); for DBSF a convex
-/// combination with `alpha` = 0.5 of DBSF-normalised scores, which differs from Qdrant's in
-/// clipping and in a missing document's score (the hits are explained by [`qdrant_dbsf`]).
-fn equivalent_fusion(server: ServerFusion) -> Fusion {
-    match server {
-        ServerFusion::Rrf => Fusion::Rrf(RrfSettings::default()),
-        ServerFusion::Dbsf => Fusion::Convex(ConvexSettings {
-            alpha: 0.5,
-            dense: Normalization::Dbsf,
-            sparse: Normalization::Dbsf,
-        }),
-    }
-}
-
-/// Qdrant's distribution-based score fusion, as Qdrant 1.19 computes it
-/// (`lib/segment/src/common/score_fusion.rs`): each list's scores become
-/// `(s - (mean - 3 std)) / (6 std)` with the sample standard deviation, not clipped (a list of
-/// one score, or of equal scores, gives 0.5), and a document's fused score is the sum over the
-/// lists that returned it (a missing document adds 0). Ties by id. Source: M. Mazzeschi,
-/// "Distribution-based Score Fusion (DBSF)", 2023.
-pub(crate) fn qdrant_dbsf(
-    sparse: &[(Arc<str>, f32)],
-    dense: &[(Arc<str>, f32)],
-) -> Vec<FusedHit<Arc<str>>> {
-    let normalise = |list: &[(Arc<str>, f32)]| -> Vec<f64> {
-        let n = list.len() as f64;
-        let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
-        let var = list
-            .iter()
-            .map(|(_, s)| (f64::from(*s) - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1.0);
-        let (lo, width) = (mean - 3.0 * var.sqrt(), 6.0 * var.sqrt());
-        list.iter()
-            .map(|(_, s)| {
-                if list.len() < 2 || width == 0.0 {
-                    0.5
-                } else {
-                    (f64::from(*s) - lo) / width
-                }
-            })
-            .collect()
-    };
-    let mut by_id: HashMap<Arc<str>, FusedHit<Arc<str>>> = HashMap::new();
-    for (leg, list) in [(Leg::Sparse, sparse), (Leg::Dense, dense)] {
-        for (rank, ((id, raw), norm)) in list.iter().zip(normalise(list)).enumerate() {
-            let hit = by_id.entry(id.clone()).or_insert_with(|| FusedHit {
-                id: id.clone(),
-                score: 0.0,
-                legs: Vec::new(),
-            });
-            hit.score += norm;
-            hit.legs.push(LegScore {
-                leg,
-                found: true,
-                rank: Some(rank + 1),
-                raw_score: Some(*raw),
-                normalized: norm,
-                contribution: norm,
-            });
-        }
-    }
-    let mut hits: Vec<_> = by_id.into_values().collect();
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-    hits
-}
-
-/// `server`'s ranking and scores, each hit with its legs from `explained` (the engine's
-/// equivalent fusion of the same lists).
-fn in_server_order(
-    explained: Vec<FusedHit<Arc<str>>>,
-    server: Vec<(Arc<str>, f32)>,
-) -> Vec<FusedHit<Arc<str>>> {
-    let mut legs: HashMap<Arc<str>, Vec<LegScore>> =
-        explained.into_iter().map(|h| (h.id, h.legs)).collect();
-    server
-        .into_iter()
-        .map(|(id, score)| FusedHit {
-            legs: legs.remove(&id).unwrap_or_default(),
-            id,
-            score: f64::from(score),
         })
         .collect()
 }
@@ -367,7 +292,11 @@ impl Snapshot {
     /// [`Error::NoModel`] without a dense leg; [`Error::DenseDamaged`] when the segments cannot
     /// be read; [`Error::InvalidRequest`] for a vector of the wrong length or with a non-finite
     /// value.
-    pub fn dense_search_ids(&self, vector: &[f32], k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+    pub(crate) fn dense_search_ids(
+        &self,
+        vector: &[f32],
+        k: usize,
+    ) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("dense", k).entered();
         let (leg, segments) = self.segments()?;
         self.check_query_vector(vector)?;
@@ -407,42 +336,18 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
-    /// The top `k` documents for `query`, ranked by the leg(s) `mode` names, with each leg's
-    /// share of every score. `vector` is the query's vector when already encoded.
+    /// The top `k` documents for `query` from `legs`, ranked by the leg(s) `mode` names, with
+    /// each leg's share of every score. `vector` is the query's vector when already encoded.
+    /// In the hybrid mode each leg goes `max(k, depth)` deep and the lists are fused with
+    /// `options`, unless the legs fused them themselves ([`LegLists::fused`]: their order
+    /// and scores are kept, and their fusion reported).
     ///
     /// A hybrid search whose dense leg fails (no model attached, damaged vectors, an encoder
     /// error) is answered by the sparse leg alone, and says why in
     /// [`SearchResults::degraded`]; a dense search fails instead.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoModel`] or [`Error::DenseDamaged`] for a dense search without a usable
-    /// dense leg, [`Error::InvalidRequest`] for a query vector of the wrong length,
-    /// [`Error::Fusion`] for invalid fusion settings, [`Error::Sparse`] when BM25 fails.
-    pub fn rank(
+    pub(crate) fn rank_with(
         &self,
-        query: &str,
-        vector: Option<&[f32]>,
-        k: usize,
-        mode: Mode,
-        options: &HybridOptions,
-    ) -> Result<Ranked> {
-        self.rank_on(None, query, vector, k, mode, options)
-    }
-
-    /// [`Snapshot::rank`] with the legs answered by `remote` when given (a Qdrant cluster
-    /// holding this collection's points): the query is analysed, weighed with this
-    /// collection's BM25 statistics and encoded here, and the lists are fused here with
-    /// `options`, or by the remote side when it fuses itself ([`RemoteLegs::server_fusion`]:
-    /// the hits keep the server's order and scores, each leg's share computed by RRF with
-    /// `k` = 60 or by Qdrant's DBSF formula, `qdrant_dbsf` in this module).
-    ///
-    /// # Errors
-    ///
-    /// Those of [`Snapshot::rank`], and [`Error::Remote`] when the remote side fails.
-    pub fn rank_on(
-        &self,
-        remote: Option<&dyn RemoteLegs>,
+        legs: &dyn Legs,
         query: &str,
         vector: Option<&[f32]>,
         k: usize,
@@ -457,104 +362,64 @@ impl Snapshot {
             self.check_query_vector(&v)?;
             Ok(v)
         };
-        let dense_list = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
-            let v = query_vector()?;
-            match remote {
-                Some(r) => Ok(r.search(None, Some(&v), depth, None)?.dense),
-                None => self.dense_search_ids(&v, depth),
+        // Why the dense leg took no part, when `err` leaves a hybrid search to BM25.
+        let reason = |err: Error| -> Result<Degraded> {
+            if !degrades(&err) {
+                return Err(err);
             }
+            Ok(match (&self.model_problem, &err) {
+                // The model that failed to load explains the missing encoder.
+                (Some(problem), Error::NoModel(..)) => problem.clone(),
+                _ => Degraded::of(&err, self.manifest.dense.is_some()),
+            })
         };
-        let sparse_list_of = |depth: usize| -> Result<Vec<(Arc<str>, f32)>> {
-            match remote {
-                Some(r) => Ok(r
-                    .search(Some(&self.query_sparse_vector(query)?), None, depth, None)?
-                    .sparse),
-                None => self.search_ids(query, depth),
+        let (hits, degraded, fusion) = match mode {
+            Mode::Sparse => {
+                let lists = legs.search(self, &LegQuery::sparse(query, k))?;
+                (single_leg(Leg::Sparse, lists.sparse), None, None)
             }
-        };
-        let asked = mode;
-        let mut fusion_used = *options;
-        let (mode, degraded, hits) = match mode {
-            Mode::Sparse => (mode, None, single_leg(Leg::Sparse, sparse_list_of(k)?)),
-            Mode::Dense => (mode, None, single_leg(Leg::Dense, dense_list(k)?)),
+            Mode::Dense => {
+                let v = query_vector()?;
+                let lists = legs.search(self, &LegQuery::dense(query, &v, k))?;
+                (single_leg(Leg::Dense, lists.dense?), None, None)
+            }
             Mode::Hybrid => {
                 let depth = options.depth.max(k);
-                let degrade = |err: Error| -> Result<(Mode, Option<Degraded>)> {
-                    match err {
-                        // A query vector that does not fit is the caller's mistake, not a leg
-                        // that cannot answer: refused as in the dense mode. A remote side
-                        // that fails is not a missing leg either.
-                        err @ (Error::InvalidRequest { .. } | Error::Remote { .. }) => Err(err),
-                        err => {
-                            let reason = match (&self.model_problem, &err) {
-                                // The model that failed to load explains the missing encoder.
-                                (Some(problem), Error::NoModel(..)) => problem.clone(),
-                                _ => Degraded::of(&err, self.manifest.dense.is_some()),
-                            };
-                            Ok((Mode::Sparse, Some(reason)))
-                        }
+                let (v, mut degraded) = match query_vector() {
+                    Ok(v) => (Some(v), None),
+                    Err(err) => (None, Some(reason(err)?)),
+                };
+                let lists = legs.search(self, &LegQuery::hybrid(query, v.as_deref(), depth, k))?;
+                let dense = match lists.dense {
+                    Ok(dense) => dense,
+                    Err(err) => {
+                        degraded = Some(reason(err)?);
+                        Vec::new()
                     }
                 };
-                match remote {
-                    None => {
-                        let sparse = self.search_ids(query, depth)?;
-                        let (mode, degraded, dense) = match dense_list(depth) {
-                            Ok(dense) => (Mode::Hybrid, None, dense),
-                            Err(err) => {
-                                let (mode, reason) = degrade(err)?;
-                                (mode, reason, Vec::new())
-                            }
-                        };
-                        let _fuse = tracing::debug_span!("fuse", depth).entered();
-                        let mut fused = options
+                let _fuse = tracing::debug_span!("fuse", depth).entered();
+                let (mut fused, fusion) = match lists.fused {
+                    Some(backend) if degraded.is_none() => (backend.hits, backend.fusion),
+                    _ => (
+                        options
                             .fusion
-                            .fuse_lists(sparse_list(&sparse, depth), LegList::new(&dense))?;
-                        fused.truncate(k);
-                        (mode, degraded, fused)
-                    }
-                    Some(r) => {
-                        let sparse_vector = self.query_sparse_vector(query)?;
-                        let (mode, degraded, dense) = match query_vector() {
-                            Ok(v) => (Mode::Hybrid, None, Some(v)),
-                            Err(err) => {
-                                let (mode, reason) = degrade(err)?;
-                                (mode, reason, None)
-                            }
-                        };
-                        let server = r.server_fusion().filter(|_| dense.is_some());
-                        let lists = r.search(
-                            Some(&sparse_vector),
-                            dense.as_deref(),
-                            depth,
-                            server.map(|_| k),
-                        )?;
-                        if let Some(server) = server {
-                            fusion_used = HybridOptions {
-                                fusion: equivalent_fusion(server),
-                                depth,
-                            };
-                        }
-                        let mut fused = match server {
-                            Some(ServerFusion::Dbsf) => qdrant_dbsf(&lists.sparse, &lists.dense),
-                            _ => fusion_used.fusion.fuse_lists(
-                                sparse_list(&lists.sparse, depth),
-                                LegList::new(&lists.dense),
-                            )?,
-                        };
-                        if let Some(server_list) = lists.fused {
-                            fused = in_server_order(fused, server_list);
-                        }
-                        fused.truncate(k);
-                        (mode, degraded, fused)
-                    }
-                }
+                            .fuse_lists(sparse_list(&lists.sparse, depth), LegList::new(&dense))?,
+                        *options,
+                    ),
+                };
+                fused.truncate(k);
+                // Kept when a hybrid search fell back: the hits' legs were fused with them.
+                (fused, degraded, Some(fusion))
             }
         };
         Ok(SearchResults {
-            mode,
+            mode: if degraded.is_some() {
+                Mode::Sparse
+            } else {
+                mode
+            },
             degraded,
-            // Kept when a hybrid search fell back: the hits' legs were fused with them.
-            fusion: (asked == Mode::Hybrid).then_some(fusion_used),
+            fusion,
             rerank: None,
             hits,
         })
@@ -580,7 +445,7 @@ impl Snapshot {
     /// # Errors
     ///
     /// [`Error::Sparse`] when the query cannot be analysed or BM25 fails.
-    pub fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+    pub(crate) fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("bm25", k).entered();
         Ok(self
             .sparse
@@ -606,15 +471,25 @@ impl Snapshot {
     /// # Errors
     ///
     /// [`Error::Sparse`] when a stored document cannot be read.
-    pub(crate) fn hits(&self, query: &str, ranked: Vec<FusedHit<Arc<str>>>) -> Result<Vec<Hit>> {
+    pub(crate) fn hits(
+        &self,
+        query: &str,
+        ranked: Vec<FusedHit<Arc<str>>>,
+        docs: &mut StoredDocs,
+    ) -> Result<Vec<Hit>> {
         let _span = tracing::debug_span!("fetch", hits = ranked.len()).entered();
         let analyzer = self.sparse.analyzer();
         let wanted = query_terms(analyzer, query);
         let mut hits = Vec::new();
         for fused in ranked {
-            let doc = self.sparse.get(&fused.id)?;
-            let (title, text) = doc.map(|d| (d.title, d.text)).unwrap_or_default();
-            let snippet = snippet_for_terms(analyzer, &wanted, &text, 240);
+            let doc = docs.get(self, &fused.id)?;
+            let (title, snippet) = match &doc {
+                Some(d) => (
+                    d.title.clone(),
+                    snippet_for_terms(analyzer, &wanted, &d.text, 240),
+                ),
+                None => Default::default(),
+            };
             hits.push(Hit {
                 id: fused.id.to_string(),
                 title,

@@ -15,8 +15,8 @@ use hybrid_search_fusion::{ConvexSettings, Fusion, LegList, Normalization, RrfSe
 use crate::collection::Snapshot;
 use crate::defaults::EVAL_DEPTH_FUSED_MIN;
 use crate::error::Result;
+use crate::legs::sparse_list;
 use crate::manifest::HybridOptions;
-use crate::search::sparse_list;
 
 /// One tried setting and its scores.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,8 @@
 //! The document lifecycle of a collection: upsert, delete, commit, reopen.
 
-use hybrid_search::{AnalyzerConfig, AnalyzerKind, Collection, Document, Error};
+use hybrid_search::{
+    AnalyzerConfig, AnalyzerKind, Collection, Document, Error, LegQuery, Legs, LocalLegs,
+};
 
 fn doc(id: &str, title: &str, text: &str) -> Document {
     Document {
@@ -12,9 +14,10 @@ fn doc(id: &str, title: &str, text: &str) -> Document {
 }
 
 fn ids(collection: &Collection, query: &str) -> Vec<String> {
-    collection
-        .search_ids(query, 10)
+    LocalLegs
+        .search(collection, &LegQuery::sparse(query, 10))
         .unwrap()
+        .sparse
         .into_iter()
         .map(|(id, _)| id.to_string())
         .collect()
@@ -174,8 +177,14 @@ fn deep_and_shallow_top_k_agree() {
         "glucose insulin",
         "kidney liver receptor cytokine",
     ] {
-        let shallow = c.search_ids(query, 99).unwrap();
-        let deep = c.search_ids(query, 100).unwrap();
+        let shallow = LocalLegs
+            .search(&c, &LegQuery::sparse(query, 99))
+            .unwrap()
+            .sparse;
+        let deep = LocalLegs
+            .search(&c, &LegQuery::sparse(query, 100))
+            .unwrap()
+            .sparse;
         assert_eq!(shallow.len(), 99);
         for (a, b) in shallow.iter().zip(&deep) {
             assert_eq!(a.1, b.1, "{query}: scores differ");

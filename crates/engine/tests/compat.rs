@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hybrid_search::dense::{Device, Encoder, TinyModel};
-use hybrid_search::{Collection, Document, FORMAT_VERSION, FusionOverrides, Mode, SearchRequest};
+use hybrid_search::{
+    Collection, Document, FORMAT_VERSION, FusionOverrides, LegQuery, Legs, LocalLegs, Mode,
+    SearchRequest,
+};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -39,9 +42,10 @@ fn opens_a_format_1_collection() {
         warnings.iter().any(|w| w.contains("analysis version 1")),
         "{warnings:?}"
     );
-    let mut ids: Vec<String> = collection
-        .search_ids("IL-6", 4)
+    let mut ids: Vec<String> = LocalLegs
+        .search(&collection, &LegQuery::sparse("IL-6", 4))
         .unwrap()
+        .sparse
         .into_iter()
         .map(|(id, _)| id.to_string())
         .collect();
@@ -112,7 +116,12 @@ fn opens_searches_and_updates_format_2_collections_with_a_dense_leg() {
             .encode(&[text.as_str()], hybrid_search::dense::TextKind::Passage, 1)
             .unwrap();
         let dense = c
-            .rank("", Some(&v[0]), 1, Mode::Dense, &c.hybrid_options())
+            .rank(
+                &SearchRequest::new("", 1)
+                    .with_mode(Mode::Dense)
+                    .with_fusion(FusionOverrides::exactly(c.hybrid_options()))
+                    .with_vector(v[0].to_vec()),
+            )
             .unwrap();
         assert_eq!(&*dense.hits[0].id, "en-03", "{name}");
         let hybrid = c.search("HbA1c glucose", 5).unwrap();

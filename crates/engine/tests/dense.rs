@@ -76,12 +76,16 @@ fn passage(d: &Document) -> String {
 
 /// The top `k` of one mode as (id, score).
 fn ranked(c: &Snapshot, query: &str, k: usize, mode: Mode) -> Vec<(String, f64)> {
-    c.rank(query, None, k, mode, &HybridOptions::default())
-        .unwrap()
-        .hits
-        .into_iter()
-        .map(|h| (h.id.to_string(), h.score))
-        .collect()
+    c.rank(
+        &SearchRequest::new(query, k)
+            .with_mode(mode)
+            .with_fusion(FusionOverrides::exactly(HybridOptions::default())),
+    )
+    .unwrap()
+    .hits
+    .into_iter()
+    .map(|h| (h.id.to_string(), h.score))
+    .collect()
 }
 
 fn top(c: &Snapshot, query: &str) -> (String, f64) {
@@ -222,7 +226,12 @@ fn supplied_vectors_are_stored_and_checked() {
     supplied.vector = Some(v.clone());
     c.add(&[supplied.clone()], None).unwrap();
     let hits = c
-        .rank("", Some(&v), 1, Mode::Dense, &HybridOptions::default())
+        .rank(
+            &SearchRequest::new("", 1)
+                .with_mode(Mode::Dense)
+                .with_fusion(FusionOverrides::exactly(HybridOptions::default()))
+                .with_vector(v.to_vec()),
+        )
         .unwrap()
         .hits;
     assert_eq!(&*hits[0].id, "given");
@@ -243,7 +252,12 @@ fn supplied_vectors_are_stored_and_checked() {
     // mistake of the caller's, not a leg that cannot answer: no fallback to BM25).
     for mode in [Mode::Dense, Mode::Hybrid] {
         let err = c
-            .rank("", Some(&v[..3]), 1, mode, &HybridOptions::default())
+            .rank(
+                &SearchRequest::new("", 1)
+                    .with_mode(mode)
+                    .with_fusion(FusionOverrides::exactly(HybridOptions::default()))
+                    .with_vector(v[..3].to_vec()),
+            )
             .unwrap_err();
         assert!(
             matches!(
@@ -274,7 +288,11 @@ fn a_reopened_collection_needs_its_own_model() {
     assert_eq!(dense.model.weights.checksum.len(), 16);
     // No model attached: a clear error, not a panic.
     let err = c
-        .rank("x", None, 1, Mode::Dense, &HybridOptions::default())
+        .rank(
+            &SearchRequest::new("x", 1)
+                .with_mode(Mode::Dense)
+                .with_fusion(FusionOverrides::exactly(HybridOptions::default())),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::NoModel(..)), "{err}");
 
@@ -340,7 +358,11 @@ fn hybrid_fuses_both_legs_and_keeps_each_legs_scores() {
     for fusion in [Fusion::default(), Fusion::Convex(ConvexSettings::default())] {
         let options = HybridOptions { fusion, depth: 10 };
         let fused = c
-            .rank("glycated", None, 10, Mode::Hybrid, &options)
+            .rank(
+                &SearchRequest::new("glycated", 10)
+                    .with_mode(Mode::Hybrid)
+                    .with_fusion(FusionOverrides::exactly(options)),
+            )
             .unwrap()
             .hits;
         assert_eq!(
@@ -432,7 +454,11 @@ fn damaged_vectors_keep_the_documents_and_repair_rebuilds_them() {
             (Mode::Sparse, "hba1c")
         );
         let err = c
-            .rank("x", None, 1, Mode::Dense, &HybridOptions::default())
+            .rank(
+                &SearchRequest::new("x", 1)
+                    .with_mode(Mode::Dense)
+                    .with_fusion(FusionOverrides::exactly(HybridOptions::default())),
+            )
             .unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, Error::DenseDamaged { .. }), "{message}");
@@ -523,7 +549,11 @@ fn tuned_settings_are_stored_and_agree_with_a_search() {
     let mut run = hybrid_search::eval::Run::new();
     for q in &queries {
         let hits = c
-            .rank(&q.text, None, 100, Mode::Hybrid, &best)
+            .rank(
+                &SearchRequest::new(&q.text, 100)
+                    .with_mode(Mode::Hybrid)
+                    .with_fusion(FusionOverrides::exactly(best)),
+            )
             .unwrap()
             .hits;
         run.insert(
@@ -665,4 +695,39 @@ fn writes_return_their_commit_and_snapshots_stay_on_theirs() {
     }
     assert_eq!(ids(&c, Mode::Dense), ["asthma", "hba1c", "new", "statin"]);
     assert!(c.verify().unwrap().is_sound());
+}
+
+/// A batch runs each request as `run` would: the same hits, in request order, whatever the
+/// mode, with the queries the model encodes encoded together.
+#[test]
+fn a_batch_answers_like_each_request_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
+    let requests: Vec<SearchRequest> = [
+        ("sepsis cytokines", Some(Mode::Hybrid)),
+        ("glycated haemoglobin", Some(Mode::Dense)),
+        ("statins", Some(Mode::Sparse)),
+        ("asthma", None),
+    ]
+    .into_iter()
+    .map(|(q, mode)| {
+        SearchRequest::new(q, 3)
+            .with_mode_or_default(mode)
+            .with_explain(true)
+    })
+    .collect();
+    let batch = c.run_batch(&requests);
+    assert_eq!(batch.len(), requests.len());
+    for (request, got) in requests.iter().zip(batch) {
+        let got = got.unwrap();
+        let alone = c.run(request).unwrap();
+        assert_eq!(got.mode, alone.mode, "{}", request.query());
+        let ids = |r: &hybrid_search::SearchResults| -> Vec<String> {
+            r.hits.iter().map(|h| h.id.clone()).collect()
+        };
+        assert_eq!(ids(&got), ids(&alone), "{}", request.query());
+        for (a, b) in got.hits.iter().zip(&alone.hits) {
+            assert!((a.score - b.score).abs() < 1e-4, "{}", request.query());
+        }
+    }
 }

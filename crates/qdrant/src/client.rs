@@ -19,9 +19,10 @@ use qdrant_client::qdrant::{
 use serde::Serialize;
 
 use hybrid_search::sparse::SparseVector;
-use hybrid_search::{Collection, RemoteLegs, RemoteLists, ServerFusion};
+use hybrid_search::{Collection, IdList, LegLists, LegQuery, Legs, Snapshot};
 
 use crate::error::{Error, Result};
+use crate::fusion::{ServerFusion, explain};
 use crate::points::{
     CollectionSpec, DENSE_VECTOR, DIGEST, DOC_ID, METADATA_KEY, Point, SPARSE_VECTOR,
 };
@@ -520,7 +521,7 @@ pub struct LegsOptions {
 }
 
 /// The legs of an engine collection's searches, answered by a Qdrant collection that `sync`
-/// filled from it ([`RemoteLegs`]).
+/// filled from it ([`Legs`](hybrid_search::Legs)).
 pub struct QdrantLegs {
     client: Client,
     options: LegsOptions,
@@ -634,22 +635,48 @@ fn id_list(points: Vec<ScoredPoint>) -> Vec<(Arc<str>, f32)> {
         .collect()
 }
 
-impl RemoteLegs for QdrantLegs {
+impl Legs for QdrantLegs {
     fn describe(&self) -> String {
         self.client.target.describe()
     }
 
-    fn server_fusion(&self) -> Option<ServerFusion> {
-        self.options.server_fusion
+    /// One batch of queries: the sparse leg (the query's BM25 vector, weighed with the
+    /// snapshot's statistics), the dense leg, and, in a hybrid search with a server fusion,
+    /// Qdrant's fusion of the two, whose hits are explained by [`explain`].
+    fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> hybrid_search::Result<LegLists> {
+        let sparse = match query.sparse {
+            true => Some(snapshot.query_sparse_vector(query.text)?),
+            false => None,
+        };
+        let server = self.options.server_fusion.filter(|_| query.dense.is_some());
+        let fused = query.fused.filter(|_| server.is_some());
+        let (sparse, dense, server_list) =
+            self.lists(sparse.as_ref(), query.dense, query.depth, fused)?;
+        let fused = match server {
+            Some(fusion) if query.fused.is_some() => {
+                Some(explain(fusion, &sparse, &dense, server_list, query.depth)?)
+            }
+            _ => None,
+        };
+        Ok(LegLists {
+            sparse,
+            dense: Ok(dense),
+            fused,
+        })
     }
+}
 
-    fn search(
+impl QdrantLegs {
+    /// The top `depth` documents of each leg given a query: `sparse` (the query's BM25
+    /// vector) and `dense` (its vector); with `fused = Some(k)`, also the server's fusion of
+    /// the two lists, top `k`.
+    fn lists(
         &self,
         sparse: Option<&SparseVector>,
         dense: Option<&[f32]>,
         depth: usize,
         fused: Option<usize>,
-    ) -> hybrid_search::Result<RemoteLists> {
+    ) -> hybrid_search::Result<(IdList, IdList, Option<IdList>)> {
         // An empty BM25 vector (no query term in the index) matches nothing.
         let sparse = sparse.filter(|v| !v.is_empty());
         let mut requests = Vec::new();
@@ -690,10 +717,7 @@ impl RemoteLegs for QdrantLegs {
             requests.push(q.build());
         }
         if requests.is_empty() {
-            return Ok(RemoteLists {
-                fused: fused.map(|_| Vec::new()),
-                ..RemoteLists::default()
-            });
+            return Ok((Vec::new(), Vec::new(), fused.map(|_| Vec::new())));
         }
         let request = QueryBatchPointsBuilder::new(&self.client.target.collection, requests);
         let answers = self
@@ -704,21 +728,15 @@ impl RemoteLegs for QdrantLegs {
                     hybrid_search::Error::Remote { backend, message }
                 }
                 other => hybrid_search::Error::Remote {
-                    backend: self.describe(),
+                    backend: self.client.target.describe(),
                     message: other.to_string(),
                 },
             })?;
         let mut lists = answers.result.into_iter().map(|b| id_list(b.result));
-        let mut out = RemoteLists::default();
-        if sparse.is_some() {
-            out.sparse = lists.next().unwrap_or_default();
-        }
-        if dense.is_some() {
-            out.dense = lists.next().unwrap_or_default();
-        }
-        if fused.is_some() && self.options.server_fusion.is_some() {
-            out.fused = Some(lists.next().unwrap_or_default());
-        }
-        Ok(out)
+        let mut next = |asked: bool| asked.then(|| lists.next().unwrap_or_default());
+        let sparse = next(sparse.is_some()).unwrap_or_default();
+        let dense = next(dense.is_some()).unwrap_or_default();
+        let fused = next(fused.is_some() && self.options.server_fusion.is_some());
+        Ok((sparse, dense, fused))
     }
 }

@@ -5,9 +5,10 @@
 //!   document ([`point_id`]: UUID v5 of the external id), its dense vectors under the named
 //!   multivector [`DENSE_VECTOR`] (one per window, MaxSim), its side of BM25 under the named
 //!   sparse vector [`SPARSE_VECTOR`], and id, title and text as payload.
-//! - [`QdrantLegs`] answers the legs of the engine's searches
-//!   ([`hybrid_search::RemoteLegs`]): the engine analyses the query, weighs its terms with the
-//!   collection's IDF, encodes it, and fuses (or lets Qdrant fuse with RRF or DBSF).
+//! - [`QdrantLegs`] answers the legs of the engine's searches ([`hybrid_search::Legs`]): the
+//!   engine analyses the query, weighs its terms with the collection's IDF, encodes it, and
+//!   fuses, or lets Qdrant fuse with RRF or DBSF ([`ServerFusion`]; each hit's legs explained
+//!   by [`fusion::explain`]).
 //! - [`export()`] writes what `sync` sends as JSON Lines.
 //!
 //! BM25 is exact: the sparse dot product equals tantivy's score
@@ -17,6 +18,7 @@
 mod client;
 mod error;
 pub mod export;
+pub mod fusion;
 mod points;
 
 pub use client::{
@@ -25,6 +27,7 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use export::{ExportReport, QueryVectors, export};
+pub use fusion::ServerFusion;
 pub use points::{
     Bm25Spec, CollectionSpec, DENSE_VECTOR, DIGEST, DOC_ID, DenseSpec, METADATA_KEY, ModelSpec,
     Point, PointPayload, PointVectors, SPARSE_VECTOR, id_namespace, point_id,

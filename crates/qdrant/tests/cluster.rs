@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use hybrid_search::dense::{Device, Encoder, TinyModel};
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, HybridOptions, Mode, VectorKind,
+    AnalyzerConfig, AnalyzerKind, Collection, DenseOptions, FusionOverrides, HybridOptions, Mode,
+    SearchRequest, VectorKind,
 };
 use hybrid_search_qdrant::{Client, LegsOptions, QdrantLegs, SyncOptions, Target, sync};
 
@@ -95,13 +96,25 @@ fn answers_like_the_engine(collection: &Collection, grpc: u16, queries: &[String
         },
     )
     .unwrap();
+    let legs = Arc::new(legs);
     assert!(warnings.is_empty(), "{warnings:?}");
     let options: HybridOptions = collection.hybrid_options();
     for q in queries {
         for mode in [Mode::Sparse, Mode::Dense, Mode::Hybrid] {
-            let local = collection.rank(q, None, 10, mode, &options).unwrap();
+            let local = collection
+                .rank(
+                    &SearchRequest::new(q, 10)
+                        .with_mode(mode)
+                        .with_fusion(FusionOverrides::exactly(options)),
+                )
+                .unwrap();
             let through = collection
-                .rank_on(Some(&legs), q, None, 10, mode, &options)
+                .rank(
+                    &SearchRequest::new(q, 10)
+                        .with_mode(mode)
+                        .with_fusion(FusionOverrides::exactly(options))
+                        .with_legs(legs.clone()),
+                )
                 .unwrap();
             assert_eq!(local.hits.len(), through.hits.len(), "{q:?} {mode:?}");
             for (a, b) in local.hits.iter().zip(&through.hits) {

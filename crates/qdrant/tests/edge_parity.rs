@@ -24,11 +24,13 @@ use rayon::prelude::*;
 use hybrid_search::defaults::{EVAL_DEPTH_FUSED_MIN, EVAL_DEPTH_ONE_LEG};
 use hybrid_search::dense::{Device, Encoder, TinyModel, WeightFormat};
 use hybrid_search::eval::metrics;
-use hybrid_search::sparse::SparseVector;
 use hybrid_search::{
-    AnalyzerConfig, AnalyzerKind, Collection, Dataset, DenseOptions, IdList, Mode, RemoteLegs,
-    RemoteLists, ServerFusion, VectorKind, load_encoder, locate_model,
+    AnalyzerConfig, AnalyzerKind, Collection, Dataset, DenseOptions, FusionOverrides, IdList,
+    LegLists, LegQuery, Legs, LocalLegs, Mode, SearchRequest, Snapshot, VectorKind, load_encoder,
+    locate_model,
 };
+use hybrid_search_qdrant::ServerFusion;
+use hybrid_search_qdrant::fusion::explain;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -54,7 +56,7 @@ fn edge_python() -> Option<PathBuf> {
     None
 }
 
-/// One query's answers from Qdrant Edge, as a [`RemoteLegs`] backend.
+/// One query's answers from Qdrant Edge, as a [`Legs`] backend.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 struct EdgeRow {
     id: String,
@@ -64,8 +66,8 @@ struct EdgeRow {
     dbsf: Vec<(String, f32)>,
 }
 
-struct EdgeAnswer<'a> {
-    row: &'a EdgeRow,
+struct EdgeAnswer {
+    row: EdgeRow,
     fusion: Option<ServerFusion>,
 }
 
@@ -76,72 +78,56 @@ fn ids(list: &[(String, f32)], depth: usize) -> IdList {
         .collect()
 }
 
-impl RemoteLegs for EdgeAnswer<'_> {
+impl Legs for EdgeAnswer {
     fn describe(&self) -> String {
         "Qdrant Edge".into()
     }
 
-    fn server_fusion(&self) -> Option<ServerFusion> {
-        self.fusion
-    }
-
-    fn search(
-        &self,
-        sparse: Option<&SparseVector>,
-        dense: Option<&[f32]>,
-        depth: usize,
-        fused: Option<usize>,
-    ) -> hybrid_search::Result<RemoteLists> {
-        Ok(RemoteLists {
-            sparse: if sparse.is_some() {
-                ids(&self.row.sparse, depth)
-            } else {
-                Vec::new()
-            },
-            dense: if dense.is_some() {
-                ids(&self.row.dense, depth)
-            } else {
-                Vec::new()
-            },
-            fused: fused.zip(self.fusion).map(|(k, f)| match f {
-                ServerFusion::Rrf => ids(&self.row.rrf, k),
-                ServerFusion::Dbsf => ids(&self.row.dbsf, k),
-            }),
+    fn search(&self, _: &Snapshot, query: &LegQuery<'_>) -> hybrid_search::Result<LegLists> {
+        let depth = query.depth;
+        let sparse = match query.sparse {
+            true => ids(&self.row.sparse, depth),
+            false => Vec::new(),
+        };
+        let dense = match query.dense {
+            Some(_) => ids(&self.row.dense, depth),
+            None => Vec::new(),
+        };
+        let fused = match (self.fusion, query.fused, query.dense) {
+            (Some(fusion), Some(k), Some(_)) => {
+                let server = match fusion {
+                    ServerFusion::Rrf => ids(&self.row.rrf, k),
+                    ServerFusion::Dbsf => ids(&self.row.dbsf, k),
+                };
+                Some(explain(fusion, &sparse, &dense, Some(server), depth)?)
+            }
+            _ => None,
+        };
+        Ok(LegLists {
+            sparse,
+            dense: Ok(dense),
+            fused,
         })
     }
 }
 
-/// The collection's own legs behind [`RemoteLegs`], with the engine's equivalent of a server
-/// fusion: what the engine ranks when it fuses as Qdrant does.
-struct EngineLegs<'a>(&'a Collection, Option<ServerFusion>, &'a str);
+/// The collection's own legs, with the engine's equivalent of a server fusion: what the
+/// engine ranks when it fuses as Qdrant does.
+struct EngineLegs(Option<ServerFusion>);
 
-impl RemoteLegs for EngineLegs<'_> {
+impl Legs for EngineLegs {
     fn describe(&self) -> String {
         "the engine".into()
     }
 
-    fn server_fusion(&self) -> Option<ServerFusion> {
-        self.1
-    }
-
-    fn search(
-        &self,
-        sparse: Option<&SparseVector>,
-        dense: Option<&[f32]>,
-        depth: usize,
-        _fused: Option<usize>,
-    ) -> hybrid_search::Result<RemoteLists> {
-        Ok(RemoteLists {
-            sparse: match sparse {
-                Some(_) => self.0.search_ids(self.2, depth)?,
-                None => Vec::new(),
-            },
-            dense: match dense {
-                Some(v) => self.0.dense_search_ids(v, depth)?,
-                None => Vec::new(),
-            },
-            fused: None,
-        })
+    fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> hybrid_search::Result<LegLists> {
+        let mut lists = LocalLegs.search(snapshot, query)?;
+        if let (Some(fusion), Some(_), Some(_)) = (self.0, query.fused, query.dense) {
+            let dense = lists.dense?;
+            lists.fused = Some(explain(fusion, &lists.sparse, &dense, None, query.depth)?);
+            lists.dense = Ok(dense);
+        }
+        Ok(lists)
     }
 }
 
@@ -343,7 +329,10 @@ fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path)
             let row = &rows[&q.id];
             let vector = vectors[&q.id].as_deref();
             // The legs, score by score.
-            let engine_sparse = collection.search_ids(&q.text, EVAL_DEPTH_ONE_LEG).unwrap();
+            let engine_sparse = LocalLegs
+                .search(collection, &LegQuery::sparse(&q.text, EVAL_DEPTH_ONE_LEG))
+                .unwrap()
+                .sparse;
             worst_bm25 = worst_bm25.max(assert_scores_match(
                 &format!("query {} BM25", q.id),
                 &ids(&row.sparse, EVAL_DEPTH_ONE_LEG),
@@ -351,7 +340,11 @@ fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path)
                 1e-4,
             ));
             if let Some(v) = vector {
-                let engine_dense = collection.dense_search_ids(v, 10).unwrap();
+                let engine_dense = LocalLegs
+                    .search(collection, &LegQuery::dense(&q.text, v, 10))
+                    .unwrap()
+                    .dense
+                    .unwrap();
                 worst_dense = worst_dense.max(assert_scores_match(
                     &format!("query {} dense top-10", q.id),
                     &ids(&row.dense, 10),
@@ -370,18 +363,25 @@ fn parity(collection: &Collection, dataset: &Dataset, python: &Path, tmp: &Path)
                 } else {
                     EVAL_DEPTH_ONE_LEG
                 };
+                let request = |legs: Arc<dyn Legs>| {
+                    let request = SearchRequest::new(&q.text, depth)
+                        .with_mode(*mode)
+                        .with_fusion(FusionOverrides::exactly(hybrid))
+                        .with_legs(legs);
+                    match vector {
+                        Some(v) if *mode != Mode::Sparse => request.with_vector(v.to_vec()),
+                        _ => request,
+                    }
+                };
                 let remote = EdgeAnswer {
-                    row,
+                    row: row.clone(),
                     fusion: *fusion,
                 };
-                let through = collection
-                    .rank_on(Some(&remote), &q.text, vector, depth, *mode, &hybrid)
-                    .unwrap();
+                let through = collection.rank(&request(Arc::new(remote))).unwrap();
                 // The engine's own legs; with a server fusion, fused by the engine's equivalent of
                 // it (RRF k = 60; DBSF with Qdrant's rule for a missing document).
-                let own = EngineLegs(collection, *fusion, &q.text);
                 let local = collection
-                    .rank_on(Some(&own), &q.text, vector, depth, *mode, &hybrid)
+                    .rank(&request(Arc::new(EngineLegs(*fusion))))
                     .unwrap();
                 let as_run = |hits: Vec<hybrid_search::fusion::FusedHit<Arc<str>>>| {
                     hits.into_iter()

@@ -21,7 +21,7 @@ use super::{Rng, save};
 use hybrid_search_dense::model::{
     Activation, BertConfig, HfConfig, Stored, TensorMap, WeightSource, hf_weights_file,
 };
-use hybrid_search_dense::model::{describe, load_tokenizer};
+use hybrid_search_dense::model::{describe, load_tokenizer, tensor_names};
 use hybrid_search_dense::{Error, Result};
 use hybrid_search_dense::{ModelDescription, Pooling, TextKind};
 
@@ -68,7 +68,7 @@ pub(crate) fn dropout(x: &Tensor, p: f32, rng: Option<&mut Rng>) -> candle_core:
         Some(rng) if p > 0.0 => {
             let keep = 1.0 / (1.0 - p);
             let mask: Vec<f32> = (0..x.elem_count())
-                .map(|_| if rng.uniform() < p { 0.0 } else { keep })
+                .map(|_| if rng.uniform_f32() < p { 0.0 } else { keep })
                 .collect();
             x * Tensor::from_vec(mask, x.shape(), x.device())?
         }
@@ -269,32 +269,25 @@ impl TrainableBert {
             vars: Vec::new(),
         };
         let (h, ff) = (config.hidden, config.intermediate);
-        let word = l.param("embeddings.word_embeddings.weight", &[config.vocab, h])?;
+        let word = l.param(tensor_names::WORD_EMBEDDINGS, &[config.vocab, h])?;
         let positions = l.param(
-            "embeddings.position_embeddings.weight",
+            tensor_names::POSITION_EMBEDDINGS,
             &[config.max_positions + config.position_offset, h],
         )?;
-        let token_types = l.param(
-            "embeddings.token_type_embeddings.weight",
-            &[config.type_vocab, h],
-        )?;
-        let embedding_norm = l.norm("embeddings.LayerNorm", h, config.eps)?;
+        let token_types = l.param(tensor_names::TOKEN_TYPE_EMBEDDINGS, &[config.type_vocab, h])?;
+        let embedding_norm = l.norm(tensor_names::EMBEDDING_NORM, h, config.eps)?;
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
-            let p = format!("encoder.layer.{i}");
+            let names = tensor_names::layer(i);
             layers.push(Layer {
-                query: l.linear(&format!("{p}.attention.self.query"), h, h)?,
-                key: l.linear(&format!("{p}.attention.self.key"), h, h)?,
-                value: l.linear(&format!("{p}.attention.self.value"), h, h)?,
-                attention_out: l.linear(&format!("{p}.attention.output.dense"), h, h)?,
-                attention_norm: l.norm(
-                    &format!("{p}.attention.output.LayerNorm"),
-                    h,
-                    config.eps,
-                )?,
-                intermediate: l.linear(&format!("{p}.intermediate.dense"), ff, h)?,
-                output: l.linear(&format!("{p}.output.dense"), h, ff)?,
-                output_norm: l.norm(&format!("{p}.output.LayerNorm"), h, config.eps)?,
+                query: l.linear(&names.projection("query"), h, h)?,
+                key: l.linear(&names.projection("key"), h, h)?,
+                value: l.linear(&names.projection("value"), h, h)?,
+                attention_out: l.linear(&names.attention_out, h, h)?,
+                attention_norm: l.norm(&names.attention_norm, h, config.eps)?,
+                intermediate: l.linear(&names.intermediate, ff, h)?,
+                output: l.linear(&names.output, h, ff)?,
+                output_norm: l.norm(&names.output_norm, h, config.eps)?,
             });
         }
         let vars = l.vars;

@@ -118,7 +118,7 @@ impl TrainableCrossEncoder {
         let h = bert.hidden_size();
         let mut rng = Rng::new(seed);
         let mut random = |rows: usize| -> Result<Tensor> {
-            let values: Vec<f32> = (0..rows * h).map(|_| 0.02 * rng.normal()).collect();
+            let values: Vec<f32> = (0..rows * h).map(|_| 0.02 * rng.normal() as f32).collect();
             Tensor::from_vec(values, (rows, h), device).map_err(|e| Error::candle(base, e))
         };
         let zeros = |n: usize| Tensor::zeros(n, candle_core::DType::F32, device);

@@ -233,44 +233,9 @@ impl Hyper<'_> {
     }
 }
 
-/// SplitMix64: a small, well-mixed, seeded generator for shuffling, dropout masks and head
-/// initialisation, so a run is reproducible without a device RNG.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub(crate) fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Standard normal (Box-Muller).
-    pub(crate) fn normal(&mut self) -> f32 {
-        let u1 = 1.0 - (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64; // (0, 1]
-        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-
-    /// Fisher-Yates.
-    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
-}
+/// The seeded generator of shuffles, dropout masks and head initialisation, so a run is
+/// reproducible without a device RNG.
+pub(crate) type Rng = hybrid_search_dense::SplitMix64;
 
 /// The training loop both trainers share: `epochs` passes over `n` examples in seeded random
 /// order, `batch_size` examples per step; `batch_loss` turns a batch (example indices) into a

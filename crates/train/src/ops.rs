@@ -181,7 +181,7 @@ pub(crate) fn attention_probs(
     let (keep, keep_scale) = match drop {
         Some(rng) => (
             (0..scores.elem_count())
-                .map(|_| u8::from(rng.uniform() >= p))
+                .map(|_| u8::from(rng.uniform_f32() >= p))
                 .collect(),
             1.0 / (1.0 - p),
         ),

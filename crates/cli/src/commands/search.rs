@@ -92,7 +92,7 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        request = request.with_remote(Arc::new(legs));
+        request = request.with_legs(Arc::new(legs));
     }
     Ok((collection, request))
 }

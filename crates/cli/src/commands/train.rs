@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use hybrid_search::dense::Device;
-use hybrid_search::{Collection, Document, eval};
+use hybrid_search::{Collection, Document, Mode, SearchRequest, eval};
 use hybrid_search_train::{
     CrossTrainConfig, DenseTrainConfig, DenseTrainer, PASSAGE_ENCODER_DIR, QUERY_ENCODER_DIR,
     Searcher, StepReport, TrainSettings, TrainableCrossEncoder, TrainingSet, checkpoint_dir,
@@ -261,11 +261,13 @@ impl Searcher for Bm25Searcher<'_> {
     type Error = hybrid_search::Error;
 
     fn top_ids(&self, query: &str, k: usize) -> hybrid_search::Result<Vec<String>> {
+        let request = SearchRequest::new(query, k).with_mode(Mode::Sparse);
         Ok(self
             .0
-            .search_ids(query, k)?
+            .rank(&request)?
+            .hits
             .into_iter()
-            .map(|(id, _)| id.to_string())
+            .map(|hit| hit.id.to_string())
             .collect())
     }
 

@@ -23,13 +23,26 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Runs a command that cannot run (exit status 2) and returns its stderr.
+/// Runs a command that cannot run and returns its stderr: exit status 2 to 7, by the kind of
+/// failure (`crates/cli/src/main.rs`; [`err_with`] checks which).
 pub fn err(args: &[&str]) -> String {
+    let out = hs(args);
+    assert!(
+        matches!(out.status.code(), Some(2..=7)),
+        "{args:?} should fail with a status from 2 to 7, not {:?}",
+        out.status.code()
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// [`err`] for a command that must fail with exit status `status`.
+pub fn err_with(status: i32, args: &[&str]) -> String {
     let out = hs(args);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "{args:?} should fail with status 2"
+        Some(status),
+        "{args:?} should fail with status {status}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stderr).unwrap()
 }

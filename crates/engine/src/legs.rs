@@ -1,0 +1,151 @@
+//! The legs of a search, wherever they are answered: the collection's own indexes
+//! ([`LocalLegs`]) or a backend that holds its documents as points (a Qdrant cluster,
+//! `hybrid-search-qdrant`'s `QdrantLegs`). Every search goes through one [`Legs`]: the engine
+//! analyses and encodes the query, asks the legs for their lists, fuses them (unless the
+//! backend fused them itself and explained its fusion), reranks and fetches the hits.
+
+use std::sync::Arc;
+
+use hybrid_search_fusion::{FusedHit, LegList};
+
+use crate::collection::Snapshot;
+use crate::error::{Error, Result};
+use crate::manifest::HybridOptions;
+
+/// Ranked lists of external ids with their scores, best first.
+pub type IdList = Vec<(Arc<str>, f32)>;
+
+/// What a search asks of its legs.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct LegQuery<'a> {
+    /// The query text: BM25 analyses it (a backend weighs its terms with the snapshot's BM25
+    /// statistics, [`Snapshot::query_sparse_vector`]).
+    pub text: &'a str,
+    /// Whether the sparse leg is asked.
+    pub sparse: bool,
+    /// The query vector, when the dense leg is asked (its length checked already).
+    pub dense: Option<&'a [f32]>,
+    /// How deep each leg's list goes.
+    pub depth: usize,
+    /// In a hybrid search, the fused hits wanted: a backend that fuses the two lists itself
+    /// returns its fusion of this many ([`LegLists::fused`]).
+    pub fused: Option<usize>,
+}
+
+impl<'a> LegQuery<'a> {
+    /// The sparse leg alone, `depth` deep.
+    pub fn sparse(text: &'a str, depth: usize) -> Self {
+        Self {
+            text,
+            sparse: true,
+            dense: None,
+            depth,
+            fused: None,
+        }
+    }
+
+    /// The dense leg alone, `depth` deep.
+    pub fn dense(text: &'a str, vector: &'a [f32], depth: usize) -> Self {
+        Self {
+            text,
+            sparse: false,
+            dense: Some(vector),
+            depth,
+            fused: None,
+        }
+    }
+
+    /// Both legs `depth` deep (the dense one when `vector` is given), `k` fused hits wanted.
+    pub fn hybrid(text: &'a str, vector: Option<&'a [f32]>, depth: usize, k: usize) -> Self {
+        Self {
+            text,
+            sparse: true,
+            dense: vector,
+            depth,
+            fused: Some(k),
+        }
+    }
+}
+
+/// What the legs answered.
+#[derive(Debug)]
+pub struct LegLists {
+    /// The sparse leg's list (empty when not asked).
+    pub sparse: IdList,
+    /// The dense leg's list (empty when not asked), or why it could not answer: a hybrid
+    /// search then falls back to the sparse leg and says why; a dense search fails.
+    pub dense: Result<IdList>,
+    /// The backend's own fusion of the two lists, when it fuses itself: its hits in its
+    /// order and with its scores, each with the legs' shares explained.
+    pub fused: Option<BackendFusion>,
+}
+
+/// A fusion the backend ran itself.
+#[derive(Debug, Clone)]
+pub struct BackendFusion {
+    /// The fused hits, best first, each with what each leg gave it.
+    pub hits: Vec<FusedHit<Arc<str>>>,
+    /// The engine's fusion settings nearest to the backend's, reported with the results.
+    pub fusion: HybridOptions,
+}
+
+/// Where the legs of a search are answered.
+pub trait Legs: Send + Sync {
+    /// What answers, for messages: `the collection's own indexes`, `Qdrant at URL,
+    /// collection "NAME"`.
+    fn describe(&self) -> String;
+
+    /// The lists `query` asks for, on `snapshot` (the collection searched: its BM25
+    /// statistics, its vectors' dimension).
+    ///
+    /// # Errors
+    ///
+    /// A leg that cannot answer at all ([`Error::Sparse`], [`Error::Remote`] when a backend
+    /// cannot be reached or refuses the query); a dense leg that fails is reported in
+    /// [`LegLists::dense`] instead.
+    fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> Result<LegLists>;
+}
+
+/// The collection's own legs: tantivy BM25 and the snapshot's vector segments.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalLegs;
+
+impl Legs for LocalLegs {
+    fn describe(&self) -> String {
+        "the collection's own indexes".into()
+    }
+
+    fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> Result<LegLists> {
+        let sparse = if query.sparse {
+            snapshot.search_ids(query.text, query.depth)?
+        } else {
+            Vec::new()
+        };
+        let dense = match query.dense {
+            Some(v) => snapshot.dense_search_ids(v, query.depth),
+            None => Ok(Vec::new()),
+        };
+        Ok(LegLists {
+            sparse,
+            dense,
+            fused: None,
+        })
+    }
+}
+
+/// The sparse leg's list for fusion: when BM25 returned fewer documents than `depth`, it
+/// returned every document that matches the query, so every other one scored 0.
+pub fn sparse_list(hits: &[(Arc<str>, f32)], depth: usize) -> LegList<'_, Arc<str>> {
+    LegList {
+        hits,
+        absent: (hits.len() < depth).then_some(0.0),
+    }
+}
+
+/// Whether an error of the dense leg leaves a hybrid search to BM25: not a query vector that
+/// does not fit (the caller's mistake, refused as in the dense mode), and not a remote side
+/// that fails.
+pub(crate) fn degrades(err: &Error) -> bool {
+    !matches!(err, Error::InvalidRequest { .. } | Error::Remote { .. })
+}
