@@ -182,6 +182,13 @@ fn message(err: &anyhow::Error) -> String {
                 busy = true;
                 e.to_string()
             }
+            // How this front end names a model.
+            Some(e @ hybrid_search::Error::NoModel(..)) => {
+                format!("{e}; pass the model's folder with --model DIR")
+            }
+            Some(e @ hybrid_search::Error::ModelMismatch { .. }) => {
+                format!("{e}; pass the collection's model with --model DIR")
+            }
             _ => cause.to_string(),
         })
         .collect();

@@ -53,8 +53,15 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Val
 
 /// Says on stderr that the dense leg took no part, and why.
 pub fn degraded_note(reason: &Degraded) {
+    let hint = match reason {
+        Degraded::ModelUnavailable { .. } | Degraded::NoEncoder { .. } => {
+            "; pass the model's folder with --model DIR"
+        }
+        _ => "",
+    };
     eprintln!(
-        "note: the dense leg is unavailable ({reason}); results come from the sparse leg only"
+        "note: the dense leg is unavailable ({reason}){hint}; results come from the sparse leg \
+         only"
     );
 }
 

@@ -293,7 +293,7 @@ fn separate_encoders_index_the_passage_side_and_search_with_the_query_side() {
         s(&out),
     ]);
     assert!(
-        e.contains("separate query and passage encoders") && e.contains("--query-model"),
+        e.contains("separate query and passage encoders") && e.contains("as the query model"),
         "{e}"
     );
     ok(&[

@@ -18,8 +18,19 @@ use crate::manifest::{
 
 pub(crate) const SPARSE_DIR: &str = "sparse";
 
-/// Indexing memory for tantivy's writer (split across its threads).
+/// Indexing memory for tantivy's writer (split across its threads), for loads and writes of
+/// unknown size.
 pub(crate) const WRITER_HEAP: usize = 256 << 20;
+
+/// Writes of at most this many documents ([`Collection::add`], [`Collection::delete`]) index
+/// on one thread with [`SMALL_WRITER_HEAP`]: tantivy sizes its per-thread tables by the budget,
+/// so a full-size writer for a handful of documents allocates (and, through glibc's per-thread
+/// arenas, keeps) hundreds of MiB (`docs/benchmarks.md`, "One handle, snapshots").
+pub(crate) const SMALL_WRITE_DOCS: usize = 10_000;
+
+/// The indexing memory of a small write, one indexing thread (tantivy's minimum is 15 MB per
+/// thread).
+pub(crate) const SMALL_WRITER_HEAP: usize = 32 << 20;
 
 /// A collection: a handle on a folder holding a manifest and the search legs.
 ///
@@ -371,14 +382,14 @@ impl Collection {
     ///
     /// # Errors
     ///
-    /// [`Error::NoModel`] for a collection without a dense leg; [`Error::ModelMismatch`] when the
+    /// [`Error::NoDenseLeg`] for a collection without a dense leg; [`Error::ModelMismatch`] when the
     /// encoder is not the model the vectors were made with (what differs is named).
     pub fn attach_encoder(&mut self, encoder: Arc<Encoder>) -> Result<()> {
         let Some(manifest) = &self.manifest.dense else {
-            return Err(Error::NoModel(
+            return Err(Error::NoDenseLeg(
                 self.dir.clone(),
                 "this collection was built without a dense leg, and one cannot be added to it; \
-                 index the documents into a new folder with `hybrid-search index --model`"
+                 index the documents into a new collection built with a model"
                     .into(),
             ));
         };

@@ -200,7 +200,7 @@ impl DenseManifest {
             model: encoder.dir().to_path_buf(),
             message: format!(
                 "the collection's vectors were made with {} ({}); this model differs: {}. \
-                 Pass --model with the collection's model, or rebuild the collection",
+                 Use the collection's model, or rebuild the collection",
                 self.model.name,
                 self.model.weights.file,
                 differences.join(", ")
@@ -424,9 +424,8 @@ impl DenseWriter {
         self.encoder.as_ref().ok_or_else(|| {
             Error::NoModel(
                 self.dir.clone(),
-                "adding documents to the dense leg needs the model its vectors were made with; \
-                 pass --model DIR (or attach_encoder in the library), or supply each \
-                 document's \"vector\""
+                "adding documents to the dense leg needs the model its vectors were made with, \
+                 and none is attached; attach it, or supply each document's \"vector\""
                     .into(),
             )
         })

@@ -50,9 +50,16 @@ pub enum Error {
         /// What went wrong and what to do.
         message: String,
     },
-    /// A dense search or write needs the collection's model and none is attached.
+    /// A dense search or write needs the collection's model and none is attached (or it was
+    /// not found). Each front end says how to name the model (the CLI's `--model DIR`, the
+    /// library's `Collection::attach_model`, the server's models folder).
     #[error("{0}: {1}")]
     NoModel(PathBuf, String),
+    /// The collection was built without a dense leg, so nothing dense can be done with it (a
+    /// vector search, a model, stored vectors); one cannot be added: a collection built with
+    /// a model can.
+    #[error("{0}: {1}")]
+    NoDenseLeg(PathBuf, String),
     /// The dense leg's vector file cannot be read (missing, truncated, damaged). The sparse leg
     /// still answers; `Collection::repair_dense` rebuilds the vectors from the stored documents.
     #[error(
@@ -134,7 +141,7 @@ pub enum Error {
     NotACollection(PathBuf),
     /// The folder already holds something that is not a collection.
     #[error(
-        "{0}: exists and is not an empty folder or a hybrid-search collection; choose another --index folder"
+        "{0}: exists and is not an empty folder or a hybrid-search collection; choose another folder"
     )]
     NotEmpty(PathBuf),
     /// The manifest cannot be read or was written by an unknown format version.
@@ -174,6 +181,7 @@ impl Error {
             Error::ModelMismatch { .. }
             | Error::DictionaryMismatch { .. }
             | Error::NoModel(..)
+            | Error::NoDenseLeg(..)
             | Error::InvalidVector { .. }
             | Error::NotEmpty(_) => ErrorKind::Conflict,
             Error::Remote { .. } => ErrorKind::Remote,

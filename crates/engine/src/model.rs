@@ -25,8 +25,8 @@ pub struct ModelChoice {
 ///
 /// # Errors
 ///
-/// [`Error::NoModel`] for a directory of separate query and passage encoders (name one of
-/// them), [`Error::Dense`] when the model cannot be loaded.
+/// [`Error::InvalidOption`] for a directory of separate query and passage encoders (name one
+/// of them), [`Error::Dense`] when the model cannot be loaded.
 pub fn load_encoder(dir: &Path, weights: WeightFormat) -> Result<Arc<Encoder>> {
     let _span = tracing::info_span!("load_model", dir = %dir.display()).entered();
     if !dir.join("config.json").exists()
@@ -34,15 +34,13 @@ pub fn load_encoder(dir: &Path, weights: WeightFormat) -> Result<Arc<Encoder>> {
         && dir.join(PASSAGE_ENCODER_DIR).is_dir()
     {
         let d = dir.display();
-        return Err(Error::NoModel(
-            dir.to_path_buf(),
-            format!(
-                "a model with separate query and passage encoders (`train-dense --separate`); \
-                 a collection holds one model's vectors: index with `--model \
-                 {d}/{PASSAGE_ENCODER_DIR}` and search or evaluate with `--query-model \
-                 {d}/{QUERY_ENCODER_DIR}`"
-            ),
-        ));
+        return Err(Error::InvalidOption(format!(
+            "{}: a model with separate query and passage encoders (`train-dense --separate`); \
+                 a collection holds one model's vectors: index with the passage encoder \
+                 {d}/{PASSAGE_ENCODER_DIR} as the model and search with the query encoder \
+                 {d}/{QUERY_ENCODER_DIR} as the query model",
+            dir.display()
+        )));
     }
     Ok(Arc::new(Encoder::load_with(dir, &Device::Cpu, weights)?))
 }
@@ -70,16 +68,16 @@ impl Snapshot {
     ///
     /// # Errors
     ///
-    /// [`Error::NoModel`] when a model is named for a collection without a dense leg, or when
-    /// none is found (the message lists where it looked).
+    /// [`Error::NoDenseLeg`] when a model is named for a collection without a dense leg;
+    /// [`Error::NoModel`] when none is found (the message lists where it looked).
     pub fn find_model(&self, dir: Option<&Path>) -> Result<Option<PathBuf>> {
         let Some(dense) = &self.manifest().dense else {
             return match dir {
-                Some(dir) => Err(Error::NoModel(
+                Some(dir) => Err(Error::NoDenseLeg(
                     self.dir().to_path_buf(),
                     format!(
-                        "this collection has no dense leg, so --model {} cannot be used; \
-                         rebuild it with `hybrid-search index --model`",
+                        "this collection has no dense leg, so model {} cannot be used with it; \
+                         index the documents into a new collection built with a model",
                         dir.display()
                     ),
                 )),
@@ -101,9 +99,9 @@ impl Snapshot {
         Err(Error::NoModel(
             self.dir().to_path_buf(),
             format!(
-                "built with model {}, which is not found (looked in {}{}); pass --model DIR, or \
-                 set {} to the folder holding models/ (scripts/fetch-models.sh lays out the \
-                 standard models)",
+                "built with model {}, which is not found (looked in {}{}); name the model's \
+                 folder, or set {} to the folder holding models/ (scripts/fetch-models.sh lays \
+                 out the standard models)",
                 dense.model.name,
                 looked.join(", "),
                 if candidates.len() > 5 {

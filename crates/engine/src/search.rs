@@ -111,6 +111,7 @@ impl Degraded {
     pub(crate) fn of(err: &Error, dense: bool) -> Self {
         let message = err.to_string();
         match err {
+            Error::NoDenseLeg(..) => Degraded::NoDenseLeg { message },
             Error::NoModel(..) if !dense => Degraded::NoDenseLeg { message },
             Error::NoModel(..) => Degraded::NoEncoder { message },
             Error::DenseDamaged { .. } => Degraded::VectorsDamaged { message },
@@ -189,17 +190,17 @@ impl Snapshot {
 
     pub(crate) fn dense_leg(&self) -> Result<(&DenseLeg, &Arc<Encoder>)> {
         let leg = self.dense.as_ref().ok_or_else(|| {
-            Error::NoModel(
+            Error::NoDenseLeg(
                 self.dir.clone(),
-                "this collection has no dense leg; build it with `hybrid-search index --model DIR`"
+                "this collection has no dense leg (it was built without a model); a collection \
+                 built with one searches by vectors"
                     .into(),
             )
         })?;
         let encoder = leg.encoder.as_ref().ok_or_else(|| {
             Error::NoModel(
                 self.dir.clone(),
-                "the dense leg needs the model its vectors were made with; pass --model DIR \
-                 (or attach_encoder in the library)"
+                "the dense leg needs the model its vectors were made with, and none is attached"
                     .into(),
             )
         })?;
@@ -221,7 +222,7 @@ impl Snapshot {
     /// The loaded segments, or why they cannot be used.
     pub(crate) fn segments(&self) -> Result<(&DenseLeg, &[Arc<Segment>])> {
         let leg = self.dense.as_ref().ok_or_else(|| {
-            Error::NoModel(self.dir.clone(), "this collection has no dense leg".into())
+            Error::NoDenseLeg(self.dir.clone(), "this collection has no dense leg".into())
         })?;
         let damaged = |message: &String| Error::DenseDamaged {
             collection: self.dir.clone(),

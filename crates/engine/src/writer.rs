@@ -10,7 +10,9 @@ use std::sync::Arc;
 use hybrid_search_document::Document;
 use hybrid_search_sparse::{Bm25Index, Bm25Writer, SparseDoc};
 
-use crate::collection::{Collection, KeyMap, SPARSE_DIR, Snapshot, WRITER_HEAP};
+use crate::collection::{
+    Collection, KeyMap, SMALL_WRITE_DOCS, SMALL_WRITER_HEAP, SPARSE_DIR, Snapshot, WRITER_HEAP,
+};
 use crate::dense_leg::{self, DENSE_DIR, DenseWriter, EncodeProgress, Segment, SegmentRecord};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -146,7 +148,10 @@ impl CollectionWriter {
     /// (errors found before anything changes, a bad vector or a missing model, do not).
     pub(crate) fn poison_on<T>(&mut self, result: &Result<T>) {
         if let Err(e) = result
-            && !matches!(e, Error::InvalidVector { .. } | Error::NoModel(..))
+            && !matches!(
+                e,
+                Error::InvalidVector { .. } | Error::NoModel(..) | Error::NoDenseLeg(..)
+            )
         {
             self.poisoned = Some(e.to_string());
         }
@@ -159,8 +164,8 @@ impl CollectionWriter {
             None if doc.vector.is_some() => {
                 return Err(Error::InvalidVector {
                     id: doc.id.clone(),
-                    message: "this collection has no dense leg (it was built without \
-                              --model); leave the field out, or index into a collection built \
+                    message: "this collection has no dense leg (it was built without a \
+                              model); leave the field out, or index into a collection built \
                               with a model"
                         .into(),
                 });
@@ -501,12 +506,18 @@ impl Collection {
     /// segments are missing or cut; [`Error::Sparse`] or [`Error::Io`] when the index cannot be
     /// opened for writing.
     pub fn writer(&mut self) -> Result<CollectionWriter> {
-        self.writer_inner(false)
+        self.writer_inner(false, None)
     }
 
     /// A writer; with `rebuild`, the dense leg starts from no segments and every live document
     /// waits to be encoded again.
-    pub(crate) fn writer_inner(&mut self, rebuild: bool) -> Result<CollectionWriter> {
+    /// `documents`: how many documents the write holds, when known (a small write gets a
+    /// small, single-threaded BM25 writer).
+    pub(crate) fn writer_inner(
+        &mut self,
+        rebuild: bool,
+        documents: Option<usize>,
+    ) -> Result<CollectionWriter> {
         let lock = WriteLock::acquire(&self.dir, self.wait)?;
         // Another writer may have committed (or changed the manifest) since this was opened.
         let manifest = read_manifest(&self.dir)?;
@@ -557,7 +568,13 @@ impl Collection {
         // it releases the collection's. A writer of an older build holds it for good.
         let mut tries = 0;
         let sparse = loop {
-            match self.sparse.writer(WRITER_HEAP) {
+            let writer = match documents {
+                Some(n) if n <= SMALL_WRITE_DOCS => {
+                    self.sparse.writer_with_threads(Some(1), SMALL_WRITER_HEAP)
+                }
+                _ => self.sparse.writer(WRITER_HEAP),
+            };
+            match writer {
                 Ok(writer) => break writer,
                 Err(e) => match sparse_writer_error(&self.dir, e) {
                     Error::Busy { .. } if tries < 100 => {
@@ -599,9 +616,9 @@ impl Collection {
     /// another writer holds the collection; [`Error::Dense`], [`Error::Sparse`] or [`Error::Io`]
     /// when encoding or writing fails (the last commit stays as it was).
     pub fn repair_dense(&mut self, on_encoded: Option<EncodeProgress>) -> Result<usize> {
-        let mut writer = self.writer_inner(true)?;
+        let mut writer = self.writer_inner(true, None)?;
         let Some(dense) = &mut writer.dense else {
-            return Err(Error::NoModel(
+            return Err(Error::NoDenseLeg(
                 self.dir.clone(),
                 "this collection has no dense leg to repair".into(),
             ));
@@ -716,12 +733,13 @@ impl Collection {
         docs: &[Document],
         on_encoded: Option<EncodeProgress>,
     ) -> Result<Committed> {
-        self.upsert_stream(
+        self.upsert_sized(
             docs.iter()
                 .map(|d| Ok::<_, Error>(std::borrow::Cow::Borrowed(d))),
             || {},
             on_encoded,
             false,
+            Some(docs.len()),
         )
     }
 
@@ -738,14 +756,29 @@ impl Collection {
     pub fn upsert_stream<'a, E>(
         &mut self,
         docs: impl IntoIterator<Item = std::result::Result<std::borrow::Cow<'a, Document>, E>>,
-        mut on_doc: impl FnMut(),
+        on_doc: impl FnMut(),
         on_encoded: Option<EncodeProgress>,
         merge: bool,
     ) -> std::result::Result<Committed, E>
     where
         E: From<Error>,
     {
-        let mut writer = self.writer()?;
+        self.upsert_sized(docs, on_doc, on_encoded, merge, None)
+    }
+
+    /// [`Collection::upsert_stream`] of `documents` documents, when known.
+    fn upsert_sized<'a, E>(
+        &mut self,
+        docs: impl IntoIterator<Item = std::result::Result<std::borrow::Cow<'a, Document>, E>>,
+        mut on_doc: impl FnMut(),
+        on_encoded: Option<EncodeProgress>,
+        merge: bool,
+        documents: Option<usize>,
+    ) -> std::result::Result<Committed, E>
+    where
+        E: From<Error>,
+    {
+        let mut writer = self.writer_inner(false, documents)?;
         if let Some(dense) = &mut writer.dense {
             dense.progress = on_encoded;
         }
@@ -771,7 +804,7 @@ impl Collection {
     /// [`Error::Busy`] when another writer holds the collection; [`Error::Sparse`] or
     /// [`Error::Io`] when writing fails (nothing is deleted then).
     pub fn delete(&mut self, ids: &[&str]) -> Result<Committed> {
-        let mut writer = self.writer()?;
+        let mut writer = self.writer_inner(false, Some(ids.len()))?;
         for id in ids {
             writer.delete(id)?;
         }

@@ -412,7 +412,7 @@ fn hybrid_falls_back_to_the_sparse_leg_and_says_why() {
         matches!(reason, hybrid_search::Degraded::NoEncoder { .. }),
         "{reason:?}"
     );
-    assert!(reason.message().contains("--model"), "{reason}");
+    assert!(reason.message().contains("none is attached"), "{reason}");
     assert_eq!(results.hits[0].id, "hba1c");
     assert!(
         !results.hits[0].legs[1].found,

@@ -101,6 +101,11 @@ impl From<hybrid_search::Error> for ApiError {
         use hybrid_search::{Error as E, ErrorKind as K};
         let message = match &e {
             E::InvalidRequest { setting, problem } => format!("{}: {problem}", field(*setting)),
+            // How this front end names a model.
+            E::NoModel(..) | E::ModelMismatch { .. } => format!(
+                "{e}; the server loads each collection's model from its models folder when it \
+                 opens the collection (scripts/fetch-models.sh lays out the standard models)"
+            ),
             e => e.to_string(),
         };
         match e.kind() {
@@ -112,6 +117,7 @@ impl From<hybrid_search::Error> for ApiError {
                 let code = match e {
                     E::InvalidVector { .. } => "dimension_mismatch",
                     E::NoModel(..) => "no_model",
+                    E::NoDenseLeg(..) => "no_dense_leg",
                     E::NotEmpty(_) => "exists",
                     _ => "conflict",
                 };

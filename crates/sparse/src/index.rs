@@ -379,7 +379,25 @@ impl Bm25Index {
     /// [`Error::Tantivy`] when the index cannot be opened for writing (tantivy's own lock held, a
     /// damaged index).
     pub fn writer(&self, heap_bytes: usize) -> Result<Bm25Writer> {
-        let writer = self.index.writer(heap_bytes)?;
+        self.writer_with_threads(None, heap_bytes)
+    }
+
+    /// A writer with `heap_bytes` of indexing memory split over `threads` indexing threads
+    /// (`None`: tantivy's choice, one per CPU up to 8). tantivy needs at least 15 MB per
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Bm25Index::writer`], and [`Error::Tantivy`] for less than 15 MB per thread.
+    pub fn writer_with_threads(
+        &self,
+        threads: Option<usize>,
+        heap_bytes: usize,
+    ) -> Result<Bm25Writer> {
+        let writer = match threads {
+            Some(n) => self.index.writer_with_num_threads(n, heap_bytes)?,
+            None => self.index.writer(heap_bytes)?,
+        };
         // A writer killed before its commit leaves files no commit lists (a `.del` file named
         // after the segment and the next opstamp, say), and the next writer, counting from the
         // same commit, would create the same names and fail. tantivy registers a file as managed
