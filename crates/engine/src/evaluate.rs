@@ -138,8 +138,9 @@ pub fn evaluate(
             };
             let vector = vectors.as_ref().map(|v| v[i].as_slice());
             let mut docs = StoredDocs::default();
+            let terms = collection.query_terms(&q.text, resolved.mode)?;
             let (ranked, _) =
-                collection.run_ranked(&request, &resolved, vector, depth, &mut docs)?;
+                collection.run_ranked(&request, &resolved, &terms, vector, depth, &mut docs)?;
             let n = ranked.hits.len();
             let reranked = ranked.rerank.is_some();
             let hits = ranked.hits.into_iter().enumerate().map(|(rank, h)| {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use hybrid_search_fusion::{FusedHit, LegList};
+use hybrid_search_sparse::QueryTerms;
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result};
@@ -22,6 +23,9 @@ pub struct LegQuery<'a> {
     /// The query text: BM25 analyses it (a backend weighs its terms with the snapshot's BM25
     /// statistics, [`Snapshot::query_sparse_vector`]).
     pub text: &'a str,
+    /// The text already analysed for BM25, when the caller has it (a search analyses its
+    /// query once, for the legs and the snippets); `None`: the sparse leg analyses `text`.
+    pub terms: Option<&'a QueryTerms>,
     /// Whether the sparse leg is asked.
     pub sparse: bool,
     /// The query vector, when the dense leg is asked (its length checked already).
@@ -38,6 +42,7 @@ impl<'a> LegQuery<'a> {
     pub fn sparse(text: &'a str, depth: usize) -> Self {
         Self {
             text,
+            terms: None,
             sparse: true,
             dense: None,
             depth,
@@ -49,6 +54,7 @@ impl<'a> LegQuery<'a> {
     pub fn dense(text: &'a str, vector: &'a [f32], depth: usize) -> Self {
         Self {
             text,
+            terms: None,
             sparse: false,
             dense: Some(vector),
             depth,
@@ -60,11 +66,30 @@ impl<'a> LegQuery<'a> {
     pub fn hybrid(text: &'a str, vector: Option<&'a [f32]>, depth: usize, k: usize) -> Self {
         Self {
             text,
+            terms: None,
             sparse: true,
             dense: vector,
             depth,
             fused: Some(k),
         }
+    }
+
+    /// The same query with its text already analysed for BM25.
+    pub fn with_terms(mut self, terms: &'a QueryTerms) -> Self {
+        self.terms = Some(terms);
+        self
+    }
+
+    /// The query analysed for BM25: `terms` when given, else `text` analysed on `snapshot`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when the query cannot be analysed.
+    pub fn analysed(&self, snapshot: &Snapshot) -> Result<std::borrow::Cow<'a, QueryTerms>> {
+        Ok(match self.terms {
+            Some(terms) => std::borrow::Cow::Borrowed(terms),
+            None => std::borrow::Cow::Owned(snapshot.sparse.query_terms(self.text)?),
+        })
     }
 }
 
@@ -118,7 +143,7 @@ impl Legs for LocalLegs {
 
     fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> Result<LegLists> {
         let sparse = if query.sparse {
-            snapshot.search_ids(query.text, query.depth)?
+            snapshot.search_ids(&*query.analysed(snapshot)?, query.depth)?
         } else {
             Vec::new()
         };

@@ -7,7 +7,7 @@
 //! vector ([`SparseVector`], whose dot product with [`Snapshot::query_sparse_vector`] is the
 //! engine's BM25 score) and the document's dense vectors (one per window).
 
-use hybrid_search_sparse::{Bm25Stats, DocumentVector, SparseVector};
+use hybrid_search_sparse::{Bm25Stats, DocumentVector, QueryTerms, SparseVector};
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result};
@@ -29,6 +29,15 @@ impl Snapshot {
     /// [`Error::Sparse`] when the query cannot be analysed.
     pub fn query_sparse_vector(&self, query: &str) -> Result<SparseVector> {
         Ok(self.sparse.query_vector(query)?)
+    }
+
+    /// [`Snapshot::query_sparse_vector`] of a query already analysed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sparse`] when a document frequency cannot be read.
+    pub fn query_sparse_vector_of(&self, query: &QueryTerms) -> Result<SparseVector> {
+        Ok(self.sparse.query_vector_of(query)?)
     }
 
     /// The BM25 statistics of the commit this collection is on.

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use hybrid_search_dense::{CrossEncoder, Encoder};
 use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
+use hybrid_search_sparse::QueryTerms;
 
 use hybrid_search_document::show_number;
 
@@ -501,8 +502,10 @@ impl Snapshot {
     pub fn run(&self, request: &SearchRequest) -> Result<SearchResults> {
         let _span = tracing::debug_span!("search", k = request.k).entered();
         let mut docs = StoredDocs::default();
-        let (ranked, before) = self.ranked(request, &mut docs)?;
-        let mut hits = self.hits(&request.query, ranked.hits, &mut docs)?;
+        let resolved = self.resolve(request)?;
+        let terms = self.query_terms(&request.query, resolved.mode)?;
+        let (ranked, before) = self.ranked(request, &resolved, &terms, &mut docs)?;
+        let mut hits = self.hits(&terms, ranked.hits, &mut docs)?;
         for (hit, first) in hits.iter_mut().zip(before) {
             hit.first_stage = Some(first);
         }
@@ -565,16 +568,21 @@ impl Snapshot {
     ///
     /// Those of [`Snapshot::run`].
     pub fn rank(&self, request: &SearchRequest) -> Result<Ranked> {
-        Ok(self.ranked(request, &mut StoredDocs::default())?.0)
+        let resolved = self.resolve(request)?;
+        let terms = self.query_terms(&request.query, resolved.mode)?;
+        Ok(self
+            .ranked(request, &resolved, &terms, &mut StoredDocs::default())?
+            .0)
     }
 
     /// [`Snapshot::rank`], with each reranked hit's first-stage rank and logit.
     fn ranked(
         &self,
         request: &SearchRequest,
+        resolved: &Resolved,
+        terms: &QueryTerms,
         docs: &mut StoredDocs,
     ) -> Result<(Ranked, Vec<FirstStage>)> {
-        let resolved = self.resolve(request)?;
         let own = match (&request.vector, &request.query_encoder) {
             (None, Some(encoder)) if resolved.mode != Mode::Sparse => Some(
                 query_vectors(self, Some(encoder), &[request.query.as_str()], &|_| {})?.remove(0),
@@ -582,9 +590,21 @@ impl Snapshot {
             _ => None,
         };
         let vector = request.vector.as_deref().or(own.as_deref());
-        let (mut ranked, before) = self.run_ranked(request, &resolved, vector, request.k, docs)?;
+        let (mut ranked, before) =
+            self.run_ranked(request, resolved, terms, vector, request.k, docs)?;
         ranked.hits.truncate(request.k);
         Ok((ranked, before))
+    }
+
+    /// The query analysed once for the search (BM25's terms, which the snippets mark): an
+    /// analysis error fails a search that uses BM25; a dense search goes on with no terms
+    /// (its snippets then mark nothing).
+    pub(crate) fn query_terms(&self, query: &str, mode: Mode) -> Result<QueryTerms> {
+        match self.sparse.query_terms(query) {
+            Ok(terms) => Ok(terms),
+            Err(_) if mode == Mode::Dense => Ok(QueryTerms::default()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The ranked half of [`Snapshot::run`] for a resolved request and its query vector
@@ -600,6 +620,7 @@ impl Snapshot {
         &self,
         request: &SearchRequest,
         resolved: &Resolved,
+        terms: &QueryTerms,
         vector: Option<&[f32]>,
         k: usize,
         docs: &mut StoredDocs,
@@ -608,10 +629,10 @@ impl Snapshot {
         let ranked = self.rank_with(
             request.legs.as_deref().unwrap_or(&LocalLegs),
             &request.query,
+            terms,
             vector,
             k.max(depth),
-            resolved.mode,
-            &resolved.hybrid,
+            resolved,
         )?;
         let Some(r) = &request.rerank else {
             return Ok((ranked, Vec::new()));

@@ -8,16 +8,16 @@ use serde::Serialize;
 
 use hybrid_search_dense::{Encoder, TextKind};
 use hybrid_search_fusion::{FusedHit, Leg, LegList, LegScore};
-use hybrid_search_sparse::SparseDoc;
+use hybrid_search_sparse::{QueryTerms, SparseDoc};
 
 use crate::collection::{DenseLeg, Snapshot};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
 use crate::error::{Error, Result, Setting};
 use crate::legs::{LegQuery, Legs, degrades, sparse_list};
 use crate::manifest::{HybridOptions, Mode};
-use crate::request::SearchRequest;
+use crate::request::{Resolved, SearchRequest};
 use crate::rerank::FirstStage;
-use crate::snippet::{query_terms, snippet_for_terms};
+use crate::snippet::{marked_terms, snippet_for_terms};
 
 /// One search result.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -337,10 +337,10 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
-    /// The top `k` documents for `query` from `legs`, ranked by the leg(s) `mode` names, with
-    /// each leg's share of every score. `vector` is the query's vector when already encoded.
-    /// In the hybrid mode each leg goes `max(k, depth)` deep and the lists are fused with
-    /// `options`, unless the legs fused them themselves ([`LegLists::fused`]: their order
+    /// The top `k` documents for `query` (analysed into `terms`) from `legs`, ranked by the
+    /// leg(s) the resolved mode names, with each leg's share of every score. `vector` is the
+    /// query's vector when already encoded. In the hybrid mode each leg goes `max(k, depth)`
+    /// deep and the lists are fused with the resolved fusion settings, unless the legs fused them themselves ([`LegLists::fused`]: their order
     /// and scores are kept, and their fusion reported).
     ///
     /// A hybrid search whose dense leg fails (no model attached, damaged vectors, an encoder
@@ -350,11 +350,12 @@ impl Snapshot {
         &self,
         legs: &dyn Legs,
         query: &str,
+        terms: &QueryTerms,
         vector: Option<&[f32]>,
         k: usize,
-        mode: Mode,
-        options: &HybridOptions,
+        resolved: &Resolved,
     ) -> Result<Ranked> {
+        let (mode, options) = (resolved.mode, &resolved.hybrid);
         let query_vector = || -> Result<Vec<f32>> {
             let v = match vector {
                 Some(v) => v.to_vec(),
@@ -376,12 +377,12 @@ impl Snapshot {
         };
         let (hits, degraded, fusion) = match mode {
             Mode::Sparse => {
-                let lists = legs.search(self, &LegQuery::sparse(query, k))?;
+                let lists = legs.search(self, &LegQuery::sparse(query, k).with_terms(terms))?;
                 (single_leg(Leg::Sparse, lists.sparse), None, None)
             }
             Mode::Dense => {
                 let v = query_vector()?;
-                let lists = legs.search(self, &LegQuery::dense(query, &v, k))?;
+                let lists = legs.search(self, &LegQuery::dense(query, &v, k).with_terms(terms))?;
                 (single_leg(Leg::Dense, lists.dense?), None, None)
             }
             Mode::Hybrid => {
@@ -390,7 +391,8 @@ impl Snapshot {
                     Ok(v) => (Some(v), None),
                     Err(err) => (None, Some(reason(err)?)),
                 };
-                let lists = legs.search(self, &LegQuery::hybrid(query, v.as_deref(), depth, k))?;
+                let asked = LegQuery::hybrid(query, v.as_deref(), depth, k).with_terms(terms);
+                let lists = legs.search(self, &asked)?;
                 let dense = match lists.dense {
                     Ok(dense) => dense,
                     Err(err) => {
@@ -441,16 +443,18 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The top `k` documents as (external id, BM25 score), ranked. Ids are shared, not copied.
+    /// The top `k` documents as (external id, BM25 score) for a query already analysed
+    /// ([`Bm25Index::query_terms`](hybrid_search_sparse::Bm25Index::query_terms)), ranked. Ids
+    /// are shared, not copied.
     ///
     /// # Errors
     ///
-    /// [`Error::Sparse`] when the query cannot be analysed or BM25 fails.
-    pub(crate) fn search_ids(&self, query: &str, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+    /// [`Error::Sparse`] when BM25 fails.
+    pub(crate) fn search_ids(&self, query: &QueryTerms, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("bm25", k).entered();
         Ok(self
             .sparse
-            .search(query, k)?
+            .search_terms(query, k)?
             .into_iter()
             .map(|h| (h.id, h.score))
             .collect())
@@ -474,13 +478,13 @@ impl Snapshot {
     /// [`Error::Sparse`] when a stored document cannot be read.
     pub(crate) fn hits(
         &self,
-        query: &str,
+        query: &QueryTerms,
         ranked: Vec<FusedHit<Arc<str>>>,
         docs: &mut StoredDocs,
     ) -> Result<Vec<Hit>> {
         let _span = tracing::debug_span!("fetch", hits = ranked.len()).entered();
         let analyzer = self.sparse.analyzer();
-        let wanted = query_terms(analyzer, query);
+        let wanted = marked_terms(&query.terms);
         let mut hits = Vec::new();
         for fused in ranked {
             let doc = docs.get(self, &fused.id)?;

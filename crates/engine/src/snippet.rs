@@ -7,23 +7,24 @@ use hybrid_search_sparse::{Analyzer, is_hangul};
 /// The window of about `width` bytes of `text` holding the most distinct query terms, with the
 /// matched words wrapped in `**`. Falls back to the start of the text when nothing matches.
 pub fn snippet(analyzer: &Analyzer, query: &str, text: &str, width: usize) -> String {
-    snippet_for_terms(analyzer, &query_terms(analyzer, query), text, width)
+    let terms: Vec<String> = analyzer
+        .analyze_query(query)
+        .map(|tokens| tokens.into_iter().map(|t| t.term).collect())
+        .unwrap_or_default();
+    snippet_for_terms(analyzer, &marked_terms(&terms), text, width)
 }
 
-/// The query's terms worth marking. One-syllable Korean terms (the copula 이, bound nouns) match
-/// everywhere: not worth a mark.
-pub(crate) fn query_terms(analyzer: &Analyzer, query: &str) -> HashSet<String> {
-    match analyzer.analyze(query) {
-        Ok(tokens) => tokens
-            .into_iter()
-            .map(|t| t.term)
-            .filter(|t| !(t.chars().count() == 1 && t.chars().all(is_hangul)))
-            .collect(),
-        Err(_) => HashSet::new(),
-    }
+/// The query terms worth marking: those BM25 searched for (the query side of the analysis),
+/// less one-syllable Korean terms (the copula 이, bound nouns), which match everywhere.
+pub(crate) fn marked_terms(terms: &[String]) -> HashSet<String> {
+    terms
+        .iter()
+        .filter(|t| !(t.chars().count() == 1 && t.chars().all(is_hangul)))
+        .cloned()
+        .collect()
 }
 
-/// [`snippet`] for query terms already analysed by [`query_terms`].
+/// [`snippet`] for query terms already chosen by [`marked_terms`].
 pub(crate) fn snippet_for_terms(
     analyzer: &Analyzer,
     wanted: &HashSet<String>,

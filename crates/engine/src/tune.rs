@@ -93,7 +93,7 @@ pub fn tune(
         .zip(vectors)
         .map(|(q, v)| {
             Ok((
-                collection.search_ids(&q.text, deepest)?,
+                collection.search_ids(&collection.sparse.query_terms(&q.text)?, deepest)?,
                 collection.dense_search_ids(v, deepest)?,
             ))
         })

@@ -645,7 +645,7 @@ impl Legs for QdrantLegs {
     /// Qdrant's fusion of the two, whose hits are explained by [`explain`].
     fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> hybrid_search::Result<LegLists> {
         let sparse = match query.sparse {
-            true => Some(snapshot.query_sparse_vector(query.text)?),
+            true => Some(snapshot.query_sparse_vector_of(&*query.analysed(snapshot)?)?),
             false => None,
         };
         let server = self.options.server_fusion.filter(|_| query.dense.is_some());

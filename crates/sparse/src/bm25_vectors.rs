@@ -36,7 +36,7 @@ use tantivy::{DocId, DocSet, Searcher, SegmentReader, TERMINATED, TantivyDocumen
 
 use crate::analysis::hangul_bigrams;
 use crate::error::{Error, Result};
-use crate::index::Bm25Index;
+use crate::index::{Bm25Index, QueryTerms};
 
 /// tantivy's `k1` (`src/query/bm25.rs`).
 pub const BM25_K1: f32 = 1.2;
@@ -234,9 +234,18 @@ impl Bm25Index {
     /// Analysis errors of the query; [`Error::Tantivy`] when a document frequency cannot be
     /// read.
     pub fn query_vector(&self, text: &str) -> Result<SparseVector> {
+        self.query_vector_of(&self.query_terms(text)?)
+    }
+
+    /// [`Bm25Index::query_vector`] of a query already analysed ([`Bm25Index::query_terms`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when a document frequency cannot be read.
+    pub fn query_vector_of(&self, query: &QueryTerms) -> Result<SparseVector> {
         let searcher = self.searcher();
         let docs = Bm25StatisticsProvider::total_num_docs(&searcher)?;
-        let (terms, bigrams) = self.query_terms(text)?;
+        let QueryTerms { terms, bigrams } = query;
         let mut pairs = Vec::with_capacity(terms.len() + bigrams.len());
         let mut add = |field: Field, tag: u8, term: &str, weight: f32| -> Result<()> {
             let n = searcher.doc_freq(&Term::from_field_text(field, term))?;
@@ -245,18 +254,24 @@ impl Bm25Index {
             }
             Ok(())
         };
-        for term in &terms {
+        for term in terms {
             add(self.fields.body, BODY_TAG, term, 1.0)?;
         }
-        for term in &bigrams {
+        for term in bigrams {
             add(self.fields.body_ng, BIGRAM_TAG, term, self.ngram_weight)?;
         }
         Ok(SparseVector::from_pairs(pairs).0)
     }
 
-    /// The terms [`Bm25Index::query`] builds clauses from: analysed terms (each once) and, when
-    /// the bigram field is queried, Hangul bigrams (each occurrence).
-    pub(crate) fn query_terms(&self, text: &str) -> Result<(Vec<String>, Vec<String>)> {
+    /// The terms [`Bm25Index::query`] builds clauses from: the query's analysed terms
+    /// ([`Analyzer::analyze_query`](crate::Analyzer::analyze_query), each once) and, when the
+    /// bigram field is queried, its Hangul bigrams (each occurrence). A search analyses its
+    /// query once with this and hands the terms to each step that needs them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lindera`] when Korean segmentation fails.
+    pub fn query_terms(&self, text: &str) -> Result<QueryTerms> {
         let mut seen = std::collections::HashSet::new();
         let terms = self
             .analyzer
@@ -270,7 +285,7 @@ impl Bm25Index {
         } else {
             Vec::new()
         };
-        Ok((terms, bigrams))
+        Ok(QueryTerms { terms, bigrams })
     }
 
     /// Calls `f` with the live documents and their BM25 vectors, `batch` at a time, in index

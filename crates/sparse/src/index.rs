@@ -217,6 +217,15 @@ impl SegmentColumns {
     }
 }
 
+/// A query analysed for BM25 ([`Bm25Index::query_terms`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryTerms {
+    /// The analysed terms, each once, in query order.
+    pub terms: Vec<String>,
+    /// The Hangul bigrams (each occurrence), when the bigram field is queried.
+    pub bigrams: Vec<String>,
+}
+
 /// A BM25 index in a folder. A clone shares the reader (reloading one reloads both; see
 /// [`Bm25Index::reopen`] for a handle with its own and [`Bm25Index::pin`] for one fixed on a
 /// commit).
@@ -493,26 +502,31 @@ impl Bm25Index {
     ///
     /// Analysis errors of the query text.
     pub fn query(&self, text: &str) -> Result<Option<Box<dyn Query>>> {
+        Ok(self.query_of(&self.query_terms(text)?))
+    }
+
+    /// The BM25 query of terms already analysed; `None` when there are none.
+    fn query_of(&self, query: &QueryTerms) -> Option<Box<dyn Query>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // Each term once: a word repeated in a question (`flow` three times in a Cranfield
         // query) does not weigh three times.
-        let (terms, bigrams) = self.query_terms(text)?;
+        let QueryTerms { terms, bigrams } = query;
         for t in terms {
-            let term = Term::from_field_text(self.fields.body, &t);
+            let term = Term::from_field_text(self.fields.body, t);
             clauses.push((
                 Occur::Should,
                 Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
             ));
         }
         for t in bigrams {
-            let term = Term::from_field_text(self.fields.body_ng, &t);
+            let term = Term::from_field_text(self.fields.body_ng, t);
             let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
             clauses.push((
                 Occur::Should,
                 Box::new(BoostQuery::new(Box::new(q), self.ngram_weight)),
             ));
         }
-        Ok((!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>))
+        (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
     }
 
     /// The top `k` documents for `text` by BM25.
@@ -521,7 +535,17 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when the search fails; analysis errors of the query.
     pub fn search(&self, text: &str, k: usize) -> Result<Vec<SparseHit>> {
-        let Some(query) = self.query(text)? else {
+        self.search_terms(&self.query_terms(text)?, k)
+    }
+
+    /// The top `k` documents by BM25 for a query already analysed
+    /// ([`Bm25Index::query_terms`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the search fails.
+    pub fn search_terms(&self, query: &QueryTerms, k: usize) -> Result<Vec<SparseHit>> {
+        let Some(query) = self.query_of(query) else {
             return Ok(Vec::new());
         };
         let searcher = self.searcher();
