@@ -112,8 +112,11 @@ pub struct CollectionWriter {
     pub(crate) settled: HashMap<Arc<str>, bool>,
     /// What the last commit changed.
     pub(crate) last: CommitCounts,
-    /// Declared last, so dropped last: tantivy's writer (and its lock) goes first.
-    pub(crate) _lock: WriteLock,
+    /// Declared last, so dropped last: tantivy's writer (and its lock) goes first. Taken out
+    /// by [`Collection::commit_writer`], which holds it until the next snapshot is taken, so
+    /// no other process commits in between (the key -> id map it carries over is this
+    /// commit's).
+    pub(crate) lock: Option<WriteLock>,
 }
 
 impl CollectionWriter {
@@ -254,6 +257,8 @@ impl CollectionWriter {
     }
 
     pub(crate) fn commit_inner(&mut self) -> Result<()> {
+        // Counted before anything is written: a lookup that fails leaves no file behind.
+        let counts = self.count_staged()?;
         let mut record = CommitRecord {
             next_key: self.next_key,
             dense_generation: None,
@@ -285,7 +290,6 @@ impl CollectionWriter {
             segments.insert(file.clone(), Arc::new(Segment { file, index }));
             written = Some(path);
         }
-        let counts = self.count_staged()?;
         if let Err(e) = self.sparse.commit(&record.payload()) {
             if let Some(path) = written {
                 let _ = fs::remove_file(path);
@@ -586,7 +590,7 @@ impl Collection {
             }
         };
         Ok(CollectionWriter {
-            _lock: lock,
+            lock: Some(lock),
             dir: self.dir.clone(),
             sparse,
             next_key: self.record.next_key,
@@ -668,12 +672,21 @@ impl Collection {
         }
         warnings.append(&mut writer.warnings);
         let fresh: Vec<Arc<Segment>> = writer.segments.values().cloned().collect();
+        // The collection's lock is held until the next snapshot is taken: another process
+        // committing in between would make the key -> id map computed here another commit's.
+        let lock = writer.lock.take();
         if let Err(e) = writer.finish() {
             warnings.push(format!(
                 "waiting for the BM25 index's background merges: {e}"
             ));
         }
-        if let Err(e) = self.reload_with(fresh, ids) {
+        let reloaded = self.reload_with(fresh.clone(), ids.clone()).or_else(|_| {
+            // Once more (an I/O hiccup): searches would otherwise miss the commit until the
+            // next write.
+            self.reload_with(fresh, ids)
+        });
+        drop(lock);
+        if let Err(e) = reloaded {
             warnings.push(format!("reloading after the commit: {e}"));
         }
         Ok(Committed {
