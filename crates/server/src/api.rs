@@ -144,7 +144,14 @@ fn admit_request(
 
 /// The body of a request, or the error that says why it could not be read.
 fn read_body(app: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    body.map_err(|e| crate::error::body_rejection(e, app.options.limits.max_body_bytes))
+    let body =
+        body.map_err(|e| crate::error::body_rejection(e, app.options.limits.max_body_bytes))?;
+    // A UTF-8 byte order mark is not part of the JSON text (RFC 8259 §8.1 lets a parser
+    // ignore it), and the CLI's readers ignore it too.
+    Ok(match body.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(_) => body.slice(3..),
+        None => body,
+    })
 }
 
 /// The search page.

@@ -157,8 +157,7 @@ impl AppState {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         match given {
             Some(given) if constant_time_eq::constant_time_eq(given.as_bytes(), key.as_bytes()) => {
                 Ok(())
@@ -302,6 +301,13 @@ impl AppState {
     }
 }
 
+/// The token of `Authorization: Bearer TOKEN`: the scheme matched without regard to case
+/// (RFC 9110 §11.1: `bearer`, `BEARER`), then one or more spaces; `None` for another scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 fn joined<T>(result: Result<Result<T, ApiError>, tokio::task::JoinError>) -> Result<T, ApiError> {
     result.unwrap_or_else(|e| {
         Err(ApiError::internal(format!(
@@ -339,5 +345,26 @@ pub(crate) fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
             "{what} name {name:?} is not valid: use 1 to 64 ASCII letters, digits, '-', '_' or \
              '.', starting with a letter or digit"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        for header in [
+            "Bearer k3y",
+            "bearer k3y",
+            "BEARER k3y",
+            "BeArEr   k3y ",
+            " Bearer k3y",
+        ] {
+            assert_eq!(bearer_token(header), Some("k3y"), "{header:?}");
+        }
+        for header in ["Basic k3y", "Bearerk3y", "k3y", "Token k3y"] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
     }
 }
