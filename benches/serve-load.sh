@@ -23,19 +23,8 @@ if [[ -z "${HS:-}" || -z "${LOAD:-}" ]]; then
 fi
 HS=${HS:-target/release/hybrid-search}
 LOAD=${LOAD:-target/release/serve-load}
-WORK=$(mktemp -d)
-trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-mkdir -p "$WORK/data"
-cp -r "$INDEX" "$WORK/data/scifact"
-rm -f "$WORK/data/scifact/write.lock"
-
-"$HS" serve --data "$WORK/data" --addr 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 600); do
-  grep -q listening "$WORK/out" 2>/dev/null && break
-  sleep 0.1
-done
-URL=$(sed -n 's/^listening on //p' "$WORK/out")
+source benches/serve-copy.sh
+serve_copy "$INDEX"
 echo "server $URL (pid $PID); $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs"
 
 "$LOAD" --url "$URL" --collection scifact --dataset "$DATASET" --library "$WORK/data/scifact"

@@ -15,18 +15,8 @@ INDEX=${1:?usage: benches/write-one.sh INDEX [WRITES] [BINARY]}
 WRITES=${2:-20}
 HS=${3:-target/release/hybrid-search}
 command -v strace >/dev/null || { echo "write-one.sh needs strace (apt-get install strace)" >&2; exit 1; }
-WORK=$(mktemp -d)
-trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-mkdir -p "$WORK/data"
-cp -r "$INDEX" "$WORK/data/scifact"
-rm -f "$WORK/data/scifact/write.lock"
-"$HS" serve --data "$WORK/data" --addr 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 600); do
-  grep -q listening "$WORK/out" 2>/dev/null && break
-  sleep 0.1
-done
-URL=$(sed -n 's/^listening on //p' "$WORK/out")
+source benches/serve-copy.sh
+serve_copy "$INDEX"
 # One SciFact abstract per write, under an id the collection does not have.
 doc() {
   python3 -c 'import json,sys; n=int(sys.argv[1]); line=open(sys.argv[2]).readlines()[n]; d=json.loads(line)
