@@ -30,6 +30,9 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::QueryModel => "--query-model",
         Setting::RerankDepth => "--rerank-depth",
         Setting::RerankWeight => "--rerank-weight",
+        Setting::Filter => "--filter",
+        Setting::Fields => "--fields",
+        Setting::Offset => "--offset",
     }
 }
 

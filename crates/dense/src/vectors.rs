@@ -162,6 +162,36 @@ pub trait VectorIndex: Send + Sync {
         keep: &dyn Fn(u64) -> bool,
     ) -> Result<Vec<(u64, f32)>>;
 
+    /// Up to `k` of `keys` (sorted ascending), each with its best similarity, best first,
+    /// found by comparing the query with every vector of those keys this index holds: exact,
+    /// and linear in `keys` rather than in the index (a filtered search that leaves few
+    /// documents, where a graph search would have to walk past most of the graph).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Index`] for a query of the wrong length, or when the vectors cannot be read.
+    fn search_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Result<Vec<(u64, f32)>> {
+        check_vector(self.settings(), query, "the query")?;
+        let query_scale = match self.settings().metric {
+            Metric::Cosine => inverse_norm(query),
+            Metric::InnerProduct => 1.0,
+        };
+        let mut scored = Vec::with_capacity(keys.len());
+        for (key, vectors) in self.vectors_of_many(keys)? {
+            for v in vectors {
+                let scale = match self.settings().metric {
+                    Metric::Cosine => inverse_norm(&v),
+                    Metric::InnerProduct => 1.0,
+                };
+                scored.push((key, dot(query, &v) * scale * query_scale));
+            }
+        }
+        if scored.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(top_distinct(&mut scored, k))
+    }
+
     /// Every distinct key, in no particular order.
     fn keys(&self) -> Vec<u64>;
 
@@ -633,6 +663,11 @@ impl VectorIndex for ExactIndex {
             return Ok(Vec::new());
         }
         Ok(top_distinct(&mut scored, k))
+    }
+
+    fn search_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Result<Vec<(u64, f32)>> {
+        // Already exact: the same scores as an unfiltered search, over the listed keys.
+        self.search_filtered(query, k, &|key| keys.binary_search(&key).is_ok())
     }
 
     fn keys(&self) -> Vec<u64> {

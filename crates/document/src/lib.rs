@@ -13,11 +13,17 @@
 //! assert!(doc.vector.is_none());
 //! ```
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+/// A document's fields: name (a dotted path for nested objects, `metadata.year`) -> value (a
+/// string, number, bool, RFC 3339 date or date-time string, or an array of one of these).
+pub type Fields = BTreeMap<String, serde_json::Value>;
 
 /// One document of a corpus.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     /// The document id, unique within its corpus.
     pub id: String,
@@ -30,6 +36,24 @@ pub struct Document {
     /// is checked against the collection's model when it is added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// Every other key of the document as it was given (JSONL keys besides the id, `title`,
+    /// `text` and `vector`; BEIR's `metadata` object as `metadata.<key>`): stored, returned
+    /// with hits when asked, and filterable. Empty for a document without fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub fields: Fields,
+}
+
+impl Document {
+    /// A document with no vector and no fields.
+    pub fn new(id: impl Into<String>, title: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            title: title.into(),
+            text: text.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// The text a passage encoder sees for a document: `title + " " + text` (each trimmed; just

@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         title: title.into(),
         text: text.into(),
         vector: None,
+        fields: Default::default(),
     };
     collection.add(
         &[

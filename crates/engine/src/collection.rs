@@ -177,6 +177,7 @@ impl Collection {
             analysis: hybrid_search_sparse::ANALYSIS_VERSION,
             dense: dense_manifest,
             search: None,
+            fields: Default::default(),
         };
         // The manifest is written last: a folder without one is not a collection yet.
         write_manifest(dir, &manifest)?;
@@ -494,6 +495,12 @@ impl Snapshot {
             title: d.title,
             text: d.text,
             vector: None,
+            fields: d.fields,
         }))
+    }
+
+    /// The documents' fields and their types ([`Manifest::fields`]).
+    pub fn fields(&self) -> &hybrid_search_sparse::FieldSchema {
+        &self.manifest.fields
     }
 }

@@ -106,6 +106,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A document's fields cannot be stored: a value of another type than its field's, a
+    /// value no field can hold, fields too large, or a collection made before fields existed.
+    #[error("document {id:?}: {message}")]
+    InvalidField {
+        /// The document id.
+        id: String,
+        /// The field (empty when the fields as a whole are refused).
+        field: String,
+        /// What is wrong and what would do, naming the field.
+        message: String,
+    },
     /// Fusion settings or inputs are invalid.
     #[error("fusion: {0}")]
     Fusion(#[from] hybrid_search_fusion::FusionError),
@@ -189,6 +200,7 @@ impl Error {
             Error::Fusion(_)
             | Error::InvalidOption(_)
             | Error::InvalidRequest { .. }
+            | Error::InvalidField { .. }
             | Error::Dataset(_) => ErrorKind::InvalidInput,
             Error::NotACollection(_) => ErrorKind::NotFound,
             Error::DenseDamaged { .. }
@@ -252,6 +264,12 @@ pub enum Setting {
     RerankDepth,
     /// The cross-encoder's weight against the first stage.
     RerankWeight,
+    /// The filter on the documents' fields.
+    Filter,
+    /// The fields returned with each hit.
+    Fields,
+    /// Hits skipped before the first one returned.
+    Offset,
 }
 
 impl Setting {
@@ -269,6 +287,9 @@ impl Setting {
             Setting::QueryModel => "query model",
             Setting::RerankDepth => "rerank depth",
             Setting::RerankWeight => "rerank weight",
+            Setting::Filter => "filter",
+            Setting::Fields => "fields",
+            Setting::Offset => "offset",
         }
     }
 }

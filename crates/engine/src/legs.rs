@@ -4,10 +4,10 @@
 //! analyses and encodes the query, asks the legs for their lists, fuses them (unless the
 //! backend fused them itself and explained its fusion), reranks and fetches the hits.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hybrid_search_fusion::{FusedHit, LegList};
-use hybrid_search_sparse::QueryTerms;
+use hybrid_search_sparse::{Filter, FilterQuery, QueryTerms};
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result};
@@ -35,6 +35,81 @@ pub struct LegQuery<'a> {
     /// In a hybrid search, the fused hits wanted: a backend that fuses the two lists itself
     /// returns its fusion of this many ([`LegLists::fused`]).
     pub fused: Option<usize>,
+    /// The documents both legs are restricted to, before their top `depth` is taken.
+    pub filter: Option<&'a LegFilter>,
+}
+
+/// A search's filter: as given (for a backend to translate) and compiled for the snapshot's
+/// BM25 index, with the keys of the documents it matches (the dense leg's restriction)
+/// found at their first use.
+#[derive(Debug)]
+pub struct LegFilter {
+    /// The filter as the request gave it.
+    pub filter: Filter,
+    pub(crate) query: FilterQuery,
+    keys: OnceLock<Arc<KeySet>>,
+}
+
+/// The internal keys of the documents a filter matches: sorted, and as a bit set for the
+/// graph search's predicate.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    pub(crate) sorted: Vec<u64>,
+    bits: Vec<u64>,
+}
+
+impl KeySet {
+    fn new(mut keys: Vec<u64>) -> Self {
+        keys.sort_unstable();
+        let words = keys.last().map_or(0, |&k| (k / 64 + 1) as usize);
+        let mut bits = vec![0u64; words];
+        for &k in &keys {
+            bits[(k / 64) as usize] |= 1 << (k % 64);
+        }
+        Self { sorted: keys, bits }
+    }
+
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.bits
+            .get((key / 64) as usize)
+            .is_some_and(|w| w & (1 << (key % 64)) != 0)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sorted.len()
+    }
+}
+
+impl LegFilter {
+    /// `filter` compiled for `snapshot`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] of the filter: an unknown field, a value of the wrong type.
+    pub(crate) fn new(snapshot: &Snapshot, filter: &Filter) -> Result<Self> {
+        let query = snapshot
+            .sparse
+            .filter_query(filter, snapshot.fields())
+            .map_err(|e| Error::InvalidRequest {
+                setting: crate::error::Setting::Filter,
+                problem: e.to_string(),
+            })?;
+        Ok(Self {
+            filter: filter.clone(),
+            query,
+            keys: OnceLock::new(),
+        })
+    }
+
+    /// The keys of the documents the filter matches on `snapshot`, found once.
+    pub(crate) fn keys(&self, snapshot: &Snapshot) -> Result<Arc<KeySet>> {
+        if let Some(keys) = self.keys.get() {
+            return Ok(keys.clone());
+        }
+        let _span = tracing::debug_span!("filter_keys").entered();
+        let keys = Arc::new(KeySet::new(snapshot.sparse.matching_keys(&self.query)?));
+        Ok(self.keys.get_or_init(|| keys).clone())
+    }
 }
 
 impl<'a> LegQuery<'a> {
@@ -47,6 +122,7 @@ impl<'a> LegQuery<'a> {
             dense: None,
             depth,
             fused: None,
+            filter: None,
         }
     }
 
@@ -59,6 +135,7 @@ impl<'a> LegQuery<'a> {
             dense: Some(vector),
             depth,
             fused: None,
+            filter: None,
         }
     }
 
@@ -71,7 +148,14 @@ impl<'a> LegQuery<'a> {
             dense: vector,
             depth,
             fused: Some(k),
+            filter: None,
         }
+    }
+
+    /// The same query restricted to the documents `filter` matches.
+    pub fn with_filter(mut self, filter: Option<&'a LegFilter>) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// The same query with its text already analysed for BM25.
@@ -143,12 +227,12 @@ impl Legs for LocalLegs {
 
     fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> Result<LegLists> {
         let sparse = if query.sparse {
-            snapshot.search_ids(&*query.analysed(snapshot)?, query.depth)?
+            snapshot.search_ids(&*query.analysed(snapshot)?, query.depth, query.filter)?
         } else {
             Vec::new()
         };
         let dense = match query.dense {
-            Some(v) => snapshot.dense_search_ids(v, query.depth),
+            Some(v) => snapshot.dense_search_ids(v, query.depth, query.filter),
             None => Ok(Vec::new()),
         };
         Ok(LegLists {

@@ -59,7 +59,7 @@
 //!     Some((encoder, options)),
 //! )
 //! .unwrap();
-//! let doc = |id: &str, text: &str| Document { id: id.into(), title: String::new(), text: text.into(), vector: None };
+//! let doc = |id: &str, text: &str| Document::new(id, "", text);
 //! collection
 //!     .add(&[doc("d1", "IL-6 drives the acute phase response."),
 //!            doc("d2", "HbA1c reflects glucose over three months.")], None)
@@ -111,14 +111,21 @@ pub use hybrid_search_eval as eval;
 pub use hybrid_search_eval::{Dataset, Query};
 pub use hybrid_search_fusion as fusion;
 pub use hybrid_search_sparse as sparse;
-pub use hybrid_search_sparse::{AnalyzerConfig, AnalyzerKind, DecompoundMode, StopWords};
+pub use hybrid_search_sparse::{
+    AnalyzerConfig, AnalyzerKind, Condition, DecompoundMode, FieldSchema, FieldSpec, FieldType,
+    Fields, Filter, StopWords,
+};
 pub use integrity::VerifyReport;
-pub use legs::{BackendFusion, IdList, LegLists, LegQuery, Legs, LocalLegs, sparse_list};
+pub use legs::{
+    BackendFusion, IdList, LegFilter, LegLists, LegQuery, Legs, LocalLegs, sparse_list,
+};
 pub use lock::{LOCK_FILE, Wait};
 pub use manifest::{FORMAT_VERSION, HybridOptions, Manifest, Mode, SearchDefaults, TuneRecord};
 pub use model::{ModelChoice, load_encoder, model_candidates};
 pub use remote::PointData;
-pub use request::{FusionMethod, FusionOverrides, NormChoice, Rerank, Resolved, SearchRequest};
+pub use request::{
+    FieldSelection, FusionMethod, FusionOverrides, NormChoice, Rerank, Resolved, SearchRequest,
+};
 pub use rerank::{FirstStage, RerankOptions};
 pub use search::{Degraded, Hit, Ranked, RerankInfo, SearchResults};
 pub use snippet::snippet;

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use hybrid_search_fusion::Fusion;
-use hybrid_search_sparse::AnalyzerConfig;
+use hybrid_search_sparse::{AnalyzerConfig, FieldSchema};
 
 use crate::dense_leg::{self, DenseManifest, SegmentRecord};
 use crate::error::{Error, Result};
@@ -53,6 +53,10 @@ pub struct Manifest {
     /// Search defaults (the tuned fusion settings), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchDefaults>,
+    /// The documents' fields and their types, in the order first seen (a field's type is
+    /// fixed by its first value). Written before the commit that brings a new field.
+    #[serde(default, skip_serializing_if = "FieldSchema::is_empty")]
+    pub fields: FieldSchema,
 }
 
 /// Which leg answers a search.

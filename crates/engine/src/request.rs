@@ -9,14 +9,14 @@ use rayon::prelude::*;
 
 use hybrid_search_dense::{CrossEncoder, Encoder};
 use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
-use hybrid_search_sparse::QueryTerms;
+use hybrid_search_sparse::{FieldSchema, Fields, Filter, QueryTerms};
 
 use hybrid_search_document::show_number;
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result, Setting};
 use crate::evaluate::query_vectors;
-use crate::legs::{Legs, LocalLegs};
+use crate::legs::{LegFilter, Legs, LocalLegs};
 use crate::manifest::{HybridOptions, Mode};
 use crate::rerank::{FirstStage, RerankOptions, rerank};
 use crate::search::{Ranked, RerankInfo, SearchResults, StoredDocs};
@@ -272,6 +272,81 @@ pub struct SearchRequest {
     pub(crate) explain: bool,
     /// Where the legs are answered: `None` for the collection's own indexes.
     pub(crate) legs: Option<Arc<dyn Legs>>,
+    /// The documents searched: those the filter matches (both legs, before their top k).
+    pub(crate) filter: Option<Filter>,
+    /// What each hit carries besides id, title, snippet and score.
+    pub(crate) fields: FieldSelection,
+    /// Hits skipped before the first one returned (paging).
+    pub(crate) offset: usize,
+}
+
+/// What a hit carries besides its id, title, snippet and score: the full text and the
+/// fields named (`*`: all of them). Empty: nothing more (the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSelection(Vec<String>);
+
+impl FieldSelection {
+    /// The selection of `names`: `text` is the full text, `*` every field, any other name the
+    /// field of that name.
+    pub fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        Self(names.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether nothing more is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the full text is asked for (`text` or `*`).
+    pub fn text(&self) -> bool {
+        self.0.iter().any(|n| n == "text" || n == "*")
+    }
+
+    /// The fields of `fields` asked for (`None`: none is).
+    pub fn pick(&self, fields: &Fields) -> Option<Fields> {
+        if self.0.iter().any(|n| n == "*") {
+            return Some(fields.clone());
+        }
+        let named: Vec<&String> = self.0.iter().filter(|n| *n != "text").collect();
+        if named.is_empty() {
+            return None;
+        }
+        Some(
+            fields
+                .iter()
+                .filter(|(name, _)| named.contains(name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// Checks the names against the collection's fields.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] of [`Setting::Fields`] for a name that is no field.
+    pub fn check(&self, schema: &FieldSchema) -> Result<()> {
+        for name in &self.0 {
+            let known = matches!(name.as_str(), "*" | "text" | "id" | "title")
+                || schema.kind(name).is_some();
+            if !known {
+                let fields: Vec<&str> = schema.specs().iter().map(|s| s.name.as_str()).collect();
+                return Err(Error::InvalidRequest {
+                    setting: Setting::Fields,
+                    problem: format!(
+                        "{name:?} is not a field of this collection; ask for text, * (every \
+                         field) or one of its fields: {}",
+                        if fields.is_empty() {
+                            "(it has none)".to_string()
+                        } else {
+                            fields.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl SearchRequest {
@@ -287,7 +362,40 @@ impl SearchRequest {
             rerank: None,
             explain: false,
             legs: None,
+            filter: None,
+            fields: FieldSelection::default(),
+            offset: 0,
         }
+    }
+
+    /// Searches only the documents `filter` matches: both legs are restricted before their
+    /// top `k` is taken, so a search returns `min(k, matches)` hits.
+    pub fn with_filter(mut self, filter: Option<Filter>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Returns the full text and the named fields with each hit ([`FieldSelection`]).
+    pub fn with_fields(mut self, fields: FieldSelection) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// Skips the first `offset` hits: page `p` (from 0) of `k` hits is `offset = p * k`, and
+    /// equals hits `p*k+1 ..= (p+1)*k` of a search for `(p+1)*k`.
+    pub fn with_offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// The filter, if any.
+    pub fn filter(&self) -> Option<&Filter> {
+        self.filter.as_ref()
+    }
+
+    /// Hits skipped.
+    pub fn offset(&self) -> usize {
+        self.offset
     }
 
     /// The same request for another query text (a template's settings, each query's text).
@@ -391,6 +499,21 @@ impl SearchRequest {
         if self.k == 0 {
             return bad(Setting::K, "must be at least 1".into());
         }
+        let window = crate::defaults::MAX_RESULT_WINDOW;
+        if self.offset.saturating_add(self.k) > window {
+            return bad(
+                if self.offset > 0 {
+                    Setting::Offset
+                } else {
+                    Setting::K
+                },
+                format!(
+                    "offset + k is {}, beyond the deepest a search pages ({window} hits); narrow \
+                     the search with a filter instead of paging this deep",
+                    self.offset.saturating_add(self.k)
+                ),
+            );
+        }
         self.fusion.validate()?;
         if let Some(r) = &self.rerank {
             r.options.validate()?;
@@ -410,13 +533,16 @@ impl SearchRequest {
     }
 }
 
-/// A request resolved against a collection: the mode and fusion settings in force.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A request resolved against a collection: the mode and fusion settings in force, and the
+/// filter compiled for the collection's index.
+#[derive(Debug, Clone)]
 pub struct Resolved {
     /// The mode asked for.
     pub mode: Mode,
     /// The fusion settings (used in the hybrid mode).
     pub hybrid: HybridOptions,
+    /// The filter, compiled.
+    pub filter: Option<Arc<LegFilter>>,
 }
 
 impl Snapshot {
@@ -444,7 +570,16 @@ impl Snapshot {
         if let Some(encoder) = &request.query_encoder {
             self.check_query_model(mode, encoder.dir(), Some(encoder.description().dim))?;
         }
-        Ok(Resolved { mode, hybrid })
+        request.fields.check(self.fields())?;
+        let filter = match &request.filter {
+            Some(f) => Some(Arc::new(LegFilter::new(self, f)?)),
+            None => None,
+        };
+        Ok(Resolved {
+            mode,
+            hybrid,
+            filter,
+        })
     }
 
     /// Whether a separate query encoder (`--query-model DIR`, making `dim`-dimensional
@@ -505,7 +640,7 @@ impl Snapshot {
         let resolved = self.resolve(request)?;
         let terms = self.query_terms(&request.query, resolved.mode)?;
         let (ranked, before) = self.ranked(request, &resolved, &terms, &mut docs)?;
-        let mut hits = self.hits(&terms, ranked.hits, &mut docs)?;
+        let mut hits = self.hits(&terms, ranked.hits, &request.fields, &mut docs)?;
         for (hit, first) in hits.iter_mut().zip(before) {
             hit.first_stage = Some(first);
         }
@@ -590,9 +725,14 @@ impl Snapshot {
             _ => None,
         };
         let vector = request.vector.as_deref().or(own.as_deref());
-        let (mut ranked, before) =
-            self.run_ranked(request, resolved, terms, vector, request.k, docs)?;
-        ranked.hits.truncate(request.k);
+        let k = request.offset + request.k;
+        let (mut ranked, mut before) =
+            self.run_ranked(request, resolved, terms, vector, k, docs)?;
+        ranked.hits.truncate(k);
+        // Paging: the first `offset` of the `offset + k` best are another page's.
+        let skip = request.offset.min(ranked.hits.len());
+        ranked.hits.drain(..skip);
+        before.drain(..skip.min(before.len()));
         Ok((ranked, before))
     }
 

@@ -177,6 +177,7 @@ fn passage_of(doc: &hybrid_search_sparse::SparseDoc) -> String {
         title: doc.title.clone(),
         text: doc.text.clone(),
         vector: None,
+        fields: Default::default(),
     })
 }
 
@@ -251,6 +252,7 @@ mod tests {
                 // Earlier documents repeat the term more: a clear BM25 order.
                 text: format!("{} {word}", "cell ".repeat(words.len() - i)),
                 vector: None,
+                fields: Default::default(),
             })
             .unwrap();
         }

@@ -13,7 +13,7 @@ use hybrid_search_sparse::{QueryTerms, SparseDoc};
 use crate::collection::{DenseLeg, Snapshot};
 use crate::dense_leg::{self, DENSE_DIR, Segment};
 use crate::error::{Error, Result, Setting};
-use crate::legs::{LegQuery, Legs, degrades, sparse_list};
+use crate::legs::{LegFilter, LegQuery, Legs, degrades, sparse_list};
 use crate::manifest::{HybridOptions, Mode};
 use crate::request::{Resolved, SearchRequest};
 use crate::rerank::FirstStage;
@@ -29,6 +29,13 @@ pub struct Hit {
     pub title: String,
     /// The best-matching stretch of the text, matches marked with `**`.
     pub snippet: String,
+    /// The full text, when the request asked for it (`fields` holding `text` or `*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The fields the request asked for that the document has, as they were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub fields: Option<hybrid_search_sparse::Fields>,
     /// The score: BM25 (sparse), cosine similarity (dense) or the fused score (hybrid).
     pub score: f64,
     /// What each leg gave the document: raw score, rank, normalised score, contribution
@@ -293,19 +300,60 @@ impl Snapshot {
     /// [`Error::NoModel`] without a dense leg; [`Error::DenseDamaged`] when the segments cannot
     /// be read; [`Error::InvalidRequest`] for a vector of the wrong length or with a non-finite
     /// value.
+    ///
+    /// With a `filter`, only the documents it matches are searched, before the top `k` is
+    /// taken: when it matches at most [`crate::defaults::FILTER_EXACT_MATCHES`] documents,
+    /// their vectors are compared with the query one by one (exact); otherwise the graph is
+    /// searched with the filter as its predicate, widened by the filter's selectivity, and
+    /// searched exactly after all if it found fewer than `min(k, matches)` documents.
     pub(crate) fn dense_search_ids(
         &self,
         vector: &[f32],
         k: usize,
+        filter: Option<&LegFilter>,
     ) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("dense", k).entered();
         let (leg, segments) = self.segments()?;
         self.check_query_vector(vector)?;
         let ids = self.live_ids(leg)?;
-        let live = |key: u64| ids.contains_key(&key);
         let mut all = Vec::new();
-        for segment in segments {
-            all.extend(segment.index.search_filtered(vector, k, &live)?);
+        match filter {
+            None => {
+                let live = |key: u64| ids.contains_key(&key);
+                for segment in segments {
+                    all.extend(segment.index.search_filtered(vector, k, &live)?);
+                }
+            }
+            Some(filter) => {
+                let keys = filter.keys(self)?;
+                let wanted = k.min(keys.len());
+                let exact = |all: &mut Vec<(u64, f32)>| -> Result<()> {
+                    all.clear();
+                    for segment in segments {
+                        all.extend(segment.index.search_among(vector, k, &keys.sorted)?);
+                    }
+                    Ok(())
+                };
+                if wanted == 0 {
+                } else if keys.len() <= crate::defaults::FILTER_EXACT_MATCHES {
+                    exact(&mut all)?;
+                } else {
+                    // A graph search keeps `ef` candidates that pass the predicate; with a
+                    // share `s` of documents passing, it meets about `ef / s` nodes, so `ef` is
+                    // widened by 1/s (up to 8x) to keep its recall.
+                    let total = ids.len().max(1);
+                    let widen = (total / keys.len()).clamp(1, 8);
+                    let pass = |key: u64| keys.contains(key);
+                    for segment in segments {
+                        let found = segment.index.search_filtered(vector, k * widen, &pass)?;
+                        all.extend(found.into_iter().take(k));
+                    }
+                    let distinct: HashSet<u64> = all.iter().map(|(key, _)| *key).collect();
+                    if distinct.len() < wanted {
+                        exact(&mut all)?;
+                    }
+                }
+            }
         }
         all.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut seen = HashSet::with_capacity(k);
@@ -377,12 +425,18 @@ impl Snapshot {
         };
         let (hits, degraded, fusion) = match mode {
             Mode::Sparse => {
-                let lists = legs.search(self, &LegQuery::sparse(query, k).with_terms(terms))?;
+                let asked = LegQuery::sparse(query, k)
+                    .with_terms(terms)
+                    .with_filter(resolved.filter.as_deref());
+                let lists = legs.search(self, &asked)?;
                 (single_leg(Leg::Sparse, lists.sparse), None, None)
             }
             Mode::Dense => {
                 let v = query_vector()?;
-                let lists = legs.search(self, &LegQuery::dense(query, &v, k).with_terms(terms))?;
+                let asked = LegQuery::dense(query, &v, k)
+                    .with_terms(terms)
+                    .with_filter(resolved.filter.as_deref());
+                let lists = legs.search(self, &asked)?;
                 (single_leg(Leg::Dense, lists.dense?), None, None)
             }
             Mode::Hybrid => {
@@ -391,7 +445,9 @@ impl Snapshot {
                     Ok(v) => (Some(v), None),
                     Err(err) => (None, Some(reason(err)?)),
                 };
-                let asked = LegQuery::hybrid(query, v.as_deref(), depth, k).with_terms(terms);
+                let asked = LegQuery::hybrid(query, v.as_deref(), depth, k)
+                    .with_terms(terms)
+                    .with_filter(resolved.filter.as_deref());
                 let lists = legs.search(self, &asked)?;
                 let dense = match lists.dense {
                     Ok(dense) => dense,
@@ -450,11 +506,16 @@ impl Snapshot {
     /// # Errors
     ///
     /// [`Error::Sparse`] when BM25 fails.
-    pub(crate) fn search_ids(&self, query: &QueryTerms, k: usize) -> Result<Vec<(Arc<str>, f32)>> {
+    pub(crate) fn search_ids(
+        &self,
+        query: &QueryTerms,
+        k: usize,
+        filter: Option<&LegFilter>,
+    ) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("bm25", k).entered();
         Ok(self
             .sparse
-            .search_terms(query, k)?
+            .search_terms_filtered(query, k, filter.map(|f| &f.query))?
             .into_iter()
             .map(|h| (h.id, h.score))
             .collect())
@@ -480,6 +541,7 @@ impl Snapshot {
         &self,
         query: &QueryTerms,
         ranked: Vec<FusedHit<Arc<str>>>,
+        wanted_fields: &crate::request::FieldSelection,
         docs: &mut StoredDocs,
     ) -> Result<Vec<Hit>> {
         let _span = tracing::debug_span!("fetch", hits = ranked.len()).entered();
@@ -499,6 +561,10 @@ impl Snapshot {
                 id: fused.id.to_string(),
                 title,
                 snippet,
+                text: wanted_fields
+                    .text()
+                    .then(|| doc.as_ref().map(|d| d.text.clone()).unwrap_or_default()),
+                fields: doc.as_ref().and_then(|d| wanted_fields.pick(&d.fields)),
                 score: fused.score,
                 legs: fused.legs,
                 first_stage: None,

@@ -93,8 +93,8 @@ pub fn tune(
         .zip(vectors)
         .map(|(q, v)| {
             Ok((
-                collection.search_ids(&collection.sparse.query_terms(&q.text)?, deepest)?,
-                collection.dense_search_ids(v, deepest)?,
+                collection.search_ids(&collection.sparse.query_terms(&q.text)?, deepest, None)?,
+                collection.dense_search_ids(v, deepest, None)?,
             ))
         })
         .collect::<Result<_>>()?;

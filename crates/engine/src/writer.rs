@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hybrid_search_document::Document;
-use hybrid_search_sparse::{Bm25Index, Bm25Writer, SparseDoc};
+use hybrid_search_sparse::{Bm25Index, Bm25Writer, FieldSchema, SparseDoc};
 
 use crate::collection::{
     Collection, KeyMap, SMALL_WRITE_DOCS, SMALL_WRITER_HEAP, SPARSE_DIR, Snapshot, WRITER_HEAP,
@@ -112,6 +112,10 @@ pub struct CollectionWriter {
     pub(crate) settled: HashMap<Arc<str>, bool>,
     /// What the last commit changed.
     pub(crate) last: CommitCounts,
+    /// The documents' fields: the last commit's, and those the staged documents add.
+    pub(crate) fields: FieldSchema,
+    /// The fields of the last commit (the manifest's).
+    pub(crate) committed_fields: FieldSchema,
     /// Declared last, so dropped last: tantivy's writer (and its lock) goes first. Taken out
     /// by [`Collection::commit_writer`], which holds it until the next snapshot is taken, so
     /// no other process commits in between (the key -> id map it carries over is this
@@ -153,7 +157,10 @@ impl CollectionWriter {
         if let Err(e) = result
             && !matches!(
                 e,
-                Error::InvalidVector { .. } | Error::NoModel(..) | Error::NoDenseLeg(..)
+                Error::InvalidVector { .. }
+                    | Error::InvalidField { .. }
+                    | Error::NoModel(..)
+                    | Error::NoDenseLeg(..)
             )
         {
             self.poisoned = Some(e.to_string());
@@ -162,6 +169,39 @@ impl CollectionWriter {
 
     pub(crate) fn upsert_inner(&mut self, doc: &Document) -> Result<()> {
         let key = self.next_key;
+        let invalid = |field: String, message: String| Error::InvalidField {
+            id: doc.id.clone(),
+            field,
+            message,
+        };
+        if !doc.fields.is_empty() && !self.base_docs.has_fields() {
+            return Err(invalid(
+                String::new(),
+                "it has fields, and this collection was made before documents had fields; \
+                 build it again (`hybrid-search index` into a new folder) to store fields"
+                    .into(),
+            ));
+        }
+        // Typed before anything is staged: a document that does not fit changes nothing.
+        let known = self.fields.specs().len();
+        let typed = self
+            .fields
+            .typed(&doc.fields)
+            .map_err(|e| invalid(e.field.clone(), e.to_string()))?;
+        let staged = self.stage(doc, key, typed.as_ref());
+        if staged.is_err() {
+            self.fields.truncate(known);
+        }
+        staged
+    }
+
+    /// Stages `doc` under `key` in both legs, its fields typed.
+    fn stage(
+        &mut self,
+        doc: &Document,
+        key: u64,
+        typed: Option<&hybrid_search_sparse::TypedFields>,
+    ) -> Result<()> {
         match &mut self.dense {
             Some(dense) => dense.upsert(doc, key)?,
             None if doc.vector.is_some() => {
@@ -181,6 +221,7 @@ impl CollectionWriter {
             key,
             title: doc.title.clone(),
             text: doc.text.clone(),
+            fields: Default::default(),
         };
         // Loading into an empty collection: an id not seen before needs no delete.
         let new_id = self
@@ -188,9 +229,9 @@ impl CollectionWriter {
             .as_mut()
             .is_some_and(|seen| seen.insert(doc.id.clone()));
         if new_id {
-            self.sparse.insert(&sparse_doc)?;
+            self.sparse.insert(&sparse_doc, typed)?;
         } else {
-            self.sparse.upsert(&sparse_doc)?;
+            self.sparse.upsert(&sparse_doc, typed)?;
         }
         if self.fresh_ids.is_none() {
             let id: Arc<str> = Arc::from(doc.id.as_str());
@@ -274,6 +315,13 @@ impl CollectionWriter {
         } else {
             self.segments.clone()
         };
+        if self.fields != self.committed_fields {
+            // The new fields' types are recorded before the commit that brings them: a commit
+            // whose documents have a field the manifest does not list never becomes durable.
+            let mut manifest = read_manifest(&self.dir)?;
+            manifest.fields = self.fields.clone();
+            write_manifest(&self.dir, &manifest)?;
+        }
         let mut written = None;
         if let Some(dense) = &mut self.dense
             && let Some(index) = dense.take_segment()?
@@ -308,6 +356,7 @@ impl CollectionWriter {
             }
         }
         self.last = counts;
+        self.committed_fields = self.fields.clone();
         segments.retain(|file, _| record.segments.iter().any(|s| &s.file == file));
         self.segments = segments;
         let previous = std::mem::replace(&mut self.base, record);
@@ -460,6 +509,7 @@ impl CollectionWriter {
             dense.rollback();
         }
         self.next_key = self.base.next_key;
+        self.fields = self.committed_fields.clone();
         Ok(())
     }
 
@@ -554,6 +604,7 @@ impl Collection {
                                     title: doc.title,
                                     text: doc.text,
                                     vector: None,
+                                    fields: Default::default(),
                                 }),
                             ));
                         }
@@ -605,6 +656,8 @@ impl Collection {
             staged: Staged::default(),
             settled: HashMap::new(),
             last: CommitCounts::default(),
+            fields: self.manifest.fields.clone(),
+            committed_fields: self.manifest.fields.clone(),
         })
     }
 
@@ -646,6 +699,9 @@ impl Collection {
     ) -> Result<Committed> {
         let before = self.current.clone();
         writer.commit()?;
+        if writer.committed_fields != self.manifest.fields {
+            self.current_mut().manifest.fields = writer.committed_fields.clone();
+        }
         let counts = std::mem::take(&mut writer.last);
         let ids = updated_ids(&before, counts.changes.as_ref());
         let mut warnings = Vec::new();
@@ -819,6 +875,32 @@ impl Collection {
     pub fn delete(&mut self, ids: &[&str]) -> Result<Committed> {
         let mut writer = self.writer_inner(false, Some(ids.len()))?;
         for id in ids {
+            writer.delete(id)?;
+        }
+        self.commit_writer(writer, false)
+    }
+
+    /// Deletes every document `filter` matches, in one commit covering both legs (the
+    /// documents matched are those of the last commit, found once the write lock is held).
+    /// `None` deletes every document. [`Committed::deleted`] is how many there were.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] of the filter (an unknown field, a value of the wrong type);
+    /// those of [`Collection::delete`]. Nothing is deleted on error.
+    pub fn delete_where(
+        &mut self,
+        filter: Option<&hybrid_search_sparse::Filter>,
+    ) -> Result<Committed> {
+        let mut writer = self.writer_inner(false, None)?;
+        let matched = match filter {
+            Some(filter) => {
+                let compiled = crate::legs::LegFilter::new(&self.current, filter)?;
+                self.sparse.matching(&compiled.query)?
+            }
+            None => self.sparse.live_keys()?,
+        };
+        for (_, id) in &matched {
             writer.delete(id)?;
         }
         self.commit_writer(writer, false)

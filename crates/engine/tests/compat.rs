@@ -72,6 +72,7 @@ fn doc(id: &str, text: &str) -> Document {
         title: String::new(),
         text: text.into(),
         vector: None,
+        fields: Default::default(),
     }
 }
 

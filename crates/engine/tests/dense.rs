@@ -16,6 +16,7 @@ fn doc(id: &str, title: &str, text: &str) -> Document {
         title: title.into(),
         text: text.into(),
         vector: None,
+        fields: Default::default(),
     }
 }
 

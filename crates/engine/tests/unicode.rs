@@ -195,6 +195,7 @@ proptest! {
                     title: String::new(),
                     text: t.clone(),
                     vector: None,
+        fields: Default::default(),
                 })
                 .collect();
             c.add(&docs, None).unwrap();

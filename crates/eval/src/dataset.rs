@@ -165,6 +165,7 @@ fn parse_document(
     let title = rec.optional_string(&obj, "title")?;
     let text = rec.required_string(&obj, "text")?;
     let vector = rec.optional_vector(&obj, "vector")?;
+    let fields = rec.fields(obj)?;
     if let Some(seen) = seen {
         check_unique(seen, path, &id, line_no)?;
     }
@@ -173,6 +174,7 @@ fn parse_document(
         title,
         text,
         vector,
+        fields,
     }))
 }
 
@@ -441,6 +443,56 @@ impl RecordCtx<'_> {
             return Err(self.error(format!("field \"{key}\" is an empty array")));
         }
         Ok(Some(vector))
+    }
+
+    /// The document's fields: every key but the id (`_id`, `id`), `title`, `text` and
+    /// `vector`, with nested objects flattened into dotted names (`{"metadata": {"year": 2020}}`
+    /// gives `metadata.year`). `null` values are left out; an array must hold scalars.
+    fn fields(&self, obj: Map<String, Value>) -> Result<hybrid_search_document::Fields> {
+        let mut fields = hybrid_search_document::Fields::new();
+        for (key, value) in obj {
+            if matches!(key.as_str(), "_id" | "id" | "title" | "text" | "vector") {
+                continue;
+            }
+            self.flatten_into(&mut fields, key, value)?;
+        }
+        Ok(fields)
+    }
+
+    fn flatten_into(
+        &self,
+        fields: &mut hybrid_search_document::Fields,
+        name: String,
+        value: Value,
+    ) -> Result<()> {
+        match value {
+            Value::Null => {}
+            Value::Object(inner) => {
+                for (key, value) in inner {
+                    self.flatten_into(fields, format!("{name}.{key}"), value)?;
+                }
+            }
+            Value::Array(items) => {
+                if let Some(bad) = items
+                    .iter()
+                    .find(|v| matches!(v, Value::Array(_) | Value::Object(_)))
+                {
+                    return Err(self.error(format!(
+                        "field \"{name}\" holds a JSON {} inside an array; a field's array holds \
+                         strings, numbers, booleans or dates",
+                        json_kind(bad)
+                    )));
+                }
+                let items: Vec<Value> = items.into_iter().filter(|v| !v.is_null()).collect();
+                if !items.is_empty() {
+                    fields.insert(name, Value::Array(items));
+                }
+            }
+            scalar => {
+                fields.insert(name, scalar);
+            }
+        }
+        Ok(())
     }
 
     /// An optional string field: absent or `null` gives "".

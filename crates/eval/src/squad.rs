@@ -71,6 +71,7 @@ pub(crate) fn read_squad(path: &Path) -> Result<Dataset> {
                         title: article.title.clone().unwrap_or_default(),
                         text: para.context.clone(),
                         vector: None,
+                        fields: Default::default(),
                     },
                     false,
                 ));

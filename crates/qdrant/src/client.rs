@@ -644,6 +644,16 @@ impl Legs for QdrantLegs {
     /// snapshot's statistics), the dense leg, and, in a hybrid search with a server fusion,
     /// Qdrant's fusion of the two, whose hits are explained by [`explain`].
     fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> hybrid_search::Result<LegLists> {
+        if query.filter.is_some() {
+            return Err(hybrid_search::Error::InvalidRequest {
+                setting: hybrid_search::Setting::Filter,
+                problem: format!(
+                    "searches answered by {} do not take filters yet; search the collection's \
+                     own indexes to filter",
+                    self.describe()
+                ),
+            });
+        }
         let sparse = match query.sparse {
             true => Some(snapshot.query_sparse_vector_of(&*query.analysed(snapshot)?)?),
             false => None,

@@ -146,6 +146,9 @@ pub(crate) fn field(setting: hybrid_search::Setting) -> &'static str {
         S::RrfK => "fusion.rrf_k",
         S::Norm => "fusion.norm",
         S::Depth => "fusion.depth",
+        S::Filter => "filter",
+        S::Fields => "fields",
+        S::Offset => "offset",
         // Not settings of the HTTP API: named as the engine names them.
         S::QueryModel | S::RerankDepth | S::RerankWeight => setting.name(),
     }

@@ -27,6 +27,9 @@ pub enum Error {
     /// An analyzer setting is not valid.
     #[error("invalid analyzer setting: {0}")]
     Config(String),
+    /// A filter does not fit the index's fields (the message names where and why).
+    #[error("{0}")]
+    Filter(String),
 }
 
 impl Error {

@@ -6,6 +6,10 @@
 //! analyzer into one BM25 term clause per query term (repeated terms count again, as in Lucene and
 //! Anserini), plus the bigram clauses weighted by `ngram_weight`. Queries are never parsed as
 //! query syntax, so `IL-6`, `(` or `:` in a user's query cannot fail.
+//!
+//! Documents' fields ([`crate::fields`]) are stored as given in `fields_src` and indexed for
+//! filtering in the JSON field `fields`; an index made before fields existed has neither and
+//! filters only by id.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,8 +20,8 @@ use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema,
+    TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher,
@@ -26,6 +30,7 @@ use tantivy::{
 
 use crate::analysis::{Analyzer, AnalyzerConfig, HsTokenizer};
 use crate::error::{Error, Result};
+use crate::fields::{FieldSchema, Fields as DocFields, Filter, TypedFields};
 
 const MAIN_TOKENIZER: &str = "hs_main";
 const BIGRAM_TOKENIZER: &str = "hs_bigram";
@@ -39,6 +44,10 @@ pub(crate) struct Fields {
     pub(crate) text: Field,
     pub(crate) body: Field,
     pub(crate) body_ng: Field,
+    /// The fields indexed for filtering (absent in an index made before fields existed).
+    pub(crate) json: Option<Field>,
+    /// The fields as given, stored.
+    pub(crate) fields_src: Option<Field>,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -57,6 +66,19 @@ fn schema() -> (Schema, Fields) {
         text: b.add_text_field("text", STORED),
         body: b.add_text_field("body", indexed(MAIN_TOKENIZER)),
         body_ng: b.add_text_field("body_ng", indexed(BIGRAM_TOKENIZER)),
+        json: Some(
+            b.add_json_field(
+                "fields",
+                JsonObjectOptions::default()
+                    .set_indexing_options(
+                        TextFieldIndexing::default()
+                            .set_tokenizer("raw")
+                            .set_index_option(IndexRecordOption::Basic),
+                    )
+                    .set_fast("raw"),
+            ),
+        ),
+        fields_src: Some(b.add_text_field("fields_src", STORED)),
     };
     (b.build(), fields)
 }
@@ -76,11 +98,13 @@ fn fields_of(schema: &Schema) -> Result<Fields> {
         text: f("text")?,
         body: f("body")?,
         body_ng: f("body_ng")?,
+        json: schema.get_field("fields").ok(),
+        fields_src: schema.get_field("fields_src").ok(),
     })
 }
 
 /// A document as the sparse leg stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SparseDoc {
     /// The external id.
     pub id: String,
@@ -90,6 +114,9 @@ pub struct SparseDoc {
     pub title: String,
     /// Text.
     pub text: String,
+    /// The fields as given (read back by [`Bm25Index::get`]; a write takes them typed, see
+    /// [`Bm25Writer::insert`]).
+    pub fields: DocFields,
 }
 
 /// One BM25 hit.
@@ -545,8 +572,32 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when the search fails.
     pub fn search_terms(&self, query: &QueryTerms, k: usize) -> Result<Vec<SparseHit>> {
+        self.search_terms_filtered(query, k, None)
+    }
+
+    /// [`Bm25Index::search_terms`] among the documents `filter` (from
+    /// [`Bm25Index::filter_query`]) matches: the filter is intersected with the BM25 query
+    /// before the top `k` are taken, so up to `k` matching documents come back, with the scores
+    /// they have unfiltered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the search fails.
+    pub fn search_terms_filtered(
+        &self,
+        query: &QueryTerms,
+        k: usize,
+        filter: Option<&FilterQuery>,
+    ) -> Result<Vec<SparseHit>> {
         let Some(query) = self.query_of(query) else {
             return Ok(Vec::new());
+        };
+        let query: Box<dyn Query> = match filter {
+            Some(filter) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Must, filter.0.box_clone()),
+            ])),
+            None => query,
         };
         let searcher = self.searcher();
         let top = if k >= DEEP_K {
@@ -646,7 +697,127 @@ impl Bm25Index {
                 .unwrap_or_default(),
             title: text(self.fields.title),
             text: text(self.fields.text),
+            fields: match self.fields.fields_src {
+                Some(f) => match doc.get_first(f).and_then(|v| v.as_str()) {
+                    Some(json) => serde_json::from_str(json).map_err(|e| {
+                        Error::Config(format!("the stored fields of {id:?} are unreadable: {e}"))
+                    })?,
+                    None => DocFields::new(),
+                },
+                None => DocFields::new(),
+            },
         }))
+    }
+
+    /// Whether documents of this index can have fields (an index made before fields existed
+    /// cannot).
+    pub fn has_fields(&self) -> bool {
+        self.fields.json.is_some()
+    }
+
+    /// `filter` as a query on this index, its fields typed by `schema`: every clause scores 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Filter`] naming an unknown field, a value of the wrong type or a condition the
+    /// field does not take.
+    pub fn filter_query(&self, filter: &Filter, schema: &FieldSchema) -> Result<FilterQuery> {
+        Ok(FilterQuery(
+            filter
+                .query(schema, self.fields.json, self.fields.id)
+                .map_err(Error::Filter)?,
+        ))
+    }
+
+    /// The live documents `filter` (from [`Bm25Index::filter_query`]) matches, as (internal
+    /// key, external id), in index order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the search fails.
+    pub fn matching(&self, filter: &FilterQuery) -> Result<Vec<(u64, Arc<str>)>> {
+        let searcher = self.searcher();
+        let addresses = searcher.search(&*filter.0, &Addresses)?;
+        let columns = self.segment_columns(&searcher)?;
+        Ok(addresses
+            .into_iter()
+            .map(|a| {
+                let segment = &columns[a.segment_ord as usize];
+                (segment.key(a.doc_id), segment.id(a.doc_id))
+            })
+            .collect())
+    }
+
+    /// The internal keys of the live documents `filter` matches, in index order (no id is
+    /// read).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tantivy`] when the search fails.
+    pub fn matching_keys(&self, filter: &FilterQuery) -> Result<Vec<u64>> {
+        let searcher = self.searcher();
+        let addresses = searcher.search(&*filter.0, &Addresses)?;
+        let columns = self.segment_columns(&searcher)?;
+        Ok(addresses
+            .into_iter()
+            .map(|a| columns[a.segment_ord as usize].key(a.doc_id))
+            .collect())
+    }
+}
+
+/// A [`Filter`] compiled for one index ([`Bm25Index::filter_query`]): a query whose clauses
+/// all score 0.
+#[derive(Debug)]
+pub struct FilterQuery(Box<dyn Query>);
+
+impl Clone for FilterQuery {
+    fn clone(&self) -> Self {
+        Self(self.0.box_clone())
+    }
+}
+
+/// Collects the address of every matching document, without scoring.
+struct Addresses;
+
+impl Collector for Addresses {
+    type Fruit = Vec<DocAddress>;
+    type Child = AddressesSegment;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        _: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(AddressesSegment {
+            segment_ord,
+            docs: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+/// One segment's share of [`Addresses`].
+struct AddressesSegment {
+    segment_ord: SegmentOrdinal,
+    docs: Vec<DocAddress>,
+}
+
+impl SegmentCollector for AddressesSegment {
+    type Fruit = Vec<DocAddress>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        self.docs.push(DocAddress::new(self.segment_ord, doc));
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.docs
     }
 }
 
@@ -666,9 +837,9 @@ impl Bm25Writer {
     /// # Errors
     ///
     /// Analysis errors of the document's text; [`Error::Tantivy`] when it cannot be staged.
-    pub fn upsert(&mut self, doc: &SparseDoc) -> Result<()> {
+    pub fn upsert(&mut self, doc: &SparseDoc, fields: Option<&TypedFields>) -> Result<()> {
         self.delete(&doc.id);
-        self.insert(doc)
+        self.insert(doc, fields)
     }
 
     /// Adds a document without deleting others of the same id first: only for an id known to
@@ -678,9 +849,20 @@ impl Bm25Writer {
     /// # Errors
     ///
     /// Analysis errors of the document's text; [`Error::Tantivy`] when it cannot be staged.
-    pub fn insert(&mut self, doc: &SparseDoc) -> Result<()> {
+    pub fn insert(&mut self, doc: &SparseDoc, fields: Option<&TypedFields>) -> Result<()> {
         let f = self.fields;
         let mut d = TantivyDocument::default();
+        if let Some(typed) = fields {
+            let (Some(json), Some(src)) = (f.json, f.fields_src) else {
+                return Err(Error::Config(format!(
+                    "document {:?} has fields, and this index was made before documents had \
+                     fields; build the collection again to add fields",
+                    doc.id
+                )));
+            };
+            d.add_field_value(json, &typed.indexed);
+            d.add_text(src, &typed.stored);
+        }
         d.add_text(f.id, &doc.id);
         d.add_u64(f.key, doc.key);
         d.add_text(f.title, &doc.title);

@@ -22,6 +22,7 @@ mod analysis;
 mod bm25_vectors;
 mod english;
 mod error;
+pub mod fields;
 mod index;
 mod korean;
 pub mod normalize;
@@ -36,7 +37,11 @@ pub use bm25_vectors::{
 };
 pub use english::{ENGLISH_STOP_WORDS, LUCENE_STOP_WORDS, StopWords};
 pub use error::{Error, Result};
-pub use index::{Bm25Index, Bm25Writer, QueryTerms, SparseDoc, SparseHit};
+pub use fields::{
+    Condition, FieldError, FieldSchema, FieldSpec, FieldType, Fields, Filter, MAX_FIELDS_BYTES,
+    TypedFields,
+};
+pub use index::{Bm25Index, Bm25Writer, FilterQuery, QueryTerms, SparseDoc, SparseHit};
 pub use korean::{
     DecompoundMode, DictionaryInfo, FINGERPRINT_FILE, HOME_VAR, NORI_STOP_TAGS, data_home,
     ko_dic_fingerprint, load_ko_dic, locate_ko_dic, model_roots,

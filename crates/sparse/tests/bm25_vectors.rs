@@ -13,6 +13,7 @@ fn doc(id: &str, key: u64, title: &str, text: &str) -> SparseDoc {
         key,
         title: title.into(),
         text: text.into(),
+        fields: Default::default(),
     }
 }
 
@@ -90,23 +91,29 @@ fn dot_products_equal_bm25_scores() {
         ),
     ];
     for d in &first {
-        w.insert(d).unwrap();
+        w.insert(d, None).unwrap();
     }
     w.commit("{}").unwrap();
     // A second segment, a replaced document and a deleted one.
-    w.upsert(&doc(
-        "b",
-        5,
-        "HbA1c",
-        "Glycated haemoglobin (HbA1c) and diabetes.",
-    ))
+    w.upsert(
+        &doc(
+            "b",
+            5,
+            "HbA1c",
+            "Glycated haemoglobin (HbA1c) and diabetes.",
+        ),
+        None,
+    )
     .unwrap();
-    w.insert(&doc(
-        "e",
-        6,
-        "고혈압",
-        "고혈압과 당뇨병은 심혈관 질환의 위험 인자이다.",
-    ))
+    w.insert(
+        &doc(
+            "e",
+            6,
+            "고혈압",
+            "고혈압과 당뇨병은 심혈관 질환의 위험 인자이다.",
+        ),
+        None,
+    )
     .unwrap();
     w.delete("d");
     w.commit("{}").unwrap();

@@ -9,6 +9,7 @@ fn doc(id: &str, key: u64) -> SparseDoc {
         key,
         title: String::new(),
         text: format!("interleukin six document {id}"),
+        fields: Default::default(),
     }
 }
 
@@ -19,7 +20,7 @@ fn a_writer_after_an_uncommitted_one_deletes_without_name_clashes() {
     let index = Bm25Index::create(dir.path(), &config).unwrap();
     let mut w = index.writer(15_000_000).unwrap();
     for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
-        w.insert(&doc(id, i as u64)).unwrap();
+        w.insert(&doc(id, i as u64), None).unwrap();
     }
     w.commit("{}").unwrap();
     drop(w);

@@ -131,12 +131,16 @@ fn a_search_for_an_unknown_word_ranks_it_above_its_first_half() {
         ("other", "전혀 다른 이야기를 들었다"),
     ];
     for (key, (id, text)) in docs.into_iter().enumerate() {
-        w.insert(&SparseDoc {
-            id: id.into(),
-            key: key as u64,
-            title: String::new(),
-            text: text.into(),
-        })
+        w.insert(
+            &SparseDoc {
+                id: id.into(),
+                key: key as u64,
+                title: String::new(),
+                text: text.into(),
+                fields: Default::default(),
+            },
+            None,
+        )
         .unwrap();
     }
     w.commit("{}").unwrap();
