@@ -224,8 +224,29 @@ pub struct SearchArgs {
     /// labelled queries (`eval --split`).
     #[arg(long, default_value_t = RERANK_WEIGHT_SCIFACT_DEV, requires = "rerank")]
     rerank_weight: f64,
+    /// Search only the documents this filter matches (both legs, before their top k), as
+    /// JSON: {"field": "source", "eq": "pubmed"}, {"field": "year", "gte": 2020, "lt": 2024},
+    /// {"field": "tags", "in": ["a", "b"]}, {"field": "lang", "exists": true},
+    /// {"and": [...]}, {"or": [...]}, {"not": {...}}; "field": "id" is the document id.
+    #[arg(long, value_name = "JSON")]
+    filter: Option<String>,
     #[command(flatten)]
     qdrant: QdrantArgs,
+}
+
+/// `--filter JSON` as a filter.
+///
+/// # Errors
+///
+/// What is wrong with it, and where in it.
+pub fn parse_filter(text: &str) -> anyhow::Result<hybrid_search::Filter> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "--filter: not JSON ({e}); expected an object such as '{{\"field\": \"source\", \
+             \"eq\": \"pubmed\"}}'"
+        )
+    })?;
+    hybrid_search::Filter::from_json(&value).map_err(|e| anyhow::anyhow!("--filter: {e}"))
 }
 
 /// Where the legs run when a Qdrant collection serves the collection (`search` and `eval`).
@@ -267,6 +288,8 @@ pub struct SearchPlan {
     pub rerank: Option<(PathBuf, RerankOptions)>,
     /// Where the legs run when not in the collection itself.
     pub qdrant: Option<QdrantPlan>,
+    /// The documents searched.
+    pub filter: Option<hybrid_search::Filter>,
 }
 
 impl SearchArgs {
@@ -307,6 +330,7 @@ impl SearchArgs {
             _ => None,
         };
         Ok(SearchPlan {
+            filter: self.filter.as_deref().map(parse_filter).transpose()?,
             qdrant,
             mode: self.mode,
             model: self.model.choice(),

@@ -78,7 +78,7 @@ pub fn search(
     query: &str,
     results: &SearchResults,
     k: usize,
-    (json, explain): (bool, bool),
+    (json, explain, offset): (bool, bool, usize),
 ) -> anyhow::Result<()> {
     if let Some(reason) = &results.degraded {
         degraded_note(reason);
@@ -118,12 +118,20 @@ pub fn search(
         writeln!(
             out,
             "{:>3}. {:<12} {:>8.3}  {}",
-            rank + 1,
+            offset + rank + 1,
             hit.id,
             hit.score,
             hit.title
         )?;
         writeln!(out, "     {}", hit.snippet)?;
+        if let Some(fields) = &hit.fields {
+            for (name, value) in fields {
+                writeln!(out, "     {name}: {value}")?;
+            }
+        }
+        if let Some(text) = &hit.text {
+            writeln!(out, "     text: {text}")?;
+        }
         if let Some(first) = &hit.first_stage {
             writeln!(
                 out,

@@ -194,13 +194,13 @@ impl Error {
             | Error::NoModel(..)
             | Error::NoDenseLeg(..)
             | Error::InvalidVector { .. }
+            | Error::InvalidField { .. }
             | Error::NotEmpty(_) => ErrorKind::Conflict,
             Error::Remote { .. } => ErrorKind::Remote,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Fusion(_)
             | Error::InvalidOption(_)
             | Error::InvalidRequest { .. }
-            | Error::InvalidField { .. }
             | Error::Dataset(_) => ErrorKind::InvalidInput,
             Error::NotACollection(_) => ErrorKind::NotFound,
             Error::DenseDamaged { .. }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use hybrid_search_dense::{CrossEncoder, Encoder};
 use hybrid_search_fusion::{ConvexSettings, Fusion, Normalization, RrfSettings};
-use hybrid_search_sparse::{FieldSchema, Fields, Filter, QueryTerms};
+use hybrid_search_sparse::{Fields, Filter, QueryTerms};
 
 use hybrid_search_document::show_number;
 
@@ -281,7 +281,9 @@ pub struct SearchRequest {
 }
 
 /// What a hit carries besides its id, title, snippet and score: the full text and the
-/// fields named (`*`: all of them). Empty: nothing more (the default).
+/// fields named (`*`: all of them). Empty: nothing more (the default). A name no document has
+/// is not an error (a field may be on some documents only): it returns nothing, as Qdrant's
+/// and Elasticsearch's include lists do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelection(Vec<String>);
 
@@ -318,34 +320,6 @@ impl FieldSelection {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         )
-    }
-
-    /// Checks the names against the collection's fields.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidRequest`] of [`Setting::Fields`] for a name that is no field.
-    pub fn check(&self, schema: &FieldSchema) -> Result<()> {
-        for name in &self.0 {
-            let known = matches!(name.as_str(), "*" | "text" | "id" | "title")
-                || schema.kind(name).is_some();
-            if !known {
-                let fields: Vec<&str> = schema.specs().iter().map(|s| s.name.as_str()).collect();
-                return Err(Error::InvalidRequest {
-                    setting: Setting::Fields,
-                    problem: format!(
-                        "{name:?} is not a field of this collection; ask for text, * (every \
-                         field) or one of its fields: {}",
-                        if fields.is_empty() {
-                            "(it has none)".to_string()
-                        } else {
-                            fields.join(", ")
-                        }
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 }
 
@@ -570,7 +544,6 @@ impl Snapshot {
         if let Some(encoder) = &request.query_encoder {
             self.check_query_model(mode, encoder.dir(), Some(encoder.description().dim))?;
         }
-        request.fields.check(self.fields())?;
         let filter = match &request.filter {
             Some(f) => Some(Arc::new(LegFilter::new(self, f)?)),
             None => None,

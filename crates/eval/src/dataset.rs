@@ -473,19 +473,14 @@ impl RecordCtx<'_> {
                 }
             }
             Value::Array(items) => {
-                if let Some(bad) = items
-                    .iter()
-                    .find(|v| matches!(v, Value::Array(_) | Value::Object(_)))
-                {
-                    return Err(self.error(format!(
-                        "field \"{name}\" holds a JSON {} inside an array; a field's array holds \
-                         strings, numbers, booleans or dates",
-                        json_kind(bad)
-                    )));
+                // As Elasticsearch flattens arrays of objects: `{"authors": [{"name": "a"},
+                // {"name": "b"}]}` gives `authors.name: ["a", "b"]`; nested arrays are joined.
+                let mut flat = hybrid_search_document::Fields::new();
+                for item in items {
+                    append_item(&mut flat, &name, item);
                 }
-                let items: Vec<Value> = items.into_iter().filter(|v| !v.is_null()).collect();
-                if !items.is_empty() {
-                    fields.insert(name, Value::Array(items));
+                for (key, values) in flat {
+                    fields.insert(key, values);
                 }
             }
             scalar => {
@@ -505,6 +500,31 @@ impl RecordCtx<'_> {
                 json_kind(other)
             ))),
         }
+    }
+}
+
+/// Adds an array element under `name` to `flat` (each name's values as an array): scalars as
+/// they are, an object's keys as `name.key`, a nested array's elements in turn; nulls left out.
+fn append_item(flat: &mut hybrid_search_document::Fields, name: &str, item: Value) {
+    match item {
+        Value::Null => {}
+        Value::Array(items) => {
+            for item in items {
+                append_item(flat, name, item);
+            }
+        }
+        Value::Object(inner) => {
+            for (key, value) in inner {
+                append_item(flat, &format!("{name}.{key}"), value);
+            }
+        }
+        scalar => match flat
+            .entry(name.to_string())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(values) => values.push(scalar),
+            _ => unreachable!("only arrays are inserted"),
+        },
     }
 }
 

@@ -38,7 +38,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/collections", get(list).post(create))
         .route("/collections/{name}", get(describe).delete(drop_collection))
         .route("/collections/{name}/search", post(search))
+        .route("/collections/{name}/search/batch", post(search_batch))
         .route("/collections/{name}/documents", post(upsert))
+        .route(
+            "/collections/{name}/documents/delete",
+            post(delete_documents),
+        )
         .route(
             "/collections/{name}/documents/{id}",
             get(get_document).delete(delete_document),
@@ -122,8 +127,11 @@ fn admit_request(
     }
     let method = request.method();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let search =
-        method == Method::POST && matches!(segments.as_slice(), ["collections", _, "search"]);
+    let search = method == Method::POST
+        && matches!(
+            segments.as_slice(),
+            ["collections", _, "search"] | ["collections", _, "search", "batch"]
+        );
     let read = method == Method::GET || search;
     app.authorize(headers, if read { Access::Read } else { Access::Write })?;
     let limit = app.options.limits.max_body_bytes;
@@ -240,6 +248,9 @@ pub(crate) struct Info {
     mode: Mode,
     /// The fusion settings of hybrid searches (tuned, or the default).
     fusion: HybridOptions,
+    /// The documents' fields and their types, in the order first seen (empty when no
+    /// document has a field).
+    fields: Vec<hybrid_search::FieldSpec>,
 }
 
 fn info(served: &Served) -> Info {
@@ -253,6 +264,7 @@ fn info(served: &Served) -> Info {
         dim: dense.map(|d| d.vectors.dim),
         mode: c.default_mode(),
         fusion: c.hybrid_options(),
+        fields: c.fields().specs().to_vec(),
     }
 }
 
@@ -345,6 +357,23 @@ pub(crate) struct SearchBody {
     /// Each hit's `legs`: rank, raw score, normalised score and contribution per leg.
     #[serde(default)]
     explain: bool,
+    /// Search only the documents this filter matches, in both legs before their top `k`:
+    /// `{"field": "source", "eq": "pubmed"}`, `{"field": "year", "gte": 2020, "lt": 2024}`
+    /// (numbers and RFC 3339 dates; `gt`, `gte`, `lt`, `lte`), `{"field": "tags", "in": ["a",
+    /// "b"]}`, `{"field": "lang", "exists": true}`, `{"and": [...]}`, `{"or": [...]}`,
+    /// `{"not": {...}}`; `"field": "id"` is the document id.
+    #[schema(value_type = Option<Object>, example = json!({"field": "year", "gte": 2020}))]
+    filter: Option<serde_json::Value>,
+    /// What each hit carries besides id, title, snippet and score: `text` (the full text), a
+    /// field's name, or `*` (every field and the text).
+    #[serde(default)]
+    #[schema(example = json!(["text", "source"]))]
+    fields: Vec<String>,
+    /// Hits skipped before the first one returned: page `p` (from 0) of `k` hits is
+    /// `offset = p * k`. At most 10000 minus the server's `--max-k`.
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 0, maximum = 9999)]
+    offset: usize,
 }
 
 fn default_k() -> usize {
@@ -418,6 +447,16 @@ impl SearchBody {
                 self.k, limits.max_k
             )));
         }
+        // The deepest page: offset + k within the engine's window for any k this server takes.
+        let deepest = hybrid_search::defaults::MAX_RESULT_WINDOW.saturating_sub(limits.max_k);
+        if self.offset > deepest {
+            return Err(ApiError::bad_request(format!(
+                "offset: {} is above {deepest}, the deepest this server pages (offset + k stays \
+                 within {} hits whatever k); narrow the search with a filter instead",
+                self.offset,
+                hybrid_search::defaults::MAX_RESULT_WINDOW
+            )));
+        }
         if let Some(depth) = self.fusion.depth
             && (depth == 0 || depth > limits.max_k)
         {
@@ -441,10 +480,20 @@ impl SearchBody {
                     .map_err(|e| ApiError::bad_request(format!("vector: {e}")))
             })
             .transpose()?;
+        let filter = self
+            .filter
+            .map(|f| {
+                hybrid_search::Filter::from_json(&f)
+                    .map_err(|e| ApiError::bad_request(format!("filter: {e}")))
+            })
+            .transpose()?;
         let mut request = SearchRequest::new(&self.query, self.k)
             .with_mode_or_default(self.mode)
             .with_fusion(fusion)
-            .with_explain(self.explain);
+            .with_explain(self.explain)
+            .with_filter(filter)
+            .with_fields(hybrid_search::FieldSelection::new(self.fields))
+            .with_offset(self.offset);
         if let Some(vector) = vector {
             request = request.with_vector(vector);
         }
@@ -506,6 +555,93 @@ pub(crate) async fn search(
     Ok(axum::Json(results).into_response())
 }
 
+/// `POST /collections/{name}/search/batch`'s body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchBody {
+    /// The searches, each a `POST /collections/{name}/search` body; at most 256.
+    searches: Vec<serde_json::Value>,
+}
+
+/// The most searches one batch holds.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// `POST /collections/{name}/search/batch`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BatchAnswer {
+    /// Each search's answer, in request order: what `POST /collections/{name}/search` answers
+    /// for it.
+    results: Vec<SearchAnswer>,
+}
+
+/// Runs many searches on one commit: the queries the collection's model encodes are encoded
+/// together, and each answer is the one the single search gives.
+///
+/// Every search is checked before any runs: one bad search refuses the whole batch (400 or
+/// 409), and the message names its position (`searches[2]: k: ...`). Open unless the server
+/// runs with `--protect-search`.
+#[utoipa::path(
+    post,
+    path = "/collections/{name}/search/batch",
+    tag = "search",
+    params(CollectionName),
+    request_body(content = BatchBody, content_type = "application/json"),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Each search's hits, in request order", body = BatchAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn search_batch(
+    State(app): Shared,
+    name: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let served = app.collection(&path(name)?)?;
+    let batch = parse::<BatchBody>(&read_body(&app, body)?, "batch search request")?;
+    if batch.searches.is_empty() || batch.searches.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "searches: {} searches; a batch holds 1 to {MAX_BATCH}",
+            batch.searches.len()
+        )));
+    }
+    let snapshot = served.snapshot();
+    let mut requests = Vec::with_capacity(batch.searches.len());
+    for (i, value) in batch.searches.into_iter().enumerate() {
+        let at = |e: ApiError| e.prefixed(&format!("searches[{i}]: "));
+        let body: SearchBody = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad_request(format!("searches[{i}]: {e} (see docs/api.md)")))?;
+        let request = body.request(&app).map_err(at)?;
+        check_dense_request(&snapshot, &request).map_err(at)?;
+        snapshot
+            .resolve(&request)
+            .map_err(|e| at(ApiError::from(e)))?;
+        requests.push(request);
+    }
+    let answer = app
+        .compute(move || {
+            let results = snapshot.run_batch(&requests);
+            let mut answers = Vec::with_capacity(results.len());
+            for (i, (result, request)) in results.into_iter().zip(&requests).enumerate() {
+                let results =
+                    result.map_err(|e| ApiError::from(e).prefixed(&format!("searches[{i}]: ")))?;
+                answers.push(SearchAnswer {
+                    results,
+                    query: request.query().to_string(),
+                });
+            }
+            Ok(BatchAnswer { results: answers })
+        })
+        .await?;
+    Ok(axum::Json(answer).into_response())
+}
+
 /// A search that needs the dense leg (`mode: dense`, or a `vector` in a mode that is not
 /// `sparse`) on a collection without one, or a vector of another length than the collection's:
 /// 409, a conflict with the collection as it was built, not a malformed request (the same body
@@ -562,6 +698,12 @@ pub(crate) struct DocumentInput {
     /// The document's own embedding, stored instead of encoding the text: the collection's
     /// `dim` values, each within `f32`'s range.
     vector: Option<Vec<f64>>,
+    /// Every other key is a field (a nested object's keys as `parent.key`): a string,
+    /// number, boolean, RFC 3339 date or an array of one of these; a field's type is fixed by
+    /// its first value, and its documents are filterable by it.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    fields: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// `POST /collections/{name}/documents`'s answer.
@@ -729,10 +871,10 @@ pub(crate) async fn get_document(
     }
 }
 
-/// `DELETE /collections/{name}/documents/{id}`'s answer.
+/// What a delete committed.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct DeleteAnswer {
-    /// Documents deleted (1).
+    /// Documents deleted.
     deleted: usize,
     /// Documents in the collection after the commit.
     documents: u64,
@@ -777,6 +919,97 @@ pub(crate) async fn delete_document(
                 )));
             }
             let committed = handle.delete(&[id.as_str()])?;
+            Ok(DeleteAnswer {
+                deleted: committed.deleted,
+                documents: committed.snapshot.len(),
+                warnings: committed.warnings,
+            })
+        })
+        .await?;
+    Ok(axum::Json(answer).into_response())
+}
+
+/// `POST /collections/{name}/documents/delete`'s body: exactly one of `filter`, `ids` and
+/// `all`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteBody {
+    /// Delete the documents this filter matches (the form of a search's `filter`).
+    #[schema(value_type = Option<Object>, example = json!({"field": "source", "eq": "old-feed"}))]
+    filter: Option<serde_json::Value>,
+    /// Delete the documents with these ids (an id with no document is not an error).
+    ids: Option<Vec<String>>,
+    /// `true`: delete every document.
+    all: Option<bool>,
+}
+
+/// Deletes the documents a filter matches, or those with the ids given, or all of them, in
+/// one commit covering both legs.
+///
+/// The body names exactly one of `filter`, `ids` and `"all": true`: an empty body or an
+/// empty filter is refused, so deleting everything is always asked for by name. Answers how
+/// many documents were deleted. Needs the API key when the server has one.
+#[utoipa::path(
+    post,
+    path = "/collections/{name}/documents/delete",
+    tag = "documents",
+    params(CollectionName),
+    request_body(content = DeleteBody, content_type = "application/json"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Deleted and committed", body = DeleteAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Overloaded),
+    ),
+)]
+pub(crate) async fn delete_documents(
+    State(app): Shared,
+    name: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let served = app.collection(&path(name)?)?;
+    let body = parse::<DeleteBody>(&read_body(&app, body)?, "delete request")?;
+    enum What {
+        Filter(hybrid_search::Filter),
+        Ids(Vec<String>),
+        All,
+    }
+    let what = match (body.filter, body.ids, body.all) {
+        (Some(f), None, None) => {
+            What::Filter(hybrid_search::Filter::from_json(&f).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "filter: {e}{}",
+                    if f == serde_json::json!({}) {
+                        "; to delete every document send {\"all\": true}"
+                    } else {
+                        ""
+                    }
+                ))
+            })?)
+        }
+        (None, Some(ids), None) => What::Ids(ids),
+        (None, None, Some(true)) => What::All,
+        _ => {
+            return Err(ApiError::bad_request(
+                "delete request: send exactly one of {\"filter\": {...}}, {\"ids\": [...]} and \
+                 {\"all\": true}",
+            ));
+        }
+    };
+    let answer = app
+        .write(served, move |handle| {
+            let committed = match &what {
+                What::Filter(f) => handle.delete_where(Some(f))?,
+                What::Ids(ids) => {
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    handle.delete(&ids)?
+                }
+                What::All => handle.delete_where(None)?,
+            };
             Ok(DeleteAnswer {
                 deleted: committed.deleted,
                 documents: committed.snapshot.len(),

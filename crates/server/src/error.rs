@@ -12,7 +12,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
-    /// `dimension_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
+    /// `dimension_mismatch`, `field_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
     /// `internal` (`docs/api.md`).
     pub code: &'static str,
     /// What went wrong, naming the field, line or collection.
@@ -65,7 +65,7 @@ pub(crate) struct Body<'a> {
 pub(crate) struct Inner<'a> {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
-    /// `dimension_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
+    /// `dimension_mismatch`, `field_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
     /// `internal`.
     #[schema(example = "bad_request")]
     code: &'a str,
@@ -116,6 +116,7 @@ impl From<hybrid_search::Error> for ApiError {
             K::Conflict => {
                 let code = match e {
                     E::InvalidVector { .. } => "dimension_mismatch",
+                    E::InvalidField { .. } => "field_mismatch",
                     E::NoModel(..) => "no_model",
                     E::NoDenseLeg(..) => "no_dense_leg",
                     E::NotEmpty(_) => "exists",
@@ -155,6 +156,12 @@ pub(crate) fn field(setting: hybrid_search::Setting) -> &'static str {
 }
 
 impl ApiError {
+    /// The same error with `prefix` before its message (a batch names the search's position).
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
+
     /// 413: a body over `limit` bytes.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

@@ -70,7 +70,9 @@ pub(crate) struct NotFound(Body<'static>);
 /// (another process's writer held it for 5 s), `no_model` (documents to encode, or a dense
 /// search of a text query, and the server has not found the collection's model),
 /// `no_dense_leg` (a vector or a dense search for a collection built without a model),
-/// `dimension_mismatch` (a vector of another length than the collection's), `conflict` (the
+/// `dimension_mismatch` (a vector of another length than the collection's), `field_mismatch`
+/// (a document's field value of another type than the field's, or fields too large),
+/// `conflict` (the
 /// collection was built with another model or Korean dictionary than the one found).
 #[derive(ToResponse)]
 #[allow(dead_code)]
@@ -121,7 +123,9 @@ impl utoipa::Modify for ApiKey {
         crate::api::describe,
         crate::api::drop_collection,
         crate::api::search,
+        crate::api::search_batch,
         crate::api::upsert,
+        crate::api::delete_documents,
         crate::api::get_document,
         crate::api::delete_document,
     ),
@@ -176,6 +180,25 @@ pub fn description(options: &Options) -> Value {
             "then": {"properties": {"vector": {"type": "null"}}},
         },
     ]);
+    // Paging: offset + k within the deepest a search pages, whatever k.
+    let window = hybrid_search::defaults::MAX_RESULT_WINDOW;
+    search["properties"]["offset"]["maximum"] = json!(window.saturating_sub(max_k));
+    let filter_ref = json!({"oneOf": [{"$ref": "#/components/schemas/Filter"}, {"type": "null"}]});
+    search["properties"]["filter"] = filter_ref.clone();
+    schemas["DeleteBody"]["properties"]["filter"] = filter_ref;
+    schemas["Filter"] = filter_schema();
+    // Exactly one of filter, ids and all (true).
+    let given =
+        |field: &str, schema: Value| json!({"required": [field], "properties": {field: schema}});
+    schemas["DeleteBody"]["oneOf"] = json!([
+        given("filter", json!({"type": "object"})),
+        given("ids", json!({"type": "array"})),
+        given("all", json!({"const": true})),
+    ]);
+    schemas["BatchBody"]["properties"]["searches"]["items"] =
+        json!({"$ref": "#/components/schemas/SearchBody"});
+    schemas["BatchBody"]["properties"]["searches"]["minItems"] = json!(1);
+    schemas["BatchBody"]["properties"]["searches"]["maxItems"] = json!(crate::api::MAX_BATCH);
     let fusion = &mut schemas["FusionBody"];
     fusion["properties"]["depth"]["maximum"] = json!(max_k);
     // A setting is given when its value is not null.
@@ -241,6 +264,53 @@ pub fn documented() -> Value {
     let mut options = Options::new(std::path::PathBuf::from("data"));
     options.api_key = Some("KEY".into());
     description(&options)
+}
+
+/// The filter's JSON form (`hybrid_search::Filter`): a condition on one field, or `and`,
+/// `or` and `not` of filters. Which field names and value types fit is the collection's
+/// (`GET /collections/{name}` lists its fields): a filter that does not fit them is refused
+/// with 400.
+fn filter_schema() -> Value {
+    let scalar = json!({"type": ["string", "number", "boolean"]});
+    let list = |key: &str| {
+        json!({
+            "type": "object",
+            "required": [key],
+            "additionalProperties": false,
+            "properties": {key: {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Filter"}}},
+        })
+    };
+    json!({
+        "description": "Which documents a search (or a delete) covers: {\"field\": NAME, \"eq\": VALUE}, {\"field\": NAME, \"in\": [VALUES]}, {\"field\": NAME, \"gte\"/\"gt\"/\"lte\"/\"lt\": VALUE, ...} (numbers and RFC 3339 dates), {\"field\": NAME, \"exists\": true|false}, {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}}; \"field\": \"id\" is the document id.",
+        "oneOf": [
+            list("and"),
+            list("or"),
+            {
+                "type": "object",
+                "required": ["not"],
+                "additionalProperties": false,
+                "properties": {"not": {"$ref": "#/components/schemas/Filter"}},
+            },
+            {
+                "type": "object",
+                "required": ["field"],
+                "additionalProperties": false,
+                "properties": {
+                    "field": {"type": "string", "minLength": 1},
+                    "eq": scalar, "in": {"type": "array", "items": scalar},
+                    "gt": scalar, "gte": scalar, "lt": scalar, "lte": scalar,
+                    "exists": {"type": "boolean"},
+                },
+                "not": {"anyOf": [{"required": ["gt", "gte"]}, {"required": ["lt", "lte"]}]},
+                "oneOf": [
+                    {"required": ["eq"]},
+                    {"required": ["in"]},
+                    {"required": ["exists"]},
+                    {"anyOf": [{"required": ["gt"]}, {"required": ["gte"]}, {"required": ["lt"]}, {"required": ["lte"]}]},
+                ],
+            },
+        ],
+    })
 }
 
 /// A JSON number a vector value may be: within `f32`'s range.

@@ -758,8 +758,13 @@ fn parse_filter(value: &Value, at: &str) -> Result<Filter, String> {
         )));
     };
     let list = |key: &str, v: &Value| -> Result<Vec<Filter>, String> {
-        let Value::Array(items) = v else {
-            return Err(here(format!("\"{key}\" takes an array of filters")));
+        let items = match v {
+            Value::Array(items) if !items.is_empty() => items,
+            _ => {
+                return Err(here(format!(
+                    "\"{key}\" takes a non-empty array of filters"
+                )));
+            }
         };
         items
             .iter()

@@ -34,8 +34,12 @@ pub struct DeleteArgs {
     index: PathBuf,
     #[command(flatten)]
     wait: WaitArgs,
+    /// Delete the documents this filter matches (the JSON form of `search --filter`); '{"all":
+    /// true}' deletes every document.
+    #[arg(long, value_name = "JSON", conflicts_with = "ids")]
+    filter: Option<String>,
     /// Document ids.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "filter")]
     ids: Vec<String>,
 }
 
@@ -61,7 +65,10 @@ pub fn upsert_documents(
     collection
         .upsert_stream(stream, on_doc, Some(on_encoded), merge)
         .map_err(|err| match err.downcast_ref::<hybrid_search::Error>() {
-            Some(hybrid_search::Error::InvalidVector { .. }) if line.get() > 0 => {
+            Some(
+                hybrid_search::Error::InvalidVector { .. }
+                | hybrid_search::Error::InvalidField { .. },
+            ) if line.get() > 0 => {
                 let at = line.get();
                 err.context(format!("line {at}"))
             }
@@ -111,6 +118,30 @@ pub fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
     let wait = args.wait.wait()?;
     let mut collection = Collection::open(&args.index)?;
     collection.set_write_wait(wait);
+    if let Some(filter) = &args.filter {
+        let value = serde_json::from_str::<serde_json::Value>(filter).ok();
+        if value == Some(serde_json::json!({})) {
+            bail!(
+                "--filter: an empty filter deletes nothing; to delete every document give \
+                 --filter '{{\"all\": true}}'"
+            );
+        }
+        let all = value == Some(serde_json::json!({"all": true}));
+        let filter = if all {
+            None
+        } else {
+            Some(crate::args::parse_filter(filter)?)
+        };
+        let committed = collection.delete_where(filter.as_ref())?;
+        render::warnings(committed.warnings);
+        eprintln!(
+            "deleted {} documents matching the filter from {}; {} documents in the collection",
+            committed.deleted,
+            args.index.display(),
+            committed.snapshot.len()
+        );
+        return Ok(());
+    }
     let ids: Vec<&str> = args.ids.iter().map(String::as_str).collect();
     let committed = collection.delete(&ids)?;
     render::warnings(committed.warnings);

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use hybrid_search::defaults::RESULTS;
 use hybrid_search::dense::{CrossEncoder, Device};
-use hybrid_search::{Collection, Rerank, SearchRequest, load_encoder};
+use hybrid_search::{Collection, FieldSelection, Rerank, SearchRequest, load_encoder};
 use hybrid_search_qdrant::{Client, QdrantLegs};
 
 use crate::args::{SearchArgs, SearchPlan};
@@ -24,6 +24,13 @@ pub struct Args {
     /// Number of results.
     #[arg(short, default_value_t = RESULTS)]
     k: usize,
+    /// Skip this many results first (page p of k results: --offset p*k).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Show these with each hit, comma-separated: text (the full text), a field's name, or *
+    /// (every field and the text).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    fields: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -60,7 +67,8 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
     render::warnings(collection.take_warnings());
     let mut request = SearchRequest::new("", RESULTS)
         .with_mode_or_default(plan.mode)
-        .with_fusion(plan.fusion);
+        .with_fusion(plan.fusion)
+        .with_filter(plan.filter.clone());
     // What can be refused without the models is refused before any loads: fusion flags that do
     // not fit the collection's settings, a query model the collection cannot use.
     let mode = collection.resolve(&request)?.mode;
@@ -106,10 +114,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut request = template
         .with_query(query)
         .with_k(args.k)
+        .with_offset(args.offset)
+        .with_fields(FieldSelection::new(args.fields.iter().map(|f| f.trim())))
         .with_explain(args.explain);
     if let Some(vector) = vector {
         request = request.with_vector(vector);
     }
     let results = collection.run(&request)?;
-    render::search(query, &results, args.k, (args.json, args.explain))
+    render::search(
+        query,
+        &results,
+        args.offset + args.k,
+        (args.json, args.explain, args.offset),
+    )
 }
