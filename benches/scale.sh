@@ -20,14 +20,8 @@ rm -rf "$OUT/sparse" "$OUT/hybrid" && mkdir -p "$OUT"
 lscpu | grep -m1 "Model name" || true
 nproc
 
-measure() { # label, command...: wall seconds, peak RSS, bytes written (GNU time's %O is 512-byte blocks)
-  local label="$1"; shift
-  /usr/bin/time -f "%e %M %O" -o "$OUT/time.txt" "$@" > "$OUT/last.out" 2> "$OUT/last.err" || {
-    cat "$OUT/last.err" >&2; exit 1; }
-  read -r secs kb blocks < "$OUT/time.txt"
-  printf '%-34s %8.2f s  peak RSS %7.1f MiB  written %9.1f MiB\n' "$label" "$secs" \
-    "$(echo "$kb / 1024" | bc -l)" "$(echo "$blocks * 512 / 1048576" | bc -l)"
-}
+# shellcheck source=benches/measure.sh
+source benches/measure.sh
 
 if [[ ! -f "$OUT/data/queries/qrels/test.tsv" ]]; then
   measure "generate $N documents" target/release/synth-corpus "$N" "$OUT/data"

@@ -8,8 +8,14 @@
 //! drawn from the same law without its 100 most frequent words.
 //!
 //! ```text
-//! cargo run --release -p hybrid-search-benches --bin synth-corpus -- DOCS OUT [SEED]
+//! cargo run --release -p hybrid-search-benches --bin synth-corpus -- DOCS OUT [SEED] [--fields]
 //! ```
+//!
+//! With `--fields` every document also carries five fields (`benches/filters.sh`), drawn from
+//! a second generator so the text and vectors are those written without the flag: `source`
+//! (one of 8 strings), `year` (an integer, 1990 to 2024), `tags` (1 to 3 of 20 strings),
+//! `published` (a date in that year) and `bucket` (an integer uniform over 0..10,000, so
+//! `{"field": "bucket", "lt": 10000 s}` matches a share `s` of the documents).
 //!
 //! writes `OUT/corpus.jsonl` (with `"vector"`), `OUT/corpus-text.jsonl` (the same documents
 //! without vectors, for a sparse-only collection), `OUT/queries/` (a BEIR folder with 200
@@ -127,6 +133,25 @@ impl Generator {
     }
 }
 
+const SOURCES: [&str; 8] = [
+    "pubmed", "pmc", "arxiv", "trials", "wiki", "news", "patents", "books",
+];
+
+/// The five fields of one document.
+fn fields(rng: &mut Rng) -> serde_json::Value {
+    let year = 1990 + rng.below(35);
+    let tags: Vec<String> = (0..1 + rng.below(3))
+        .map(|_| format!("t{}", rng.below(20)))
+        .collect();
+    serde_json::json!({
+        "source": SOURCES[rng.below(SOURCES.len())],
+        "year": year,
+        "tags": tags,
+        "published": format!("{year}-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28)),
+        "bucket": rng.below(10_000),
+    })
+}
+
 fn line(doc: &serde_json::Value, vector: Option<&[f32]>) -> String {
     let mut doc = doc.clone();
     if let Some(v) = vector {
@@ -138,9 +163,11 @@ fn line(doc: &serde_json::Value, vector: Option<&[f32]>) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let with_fields = args.iter().any(|a| a == "--fields");
+    args.retain(|a| a != "--fields");
     if args.len() < 3 {
-        eprintln!("usage: synth-corpus DOCS OUT [SEED]");
+        eprintln!("usage: synth-corpus DOCS OUT [SEED] [--fields]");
         std::process::exit(2);
     }
     let docs: usize = args[1].parse().expect("DOCS is a number");
@@ -163,8 +190,14 @@ fn main() {
     std::fs::create_dir_all(out.join("queries/qrels")).unwrap();
     let create = |name: &str| BufWriter::new(std::fs::File::create(out.join(name)).unwrap());
     let (mut with, mut text_only) = (create("corpus.jsonl"), create("corpus-text.jsonl"));
+    let mut field_rng = Rng(SplitMix64::new(seed ^ 0xF1E1_D5F1_E1D5));
     for i in 0..docs {
-        let (doc, vector) = generator.document(&format!("d{i}"), &mut rng);
+        let (mut doc, vector) = generator.document(&format!("d{i}"), &mut rng);
+        if with_fields {
+            for (key, value) in fields(&mut field_rng).as_object().unwrap() {
+                doc[key] = value.clone();
+            }
+        }
         with.write_all(line(&doc, Some(&vector)).as_bytes())
             .unwrap();
         text_only.write_all(line(&doc, None).as_bytes()).unwrap();

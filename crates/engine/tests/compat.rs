@@ -158,3 +158,41 @@ fn opens_searches_and_updates_format_2_collections_with_a_dense_leg() {
         );
     }
 }
+
+/// A collection made before documents had fields (its index has no field for them) searches
+/// with filters on the document id, refuses a filter on a field by saying it has none, and
+/// refuses documents with fields by saying to build it again: nothing is written then.
+#[test]
+fn a_collection_made_before_fields_filters_by_id_and_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_fixture("v1-en", tmp.path());
+    let mut c = Collection::open(&dir).unwrap();
+    let by_id = hybrid_search::Filter::from_json(
+        &serde_json::json!({"field": "id", "in": ["en-01", "ko-04"]}),
+    )
+    .unwrap();
+    let hits = c
+        .run(
+            &SearchRequest::new("IL-6", 10)
+                .with_mode(Mode::Sparse)
+                .with_filter(Some(by_id)),
+        )
+        .unwrap()
+        .hits;
+    let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["en-01", "ko-04"]);
+    let unknown = c
+        .run(
+            &SearchRequest::new("IL-6", 10)
+                .with_filter(Some(hybrid_search::Filter::eq("source", "pubmed"))),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("have no fields"), "{unknown}");
+    let mut with_fields = doc("new-1", "IL-6 with a source");
+    with_fields.fields = serde_json::from_value(serde_json::json!({"source": "pubmed"})).unwrap();
+    let err = c.add(&[with_fields], None).unwrap_err().to_string();
+    assert!(err.contains("build it again"), "{err}");
+    assert_eq!(c.len(), 30);
+}
