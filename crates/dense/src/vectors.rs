@@ -1240,6 +1240,38 @@ impl VectorIndex for HnswIndex {
         }
     }
 
+    fn search_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Result<Vec<(u64, f32)>> {
+        check_vector(&self.settings, query, "the query")?;
+        let query_scale = match self.settings.metric {
+            Metric::Cosine => inverse_norm(query),
+            Metric::InnerProduct => 1.0,
+        };
+        // One buffer for every key's vectors, and no lookup for a key another segment holds.
+        let listed = self.unlisted.is_none();
+        let mut flat: Vec<f32> = Vec::new();
+        let mut scored = Vec::with_capacity(keys.len().min(self.len()));
+        for &key in keys {
+            if listed && !self.keys.contains(&key) {
+                continue;
+            }
+            let found = self
+                .index
+                .export(key, &mut flat)
+                .map_err(|e| index_error(None, format!("usearch could not read key {key}: {e}")))?;
+            for v in flat.chunks_exact(self.settings.dim).take(found) {
+                let scale = match self.settings.metric {
+                    Metric::Cosine => inverse_norm(v),
+                    Metric::InnerProduct => 1.0,
+                };
+                scored.push((key, dot(query, v) * scale * query_scale));
+            }
+        }
+        if scored.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(top_distinct(&mut scored, k))
+    }
+
     fn keys(&self) -> Vec<u64> {
         self.keys.iter().copied().collect()
     }

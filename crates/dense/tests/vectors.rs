@@ -804,3 +804,38 @@ fn hnsw_and_exact_agree_on_exact_duplicate_queries() {
     );
     assert!(wider_misses.is_empty(), "{wider_misses:?}");
 }
+
+/// `search_among` (a filtered search that compares the query with every listed key's vectors)
+/// gives the exact top k of those keys in both indexes: the keys, and their cosines to 1e-5,
+/// with keys it does not hold skipped and a key's best window counted.
+#[test]
+fn search_among_is_exact_over_the_listed_keys() {
+    let mut rng = SplitMix64::new(7);
+    let dim = 16;
+    let vectors: Vec<Vec<f32>> = (0..300).map(|_| gaussian_vector(&mut rng, dim)).collect();
+    let query = gaussian_vector(&mut rng, dim);
+    // Every third key, and keys no index holds.
+    let listed: Vec<u64> = (0..320u64).filter(|k| k % 3 == 0).collect();
+    let mut expected: Vec<(u64, f32)> = listed
+        .iter()
+        .filter(|&&k| (k as usize) < vectors.len())
+        .map(|&k| {
+            let v = &vectors[k as usize];
+            let dot: f32 = query.iter().zip(v).map(|(a, b)| a * b).sum();
+            let norm = |x: &[f32]| x.iter().map(|a| a * a).sum::<f32>().sqrt();
+            (k, dot / (norm(&query) * norm(v)))
+        })
+        .collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    expected.truncate(10);
+    both(dim, |index, name| {
+        for (key, v) in vectors.iter().enumerate() {
+            index.add(key as u64, v).unwrap();
+        }
+        let found = index.search_among(&query, 10, &listed).unwrap();
+        assert_eq!(keys(&found), keys(&expected), "{name}");
+        for (f, e) in found.iter().zip(&expected) {
+            assert!((f.1 - e.1).abs() < 1e-5, "{name}: {f:?} {e:?}");
+        }
+    });
+}

@@ -58,7 +58,7 @@ pub fn fusion_tuned_on_scifact_train() -> HybridOptions {
 /// when the filter matches at most this many documents, and searches the HNSW graph with the
 /// filter as its predicate otherwise, as Qdrant's query planner switches to a full scan below
 /// its `full_scan_threshold`. Measured in `docs/benchmarks.md` ("Filters").
-pub const FILTER_EXACT_MATCHES: usize = 5_000;
+pub const FILTER_EXACT_MATCHES: usize = 20_000;
 
 /// The deepest a search pages: `offset + k` at most this many hits (Elasticsearch's
 /// `index.max_result_window` is the same 10,000).

@@ -50,23 +50,36 @@ pub struct LegFilter {
     keys: OnceLock<Arc<KeySet>>,
 }
 
-/// The internal keys of the documents a filter matches: sorted, and as a bit set for the
-/// graph search's predicate.
+/// The internal keys of the documents a filter matches: as a bit set (the graph search's
+/// predicate), and sorted (the exact search's list), sorted at its first use.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
-    pub(crate) sorted: Vec<u64>,
+    keys: Vec<u64>,
+    sorted: OnceLock<Vec<u64>>,
     bits: Vec<u64>,
 }
 
 impl KeySet {
-    fn new(mut keys: Vec<u64>) -> Self {
-        keys.sort_unstable();
-        let words = keys.last().map_or(0, |&k| (k / 64 + 1) as usize);
+    fn new(keys: Vec<u64>) -> Self {
+        let words = keys.iter().max().map_or(0, |&k| (k / 64 + 1) as usize);
         let mut bits = vec![0u64; words];
         for &k in &keys {
             bits[(k / 64) as usize] |= 1 << (k % 64);
         }
-        Self { sorted: keys, bits }
+        Self {
+            keys,
+            sorted: OnceLock::new(),
+            bits,
+        }
+    }
+
+    /// The keys, ascending.
+    pub(crate) fn sorted(&self) -> &[u64] {
+        self.sorted.get_or_init(|| {
+            let mut keys = self.keys.clone();
+            keys.sort_unstable();
+            keys
+        })
     }
 
     pub(crate) fn contains(&self, key: u64) -> bool {
@@ -76,7 +89,7 @@ impl KeySet {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.sorted.len()
+        self.keys.len()
     }
 }
 

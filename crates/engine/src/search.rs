@@ -330,7 +330,7 @@ impl Snapshot {
                 let exact = |all: &mut Vec<(u64, f32)>| -> Result<()> {
                     all.clear();
                     for segment in segments {
-                        all.extend(segment.index.search_among(vector, k, &keys.sorted)?);
+                        all.extend(segment.index.search_among(vector, k, keys.sorted())?);
                     }
                     Ok(())
                 };
@@ -339,13 +339,14 @@ impl Snapshot {
                     exact(&mut all)?;
                 } else {
                     // A graph search keeps `ef` candidates that pass the predicate; with a
-                    // share `s` of documents passing, it meets about `ef / s` nodes, so `ef` is
-                    // widened by 1/s (up to 8x) to keep its recall.
+                    // share `s` of documents passing, it meets about `ef / s` nodes, so `ef` (at
+                    // least the index's own) is widened by 1/s, up to 8x, to keep its recall.
                     let total = ids.len().max(1);
                     let widen = (total / keys.len()).clamp(1, 8);
                     let pass = |key: u64| keys.contains(key);
                     for segment in segments {
-                        let found = segment.index.search_filtered(vector, k * widen, &pass)?;
+                        let ef = k.max(segment.index.settings().expansion_search) * widen;
+                        let found = segment.index.search_filtered(vector, ef, &pass)?;
                         all.extend(found.into_iter().take(k));
                     }
                     let distinct: HashSet<u64> = all.iter().map(|(key, _)| *key).collect();
