@@ -421,6 +421,11 @@ impl Collection {
     /// [`Error::Sparse`] when the index cannot be reloaded; [`Error::Commit`] for an unreadable
     /// commit record.
     pub fn reload(&mut self) -> Result<()> {
+        // Another handle or process may have recorded new fields (or search defaults).
+        let manifest = read_manifest(&self.dir)?;
+        if manifest != self.manifest {
+            self.current_mut().manifest = manifest;
+        }
         self.reload_with(Vec::new(), None)
     }
 

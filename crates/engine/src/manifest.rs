@@ -14,10 +14,12 @@ use hybrid_search_sparse::{AnalyzerConfig, FieldSchema};
 use crate::dense_leg::{self, DenseManifest, SegmentRecord};
 use crate::error::{Error, Result};
 
-/// The on-disk format version this code writes: 3, vector segments listed in each commit.
-/// Versions 1 (no dense leg) and 2 (one vector file per commit) are still read, and a write
-/// upgrades them to 3.
-pub const FORMAT_VERSION: u32 = 3;
+/// The on-disk format version this code writes: 4, documents with fields (their types in the
+/// manifest, their values in the sparse index). Versions 1 (no dense leg), 2 (one vector file
+/// per commit) and 3 (vector segments listed in each commit, no fields) are still read, and a
+/// write upgrades them to 4, so a build that would drop the manifest's fields refuses the
+/// collection instead.
+pub const FORMAT_VERSION: u32 = 4;
 
 pub(crate) const MANIFEST: &str = "manifest.json";
 

@@ -533,6 +533,20 @@ impl Snapshot {
         request.validate()?;
         let mode = request.mode.unwrap_or_else(|| self.default_mode());
         let hybrid = request.fusion.apply(self.hybrid_options())?;
+        let deepest = request.offset + request.k;
+        if mode == Mode::Hybrid && request.offset > 0 && deepest > hybrid.depth {
+            // Each leg goes `max(depth, offset + k)` deep: past the depth, every page would fuse
+            // other lists, and pages would repeat or skip hits.
+            return Err(Error::InvalidRequest {
+                setting: Setting::Offset,
+                problem: format!(
+                    "offset + k is {deepest}, deeper than the fusion depth {}: every page of a \
+                     hybrid search fuses the same lists, so set the fusion depth to at least \
+                     {deepest} (the same for every page)",
+                    hybrid.depth
+                ),
+            });
+        }
         if mode == Mode::Sparse && request.vector.is_some() {
             return Err(Error::InvalidRequest {
                 setting: Setting::Vector,

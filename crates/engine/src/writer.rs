@@ -315,13 +315,6 @@ impl CollectionWriter {
         } else {
             self.segments.clone()
         };
-        if self.fields != self.committed_fields {
-            // The new fields' types are recorded before the commit that brings them: a commit
-            // whose documents have a field the manifest does not list never becomes durable.
-            let mut manifest = read_manifest(&self.dir)?;
-            manifest.fields = self.fields.clone();
-            write_manifest(&self.dir, &manifest)?;
-        }
         let mut written = None;
         if let Some(dense) = &mut self.dense
             && let Some(index) = dense.take_segment()?
@@ -338,9 +331,23 @@ impl CollectionWriter {
             segments.insert(file.clone(), Arc::new(Segment { file, index }));
             written = Some(path);
         }
+        let new_fields = self.fields != self.committed_fields;
+        if new_fields {
+            // The new fields' types are recorded just before the commit that brings them: a
+            // commit whose documents have a field the manifest does not list never becomes
+            // durable. A commit that fails puts the last commit's fields back (best effort: a
+            // type left behind only refuses values of another type until the next write).
+            let mut manifest = read_manifest(&self.dir)?;
+            manifest.fields = self.fields.clone();
+            write_manifest(&self.dir, &manifest)?;
+        }
         if let Err(e) = self.sparse.commit(&record.payload()) {
             if let Some(path) = written {
                 let _ = fs::remove_file(path);
+            }
+            if new_fields && let Ok(mut manifest) = read_manifest(&self.dir) {
+                manifest.fields = self.committed_fields.clone();
+                let _ = write_manifest(&self.dir, &manifest);
             }
             return Err(e.into());
         }

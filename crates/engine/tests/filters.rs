@@ -108,6 +108,9 @@ fn arb_condition() -> impl Strategy<Value = Value> {
         (1990i64..2030, 0i64..15)
             .prop_map(|(lo, w)| json!({"field": "year", "gte": lo, "lt": lo + w})),
         (1990i64..2030).prop_map(|y| json!({"field": "year", "eq": y})),
+        // A fractional bound on an integer field, and a whole float equal to an integer.
+        (1990.0f64..2030.0).prop_map(|y| json!({"field": "year", "gte": y})),
+        (1990i64..2030).prop_map(|y| json!({"field": "year", "eq": y as f64})),
         (-5.0f64..5.0).prop_map(|x| json!({"field": "score", "gt": x})),
         (-5i64..5).prop_map(|x| json!({"field": "score", "lte": x})),
         any::<bool>().prop_map(|b| json!({"field": "flag", "eq": b})),
@@ -436,4 +439,60 @@ fn delete_by_filter_commits_once_and_counts() {
     assert_eq!(c.len(), 20);
     assert_eq!(c.delete_where(None).unwrap().deleted, 20);
     assert!(c.is_empty());
+}
+
+#[test]
+fn a_writer_s_new_fields_are_seen_after_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small(dir.path());
+    let mut w = c.writer().unwrap();
+    let mut d = Document::new("late", "", "sepsis late note");
+    d.vector = Some(vec![1.0; DIM]);
+    d.fields = fields(json!({"pages": 12}));
+    w.upsert(&d).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    c.reload().unwrap();
+    assert_eq!(c.fields().kind("pages"), Some(FieldType::Integer));
+    assert_eq!(c.manifest().format_version, hybrid_search::FORMAT_VERSION);
+    let filter = Filter::from_json(&json!({"field": "pages", "gte": 10})).unwrap();
+    let hits = ranked(
+        &c,
+        &SearchRequest::new("sepsis", 10)
+            .with_mode(Mode::Sparse)
+            .with_filter(Some(filter)),
+    );
+    assert_eq!(hits.len(), 1);
+}
+
+#[test]
+fn hybrid_pages_stay_within_the_fusion_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small(dir.path());
+    let depth = c.hybrid_options().depth;
+    let err = c
+        .run(
+            &SearchRequest::new("sepsis", 10)
+                .with_mode(Mode::Hybrid)
+                .with_offset(depth),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("offset: offset + k is"), "{err}");
+    assert!(err.contains("fusion depth"), "{err}");
+}
+
+#[test]
+fn documents_read_back_are_written_back_the_same() {
+    let body = r#"[{"id": "a", "text": "x", "fields": {"year": 1}, "metadata": {"y": [{"z": 2}, {"z": 3}]}}]"#;
+    let docs = hybrid_search::eval::parse_documents("body", body).unwrap();
+    assert_eq!(
+        serde_json::to_value(&docs[0].fields).unwrap(),
+        json!({"year": 1, "metadata.y.z": [2, 3]})
+    );
+    let twice = r#"{"id": "a", "text": "x", "a.b": 1, "a": {"b": 2}}"#;
+    let err = hybrid_search::eval::parse_documents("body", twice)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"a.b\" is given twice"), "{err}");
 }

@@ -451,10 +451,17 @@ impl RecordCtx<'_> {
     fn fields(&self, obj: Map<String, Value>) -> Result<hybrid_search_document::Fields> {
         let mut fields = hybrid_search_document::Fields::new();
         for (key, value) in obj {
-            if matches!(key.as_str(), "_id" | "id" | "title" | "text" | "vector") {
-                continue;
+            match (key.as_str(), value) {
+                ("_id" | "id" | "title" | "text" | "vector", _) => {}
+                // A document as the engine returns it (`GET .../documents/{id}`, a hit) holds
+                // its fields in one `fields` object: they are its fields, not `fields.<name>`.
+                ("fields", Value::Object(inner)) => {
+                    for (key, value) in inner {
+                        self.flatten_into(&mut fields, key, value)?;
+                    }
+                }
+                (_, value) => self.flatten_into(&mut fields, key, value)?,
             }
-            self.flatten_into(&mut fields, key, value)?;
         }
         Ok(fields)
     }
@@ -480,13 +487,28 @@ impl RecordCtx<'_> {
                     append_item(&mut flat, &name, item);
                 }
                 for (key, values) in flat {
-                    fields.insert(key, values);
+                    self.insert_once(fields, key, values)?;
                 }
             }
-            scalar => {
-                fields.insert(name, scalar);
-            }
+            scalar => self.insert_once(fields, name, scalar)?,
         }
+        Ok(())
+    }
+
+    /// Adds field `name`, refusing a name given twice (`"a.b"` beside `"a": {"b": ...}`).
+    fn insert_once(
+        &self,
+        fields: &mut hybrid_search_document::Fields,
+        name: String,
+        value: Value,
+    ) -> Result<()> {
+        if fields.contains_key(&name) {
+            return Err(self.error(format!(
+                "field \"{name}\" is given twice (as a dotted name and inside an object); give \
+                 it once"
+            )));
+        }
+        fields.insert(name, value);
         Ok(())
     }
 

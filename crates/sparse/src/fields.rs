@@ -97,7 +97,7 @@ impl FieldType {
         Ok(match (self, value) {
             (FieldType::String, Value::String(s)) => OwnedValue::Str(s.clone()),
             (FieldType::Integer, Value::Number(n)) => {
-                OwnedValue::I64(n.as_i64().ok_or_else(|| {
+                OwnedValue::I64(n.as_i64().or_else(|| whole(n)).ok_or_else(|| {
                     format!(
                         "{n} is not an integer within ±9223372036854775807; the field holds \
                          integers (its first value was one)"
@@ -126,6 +126,13 @@ impl fmt::Display for FieldType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A JSON number with no fraction within `i64` (`2020.0`), as an integer.
+fn whole(n: &serde_json::Number) -> Option<i64> {
+    let x = n.as_f64()?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    (x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64).then_some(x as i64)
 }
 
 /// An RFC 3339 date (midnight UTC) or date-time as microseconds since the Unix epoch.
@@ -516,9 +523,18 @@ impl Filter {
                 } else {
                     values
                 };
-                let same = |a: &Value, b: &Value| match (comparable(a), comparable(b)) {
-                    (Some(x), Some(y)) => x == y,
-                    _ => a == b,
+                // An id is a string; a number names the id of its decimal digits.
+                let same = |a: &Value, b: &Value| {
+                    if field == "id" {
+                        return match b {
+                            Value::Number(n) => *a == Value::String(n.to_string()),
+                            b => a == b,
+                        };
+                    }
+                    match (comparable(a), comparable(b)) {
+                        (Some(x), Some(y)) => x == y,
+                        _ => a == b,
+                    }
                 };
                 match condition {
                     Condition::Exists(want) => values.is_empty() != *want,
@@ -674,18 +690,17 @@ fn field_query(
         }
         term
     };
-    // Numbers and dates are matched on their columns (tantivy reconciles the column's numeric
-    // type with the bound's); strings and booleans on their terms.
+    // Strings, booleans, integers and dates (integers of microseconds) are matched on their
+    // terms, one posting list each; floats on their column (tantivy indexes a whole float as
+    // an integer term, and reconciles the column's numeric type with the bound's).
     let equal = |v: &Value| -> Result<Box<dyn Query>, String> {
         let v = value(v)?;
         Ok(match v {
-            OwnedValue::Str(_) | OwnedValue::Bool(_) => {
-                Box::new(TermQuery::new(term(&v), IndexRecordOption::Basic))
-            }
-            _ => Box::new(RangeQuery::new(
+            OwnedValue::F64(_) => Box::new(RangeQuery::new(
                 Bound::Included(term(&v)),
                 Bound::Included(term(&v)),
             )),
+            _ => Box::new(TermQuery::new(term(&v), IndexRecordOption::Basic)),
         })
     };
     match condition {
@@ -717,10 +732,24 @@ fn field_query(
                     kind.plural()
                 ));
             }
+            // A fractional bound on an integer field (`gte 2019.5`) is a float bound.
+            let bound_value = |v: &Value| -> Result<OwnedValue, String> {
+                match (kind, v) {
+                    (FieldType::Integer, Value::Number(n))
+                        if n.as_i64().is_none() && whole(n).is_none() =>
+                    {
+                        n.as_f64()
+                            .filter(|x| x.is_finite())
+                            .map(OwnedValue::F64)
+                            .ok_or_else(|| format!("field {name:?}: {n} is not a finite number"))
+                    }
+                    _ => Ok(range_value(kind, value(v)?)),
+                }
+            };
             let bound = |b: &Bound<Value>| -> Result<Bound<Term>, String> {
                 Ok(match b {
-                    Bound::Included(v) => Bound::Included(term(&range_value(kind, value(v)?))),
-                    Bound::Excluded(v) => Bound::Excluded(term(&range_value(kind, value(v)?))),
+                    Bound::Included(v) => Bound::Included(term(&bound_value(v)?)),
+                    Bound::Excluded(v) => Bound::Excluded(term(&bound_value(v)?)),
                     Bound::Unbounded => Bound::Unbounded,
                 })
             };
