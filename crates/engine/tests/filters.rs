@@ -496,3 +496,63 @@ fn documents_read_back_are_written_back_the_same() {
         .to_string();
     assert!(err.contains("\"a.b\" is given twice"), "{err}");
 }
+
+/// Above `FILTER_EXACT_MATCHES` matches the dense leg searches the HNSW graph with the filter
+/// as its predicate: every hit passes the filter, `min(k, matches)` come back, and they are
+/// close to the exact filtered top k.
+#[test]
+fn filtered_graph_search_above_the_exact_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = create(dir.path(), VectorKind::Hnsw);
+    let n = hybrid_search::defaults::FILTER_EXACT_MATCHES + 5_000;
+    let mut rng = hybrid_search::dense::SplitMix64::new(3);
+    let docs: Vec<Document> = (0..n)
+        .map(|i| {
+            let mut d = Document::new(format!("d{i}"), "", "sepsis note");
+            d.vector = Some((0..DIM).map(|_| rng.normal() as f32).collect());
+            d.fields = fields(json!({"odd": i % 7 != 0}));
+            d
+        })
+        .collect();
+    c.bulk_load(&docs, || {}).unwrap();
+    let filter = Filter::eq("odd", true);
+    let passing: Vec<&Document> = docs
+        .iter()
+        .filter(|d| filter.matches(&d.id, &d.fields))
+        .collect();
+    assert!(passing.len() > hybrid_search::defaults::FILTER_EXACT_MATCHES);
+    let mut recall = 0.0;
+    let queries = 20;
+    for _ in 0..queries {
+        let q: Vec<f32> = (0..DIM).map(|_| rng.normal() as f32).collect();
+        let got = ranked(
+            &c,
+            &SearchRequest::new("", 10)
+                .with_mode(Mode::Dense)
+                .with_vector(q.clone())
+                .with_filter(Some(filter.clone())),
+        );
+        assert_eq!(got.len(), 10);
+        let mut exact: Vec<(f32, &str)> = passing
+            .iter()
+            .map(|d| (cosine(&q, d.vector.as_ref().unwrap()), d.id.as_str()))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let truth: Vec<&str> = exact[..10].iter().map(|(_, id)| *id).collect();
+        for (id, _) in &got {
+            let i: usize = id[1..].parse().unwrap();
+            assert!(i % 7 != 0, "{id} fails the filter");
+        }
+        recall += got
+            .iter()
+            .filter(|(id, _)| truth.contains(&id.as_str()))
+            .count() as f64
+            / 10.0;
+    }
+    // Random 32-d vectors are easy for the graph; the bound leaves room for its approximation.
+    assert!(
+        recall / queries as f64 >= 0.9,
+        "recall {}",
+        recall / queries as f64
+    );
+}
