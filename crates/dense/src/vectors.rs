@@ -172,24 +172,13 @@ pub trait VectorIndex: Send + Sync {
     /// [`Error::Index`] for a query of the wrong length, or when the vectors cannot be read.
     fn search_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Result<Vec<(u64, f32)>> {
         check_vector(self.settings(), query, "the query")?;
-        let query_scale = match self.settings().metric {
-            Metric::Cosine => inverse_norm(query),
-            Metric::InnerProduct => 1.0,
-        };
-        let mut scored = Vec::with_capacity(keys.len());
+        let mut scores = ExactScores::new(self.settings().metric, query);
         for (key, vectors) in self.vectors_of_many(keys)? {
             for v in vectors {
-                let scale = match self.settings().metric {
-                    Metric::Cosine => inverse_norm(&v),
-                    Metric::InnerProduct => 1.0,
-                };
-                scored.push((key, dot(query, &v) * scale * query_scale));
+                scores.add(key, &v);
             }
         }
-        if scored.is_empty() || k == 0 {
-            return Ok(Vec::new());
-        }
-        Ok(top_distinct(&mut scored, k))
+        Ok(scores.top(k))
     }
 
     /// Every distinct key, in no particular order.
@@ -343,6 +332,47 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn inverse_norm(v: &[f32]) -> f32 {
     let norm = dot(v, v).sqrt();
     if norm > 0.0 { 1.0 / norm } else { 0.0 }
+}
+
+/// What a vector's dot product is scaled by under `metric`: `1 / |v|` for cosine, 1 for the
+/// inner product.
+fn metric_scale(metric: Metric, v: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine => inverse_norm(v),
+        Metric::InnerProduct => 1.0,
+    }
+}
+
+/// [`VectorIndex::search_among`]'s scoring: each vector added is scored exactly against the
+/// query under the metric, and the best `k` distinct keys are kept at the end.
+struct ExactScores<'q> {
+    metric: Metric,
+    query: &'q [f32],
+    query_scale: f32,
+    scored: Vec<(u64, f32)>,
+}
+
+impl<'q> ExactScores<'q> {
+    fn new(metric: Metric, query: &'q [f32]) -> Self {
+        Self {
+            metric,
+            query,
+            query_scale: metric_scale(metric, query),
+            scored: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, key: u64, v: &[f32]) {
+        let score = dot(self.query, v) * metric_scale(self.metric, v) * self.query_scale;
+        self.scored.push((key, score));
+    }
+
+    fn top(mut self, k: usize) -> Vec<(u64, f32)> {
+        if self.scored.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        top_distinct(&mut self.scored, k)
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -556,10 +586,7 @@ impl ExactIndex {
     }
 
     fn push(&mut self, key: u64, vector: &[f32]) {
-        let scale = match self.settings.metric {
-            Metric::Cosine => inverse_norm(vector),
-            Metric::InnerProduct => 1.0,
-        };
+        let scale = metric_scale(self.settings.metric, vector);
         self.keys.push(key);
         self.data.extend_from_slice(vector);
         self.scales.push(scale);
@@ -647,10 +674,7 @@ impl VectorIndex for ExactIndex {
         if k == 0 || self.keys.is_empty() {
             return Ok(Vec::new());
         }
-        let query_scale = match self.settings.metric {
-            Metric::Cosine => inverse_norm(query),
-            Metric::InnerProduct => 1.0,
-        };
+        let query_scale = metric_scale(self.settings.metric, query);
         let mut scored: Vec<(u64, f32)> = self
             .keys
             .iter()
@@ -1242,14 +1266,10 @@ impl VectorIndex for HnswIndex {
 
     fn search_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Result<Vec<(u64, f32)>> {
         check_vector(&self.settings, query, "the query")?;
-        let query_scale = match self.settings.metric {
-            Metric::Cosine => inverse_norm(query),
-            Metric::InnerProduct => 1.0,
-        };
         // One buffer for every key's vectors, and no lookup for a key another segment holds.
         let listed = self.unlisted.is_none();
         let mut flat: Vec<f32> = Vec::new();
-        let mut scored = Vec::with_capacity(keys.len().min(self.len()));
+        let mut scores = ExactScores::new(self.settings.metric, query);
         for &key in keys {
             if listed && !self.keys.contains(&key) {
                 continue;
@@ -1259,17 +1279,10 @@ impl VectorIndex for HnswIndex {
                 .export(key, &mut flat)
                 .map_err(|e| index_error(None, format!("usearch could not read key {key}: {e}")))?;
             for v in flat.chunks_exact(self.settings.dim).take(found) {
-                let scale = match self.settings.metric {
-                    Metric::Cosine => inverse_norm(v),
-                    Metric::InnerProduct => 1.0,
-                };
-                scored.push((key, dot(query, v) * scale * query_scale));
+                scores.add(key, v);
             }
         }
-        if scored.is_empty() || k == 0 {
-            return Ok(Vec::new());
-        }
-        Ok(top_distinct(&mut scored, k))
+        Ok(scores.top(k))
     }
 
     fn keys(&self) -> Vec<u64> {

@@ -581,10 +581,6 @@ impl Collection {
     ) -> Result<CollectionWriter> {
         let lock = WriteLock::acquire(&self.dir, self.wait)?;
         // Another writer may have committed (or changed the manifest) since this was opened.
-        let manifest = read_manifest(&self.dir)?;
-        if manifest != self.manifest {
-            self.current_mut().manifest = manifest;
-        }
         self.reload()?;
         if self.manifest.format_version < FORMAT_VERSION {
             // The commits this writer makes list segments: older builds must not read them.

@@ -479,24 +479,6 @@ impl Filter {
         }
     }
 
-    /// The fields this filter names, each once, in the order named.
-    pub fn fields(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        let mut stack = vec![self];
-        while let Some(f) = stack.pop() {
-            match f {
-                Filter::And(fs) | Filter::Or(fs) => stack.extend(fs.iter().rev()),
-                Filter::Not(f) => stack.push(f),
-                Filter::Field { field, .. } => {
-                    if !out.contains(&field.as_str()) {
-                        out.push(field);
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// Whether a document with external id `id` and `fields` passes the filter: the same
     /// answer as the compiled query, without an index (tests compare the two; a caller may
     /// check documents it holds).
@@ -584,22 +566,14 @@ impl Filter {
         json: Option<Field>,
         id: Field,
     ) -> Result<Box<dyn Query>, String> {
-        let all = |fs: &[Filter], occur: Occur| -> Result<Box<dyn Query>, String> {
-            let clauses = fs
-                .iter()
-                .map(|f| Ok((occur, f.query_inner(schema, json, id)?)))
-                .collect::<Result<Vec<_>, String>>()?;
-            Ok(Box::new(BooleanQuery::new(clauses)))
-        };
+        let all =
+            |fs: &[Filter], occur: Occur| combine(fs, occur, |f| f.query_inner(schema, json, id));
         match self {
             Filter::And(fs) if fs.is_empty() => Ok(Box::new(AllQuery)),
             Filter::Or(fs) if fs.is_empty() => Ok(Box::new(EmptyQuery)),
             Filter::And(fs) => all(fs, Occur::Must),
             Filter::Or(fs) => all(fs, Occur::Should),
-            Filter::Not(f) => Ok(Box::new(BooleanQuery::new(vec![
-                (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-                (Occur::MustNot, f.query_inner(schema, json, id)?),
-            ]))),
+            Filter::Not(f) => Ok(negate(f.query_inner(schema, json, id)?)),
             Filter::Field { field, condition } if field == "id" => id_query(id, condition),
             Filter::Field { field, condition } => {
                 let Some((path, kind)) = schema.path(field) else {
@@ -639,6 +613,27 @@ fn comparable(v: &Value) -> Option<f64> {
     }
 }
 
+/// One clause per item, each `occur` (`Must`: all of them hold; `Should`: one does).
+fn combine<T>(
+    items: &[T],
+    occur: Occur,
+    clause: impl Fn(&T) -> Result<Box<dyn Query>, String>,
+) -> Result<Box<dyn Query>, String> {
+    let clauses = items
+        .iter()
+        .map(|item| Ok((occur, clause(item)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// Every document `query` does not match.
+fn negate(query: Box<dyn Query>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+        (Occur::MustNot, query),
+    ]))
+}
+
 fn id_query(id: Field, condition: &Condition) -> Result<Box<dyn Query>, String> {
     let term = |v: &Value| match v {
         Value::String(s) => Ok(Term::from_field_text(id, s)),
@@ -654,11 +649,7 @@ fn id_query(id: Field, condition: &Condition) -> Result<Box<dyn Query>, String> 
     };
     match condition {
         Condition::Eq(v) => one(v),
-        Condition::In(vs) => Ok(Box::new(BooleanQuery::new(
-            vs.iter()
-                .map(|v| Ok((Occur::Should, one(v)?)))
-                .collect::<Result<Vec<_>, String>>()?,
-        ))),
+        Condition::In(vs) => combine(vs, Occur::Should, one),
         Condition::Exists(true) => Ok(Box::new(AllQuery)),
         Condition::Exists(false) => Ok(Box::new(EmptyQuery)),
         Condition::Range { .. } => Err(
@@ -705,22 +696,11 @@ fn field_query(
     };
     match condition {
         Condition::Eq(v) => equal(v),
-        Condition::In(vs) => Ok(Box::new(BooleanQuery::new(
-            vs.iter()
-                .map(|v| Ok((Occur::Should, equal(v)?)))
-                .collect::<Result<Vec<_>, String>>()?,
-        ))),
+        Condition::In(vs) => combine(vs, Occur::Should, equal),
         Condition::Exists(want) => {
             let exists: Box<dyn Query> =
                 Box::new(ExistsQuery::new(format!("fields.{path}"), false));
-            Ok(if *want {
-                exists
-            } else {
-                Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-                    (Occur::MustNot, exists),
-                ]))
-            })
+            Ok(if *want { exists } else { negate(exists) })
         }
         Condition::Range { lower, upper } => {
             if !matches!(

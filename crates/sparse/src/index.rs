@@ -736,16 +736,7 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when the search fails.
     pub fn matching(&self, filter: &FilterQuery) -> Result<Vec<(u64, Arc<str>)>> {
-        let searcher = self.searcher();
-        let addresses = searcher.search(&*filter.0, &Addresses)?;
-        let columns = self.segment_columns(&searcher)?;
-        Ok(addresses
-            .into_iter()
-            .map(|a| {
-                let segment = &columns[a.segment_ord as usize];
-                (segment.key(a.doc_id), segment.id(a.doc_id))
-            })
-            .collect())
+        self.each_match(filter, |segment, doc| (segment.key(doc), segment.id(doc)))
     }
 
     /// The internal keys of the live documents `filter` matches, in index order (no id is
@@ -755,12 +746,22 @@ impl Bm25Index {
     ///
     /// [`Error::Tantivy`] when the search fails.
     pub fn matching_keys(&self, filter: &FilterQuery) -> Result<Vec<u64>> {
+        self.each_match(filter, |segment, doc| segment.key(doc))
+    }
+
+    /// `read` of every live document `filter` matches (its segment's columns and its id in the
+    /// segment), in index order.
+    fn each_match<T>(
+        &self,
+        filter: &FilterQuery,
+        read: impl Fn(&SegmentColumns, DocId) -> T,
+    ) -> Result<Vec<T>> {
         let searcher = self.searcher();
         let addresses = searcher.search(&*filter.0, &Addresses)?;
         let columns = self.segment_columns(&searcher)?;
         Ok(addresses
             .into_iter()
-            .map(|a| columns[a.segment_ord as usize].key(a.doc_id))
+            .map(|a| read(&columns[a.segment_ord as usize], a.doc_id))
             .collect())
     }
 }
