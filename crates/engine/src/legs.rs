@@ -94,12 +94,13 @@ impl KeySet {
 }
 
 impl LegFilter {
-    /// `filter` compiled for `snapshot`.
+    /// `filter` compiled for `snapshot` (a search compiles its request's filter once; a test
+    /// of a backend compiles one to ask the local legs the same question).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidRequest`] of the filter: an unknown field, a value of the wrong type.
-    pub(crate) fn new(snapshot: &Snapshot, filter: &Filter) -> Result<Self> {
+    pub fn new(snapshot: &Snapshot, filter: &Filter) -> Result<Self> {
         let query = snapshot
             .sparse
             .filter_query(filter, snapshot.fields())

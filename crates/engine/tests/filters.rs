@@ -110,6 +110,11 @@ fn arb_condition() -> impl Strategy<Value = Value> {
         (1990i64..2030).prop_map(|y| json!({"field": "year", "eq": y})),
         // A fractional bound on an integer field, and a whole float equal to an integer.
         (1990.0f64..2030.0).prop_map(|y| json!({"field": "year", "gte": y})),
+        // One fractional bound and one integer bound (tantivy once panicked on the mix).
+        (1990.0f64..2030.0, 0i64..15)
+            .prop_map(|(y, w)| json!({"field": "year", "gt": y, "lte": y as i64 + w})),
+        (1990i64..2030, 0.0f64..15.0)
+            .prop_map(|(y, w)| json!({"field": "year", "gte": y, "lt": y as f64 + w})),
         (1990i64..2030).prop_map(|y| json!({"field": "year", "eq": y as f64})),
         (-5.0f64..5.0).prop_map(|x| json!({"field": "score", "gt": x})),
         (-5i64..5).prop_map(|x| json!({"field": "score", "lte": x})),

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
-    CreateCollectionBuilder, DeletePointsBuilder, Distance, Fusion, MultiVectorComparator,
-    MultiVectorConfig, PayloadIncludeSelector, PointId, PointStruct, PointVectors,
-    PrefetchQueryBuilder, Query, QueryBatchPointsBuilder, QueryPoints, QueryPointsBuilder, Rrf,
-    ScoredPoint, ScrollPointsBuilder, SearchParamsBuilder, SparseVectorParamsBuilder,
-    SparseVectorsConfigBuilder, UpdateCollectionBuilder, UpdatePointVectorsBuilder,
-    UpsertPointsBuilder, Value, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
-    point_id::PointIdOptions, value::Kind, vectors_config::Config,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance,
+    Fusion, MultiVectorComparator, MultiVectorConfig, PayloadIncludeSelector, PointId, PointStruct,
+    PointVectors, PrefetchQueryBuilder, Query, QueryBatchPointsBuilder, QueryPoints,
+    QueryPointsBuilder, Rrf, ScoredPoint, ScrollPointsBuilder, SearchParamsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpdateCollectionBuilder,
+    UpdatePointVectorsBuilder, UpsertPointsBuilder, Value, VectorInput, VectorParamsBuilder,
+    VectorsConfigBuilder, point_id::PointIdOptions, value::Kind, vectors_config::Config,
 };
 use serde::Serialize;
 
@@ -22,6 +22,7 @@ use hybrid_search::sparse::SparseVector;
 use hybrid_search::{Collection, IdList, LegLists, LegQuery, Legs, Snapshot};
 
 use crate::error::{Error, Result};
+use crate::filter::{FIELDS_KEY, QdrantFilter, index_type, payload_key};
 use crate::fusion::{ServerFusion, explain};
 use crate::points::{
     CollectionSpec, DENSE_VECTOR, DIGEST, DOC_ID, METADATA_KEY, Point, SPARSE_VECTOR,
@@ -252,6 +253,11 @@ pub struct SyncReport {
     pub unchanged: u64,
     /// Points deleted (documents no longer in the engine collection).
     pub deleted: u64,
+    /// Payload indexes created (one per field not indexed by an earlier sync).
+    pub indexes_created: u64,
+    /// Fields sent as payload that cannot be indexed or filtered through Qdrant (a name with
+    /// a double quote or a backslash, [`payload_key`]).
+    pub unindexed_fields: Vec<String>,
     /// Bytes of the gRPC request messages sent (protobuf encoded length).
     pub bytes_sent: u64,
     /// Wall-clock seconds.
@@ -334,6 +340,38 @@ pub fn sync(
             }
         }
     };
+    // A payload index per field an earlier sync did not index, before the points come (Qdrant
+    // builds its filterable HNSW links as they arrive).
+    let indexed: Vec<&str> = remote
+        .as_ref()
+        .and_then(|r| r.spec.as_ref())
+        .map(|s| s.fields.iter().map(|f| f.name.as_str()).collect())
+        .unwrap_or_default();
+    let (mut indexes_created, mut unindexed_fields) = (0u64, Vec::new());
+    for field in spec
+        .fields
+        .iter()
+        .filter(|f| !indexed.contains(&f.name.as_str()))
+    {
+        let Ok(key) = payload_key(&field.name) else {
+            unindexed_fields.push(field.name.clone());
+            continue;
+        };
+        let request =
+            CreateFieldIndexCollectionBuilder::new(&name, key, index_type(field.kind)).wait(true);
+        client
+            .block_on(client.client.create_field_index(request))
+            .map_err(|e| {
+                client.error(
+                    &format!(
+                        "could not create the payload index of field {:?}",
+                        field.name
+                    ),
+                    e,
+                )
+            })?;
+        indexes_created += 1;
+    }
     // What the server holds: point id -> digest.
     let mut held: HashMap<String, String> = HashMap::new();
     if !created {
@@ -380,7 +418,7 @@ pub fn sync(
             let mut upserts = Vec::new();
             let mut bm25_only = Vec::new();
             for data in points {
-                let point = Point::of(data, dense_leg);
+                let point = Point::of(data, dense_leg, collection.fields());
                 let id = point.id.to_string();
                 match held.remove(&id) {
                     Some(digest) if digest == point.payload.digest => {
@@ -467,6 +505,8 @@ pub fn sync(
         bm25_refreshed: refreshed,
         unchanged,
         deleted,
+        indexes_created,
+        unindexed_fields,
         bytes_sent,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -487,12 +527,18 @@ pub(crate) fn point_struct(point: Point) -> PointStruct {
         qdrant_client::qdrant::Vector::new_sparse(bm25.indices, bm25.values),
     );
     let p = point.payload;
-    let payload: HashMap<String, Value> = HashMap::from([
+    let mut payload: HashMap<String, Value> = HashMap::from([
         (DOC_ID.to_string(), Value::from(p.doc_id)),
         ("title".to_string(), Value::from(p.title)),
         ("text".to_string(), Value::from(p.text)),
         (DIGEST.to_string(), Value::from(p.digest)),
     ]);
+    if !p.fields.is_empty() {
+        payload.insert(
+            FIELDS_KEY.to_string(),
+            Value::from(serde_json::Value::Object(p.fields)),
+        );
+    }
     PointStruct::new(point.id.to_string(), vectors, payload)
 }
 
@@ -606,12 +652,21 @@ impl QdrantLegs {
             .exact(self.options.exact)
     }
 
-    fn leg(&self, query: Query, using: &str, limit: usize) -> QueryPoints {
+    fn leg(
+        &self,
+        query: Query,
+        using: &str,
+        limit: usize,
+        filter: Option<&qdrant_client::qdrant::Filter>,
+    ) -> QueryPoints {
         let mut q = QueryPointsBuilder::new(&self.client.target.collection)
             .query(query)
             .using(using)
             .limit(limit as u64)
             .with_payload(PayloadIncludeSelector::new(vec![DOC_ID.to_string()]));
+        if let Some(f) = filter {
+            q = q.filter(f.clone());
+        }
         if using == DENSE_VECTOR {
             q = q.params(self.params());
         }
@@ -644,24 +699,28 @@ impl Legs for QdrantLegs {
     /// snapshot's statistics), the dense leg, and, in a hybrid search with a server fusion,
     /// Qdrant's fusion of the two, whose hits are explained by [`explain`].
     fn search(&self, snapshot: &Snapshot, query: &LegQuery<'_>) -> hybrid_search::Result<LegLists> {
-        if query.filter.is_some() {
-            return Err(hybrid_search::Error::InvalidRequest {
+        let filter = query
+            .filter
+            .map(|f| QdrantFilter::translate(&f.filter, snapshot.fields()))
+            .transpose()
+            .map_err(|problem| hybrid_search::Error::InvalidRequest {
                 setting: hybrid_search::Setting::Filter,
-                problem: format!(
-                    "searches answered by {} do not take filters yet; search the collection's \
-                     own indexes to filter",
-                    self.describe()
-                ),
-            });
-        }
+                problem: format!("{problem} (searching through {})", self.describe()),
+            })?
+            .map(|f| f.to_grpc());
         let sparse = match query.sparse {
             true => Some(snapshot.query_sparse_vector_of(&*query.analysed(snapshot)?)?),
             false => None,
         };
         let server = self.options.server_fusion.filter(|_| query.dense.is_some());
         let fused = query.fused.filter(|_| server.is_some());
-        let (sparse, dense, server_list) =
-            self.lists(sparse.as_ref(), query.dense, query.depth, fused)?;
+        let (sparse, dense, server_list) = self.lists(
+            sparse.as_ref(),
+            query.dense,
+            query.depth,
+            fused,
+            filter.as_ref(),
+        )?;
         let fused = match server {
             Some(fusion) if query.fused.is_some() => {
                 Some(explain(fusion, &sparse, &dense, server_list, query.depth)?)
@@ -679,43 +738,51 @@ impl Legs for QdrantLegs {
 impl QdrantLegs {
     /// The top `depth` documents of each leg given a query: `sparse` (the query's BM25
     /// vector) and `dense` (its vector); with `fused = Some(k)`, also the server's fusion of
-    /// the two lists, top `k`.
+    /// the two lists, top `k`; each list among the points `filter` selects.
     fn lists(
         &self,
         sparse: Option<&SparseVector>,
         dense: Option<&[f32]>,
         depth: usize,
         fused: Option<usize>,
+        filter: Option<&qdrant_client::qdrant::Filter>,
     ) -> hybrid_search::Result<(IdList, IdList, Option<IdList>)> {
         // An empty BM25 vector (no query term in the index) matches nothing.
         let sparse = sparse.filter(|v| !v.is_empty());
         let mut requests = Vec::new();
         if let Some(v) = sparse {
-            requests.push(self.leg(self.sparse_query(v), SPARSE_VECTOR, depth));
+            requests.push(self.leg(self.sparse_query(v), SPARSE_VECTOR, depth, filter));
         }
         if let Some(v) = dense {
-            requests.push(self.leg(self.dense_query(v), DENSE_VECTOR, depth));
+            requests.push(self.leg(self.dense_query(v), DENSE_VECTOR, depth, filter));
         }
         if let (Some(k), Some(fusion)) = (fused, self.options.server_fusion) {
             let mut q = QueryPointsBuilder::new(&self.client.target.collection)
                 .limit(k as u64)
                 .with_payload(PayloadIncludeSelector::new(vec![DOC_ID.to_string()]));
+            let filtered = |p: PrefetchQueryBuilder| match filter {
+                Some(f) => p.filter(f.clone()),
+                None => p,
+            };
             if let Some(v) = sparse {
-                q = q.add_prefetch(
+                q = q.add_prefetch(filtered(
                     PrefetchQueryBuilder::default()
                         .query(self.sparse_query(v))
                         .using(SPARSE_VECTOR)
                         .limit(depth as u64),
-                );
+                ));
             }
             if let Some(v) = dense {
-                q = q.add_prefetch(
+                q = q.add_prefetch(filtered(
                     PrefetchQueryBuilder::default()
                         .query(self.dense_query(v))
                         .using(DENSE_VECTOR)
                         .params(self.params())
                         .limit(depth as u64),
-                );
+                ));
+            }
+            if let Some(f) = filter {
+                q = q.filter(f.clone());
             }
             q = q.query(match fusion {
                 ServerFusion::Rrf => Query::new_rrf(Rrf {

@@ -6,8 +6,8 @@
 //! - `{"type": "collection", ...}` first: the [`CollectionSpec`] (named vectors, model,
 //!   analyzer, the BM25 statistics of the points).
 //! - `{"type": "point", "id": UUID, "vector": {"dense": [[f32; dim], ...], "bm25": {"indices":
-//!   [u32], "values": [f32]}}, "payload": {"doc_id", "title", "text", "digest"}}` per live
-//!   document ([`Point`]).
+//!   [u32], "values": [f32]}}, "payload": {"doc_id", "title", "text", "fields", "digest"}}` per
+//!   live document ([`Point`]; `fields` only when it has some).
 //! - `{"type": "query", "id", "text", "vector": {"dense": [f32; dim], "bm25": {...}}}` per query
 //!   of the dataset, when one is given: the vectors a search through Qdrant sends.
 
@@ -115,7 +115,7 @@ pub fn export(
         .for_each_point(BATCH, &mut |batch| {
             for data in batch {
                 merged_terms += u64::from(data.doc.merged_terms);
-                let point = Point::of(data, dense_leg);
+                let point = Point::of(data, dense_leg, collection.fields());
                 grpc_point_bytes += point_struct(point.clone()).encoded_len() as u64;
                 match write_line(&mut w, &Line::Point(&point)) {
                     Ok(n) => point_bytes += n,

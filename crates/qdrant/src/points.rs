@@ -7,8 +7,10 @@ use uuid::Uuid;
 
 use hybrid_search::Collection;
 use hybrid_search::dense::Metric;
-use hybrid_search::sparse::{Bm25Stats, SparseVector};
+use hybrid_search::sparse::{Bm25Stats, FieldSchema, FieldSpec, SparseVector};
 use hybrid_search::{PointData, VectorKind};
+
+use crate::filter::payload_fields;
 
 /// The named dense vector: one vector per window of the document, compared with the query's by
 /// MaxSim (the best window's similarity, as the engine ranks a windowed document).
@@ -76,6 +78,10 @@ pub struct CollectionSpec {
     pub analyzer: serde_json::Value,
     /// `N` and `avgdl` the document vectors were computed with.
     pub bm25: Bm25Spec,
+    /// The documents' fields and their types (a payload index each); empty in the metadata
+    /// of a sync made before fields existed.
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
 }
 
 /// The BM25 statistics of a sync, as stored in the collection's metadata.
@@ -132,6 +138,7 @@ impl CollectionSpec {
             }),
             analyzer: serde_json::to_value(&manifest.analyzer).unwrap_or_default(),
             bm25: collection.bm25_stats()?.into(),
+            fields: manifest.fields.specs().to_vec(),
         })
     }
 
@@ -178,7 +185,7 @@ pub struct Point {
     pub id: Uuid,
     /// The named vectors.
     pub vector: PointVectors,
-    /// External id, title, text and digest.
+    /// External id, title, text, fields and digest.
     pub payload: PointPayload,
 }
 
@@ -202,17 +209,22 @@ pub struct PointPayload {
     pub title: String,
     /// Text.
     pub text: String,
-    /// FNV-1a (64 bits, hex) of the id, title, text and dense vectors: what `sync` compares to
-    /// skip unchanged points. The BM25 vector is left out: it changes with the corpus's
+    /// The document's fields, each value in its canonical form
+    /// ([`crate::filter::payload_fields`]); left out when it has none.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// FNV-1a (64 bits, hex) of the id, title, text, fields and dense vectors: what `sync`
+    /// compares to skip unchanged points. The BM25 vector is left out: it changes with the corpus's
     /// `avgdl`, which `sync` compares once for all points.
     pub digest: String,
 }
 
 impl Point {
-    /// The point of one document.
-    pub fn of(data: PointData, dense_leg: bool) -> Self {
+    /// The point of one document, its fields typed by `schema` (the collection's).
+    pub fn of(data: PointData, dense_leg: bool, schema: &FieldSchema) -> Self {
         let doc = data.doc;
-        let digest = digest(&doc.id, &doc.title, &doc.text, &data.dense);
+        let fields = payload_fields(&doc.fields, schema);
+        let digest = digest(&doc.id, &doc.title, &doc.text, &fields, &data.dense);
         Point {
             id: point_id(&doc.id),
             vector: PointVectors {
@@ -223,18 +235,34 @@ impl Point {
                 doc_id: doc.id.to_string(),
                 title: doc.title,
                 text: doc.text,
+                fields,
                 digest,
             },
         }
     }
 }
 
-/// FNV-1a 64 of the fields (each followed by 0xff, which UTF-8 never holds) and the vectors'
-/// little-endian bytes.
-fn digest(id: &str, title: &str, text: &str, dense: &[Vec<f32>]) -> String {
+/// FNV-1a 64 of the id, title and text (each followed by 0xff, which UTF-8 never holds), the
+/// fields as JSON when there are any (so a document without fields keeps the digest it had
+/// before fields existed), and the vectors' little-endian bytes.
+fn digest(
+    id: &str,
+    title: &str,
+    text: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    dense: &[Vec<f32>],
+) -> String {
     let mut h = fnv::FnvHasher::default();
     for field in [id, title, text] {
         h.write(field.as_bytes());
+        h.write_u8(0xff);
+    }
+    if !fields.is_empty() {
+        h.write(
+            serde_json::Value::Object(fields.clone())
+                .to_string()
+                .as_bytes(),
+        );
         h.write_u8(0xff);
     }
     for v in dense {
@@ -270,11 +298,15 @@ mod tests {
     #[test]
     fn digests_change_with_any_field_and_not_otherwise() {
         let v = vec![vec![0.5f32, -0.25]];
-        let base = digest("a", "t", "x", &v);
-        assert_eq!(base, digest("a", "t", "x", &v));
-        assert_ne!(base, digest("b", "t", "x", &v));
-        assert_ne!(base, digest("a", "", "tx", &v));
-        assert_ne!(base, digest("a", "t", "x", &[vec![0.5, -0.26]]));
+        let none = serde_json::Map::new();
+        let base = digest("a", "t", "x", &none, &v);
+        assert_eq!(base, digest("a", "t", "x", &none, &v));
+        assert_ne!(base, digest("b", "t", "x", &none, &v));
+        assert_ne!(base, digest("a", "", "tx", &none, &v));
+        assert_ne!(base, digest("a", "t", "x", &none, &[vec![0.5, -0.26]]));
+        let mut fields = serde_json::Map::new();
+        fields.insert("year".into(), 2020.into());
+        assert_ne!(base, digest("a", "t", "x", &fields, &v));
         assert_eq!(base.len(), 16);
     }
 }

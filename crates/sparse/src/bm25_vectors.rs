@@ -142,6 +142,8 @@ pub struct DocumentVector {
     pub text: String,
     /// The document's side of BM25, both fields.
     pub vector: SparseVector,
+    /// The document's fields as they were given (empty without fields).
+    pub fields: crate::fields::Fields,
     /// Terms of this document whose id another of its terms already had (their weights were
     /// added up, so a query holding one of them scores it a little differently from tantivy).
     pub merged_terms: u32,
@@ -335,12 +337,15 @@ impl Bm25Index {
                     let (vector, merged_terms) = SparseVector::from_pairs(std::mem::take(
                         &mut pairs[(doc - start) as usize],
                     ));
+                    let id = cols.id(doc);
+                    let fields = self.stored_fields(&stored, &id)?;
                     out.push(DocumentVector {
-                        id: cols.id(doc),
+                        id,
                         key: cols.key(doc),
                         title: text(self.fields.title),
                         text: text(self.fields.text),
                         vector,
+                        fields,
                         merged_terms,
                     });
                     if out.len() >= batch.max(1) {

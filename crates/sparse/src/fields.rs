@@ -128,6 +128,47 @@ impl fmt::Display for FieldType {
     }
 }
 
+impl FieldType {
+    /// `value` (one value, not an array) in the one JSON form every backend can compare: a
+    /// string as given, an integer as a JSON integer (`2020.0` -> `2020`), a float as a JSON
+    /// number, a bool, a date as an RFC 3339 date-time in UTC with microseconds
+    /// ([`format_date`]). What `qdrant sync` sends as payload.
+    ///
+    /// # Errors
+    ///
+    /// A message when `value` is not of this type (as a write would refuse it).
+    pub fn canonical(self, value: &Value) -> Result<Value, String> {
+        Ok(match (self, self.convert(value)?) {
+            (FieldType::Date, OwnedValue::I64(micros)) => Value::String(format_date(micros)),
+            (_, OwnedValue::Str(s)) => Value::String(s),
+            (_, OwnedValue::I64(x)) => Value::from(x),
+            (_, OwnedValue::F64(x)) => Value::from(x),
+            (_, OwnedValue::Bool(b)) => Value::Bool(b),
+            _ => unreachable!("convert gives strings, numbers and booleans"),
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch as an RFC 3339 date-time in UTC with six fractional
+/// digits (`2024-03-01T00:00:00.000000Z`); [`parse_date`] reads it back to the same instant.
+pub fn format_date(micros: i64) -> String {
+    let seconds = micros.div_euclid(1_000_000);
+    let fraction = micros.rem_euclid(1_000_000);
+    match OffsetDateTime::from_unix_timestamp(seconds) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        // Beyond the years the `time` crate holds (±9999): no RFC 3339 date can be that far.
+        Err(_) => format!("{micros}"),
+    }
+}
+
 /// A JSON number with no fraction within `i64` (`2020.0`), as an integer.
 fn whole(n: &serde_json::Number) -> Option<i64> {
     let x = n.as_f64()?;
@@ -726,14 +767,35 @@ fn field_query(
                     _ => Ok(range_value(kind, value(v)?)),
                 }
             };
-            let bound = |b: &Bound<Value>| -> Result<Bound<Term>, String> {
+            let value_of = |b: &Bound<Value>| -> Result<Bound<OwnedValue>, String> {
                 Ok(match b {
-                    Bound::Included(v) => Bound::Included(term(&bound_value(v)?)),
-                    Bound::Excluded(v) => Bound::Excluded(term(&bound_value(v)?)),
+                    Bound::Included(v) => Bound::Included(bound_value(v)?),
+                    Bound::Excluded(v) => Bound::Excluded(bound_value(v)?),
                     Bound::Unbounded => Bound::Unbounded,
                 })
             };
-            Ok(Box::new(RangeQuery::new(bound(lower)?, bound(upper)?)))
+            let (lower, upper) = (value_of(lower)?, value_of(upper)?);
+            // Both bounds of one type: tantivy reads the column with the type of one bound and
+            // panics on the other's (`gte 2009.5, lt 2020` on an integer field).
+            let float = [&lower, &upper].iter().any(|b| {
+                matches!(
+                    b,
+                    Bound::Included(OwnedValue::F64(_)) | Bound::Excluded(OwnedValue::F64(_))
+                )
+            });
+            let bound = |b: Bound<OwnedValue>| -> Bound<Term> {
+                let typed = |v: OwnedValue| match v {
+                    #[allow(clippy::cast_precision_loss)]
+                    OwnedValue::I64(x) if float => term(&OwnedValue::F64(x as f64)),
+                    v => term(&v),
+                };
+                match b {
+                    Bound::Included(v) => Bound::Included(typed(v)),
+                    Bound::Excluded(v) => Bound::Excluded(typed(v)),
+                    Bound::Unbounded => Bound::Unbounded,
+                }
+            };
+            Ok(Box::new(RangeQuery::new(bound(lower), bound(upper))))
         }
     }
 }
@@ -951,6 +1013,35 @@ mod tests {
             .typed(&fields(json!({"at": "yesterday"})))
             .unwrap_err();
         assert!(err.message.contains("RFC 3339"), "{err}");
+    }
+
+    #[test]
+    fn canonical_values_read_back_as_the_same_values() {
+        for (text, micros) in [
+            ("2024-03-01", 1_709_251_200_000_000),
+            ("2024-03-01T12:00:00.5+09:00", 1_709_262_000_500_000),
+            ("1969-12-31T23:59:59.999999Z", -1),
+        ] {
+            let at = parse_date(text).unwrap();
+            assert_eq!(at, micros, "{text}");
+            let canonical = FieldType::Date.canonical(&json!(text)).unwrap();
+            assert_eq!(
+                parse_date(canonical.as_str().unwrap()),
+                Some(at),
+                "{canonical}"
+            );
+        }
+        assert_eq!(format_date(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            FieldType::Integer.canonical(&json!(2020.0)).unwrap(),
+            json!(2020)
+        );
+        assert_eq!(FieldType::Float.canonical(&json!(3)).unwrap(), json!(3.0));
+        assert_eq!(
+            FieldType::String.canonical(&json!("a.b")).unwrap(),
+            json!("a.b")
+        );
+        assert!(FieldType::Bool.canonical(&json!("true")).is_err());
     }
 
     #[test]

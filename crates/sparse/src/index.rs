@@ -697,16 +697,28 @@ impl Bm25Index {
                 .unwrap_or_default(),
             title: text(self.fields.title),
             text: text(self.fields.text),
-            fields: match self.fields.fields_src {
-                Some(f) => match doc.get_first(f).and_then(|v| v.as_str()) {
-                    Some(json) => serde_json::from_str(json).map_err(|e| {
-                        Error::Config(format!("the stored fields of {id:?} are unreadable: {e}"))
-                    })?,
-                    None => DocFields::new(),
-                },
-                None => DocFields::new(),
-            },
+            fields: self.stored_fields(&doc, id)?,
         }))
+    }
+
+    /// The fields of stored document `doc` (external id `id`) as they were given; empty for a
+    /// document without fields and in an index made before fields existed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the stored JSON cannot be read.
+    pub(crate) fn stored_fields(&self, doc: &TantivyDocument, id: &str) -> Result<DocFields> {
+        match self
+            .fields
+            .fields_src
+            .and_then(|f| doc.get_first(f))
+            .and_then(|v| v.as_str())
+        {
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                Error::Config(format!("the stored fields of {id:?} are unreadable: {e}"))
+            }),
+            None => Ok(DocFields::new()),
+        }
     }
 
     /// Whether documents of this index can have fields (an index made before fields existed

@@ -39,7 +39,7 @@ pub use english::{ENGLISH_STOP_WORDS, LUCENE_STOP_WORDS, StopWords};
 pub use error::{Error, Result};
 pub use fields::{
     Condition, FieldError, FieldSchema, FieldSpec, FieldType, Fields, Filter, MAX_FIELDS_BYTES,
-    TypedFields,
+    TypedFields, format_date, parse_date,
 };
 pub use index::{Bm25Index, Bm25Writer, FilterQuery, QueryTerms, SparseDoc, SparseHit};
 pub use korean::{

@@ -119,6 +119,20 @@ fn run_sync(args: &SyncArgs) -> anyhow::Result<()> {
             ""
         }
     );
+    if report.indexes_created > 0 {
+        println!(
+            "{} payload indexes created (one per field)",
+            report.indexes_created
+        );
+    }
+    if !report.unindexed_fields.is_empty() {
+        eprintln!(
+            "warning: fields {} are sent as payload but not indexed: a name with a double quote \
+             or a backslash cannot be a Qdrant payload key, so searches through Qdrant cannot \
+             filter on them",
+            report.unindexed_fields.join(", ")
+        );
+    }
     println!(
         "{:.1} s, {:.1} MB sent ({:.0} bytes per point sent)",
         report.seconds,
