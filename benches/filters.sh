@@ -5,7 +5,8 @@
 # RSS), then, up to MAX_HYBRID documents, a collection with both legs (supplied vectors, HNSW,
 # all-MiniLM-L6-v2 as its model) searched by benches/src/bin/filter-speed.rs at selectivities
 # 100% to 0.01%: hits returned against min(k, matches), recall@10 against exact filtered
-# search, p50/p95 of filtered dense and hybrid searches.
+# search, p50/p95 of filtered dense and hybrid searches; then, with scripts/fetch-qdrant-edge.sh's
+# venv, the same filtered searches through Qdrant Edge (benches/qdrant_edge_filters.py).
 #
 #   benches/filters.sh 100000            # scratch space under target/filters/N
 #   MAX_HYBRID=0 benches/filters.sh 1000000   # the indexing comparison only
@@ -43,4 +44,14 @@ if (( N <= MAX_HYBRID )); then
   measure "index hybrid with fields" $HS index --index "$OUT/hybrid" \
     --dataset "$OUT/fields/corpus.jsonl" --analyzer en --model "$MODEL"
   target/release/filter-speed "$OUT/hybrid" "$OUT/fields/corpus.jsonl" "$OUT/fields/queries"
+  # The same filtered searches through Qdrant's engine, on the points `qdrant sync` would send.
+  EDGE=target/qdrant-edge-venv/bin/python
+  if [[ -x $EDGE ]]; then
+    $HS qdrant export --index "$OUT/hybrid" --out "$OUT/export.jsonl" \
+      --queries "$OUT/fields/queries" --model "$MODEL"
+    "$EDGE" -u benches/qdrant_edge_filters.py "$OUT/export.jsonl" --queries 200
+    rm -f "$OUT/export.jsonl"
+  else
+    echo "no $EDGE (scripts/fetch-qdrant-edge.sh): the Qdrant Edge run is skipped"
+  fi
 fi

@@ -450,3 +450,75 @@ fn multibyte_whitespace_before_a_match_snippets_cleanly() {
         assert_eq!(a.body["hits"][0]["snippet"].as_str(), Some(snippet));
     }
 }
+
+/// A new user without the Korean dictionary: an English corpus indexes and searches with the
+/// default `auto` analyzer; a Korean document is refused, naming the document and saying how
+/// to install ko-dic; a collection that recorded ko-dic refuses to open. The binary is copied
+/// out of the checkout (it looks for `models/` above itself) and run with an empty data folder.
+#[test]
+fn english_needs_no_korean_dictionary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("hybrid-search");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_hybrid-search"), &bin).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_hybrid-search"), &bin).unwrap();
+    }
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("HYBRID_SEARCH_KO_DIC")
+            .env_remove("XDG_DATA_HOME")
+            .env("HYBRID_SEARCH_HOME", &home)
+            .env("HOME", &home)
+            .output()
+            .unwrap()
+    };
+    let english = tmp.path().join("en.jsonl");
+    let fixture_text = std::fs::read_to_string(fixture("medical.jsonl")).unwrap();
+    let lines: Vec<&str> = fixture_text
+        .lines()
+        .filter(|l| !l.chars().any(hybrid_search::sparse::is_hangul))
+        .collect();
+    assert!(lines.len() >= 5, "the fixture has English documents");
+    std::fs::write(&english, lines.join("\n")).unwrap();
+    let index = tmp.path().join("c");
+    let out = run(&["index", "--index", s(&index), "--dataset", s(&english)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["search", "--index", s(&index), "-k", "1", "tocilizumab"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("en-02"));
+
+    // A Korean document: refused, nothing committed.
+    let korean = tmp.path().join("ko.jsonl");
+    std::fs::write(
+        &korean,
+        "{\"id\": \"k1\", \"title\": \"\", \"text\": \"당뇨병 환자의 HbA1c\"}\n",
+    )
+    .unwrap();
+    let out = run(&["add", "--index", s(&index), s(&korean)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"k1\"")
+            && stderr.contains("holds Korean")
+            && stderr.contains("fetch-ko-dic.sh"),
+        "{stderr}"
+    );
+    let out = run(&["search", "--index", s(&index), "-k", "1", "tocilizumab"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("en-02"));
+
+    // A collection built with ko-dic (by the checkout's binary) does not open without it.
+    let with = indexed_fixture(tmp.path());
+    let out = run(&["search", "--index", s(&with), "IL-6"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("analysed with ko-dic"),
+        "{stderr}"
+    );
+}

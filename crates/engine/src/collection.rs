@@ -222,6 +222,18 @@ impl Collection {
                 },
                 e => Error::Sparse(e),
             })?;
+        // Analysed with ko-dic, which is not installed here: Korean queries would lose their
+        // Korean terms, Korean documents could not be added.
+        if let (Some(recorded), Some(why)) =
+            (&manifest.dictionary, sparse.analyzer().missing_dictionary())
+        {
+            return Err(Error::Sparse(hybrid_search_sparse::Error::Dictionary(
+                format!(
+                    "{}: the collection was analysed with ko-dic {recorded}; {why}",
+                    dir.display()
+                ),
+            )));
+        }
         if let (Some(recorded), Some(found)) =
             (&manifest.dictionary, sparse.analyzer().dictionary())
             && *recorded != found.fingerprint

@@ -6,6 +6,7 @@
 //! one tantivy `Tokenizer` over an [`Analyzer`] that produces [`AnalyzedToken`]s; the same
 //! tokens, with their tags, are what `hybrid-search analyze` prints.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -132,7 +133,11 @@ pub struct Analyzer {
 enum Route {
     En,
     Ko(Korean),
-    Auto(Korean),
+    /// Hangul through lindera, the rest through the English path. Without ko-dic installed
+    /// (`Err`: why it was not found), text with no Hangul is analysed exactly as it would be
+    /// with it, and text with Hangul is refused with that message: an English corpus needs no
+    /// Korean dictionary.
+    Auto(std::result::Result<Korean, String>),
 }
 
 /// Whether `c` is Hangul (syllables, jamo, compatibility jamo).
@@ -141,23 +146,37 @@ pub fn is_hangul(c: char) -> bool {
 }
 
 impl Analyzer {
-    /// Builds the analyzer; the Korean ones load ko-dic from [`locate_ko_dic`].
+    /// Builds the analyzer; the Korean ones load ko-dic from [`locate_ko_dic`]. `auto` without
+    /// ko-dic installed still analyses text that holds no Hangul (the same terms as with it)
+    /// and refuses text that does ([`Analyzer::check`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Dictionary`] when a Korean analyzer cannot find or load ko-dic; [`Error::Config`]
-    /// for invalid settings.
+    /// [`Error::Dictionary`] when the `ko` analyzer cannot find ko-dic, or either Korean
+    /// analyzer cannot load the one found; [`Error::Config`] for invalid settings.
     pub fn new(config: &AnalyzerConfig) -> Result<Self> {
+        Self::with_dictionary(config, locate_ko_dic)
+    }
+
+    /// [`Analyzer::new`] with ko-dic looked for by `locate`.
+    fn with_dictionary(
+        config: &AnalyzerConfig,
+        locate: impl Fn() -> Result<std::path::PathBuf>,
+    ) -> Result<Self> {
         let mut dictionary = None;
-        let mut korean = || -> Result<Korean> {
-            let (dict, info) = load_ko_dic(&locate_ko_dic()?)?;
+        let mut korean = |path: &Path| -> Result<Korean> {
+            let (dict, info) = load_ko_dic(path)?;
             dictionary = Some(info);
             Ok(Korean::new(&dict, &config.stop_tags, config.decompound))
         };
         let route = match config.kind {
             AnalyzerKind::En => Route::En,
-            AnalyzerKind::Ko => Route::Ko(korean()?),
-            AnalyzerKind::Auto => Route::Auto(korean()?),
+            AnalyzerKind::Ko => Route::Ko(korean(&locate()?)?),
+            AnalyzerKind::Auto => Route::Auto(match locate() {
+                Ok(path) => Ok(korean(&path)?),
+                Err(Error::Dictionary(why)) => Err(why),
+                Err(e) => return Err(e),
+            }),
         };
         Ok(Self {
             route,
@@ -166,10 +185,32 @@ impl Analyzer {
         })
     }
 
-    /// The dictionary the Korean path loaded (`None` for the `en` analyzer): record its
-    /// fingerprint with an index, and compare it when the index is opened again.
+    /// The dictionary the Korean path loaded (`None` for the `en` analyzer, and for `auto`
+    /// without ko-dic installed): record its fingerprint with an index, and compare it when the
+    /// index is opened again.
     pub fn dictionary(&self) -> Option<&DictionaryInfo> {
         self.dictionary.as_ref()
+    }
+
+    /// Why ko-dic is not loaded, for `auto` without it installed (`None` otherwise).
+    pub fn missing_dictionary(&self) -> Option<&str> {
+        match &self.route {
+            Route::Auto(Err(why)) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Whether `text` can be analysed: always, except Korean text for `auto` without ko-dic.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Dictionary`] saying the text holds Korean, where ko-dic was looked for and how
+    /// to install it.
+    pub fn check(&self, text: &str) -> Result<()> {
+        match &self.route {
+            Route::Auto(Err(why)) if text.chars().any(is_hangul) => Err(korean_without(why)),
+            _ => Ok(()),
+        }
     }
 
     /// Analyses `text` into indexed terms, after [normalising](crate::normalize) it; offsets
@@ -208,6 +249,7 @@ impl Analyzer {
             Route::Auto(ko) => {
                 let runs = script_runs(text);
                 if runs.iter().any(|r| r.2) {
+                    let ko = ko.as_ref().map_err(|why| korean_without(why))?;
                     // lindera sees the whole text, so a particle before a Latin word keeps its
                     // context (`환자의 HbA1c`: 의 is JKG); only its Hangul tokens are kept.
                     ko.analyze(text, 0, &mut out)?;
@@ -231,6 +273,13 @@ impl Analyzer {
         }
         Ok(out)
     }
+}
+
+/// The error for Korean text met by `auto` without ko-dic.
+fn korean_without(why: &str) -> Error {
+    Error::Dictionary(format!(
+        "the text holds Korean, which the `auto` analyzer segments with ko-dic: {why}"
+    ))
 }
 
 /// Splits text into runs of Hangul (with the spaces between Hangul words) and of everything else.
@@ -387,6 +436,39 @@ impl TokenStream for HsTokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_without_ko_dic_analyses_english_and_refuses_korean() {
+        let missing = || Err(Error::Dictionary("ko-dic not found (looked in x)".into()));
+        let config = AnalyzerConfig::for_kind(AnalyzerKind::Auto);
+        let without = Analyzer::with_dictionary(&config, missing).unwrap();
+        assert!(without.dictionary().is_none());
+        assert!(
+            without
+                .missing_dictionary()
+                .unwrap()
+                .contains("looked in x")
+        );
+        let text = "IL-6 and HbA1c levels in COVID-19 patients";
+        assert!(without.check(text).is_ok());
+        let english = Analyzer::new(&AnalyzerConfig::for_kind(AnalyzerKind::En)).unwrap();
+        assert_eq!(
+            without.analyze(text).unwrap(),
+            english.analyze(text).unwrap(),
+            "the same terms as the English path"
+        );
+        for korean in ["당뇨병 환자의 HbA1c", "ㄱ"] {
+            let err = without.check(korean).unwrap_err().to_string();
+            assert!(
+                err.contains("holds Korean") && err.contains("looked in x"),
+                "{err}"
+            );
+            assert!(without.analyze(korean).is_err());
+        }
+        // The `ko` analyzer needs its dictionary.
+        let ko = Analyzer::with_dictionary(&AnalyzerConfig::for_kind(AnalyzerKind::Ko), missing);
+        assert!(ko.is_err());
+    }
 
     #[test]
     fn runs_split_by_script_and_keep_korean_phrases_together() {

@@ -444,6 +444,7 @@ impl Bm25Index {
             writer,
             index: self.index.clone(),
             fields: self.fields,
+            analyzer: self.analyzer.clone(),
         })
     }
 
@@ -842,6 +843,7 @@ pub struct Bm25Writer {
     writer: IndexWriter,
     index: Index,
     fields: Fields,
+    analyzer: Arc<Analyzer>,
 }
 
 impl Bm25Writer {
@@ -861,8 +863,17 @@ impl Bm25Writer {
     ///
     /// # Errors
     ///
-    /// Analysis errors of the document's text; [`Error::Tantivy`] when it cannot be staged.
+    /// Analysis errors of the document's text ([`Error::Dictionary`] for Korean text and the
+    /// `auto` analyzer without ko-dic, naming the document); [`Error::Tantivy`] when it cannot
+    /// be staged.
     pub fn insert(&mut self, doc: &SparseDoc, fields: Option<&TypedFields>) -> Result<()> {
+        // Checked here: inside tantivy's tokenizer an analysis error has nowhere to go.
+        for text in [&doc.title, &doc.text] {
+            self.analyzer.check(text).map_err(|e| match e {
+                Error::Dictionary(m) => Error::Dictionary(format!("document {:?}: {m}", doc.id)),
+                e => e,
+            })?;
+        }
         let f = self.fields;
         let mut d = TantivyDocument::default();
         if let Some(typed) = fields {
