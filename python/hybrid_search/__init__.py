@@ -1,0 +1,360 @@
+"""hybrid-search in-process: BM25 with Korean and domain-term English analysis, dense encoders,
+fusion and filters over a collection on disk.
+
+    import hybrid_search as hs
+
+    c = hs.Collection.create("data/notes")                # analyzer "auto"
+    c.add([{"id": "d1", "title": "IL-6", "text": "IL-6 in sepsis", "source": "pubmed"}])
+    hits = c.search("sepsis", k=5, filter={"field": "source", "eq": "pubmed"})
+
+Every call into the engine releases the GIL: Python threads search in parallel, and a long
+`add` does not stop other threads. A `Collection` may be shared between threads; searches see
+one whole commit each, also while another thread adds.
+
+Errors are exceptions of one hierarchy: `HybridSearchError`, and below it `InvalidRequest` (a
+request, document or setting that is not valid), `NotFoundError` (a collection, model or
+dictionary that is not there; `ModelNotFound` is the same class), `ConflictError` (the
+collection's model, dictionary, a vector's length or a field's type), `BusyError` (another
+writer holds the collection). The message says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
+
+from . import _native
+from ._native import (
+    BusyError,
+    ConflictError,
+    HybridSearchError,
+    InvalidRequest,
+    NotFoundError,
+)
+
+__version__ = _native.__version__
+
+ModelNotFound = NotFoundError
+
+__all__ = [
+    "Collection",
+    "Encoder",
+    "Hit",
+    "LegScore",
+    "SearchResults",
+    "HybridSearchError",
+    "InvalidRequest",
+    "NotFoundError",
+    "ModelNotFound",
+    "ConflictError",
+    "BusyError",
+]
+
+Filter = Mapping[str, Any]
+"""A filter in the engine's JSON form: ``{"field": "year", "gte": 2020}``,
+``{"field": "source", "eq": "pubmed"}``, ``{"field": "tags", "in": ["a", "b"]}``,
+``{"field": "lang", "exists": True}``, ``{"and": [...]}``, ``{"or": [...]}``, ``{"not": {...}}``;
+``"field": "id"`` is the document id."""
+
+
+def _jsonable(value: Any) -> Any:
+    """`json.dumps`'s fallback: NumPy arrays and scalars as lists and numbers."""
+    tolist = getattr(value, "tolist", None)
+    if tolist is not None:
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_jsonable, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class LegScore:
+    """What one leg gave a hit (with ``explain=True``): the leg (``sparse`` or ``dense``),
+    whether its list held the document, its 1-based rank and raw score there (None when it did
+    not), the normalised score and the contribution to the fused score."""
+
+    leg: str
+    found: bool
+    rank: Optional[int]
+    raw_score: Optional[float]
+    normalized: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the id, the score (BM25, cosine or fused), title, a snippet with the
+    matches marked ``**``; the full ``text`` and ``fields`` when the search asked for them
+    (``fields=["text", "source"]`` or ``["*"]``), and each leg's share with ``explain=True``."""
+
+    id: str
+    score: float
+    title: str
+    snippet: str
+    text: Optional[str] = None
+    fields: Optional[Dict[str, Any]] = None
+    legs: List[LegScore] = field(default_factory=list)
+
+    def metadata(self) -> Dict[str, Any]:
+        """The hit as a flat metadata dict for a framework's document: ``id``, ``title``,
+        ``score``, the hit's fields, and ``legs`` (with ``explain=True``)."""
+        meta: Dict[str, Any] = {"id": self.id, "title": self.title, "score": self.score}
+        if self.fields:
+            meta.update(self.fields)
+        if self.legs:
+            meta["legs"] = [asdict(l) for l in self.legs]
+        return meta
+
+    def content(self) -> str:
+        """The title and the full text (with ``fields=["text"]``) as one passage."""
+        text = self.text or ""
+        return f"{self.title}\n{text}" if self.title else text
+
+    @staticmethod
+    def _of(h: Mapping[str, Any]) -> "Hit":
+        legs = [
+            LegScore(
+                leg=l["leg"],
+                found=l.get("found", False),
+                rank=l.get("rank"),
+                raw_score=l.get("raw_score"),
+                normalized=l.get("normalized", 0.0),
+                contribution=l.get("contribution", 0.0),
+            )
+            for l in h.get("legs", [])
+        ]
+        return Hit(
+            id=h["id"],
+            score=h["score"],
+            title=h.get("title", ""),
+            snippet=h.get("snippet", ""),
+            text=h.get("text"),
+            fields=h.get("fields"),
+            legs=legs,
+        )
+
+
+class SearchResults(List[Hit]):
+    """The hits, best first (a list), with how they were made: ``mode`` (the mode that
+    answered), ``degraded`` (why a hybrid search fell back to BM25, or None) and ``fusion``
+    (the fusion settings, hybrid only)."""
+
+    mode: str
+    degraded: Optional[Dict[str, Any]]
+    fusion: Optional[Dict[str, Any]]
+
+    @staticmethod
+    def _of(text: str) -> "SearchResults":
+        o = json.loads(text)
+        out = SearchResults(Hit._of(h) for h in o["hits"])
+        out.mode = o["mode"]
+        out.degraded = o.get("degraded")
+        out.fusion = o.get("fusion")
+        return out
+
+
+def _request(
+    query: str,
+    k: int,
+    mode: Optional[str],
+    filter: Optional[Filter],
+    fields: Optional[Sequence[str]],
+    offset: int,
+    fusion: Optional[Mapping[str, Any]],
+    explain: bool,
+    vector: Any,
+) -> str:
+    body: Dict[str, Any] = {"query": query, "k": k, "offset": offset, "explain": explain}
+    if mode is not None:
+        body["mode"] = mode
+    if filter is not None:
+        body["filter"] = filter
+    if fields:
+        body["fields"] = list(fields)
+    if fusion:
+        body["fusion"] = dict(fusion)
+    if vector is not None:
+        body["vector"] = vector
+    return _dumps(body)
+
+
+class Collection:
+    """A collection on disk: documents, their BM25 index and (with a model) their vectors.
+
+    Open one with `Collection.open(path)` or make one with `Collection.create(path, ...)`.
+    """
+
+    def __init__(self, native: "_native.Collection") -> None:
+        self._native = native
+
+    @staticmethod
+    def create(path: str, analyzer: str = "auto", model: Optional[str] = None) -> "Collection":
+        """Creates a collection in `path` (missing or empty).
+
+        analyzer: ``auto`` (Korean through ko-dic, the rest as English; English text needs no
+        dictionary), ``ko`` or ``en``. model: a model folder, or the name of one under
+        ``models/`` (``all-MiniLM-L6-v2``), for a dense leg; documents are then encoded as they
+        are added (or their ``vector`` stored).
+        """
+        return Collection(_native.Collection.create(str(path), analyzer, model))
+
+    @staticmethod
+    def open(path: str) -> "Collection":
+        """Opens the collection in `path` at its last commit (its recorded model attached; if
+        that cannot be loaded, hybrid searches fall back to BM25 and say why)."""
+        return Collection(_native.Collection.open(str(path)))
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def __repr__(self) -> str:
+        return f"Collection({str(self._native.path)!r}, documents={len(self)})"
+
+    @property
+    def path(self) -> str:
+        """The collection's folder."""
+        return str(self._native.path)
+
+    @property
+    def manifest(self) -> Dict[str, Any]:
+        """The collection's settings: analyzer, dense model, fields and their types."""
+        return json.loads(self._native.manifest_json())
+
+    def add(self, documents: Iterable[Mapping[str, Any]]) -> Dict[str, Any]:
+        """Adds documents, replacing those whose id exists, in one commit.
+
+        Each document is a dict: ``id`` (string), ``text``, optional ``title``, optional
+        ``vector`` (a list or NumPy array of the model's dimensions: stored instead of encoding
+        the text), and any other key a field (filterable, returned with hits on request; its
+        type is fixed by its first value). Any iterable works and is streamed: documents are
+        staged as they come, so memory does not grow with it. Nothing is committed on an error
+        (`InvalidRequest` names ``documents[i]`` and the problem).
+
+        Returns ``{"added", "replaced", "deleted", "documents", "warnings"}``.
+        """
+        return json.loads(self._native.add(_dumps(d) for d in documents))
+
+    def delete(
+        self,
+        ids: Optional[Iterable[str]] = None,
+        *,
+        filter: Optional[Filter] = None,
+        all: bool = False,
+    ) -> int:
+        """Deletes documents in one commit: by `ids`, or every document `filter` matches, or
+        every document with ``all=True`` (exactly one of the three). Returns how many there
+        were."""
+        chosen = sum(x for x in (ids is not None, filter is not None, all))
+        if chosen != 1:
+            raise InvalidRequest("delete: give exactly one of ids, filter= or all=True")
+        if ids is not None:
+            if isinstance(ids, str):
+                ids = [ids]
+            return self._native.delete_ids(list(ids))
+        return self._native.delete_where(None if all else _dumps(filter))
+
+    def get(self, id: str) -> Optional[Dict[str, Any]]:
+        """The stored document with this id (``id``, ``title``, ``text``, ``fields``), or
+        None."""
+        text = self._native.get(id)
+        return None if text is None else json.loads(text)
+
+    def search(
+        self,
+        query: str = "",
+        k: int = 10,
+        *,
+        mode: Optional[str] = None,
+        filter: Optional[Filter] = None,
+        fields: Optional[Sequence[str]] = None,
+        offset: int = 0,
+        fusion: Optional[Mapping[str, Any]] = None,
+        explain: bool = False,
+        vector: Any = None,
+    ) -> SearchResults:
+        """Searches: the top `k` hits after skipping `offset` (page ``p`` of ``k`` is
+        ``offset=p*k``).
+
+        mode: ``sparse`` (BM25), ``dense`` or ``hybrid``; the collection's default when None.
+        filter: only documents it matches, in both legs before their top k. fields: what each
+        hit carries besides id, title, snippet and score (``text``, field names, or ``*``).
+        fusion: overrides of the collection's fusion, ``{"method": "rrf"|"convex", "alpha",
+        "rrf_k", "norm", "depth"}``. vector: the query's vector (a list or NumPy array) instead
+        of encoding `query`.
+        """
+        return SearchResults._of(
+            self._native.search(
+                _request(query, k, mode, filter, fields, offset, fusion, explain, vector)
+            )
+        )
+
+    def search_batch(self, searches: Sequence[Mapping[str, Any]]) -> List[SearchResults]:
+        """Many searches on one commit, each a dict of `search`'s arguments (``{"query": ...,
+        "k": 5, "filter": ...}``); the queries the model must encode are encoded together.
+        Each answer equals the single search's. One bad search raises, naming its position
+        (``searches[i]``)."""
+        requests = []
+        for s in searches:
+            s = dict(s)
+            requests.append(
+                _request(
+                    s.pop("query", ""),
+                    s.pop("k", 10),
+                    s.pop("mode", None),
+                    s.pop("filter", None),
+                    s.pop("fields", None),
+                    s.pop("offset", 0),
+                    s.pop("fusion", None),
+                    s.pop("explain", False),
+                    s.pop("vector", None),
+                )
+            )
+            if s:
+                raise InvalidRequest(f"searches[{len(requests) - 1}]: unknown keys {sorted(s)}")
+        return [SearchResults._of(a) for a in self._native.search_batch(requests)]
+
+    def evaluate(
+        self,
+        dataset: str,
+        split: str = "test",
+        *,
+        mode: Optional[str] = None,
+        filter: Optional[Filter] = None,
+        fusion: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """nDCG@10, Recall@100 and MRR@10 over the judged queries of `dataset` (a BEIR
+        folder, SQuAD JSON or TREC files) in `split`, searched with `mode`, `filter` and
+        `fusion` as `search` takes them."""
+        template = _request("", 10, mode, filter, None, 0, fusion, False, None)
+        return json.loads(self._native.evaluate(str(dataset), split, template))
+
+
+class Encoder:
+    """A dense encoder (BERT family or a decoder LLM's last hidden state) on the CPU, int8 by
+    default: the engine's own, to reuse in your pipeline."""
+
+    def __init__(self, native: "_native.PyEncoder") -> None:
+        self._native = native
+
+    @staticmethod
+    def load(path: str) -> "Encoder":
+        """Loads a model folder, or the one of that name under ``models/``."""
+        return Encoder(_native.PyEncoder.load(str(path)))
+
+    @property
+    def dim(self) -> int:
+        """Dimensions of each vector."""
+        return self._native.dim
+
+    def encode(
+        self, texts: Union[str, Sequence[str]], kind: str = "passage", batch_size: int = 32
+    ) -> "Any":
+        """Embeds `texts` as a ``numpy.ndarray`` of float32, shape ``(len(texts), dim)``,
+        normalised when the model says so; `kind` (``passage`` or ``query``) picks the
+        model's prefix (E5's ``passage: ``/``query: ``)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        return self._native.encode(list(texts), kind, batch_size)

@@ -1,0 +1,192 @@
+"""The Python package against the engine: run by scripts/test.sh (scripts/python-tests.sh)
+after the wheel is installed into a venv, from the repository root (so models/ and the
+Korean dictionary are found as the CLI finds them)."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hybrid_search as hs
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "fixtures" / "medical.jsonl"
+HS = ROOT / "target" / "release" / "hybrid-search"
+MINILM = ROOT / "models" / "all-MiniLM-L6-v2"
+
+
+def fixture_docs():
+    with open(FIXTURE, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture()
+def collection(tmp_path):
+    c = hs.Collection.create(str(tmp_path / "c"))
+    docs = fixture_docs()
+    for i, d in enumerate(docs):
+        d["source"] = ["pubmed", "kci", "arxiv"][i % 3]
+        d["year"] = 2015 + i % 10
+    report = c.add(docs)
+    assert report["added"] == len(docs) and report["documents"] == len(docs)
+    return c
+
+
+def test_create_add_search_get_delete(collection):
+    assert len(collection) == 30
+    hits = collection.search("IL-6", k=4)
+    assert sorted(h.id for h in hits) == ["en-01", "en-02", "ko-04", "ko-05"]
+    assert hits.mode == "sparse"
+    assert collection.search("당뇨병 환자의 HbA1c 수치", k=1)[0].id == "ko-01"
+    top = collection.search("tocilizumab", k=1, fields=["text", "source"])[0]
+    assert top.id == "en-02" and "**Tocilizumab**" in top.snippet
+    assert top.text and top.fields == {"source": collection.get("en-02")["fields"]["source"]}
+    doc = collection.get("en-02")
+    assert doc["id"] == "en-02" and doc["fields"]["year"] == 2016
+    assert collection.get("nope") is None
+    assert collection.delete(["en-02", "nope"]) == 1
+    assert len(collection) == 29 and collection.get("en-02") is None
+
+
+def test_filters_fields_offset_and_delete_by_filter(collection):
+    hits = collection.search("IL-6", k=10, filter={"field": "source", "eq": "pubmed"})
+    assert hits and all(collection.get(h.id)["fields"]["source"] == "pubmed" for h in hits)
+    page2 = collection.search("IL-6", k=2, offset=2)
+    assert [h.id for h in page2] == [h.id for h in collection.search("IL-6", k=4)][2:]
+    hits = collection.search("IL-6", k=10, filter={"field": "year", "gte": 2020}, fields=["*"])
+    assert all(h.fields["year"] >= 2020 for h in hits)
+    gone = collection.delete(filter={"field": "year", "lt": 2017})
+    assert gone > 0 and len(collection) == 30 - gone
+    assert collection.delete(all=True) == 30 - gone
+    assert len(collection) == 0
+
+
+def test_errors_are_exceptions_with_the_engines_message(collection, tmp_path):
+    with pytest.raises(hs.InvalidRequest, match="unknown field \"colour\""):
+        collection.search("x", filter={"field": "colour", "eq": "red"})
+    with pytest.raises(hs.InvalidRequest, match=r"documents\[1\]"):
+        collection.add([{"id": "ok", "text": "fine"}, {"text": "no id"}])
+    assert collection.get("ok") is None, "nothing of a refused batch is committed"
+    with pytest.raises(hs.ConflictError, match="year"):
+        collection.add([{"id": "x", "text": "t", "year": "nineteen"}])
+    with pytest.raises(hs.NotFoundError):
+        hs.Collection.open(str(tmp_path / "missing"))
+    with pytest.raises(hs.InvalidRequest, match="exactly one"):
+        collection.delete()
+    with pytest.raises(hs.InvalidRequest, match=r"searches\[1\]"):
+        collection.search_batch([{"query": "IL-6"}, {"query": "x", "filter": {"bad": 1}}])
+    assert issubclass(hs.BusyError, hs.HybridSearchError)
+
+
+def test_the_same_results_as_the_cli(collection):
+    for query in ["IL-6 sepsis", "당뇨병 환자의 HbA1c", "tocilizumab"]:
+        out = subprocess.run(
+            [str(HS), "search", "--index", collection.path, "-k", "5", "--json", query],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        cli = json.loads(out)
+        py = collection.search(query, k=5)
+        assert [(h["id"], h["score"]) for h in cli["hits"]] == [(h.id, h.score) for h in py]
+    batch = collection.search_batch([{"query": "IL-6", "k": 3}, {"query": "sepsis", "k": 2}])
+    assert [h.id for h in batch[0]] == [h.id for h in collection.search("IL-6", k=3)]
+    assert [h.id for h in batch[1]] == [h.id for h in collection.search("sepsis", k=2)]
+
+
+def test_threads_search_while_one_adds(collection):
+    """8 threads search while one adds 40 batches: every search sees a whole commit (the
+    number of documents matching a term it adds grows by whole batches), nothing is lost."""
+    errors, seen = [], []
+    stop = threading.Event()
+
+    def search():
+        while not stop.is_set():
+            try:
+                hits = collection.search("zyxwv", k=1000)
+                seen.append(len(hits))
+                if len(hits) % 5:
+                    errors.append(f"a partial commit: {len(hits)} hits")
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=search) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for b in range(40):
+        collection.add({"id": f"new-{b}-{i}", "text": f"zyxwv batch {b}"} for i in range(5))
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert len(collection.search("zyxwv", k=1000)) == 200
+    assert len(collection) == 230 and seen
+
+
+def test_the_gil_is_released_during_a_long_add(tmp_path):
+    c = hs.Collection.create(str(tmp_path / "big"), analyzer="en")
+    ticks = [0]
+    done = threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks[0] += 1
+
+    words = "sepsis cytokine interleukin receptor antagonist trial cohort".split()
+    docs = [{"id": str(i), "text": " ".join(words[(i + j) % 7] for j in range(200))}
+            for i in range(20000)]
+    t = threading.Thread(target=count)
+    t.start()
+    started = time.perf_counter()
+    before = ticks[0]
+    c.add(iter(docs))
+    during = ticks[0] - before
+    elapsed = time.perf_counter() - started
+    done.set()
+    t.join()
+    assert len(c) == 20000
+    # The counter thread ran while the engine worked (with the GIL held throughout it would
+    # only run between documents, at the interpreter's switch interval).
+    assert during > 1000, f"{during} ticks in {elapsed:.2f} s"
+
+
+@pytest.mark.skipif(not MINILM.is_dir(), reason="models/all-MiniLM-L6-v2 (scripts/fetch-models.sh)")
+def test_numpy_vectors_in_and_out(tmp_path):
+    enc = hs.Encoder.load(str(MINILM))
+    vecs = enc.encode(["IL-6 in sepsis", "diabetes"], kind="passage")
+    assert isinstance(vecs, np.ndarray) and vecs.dtype == np.float32
+    assert vecs.shape == (2, enc.dim) and enc.dim == 384
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
+    c = hs.Collection.create(str(tmp_path / "d"), analyzer="en", model=str(MINILM))
+    c.add([{"id": "a", "text": "IL-6 in sepsis", "vector": vecs[0]},
+           {"id": "b", "text": "diabetes", "vector": vecs[1]}])
+    q = enc.encode("interleukin 6 and septic shock", kind="query")[0]
+    hits = c.search(vector=q, k=2, mode="dense")
+    assert hits[0].id == "a"
+    hybrid = c.search("interleukin 6 septic shock", k=2, mode="hybrid", explain=True)
+    assert hybrid.mode == "hybrid" and hybrid[0].id == "a"
+    assert {l.leg for l in hybrid[0].legs} == {"sparse", "dense"}
+    with pytest.raises(hs.ConflictError, match="384"):
+        c.add([{"id": "c", "text": "x", "vector": np.zeros(3, dtype=np.float32)}])
+
+
+def test_langchain_retriever(collection):
+    pytest.importorskip("langchain_core")
+    from hybrid_search.langchain import HybridSearchRetriever
+
+    r = HybridSearchRetriever(collection=collection, k=3, filter={"field": "source", "eq": "kci"})
+    docs = r.invoke("IL-6")
+    assert docs and all(d.metadata["source"] == "kci" for d in docs)
+    assert docs[0].metadata["id"] == docs[0].id and docs[0].page_content
+
+
+def test_llama_index_retriever(collection):
+    pytest.importorskip("llama_index.core")
+    from hybrid_search.llama_index import HybridSearchRetriever
+
+    nodes = HybridSearchRetriever(collection, k=2).retrieve("tocilizumab")
+    assert nodes[0].node.node_id == "en-02" and nodes[0].score > 0
+    assert "Tocilizumab" in nodes[0].node.get_content()
