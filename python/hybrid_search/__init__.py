@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._native import (
@@ -291,6 +291,23 @@ class Collection:
             )
         )
 
+    def rank(
+        self,
+        query: str = "",
+        k: int = 10,
+        *,
+        mode: Optional[str] = None,
+        filter: Optional[Filter] = None,
+        offset: int = 0,
+        fusion: Optional[Mapping[str, Any]] = None,
+        vector: Any = None,
+    ) -> List[Tuple[str, float]]:
+        """The same ranking as `search`, as ``(id, score)`` pairs only: no stored document is
+        read for titles and snippets, so a deep `k` (a first stage for your own reranker)
+        costs what ranking costs."""
+        request = _request(query, k, mode, filter, None, offset, fusion, False, vector)
+        return [(i, s) for i, s in json.loads(self._native.rank(request))]
+
     def search_batch(self, searches: Sequence[Mapping[str, Any]]) -> List[SearchResults]:
         """Many searches on one commit, each a dict of `search`'s arguments (``{"query": ...,
         "k": 5, "filter": ...}``); the queries the model must encode are encoded together.
@@ -330,6 +347,14 @@ class Collection:
         `fusion` as `search` takes them."""
         template = _request("", 10, mode, filter, None, 0, fusion, False, None)
         return json.loads(self._native.evaluate(str(dataset), split, template))
+
+
+    def tune(self, dataset: str, split: str = "train", *, dry_run: bool = False) -> Dict[str, Any]:
+        """Tunes the hybrid fusion on the judged queries of `dataset` in `split` (the grid of
+        ``hybrid-search tune``) and, unless `dry_run`, saves the best as the collection's
+        default. Returns ``{"best": {"fusion", "ndcg@10", "recall@100", "mrr@10"}, "tried",
+        "queries", "saved"}``."""
+        return json.loads(self._native.tune(str(dataset), split, dry_run))
 
 
 class Encoder:

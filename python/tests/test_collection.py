@@ -92,6 +92,8 @@ def test_the_same_results_as_the_cli(collection):
         cli = json.loads(out)
         py = collection.search(query, k=5)
         assert [(h["id"], h["score"]) for h in cli["hits"]] == [(h.id, h.score) for h in py]
+    ranked = collection.rank("IL-6 sepsis", k=5)
+    assert ranked == [(h.id, h.score) for h in collection.search("IL-6 sepsis", k=5)]
     batch = collection.search_batch([{"query": "IL-6", "k": 3}, {"query": "sepsis", "k": 2}])
     assert [h.id for h in batch[0]] == [h.id for h in collection.search("IL-6", k=3)]
     assert [h.id for h in batch[1]] == [h.id for h in collection.search("sepsis", k=2)]
@@ -190,3 +192,36 @@ def test_llama_index_retriever(collection):
     nodes = HybridSearchRetriever(collection, k=2).retrieve("tocilizumab")
     assert nodes[0].node.node_id == "en-02" and nodes[0].score > 0
     assert "Tocilizumab" in nodes[0].node.get_content()
+
+
+@pytest.mark.skipif(not MINILM.is_dir(), reason="models/all-MiniLM-L6-v2 (scripts/fetch-models.sh)")
+def test_evaluate_and_tune(tmp_path):
+    # A BEIR folder: the fixture corpus, each title a query judged to find its document.
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = [d for d in fixture_docs() if d.get("title")]
+    with open(beir / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"_id": d["_id"], "title": d["title"], "text": d["text"]}) + "\n")
+    with open(beir / "queries.jsonl", "w", encoding="utf-8") as f:
+        for i, d in enumerate(docs):
+            f.write(json.dumps({"_id": f"q{i}", "text": d["title"]}) + "\n")
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\t{d['_id']}\t1\n" for i, d in enumerate(docs))
+    for split in ("test", "train"):
+        (beir / "qrels" / f"{split}.tsv").write_text(qrels)
+    c = hs.Collection.create(str(tmp_path / "c"), model=str(MINILM))
+    c.add(docs)
+    sparse = c.evaluate(str(beir), mode="sparse")
+    hybrid = c.evaluate(str(beir), mode="hybrid")
+    assert sparse["queries"] == len(docs) and 0.5 < sparse["ndcg@10"] <= 1.0
+    assert hybrid["mode"] == "hybrid" and hybrid["fusion"] is not None
+    cli = json.loads(subprocess.run(
+        [str(HS), "eval", "--index", c.path, "--dataset", str(beir), "--mode", "sparse", "--json"],
+        check=True, capture_output=True, text=True).stdout)
+    assert abs(cli["ndcg@10"] - sparse["ndcg@10"]) < 1e-9, cli
+    report = c.tune(str(beir), dry_run=True)
+    assert report["tried"] > 100 and report["best"]["ndcg@10"] >= hybrid["ndcg@10"] - 1e-9
+    assert not report["saved"]
+    with pytest.raises(hs.HybridSearchError):
+        c.evaluate(str(tmp_path / "no-such-dataset"))

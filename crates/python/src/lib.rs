@@ -374,6 +374,19 @@ impl Collection {
         to_json(&results)
     }
 
+    /// The ranked ids and scores of one search request (JSON), best first, as a JSON list of
+    /// `[id, score]`: the search without reading stored documents for titles and snippets (a
+    /// deep `k` costs what ranking costs).
+    fn rank(&self, py: Python<'_>, request: &str) -> PyResult<String> {
+        let request = RequestJson::parse(request)?;
+        let snapshot = self.snapshot();
+        let ranked = py
+            .detach(|| snapshot.rank(&request))
+            .map_err(|e| py_error(&e))?;
+        let list: Vec<(&str, f64)> = ranked.hits.iter().map(|h| (&*h.id, h.score)).collect();
+        to_json(&list)
+    }
+
     /// Runs many search requests on one commit, the queries the model must encode encoded
     /// together; returns each answer as JSON, or raises the first request's error (naming its
     /// position) without returning any.
@@ -427,9 +440,68 @@ impl Collection {
             "ndcg@10": report.scores.ndcg_at_10,
             "recall@100": report.scores.recall_at_100,
             "mrr@10": report.scores.mrr_at_10,
-            "queries": report.run.len(),
+            "queries": report.scores.queries,
             "mode": report.mode,
             "fusion": report.fusion,
+        }))
+    }
+
+    /// Tunes the hybrid fusion on the judged queries of `dataset` in `split` (the grid of
+    /// `hybrid-search tune`: RRF and convex settings, each leg 100 and 1000 deep) and, unless
+    /// `dry_run`, saves the best as the collection's default; returns `{"best": {"fusion",
+    /// "ndcg@10", "recall@100", "mrr@10"}, "tried", "queries", "saved"}` as JSON.
+    fn tune(
+        &self,
+        py: Python<'_>,
+        dataset: PathBuf,
+        split: &str,
+        dry_run: bool,
+    ) -> PyResult<String> {
+        let snapshot = self.snapshot();
+        let split_name = split.to_string();
+        let (rows, queries) = py
+            .detach(|| -> hybrid_search::Result<_> {
+                let data = hybrid_search::eval::load_dataset(&dataset, &split_name)
+                    .map_err(|e| hybrid_search::Error::InvalidOption(e.to_string()))?;
+                let texts: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+                let vectors = hybrid_search::query_vectors(&snapshot, None, &texts, &|_| {})?;
+                let rows = hybrid_search::tune(
+                    &snapshot,
+                    &data.queries,
+                    &vectors,
+                    &data.qrels,
+                    &hybrid_search::default_grid(),
+                )?;
+                Ok((rows, data.queries.len()))
+            })
+            .map_err(|e| py_error(&e))?;
+        let best = rows
+            .first()
+            .ok_or_else(|| invalid("tune: the dataset has no judged queries in this split"))?;
+        if !dry_run {
+            let record = hybrid_search::TuneRecord {
+                dataset: dataset.display().to_string(),
+                split: split.to_string(),
+                queries: best.scores.queries,
+                tried: rows.len(),
+                ndcg_at_10: best.scores.ndcg_at_10,
+            };
+            let defaults = hybrid_search::SearchDefaults {
+                hybrid: best.options,
+                tuned: Some(record),
+            };
+            self.write(py, |c| c.set_search_defaults(defaults))?;
+        }
+        to_json(&serde_json::json!({
+            "best": {
+                "fusion": best.options,
+                "ndcg@10": best.scores.ndcg_at_10,
+                "recall@100": best.scores.recall_at_100,
+                "mrr@10": best.scores.mrr_at_10,
+            },
+            "tried": rows.len(),
+            "queries": queries,
+            "saved": !dry_run,
         }))
     }
 }
