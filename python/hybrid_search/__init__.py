@@ -21,6 +21,7 @@ writer holds the collection). The message says what is wrong and what to do.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -39,6 +40,7 @@ ModelNotFound = NotFoundError
 
 __all__ = [
     "Collection",
+    "ensure_korean_dictionary",
     "Encoder",
     "Hit",
     "LegScore",
@@ -56,6 +58,31 @@ Filter = Mapping[str, Any]
 ``{"field": "source", "eq": "pubmed"}``, ``{"field": "tags", "in": ["a", "b"]}``,
 ``{"field": "lang", "exists": True}``, ``{"and": [...]}``, ``{"or": [...]}``, ``{"not": {...}}``;
 ``"field": "id"`` is the document id."""
+
+
+def ensure_korean_dictionary(quiet: bool = False) -> Optional[str]:
+    """Makes sure the Korean dictionary (ko-dic) is there, and returns its folder (None when
+    it cannot be had). When the engine finds none and PyPI's ``python-mecab-ko-dic`` (a
+    dependency of this package) is installed, builds it once from that package into the data
+    folder (``$HYBRID_SEARCH_HOME/models/ko-dic``, default
+    ``~/.local/share/hybrid-search/models/ko-dic``; about 15 s and 82 MB). `Collection.create`
+    and `Collection.open` call it, so Korean text needs no manual step; English text never
+    needs the dictionary."""
+    found = _native.ko_dic_path()
+    if found is not None:
+        return str(found)
+    try:
+        import mecab_ko_dic
+    except ImportError:
+        return None
+    target = _native.ko_dic_home()
+    if target is None:
+        return None
+    if not quiet:
+        print(f"hybrid_search: building the Korean dictionary once into {target} "
+              "(from python-mecab-ko-dic)", file=sys.stderr)
+    _native.build_ko_dic(str(mecab_ko_dic.dictionary_path), str(target))
+    return str(_native.ko_dic_path() or "") or None
 
 
 def _jsonable(value: Any) -> Any:
@@ -199,12 +226,15 @@ class Collection:
         ``models/`` (``all-MiniLM-L6-v2``), for a dense leg; documents are then encoded as they
         are added (or their ``vector`` stored).
         """
+        if analyzer != "en":
+            ensure_korean_dictionary()
         return Collection(_native.Collection.create(str(path), analyzer, model))
 
     @staticmethod
     def open(path: str) -> "Collection":
         """Opens the collection in `path` at its last commit (its recorded model attached; if
         that cannot be loaded, hybrid searches fall back to BM25 and say why)."""
+        ensure_korean_dictionary()
         return Collection(_native.Collection.open(str(path)))
 
     def __len__(self) -> int:

