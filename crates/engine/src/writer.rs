@@ -582,10 +582,19 @@ impl Collection {
         let lock = WriteLock::acquire(&self.dir, self.wait)?;
         // Another writer may have committed (or changed the manifest) since this was opened.
         self.reload()?;
-        if self.manifest.format_version < FORMAT_VERSION {
-            // The commits this writer makes list segments: older builds must not read them.
+        // The commits this writer makes list segments: older builds must not read them. An
+        // `auto` collection made without ko-dic records the dictionary at its first write with
+        // one, which may bring Korean documents (it is checked at every open from then on).
+        let dictionary = self
+            .sparse
+            .analyzer()
+            .dictionary()
+            .filter(|_| self.manifest.dictionary.is_none())
+            .map(|d| d.fingerprint.clone());
+        if self.manifest.format_version < FORMAT_VERSION || dictionary.is_some() {
             let mut upgraded = self.manifest.clone();
             upgraded.format_version = FORMAT_VERSION;
+            upgraded.dictionary = upgraded.dictionary.or(dictionary);
             write_manifest(&self.dir, &upgraded)?;
             self.current_mut().manifest = upgraded;
         }

@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 use serde::Deserialize;
 
-use hybrid_search::dense::{Encoder, TextKind, WeightFormat};
+use hybrid_search::dense::{CrossEncoder, Device, Encoder, TextKind, WeightFormat};
 use hybrid_search::{
     AnalyzerConfig, AnalyzerKind, Document, ErrorKind, FieldSelection, Filter, FusionMethod,
     FusionOverrides, Mode, ModelChoice, NormChoice, SearchRequest, Snapshot,
@@ -43,14 +43,14 @@ create_exception!(
     _native,
     NotFoundError,
     HybridSearchError,
-    "A collection, model or dictionary that is not there (HTTP 404, CLI exit 3)."
+    "A collection or model that is not there (HTTP 404, CLI exit 3)."
 );
 create_exception!(
     _native,
     ConflictError,
     HybridSearchError,
-    "A request that conflicts with the collection: its model, dictionary, vector length or a \
-     field's type (HTTP 409, CLI exit 4)."
+    "A request that conflicts with the collection or this installation: its model or Korean \
+     dictionary (missing or another one), a vector's length, a field's type (HTTP 409, CLI exit 4)."
 );
 create_exception!(
     _native,
@@ -152,13 +152,18 @@ impl RequestJson {
 struct Collection {
     handle: Mutex<hybrid_search::Collection>,
     current: RwLock<Arc<Snapshot>>,
+    /// The thread running a write, if any: a document iterator that calls back into the
+    /// collection from inside `add` would otherwise wait for itself.
+    writing: Mutex<Option<std::thread::ThreadId>>,
 }
 
 impl Collection {
+    /// Wraps an opened handle; call with the GIL released (it may load the model).
     fn wrap(mut handle: hybrid_search::Collection) -> Self {
         // A collection with a dense leg searches with its recorded model; when that cannot be
         // loaded, hybrid searches fall back to BM25 and say why (`degraded`).
         if handle.manifest().dense.is_some()
+            && handle.encoder().is_none()
             && let Err(e) = handle.attach_model(&ModelChoice::default())
         {
             handle.model_unavailable(&e);
@@ -167,6 +172,7 @@ impl Collection {
         Self {
             handle: Mutex::new(handle),
             current: RwLock::new(current),
+            writing: Mutex::new(None),
         }
     }
 
@@ -183,12 +189,26 @@ impl Collection {
         py: Python<'_>,
         f: impl FnOnce(&mut hybrid_search::Collection) -> hybrid_search::Result<T> + Send,
     ) -> PyResult<T> {
+        let me = std::thread::current().id();
+        let writing = || {
+            self.writing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if *writing() == Some(me) {
+            return Err(BusyError::new_err(
+                "this thread is already writing to the collection (the documents' iterator \
+                 called back into it); write after the current write returns",
+            ));
+        }
         py.detach(|| {
             let mut handle = self
                 .handle
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *writing() = Some(me);
             let out = f(&mut handle);
+            *writing() = None;
             *self
                 .current
                 .write()
@@ -225,40 +245,37 @@ impl Collection {
     ) -> PyResult<Self> {
         let kind: AnalyzerKind = serde_json::from_value(serde_json::Value::String(analyzer.into()))
             .map_err(|_| invalid(format!("analyzer: {analyzer:?} is not auto, ko or en")))?;
-        let handle = py
-            .detach(|| -> hybrid_search::Result<_> {
-                let dense = match model {
-                    Some(m) => {
-                        let dir = hybrid_search::locate_model(&m)
-                            .or_else(|| {
-                                let p = PathBuf::from(&m);
-                                p.is_dir().then_some(p)
-                            })
-                            .ok_or_else(|| {
-                                hybrid_search::Error::InvalidOption(format!(
-                                    "model: {m:?} is neither a model folder nor the name of one \
+        py.detach(|| -> hybrid_search::Result<_> {
+            let dense = match model {
+                Some(m) => {
+                    let dir = hybrid_search::locate_model(&m)
+                        .or_else(|| {
+                            let p = PathBuf::from(&m);
+                            p.is_dir().then_some(p)
+                        })
+                        .ok_or_else(|| {
+                            hybrid_search::Error::InvalidOption(format!(
+                                "model: {m:?} is neither a model folder nor the name of one \
                                  under models/ (scripts/fetch-models.sh)"
-                                ))
-                            })?;
-                        let encoder = hybrid_search::load_encoder(&dir, WeightFormat::default())?;
-                        let options = hybrid_search::DenseOptions::for_encoder(&encoder);
-                        Some((encoder, options))
-                    }
-                    None => None,
-                };
-                hybrid_search::Collection::create_with(&path, AnalyzerConfig::for_kind(kind), dense)
-            })
-            .map_err(|e| py_error(&e))?;
-        Ok(Self::wrap(handle))
+                            ))
+                        })?;
+                    let encoder = hybrid_search::load_encoder(&dir, WeightFormat::default())?;
+                    let options = hybrid_search::DenseOptions::for_encoder(&encoder);
+                    Some((encoder, options))
+                }
+                None => None,
+            };
+            hybrid_search::Collection::create_with(&path, AnalyzerConfig::for_kind(kind), dense)
+                .map(Self::wrap)
+        })
+        .map_err(|e| py_error(&e))
     }
 
     /// Opens the collection in `path` at its last commit.
     #[staticmethod]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let handle = py
-            .detach(|| hybrid_search::Collection::open(&path))
-            .map_err(|e| py_error(&e))?;
-        Ok(Self::wrap(handle))
+        py.detach(|| hybrid_search::Collection::open(&path).map(Self::wrap))
+            .map_err(|e| py_error(&e))
     }
 
     /// Live documents at the current commit.
@@ -365,8 +382,29 @@ impl Collection {
     }
 
     /// Runs one search request (JSON); returns the results as JSON (`search --json`'s object).
-    fn search(&self, py: Python<'_>, request: &str) -> PyResult<String> {
-        let request = RequestJson::parse(request)?;
+    /// With `rerank`, the cross-encoder reorders the top `depth` hits (default 20), its
+    /// normalised logit weighted `weight` (default 0.2) against the first-stage score.
+    #[pyo3(signature = (request, rerank = None, depth = None, weight = None))]
+    fn search(
+        &self,
+        py: Python<'_>,
+        request: &str,
+        rerank: Option<Bound<'_, PyReranker>>,
+        depth: Option<usize>,
+        weight: Option<f64>,
+    ) -> PyResult<String> {
+        let mut request = RequestJson::parse(request)?;
+        if let Some(r) = rerank {
+            let defaults = hybrid_search::RerankOptions::default();
+            request = request.with_rerank(hybrid_search::Rerank {
+                model: r.get().inner.clone(),
+                options: hybrid_search::RerankOptions {
+                    depth: depth.unwrap_or(defaults.depth),
+                    weight: weight.unwrap_or(defaults.weight),
+                },
+            });
+            request.validate().map_err(|e| py_error(&e))?;
+        }
         let snapshot = self.snapshot();
         let results = py
             .detach(|| snapshot.run(&request))
@@ -518,6 +556,32 @@ fn parse_one(source: &str, line: &str) -> hybrid_search::Result<Document> {
     }
 }
 
+/// A cross-encoder reranker (a directory written by `hybrid-search train-reranker`), int8.
+#[pyclass(frozen, module = "hybrid_search._native")]
+struct PyReranker {
+    inner: Arc<CrossEncoder>,
+}
+
+#[pymethods]
+impl PyReranker {
+    /// Loads the cross-encoder directory.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = py
+            .detach(|| CrossEncoder::load_with(&path, &Device::Cpu, WeightFormat::default()))
+            .map_err(|e| {
+                NotFoundError::new_err(format!(
+                    "loading reranker {} (a cross-encoder directory written by `hybrid-search \
+                     train-reranker`): {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
 /// A dense encoder (BERT family or decoder LLM) on the CPU, int8 by default.
 #[pyclass(frozen, module = "hybrid_search._native")]
 struct PyEncoder {
@@ -611,6 +675,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_ko_dic, m)?)?;
     m.add_class::<Collection>()?;
     m.add_class::<PyEncoder>()?;
+    m.add_class::<PyReranker>()?;
     m.add("HybridSearchError", py.get_type::<HybridSearchError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;

@@ -370,10 +370,25 @@ fn condition(filter: &Filter, schema: &FieldSchema) -> Result<QdrantCondition, S
             ..QdrantFilter::default()
         }),
         Condition::Range { lower, upper } => match kind {
-            FieldType::Integer | FieldType::Float => QdrantCondition::Range {
+            FieldType::Float => QdrantCondition::Range {
                 key,
                 bounds: bounds_of(lower, upper, number)?,
             },
+            // A fractional bound on an integer field, rounded to the integer bound that keeps
+            // the same integers (`gte 2019.5` is `gte 2020`): Qdrant's integer index has
+            // truncated fractional bounds in some versions.
+            FieldType::Integer => {
+                let b = bounds_of(lower, upper, number)?;
+                QdrantCondition::Range {
+                    key,
+                    bounds: Bounds {
+                        gt: b.gt.map(f64::floor),
+                        gte: b.gte.map(f64::ceil),
+                        lt: b.lt.map(f64::ceil),
+                        lte: b.lte.map(f64::floor),
+                    },
+                }
+            }
             FieldType::Date => QdrantCondition::DatetimeRange {
                 key,
                 bounds: bounds_of(lower, upper, instant)?,
@@ -581,7 +596,11 @@ mod tests {
         );
         assert_eq!(
             translate(json!({"field": "metadata.year", "gte": 2019.5, "lt": 2024})),
-            json!({"must": [{"key": "fields.\"metadata.year\"", "range": {"gte": 2019.5, "lt": 2024.0}}]})
+            json!({"must": [{"key": "fields.\"metadata.year\"", "range": {"gte": 2020.0, "lt": 2024.0}}]})
+        );
+        assert_eq!(
+            translate(json!({"field": "metadata.year", "gt": 2019.5, "lte": 2021.7})),
+            json!({"must": [{"key": "fields.\"metadata.year\"", "range": {"gt": 2019.0, "lte": 2021.0}}]})
         );
         assert_eq!(
             translate(json!({"field": "score", "eq": 0.5})),

@@ -208,7 +208,11 @@ impl Analyzer {
     /// to install it.
     pub fn check(&self, text: &str) -> Result<()> {
         match &self.route {
-            Route::Auto(Err(why)) if text.chars().any(is_hangul) => Err(korean_without(why)),
+            // After normalisation, as `analyze` sees it (half-width Hangul becomes Hangul,
+            // Hangul fillers are removed).
+            Route::Auto(Err(why)) if normalize(text).text.chars().any(is_hangul) => {
+                Err(korean_without(why))
+            }
             _ => Ok(()),
         }
     }
