@@ -4,7 +4,8 @@
 # SciFact documents (batch 32) and the median latency of one query over the first QUERIES test
 # queries, for the engine (`encode-speed`, each weight format in FORMATS) and for
 # sentence-transformers on torch (float32; e5's packed Q4_0 weights dequantised, so both run
-# the same numbers). Not part of the tests or CI: it downloads torch (about 3 GB with its
+# the same numbers), and the engine from Python (`hybrid_search.Encoder`, int8) when
+# target/python-venv exists (scripts/python-tests.sh). Not part of the tests or CI: it downloads torch (about 3 GB with its
 # CUDA wheels, which the CPU run does not use) into target/peer-venv on first use.
 #
 #   scripts/peer-speed.sh [PASSAGES=500] [QUERIES=50]
@@ -47,6 +48,12 @@ for round in $(seq "$ROUNDS"); do
     line=$("$VENV/bin/python" scripts/peer_speed.py "$model" "$DATA" "$PASSAGES" "$BATCH" "$QUERIES" "$THREADS")
     echo "round $round: $line" >&2
     echo "$name pytorch $(sed -E 's/.*passages\/s=([0-9.]+) query_median_ms=([0-9.]+).*/\1 \2/' <<<"$line")" >>"$results"
+    # The engine from Python (the hybrid_search package, int8), when its venv is there.
+    if [[ -x target/python-venv/bin/python ]]; then
+      line=$(target/python-venv/bin/python scripts/peer_speed.py "$model" "$DATA" "$PASSAGES" "$BATCH" "$QUERIES" "$THREADS" hybrid_search)
+      echo "round $round: $line" >&2
+      echo "$name python-int8 $(sed -E 's/.*passages\/s=([0-9.]+) query_median_ms=([0-9.]+).*/\1 \2/' <<<"$line")" >>"$results"
+    fi
     for format in $FORMATS; do
       line=$(./target/release/encode-speed "$model" "$format" "$PASSAGES" "$BATCH" "$QUERIES")
       echo "round $round: $line" >&2

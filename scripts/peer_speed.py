@@ -1,6 +1,11 @@
 """PyTorch peer of `encode-speed`: sentence-transformers on torch, float32, on the same texts.
 
-Usage: peer_speed.py MODEL_DIR SCIFACT_DIR PASSAGES BATCH QUERIES THREADS
+Usage: peer_speed.py MODEL_DIR SCIFACT_DIR PASSAGES BATCH QUERIES THREADS [hybrid_search]
+
+With `hybrid_search` last, the same texts go through the engine's Python package instead
+(`hybrid_search.Encoder`, int8; run with a Python that has it installed, such as
+target/python-venv made by scripts/python-tests.sh): the Python side of the engine beside
+PyTorch in one run.
 
 Passages are the first PASSAGES SciFact documents as `title + " " + text`; queries the first
 QUERIES test queries (those judged in qrels/test.tsv, in queries.jsonl order), each encoded
@@ -184,9 +189,32 @@ def scifact(path, passages, queries):
     return corpus, texts
 
 
+def engine_from_python(model_dir, data, passages, batch, queries):
+    """The same measurement through `hybrid_search.Encoder` (the engine's int8 path)."""
+    import hybrid_search as hs
+
+    encoder = hs.Encoder.load(str(model_dir))
+    corpus, texts = scifact(Path(data), passages, queries)
+    encoder.encode(corpus[:8], kind="passage", batch_size=batch)
+    start = time.perf_counter()
+    vectors = encoder.encode(corpus, kind="passage", batch_size=batch)
+    seconds = time.perf_counter() - start
+    latencies = []
+    for q in texts:
+        t = time.perf_counter()
+        encoder.encode([q], kind="query", batch_size=1)
+        latencies.append((time.perf_counter() - t) * 1e3)
+    print(
+        f"hybrid_search {Path(model_dir).name} passages/s={len(vectors) / seconds:.2f} "
+        f"query_median_ms={statistics.median(latencies):.2f} python={sys.version.split()[0]}"
+    )
+
+
 def main():
     model_dir, data, passages, batch, queries, threads = sys.argv[1:7]
     passages, batch, queries, threads = int(passages), int(batch), int(queries), int(threads)
+    if sys.argv[7:8] == ["hybrid_search"]:
+        return engine_from_python(model_dir, data, passages, batch, queries)
     import torch
     from sentence_transformers import SentenceTransformer
 

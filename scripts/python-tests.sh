@@ -13,7 +13,7 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check \
   pytest==9.2.0 numpy==2.4.6 langchain-core==1.8.1 llama-index-core==0.14.25 \
-  python-mecab-ko-dic==2.1.1.post2
+  python-mecab-ko-dic==2.1.1.post2 pandas==3.1.1
 # The same rustc wrapper as scripts/build.sh, so the workspace crates the wheel needs are not
 # compiled again (a wrapper is part of each crate's fingerprint).
 if clippy-driver -V >/dev/null 2>&1; then

@@ -98,11 +98,28 @@ def _try_korean_dictionary() -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    """`json.dumps`'s fallback: NumPy arrays and scalars as lists and numbers."""
+    """`json.dumps`'s fallback: NumPy arrays and scalars as lists and numbers, dates and
+    timestamps (datetime, pandas, NumPy) as ISO 8601 / RFC 3339 text."""
+    isoformat = getattr(value, "isoformat", None)
+    if isoformat is not None:
+        text = isoformat()
+        if hasattr(value, "hour") and getattr(value, "tzinfo", None) is None:
+            text += "Z"  # a date-time without an offset is taken as UTC
+        return text
     tolist = getattr(value, "tolist", None)
     if tolist is not None:
         return tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN and pandas' NA/NaT: a table's empty cell, which a document leaves out."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT and NA are not equal to themselves
+    except (TypeError, ValueError):
+        return False  # arrays and other values whose comparison is not one bool
 
 
 def _dumps(value: Any) -> str:
@@ -286,6 +303,25 @@ class Collection:
         Returns ``{"added", "replaced", "deleted", "documents", "warnings"}``.
         """
         return json.loads(self._native.add(_dumps(d) for d in documents))
+
+    def add_dataframe(self, table: Any) -> Dict[str, Any]:
+        """Adds the rows of a pandas DataFrame or a pyarrow Table as documents (`add`'s rules:
+        an ``id`` (or ``_id``) and a ``text`` column, optional ``title`` and ``vector``, every
+        other column a field), streamed row by row in one commit. Empty cells (None, NaN,
+        NaT) are left out of their document; timestamps become RFC 3339 dates (UTC when they
+        have no time zone)."""
+        if hasattr(table, "to_batches"):  # pyarrow.Table
+            rows: Iterable[Mapping[str, Any]] = (
+                row for batch in table.to_batches() for row in batch.to_pylist()
+            )
+        elif hasattr(table, "itertuples") and hasattr(table, "columns"):  # pandas.DataFrame
+            columns = [str(c) for c in table.columns]
+            rows = (dict(zip(columns, t)) for t in table.itertuples(index=False, name=None))
+        else:
+            raise InvalidRequest(
+                f"add_dataframe: a pandas DataFrame or a pyarrow Table, not {type(table).__name__}"
+            )
+        return self.add({k: v for k, v in row.items() if not _missing(v)} for row in rows)
 
     def delete(
         self,

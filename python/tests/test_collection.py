@@ -293,3 +293,27 @@ def test_korean_needs_no_manual_step(tmp_path):
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.strip() == "2", again.stderr
     assert "building" not in again.stderr
+
+
+def test_add_dataframe(tmp_path):
+    pd = pytest.importorskip("pandas")
+    c = hs.Collection.create(str(tmp_path / "df"), analyzer="en")
+    df = pd.DataFrame({
+        "id": ["a", "b", "c"],
+        "text": ["IL-6 in sepsis", "tocilizumab trial", "diabetes cohort"],
+        "year": [2020, 2021, 2019],
+        "score": [0.5, float("nan"), 1.5],
+        "published": pd.to_datetime(["2024-03-01", "2024-04-01", None]),
+    })
+    report = c.add_dataframe(df)
+    assert report["added"] == 3
+    a, b, cc = c.get("a")["fields"], c.get("b")["fields"], c.get("c")["fields"]
+    assert a["year"] == 2020 and a["score"] == 0.5 and a["published"].startswith("2024-03-01")
+    assert "score" not in b and "published" not in cc
+    hits = c.search("sepsis", filter={"field": "published", "gte": "2024-02-01"})
+    assert [h.id for h in hits] == ["a"]
+    assert c.manifest["fields"] == [
+        {"name": "published", "type": "date"}, {"name": "score", "type": "float"},
+        {"name": "year", "type": "integer"}]
+    with pytest.raises(hs.InvalidRequest, match="pandas DataFrame"):
+        c.add_dataframe([{"id": "x", "text": "y"}])
