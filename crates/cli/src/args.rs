@@ -19,6 +19,7 @@ use hybrid_search_qdrant::{LegsOptions, ServerFusion, Target};
 /// The flag that sets `setting` (the engine's errors name settings neutrally).
 pub fn flag(setting: Setting) -> &'static str {
     match setting {
+        Setting::Query => "the query",
         Setting::K => "-k",
         Setting::Vector => "--vector",
         Setting::Mode => "--mode",

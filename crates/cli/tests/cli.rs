@@ -539,3 +539,44 @@ fn english_needs_no_korean_dictionary() {
         "{stderr}"
     );
 }
+
+/// Issue 31, faults 7 and 11: a fusion depth past anything a collection holds (the CLI takes
+/// any number) is cut to the collection's size before anything is allocated (it panicked with
+/// "capacity overflow" or aborted allocating 77 GB), and a query of nothing but invisible
+/// characters is refused as an empty one is, instead of ranking arbitrary documents.
+#[test]
+fn huge_depths_and_invisible_queries_are_handled() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Both legs (a tiny model), so the search is hybrid and the fusion depth is used.
+    let (index, _) = common::tiny_model_collection(tmp.path());
+    let normal = ok(&["search", "--index", s(&index), "--json", "IL-6 sepsis"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&normal).unwrap()["mode"],
+        "hybrid"
+    );
+    for depth in ["18446744073709551615", "4294967296"] {
+        let deep = ok(&[
+            "search",
+            "--index",
+            s(&index),
+            "--json",
+            "--depth",
+            depth,
+            "IL-6 sepsis",
+        ]);
+        let ids = |out: &str| common::hit_ids(&serde_json::from_str(out).unwrap());
+        assert_eq!(ids(&deep), ids(&normal), "depth {depth}");
+    }
+    for query in ["\u{200D}", "", "  \u{FEFF} "] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hybrid-search"))
+            .args(["search", "--index", s(&index), query])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{query:?}: {stderr}");
+        assert!(
+            stderr.contains("the query") && stderr.contains("is empty"),
+            "{stderr}"
+        );
+    }
+}

@@ -245,6 +245,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// exhaustive match, so a new setting cannot go unnamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
+    /// The query text.
+    Query,
     /// Results wanted.
     K,
     /// The query vector.
@@ -279,6 +281,7 @@ impl Setting {
     /// The setting's neutral name (`alpha`, `rrf_k`, ...), used by the engine's own messages.
     pub const fn name(self) -> &'static str {
         match self {
+            Setting::Query => "query",
             Setting::K => "k",
             Setting::Vector => "vector",
             Setting::Mode => "mode",

@@ -507,6 +507,29 @@ impl SearchRequest {
     }
 }
 
+/// Whether `query` is empty once normalised: nothing, white space, or only invisible
+/// characters (a zero-width joiner, a byte order mark).
+fn blank(query: &str) -> bool {
+    hybrid_search_sparse::normalize::normalize(query)
+        .text
+        .chars()
+        .all(char::is_whitespace)
+}
+
+/// Refuses a search with neither query words nor a vector: no leg has anything to search
+/// for, and a dense leg would rank the encoding of nothing (arbitrary documents).
+fn check_query(request: &SearchRequest) -> Result<()> {
+    if request.vector.is_none() && blank(&request.query) {
+        return Err(Error::InvalidRequest {
+            setting: Setting::Query,
+            problem: "is empty (nothing but white space or invisible characters): give words to \
+                      search for, or a vector in mode dense"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// A request resolved against a collection: the mode and fusion settings in force, and the
 /// filter compiled for the collection's index.
 #[derive(Debug, Clone)]
@@ -532,8 +555,12 @@ impl Snapshot {
     pub fn resolve(&self, request: &SearchRequest) -> Result<Resolved> {
         request.validate()?;
         let mode = request.mode.unwrap_or_else(|| self.default_mode());
-        let hybrid = request.fusion.apply(self.hybrid_options())?;
+        let mut hybrid = request.fusion.apply(self.hybrid_options())?;
         let deepest = request.offset + request.k;
+        // No leg returns more than the collection holds: a deeper fusion depth (the CLI takes
+        // any number) is cut to that before anything is allocated for it.
+        let most = usize::try_from(self.len()).unwrap_or(usize::MAX);
+        hybrid.depth = hybrid.depth.min(most.max(deepest).max(1));
         if mode == Mode::Hybrid && request.offset > 0 && deepest > hybrid.depth {
             // Each leg goes `max(depth, offset + k)` deep: past the depth, every page would fuse
             // other lists, and pages would repeat or skip hits.
@@ -623,6 +650,7 @@ impl Snapshot {
     /// [`Error::Dense`] when the query encoder or the cross-encoder fails.
     pub fn run(&self, request: &SearchRequest) -> Result<SearchResults> {
         let _span = tracing::debug_span!("search", k = request.k).entered();
+        check_query(request)?;
         let mut docs = StoredDocs::default();
         let resolved = self.resolve(request)?;
         let terms = self.query_terms(&request.query, resolved.mode)?;
@@ -655,6 +683,7 @@ impl Snapshot {
     pub fn run_batch(&self, requests: &[SearchRequest]) -> Vec<Result<SearchResults>> {
         let encoded_here = |r: &SearchRequest| {
             r.vector.is_none()
+                && !blank(&r.query)
                 && r.query_encoder.is_none()
                 && self
                     .resolve(r)
@@ -690,6 +719,7 @@ impl Snapshot {
     ///
     /// Those of [`Snapshot::run`].
     pub fn rank(&self, request: &SearchRequest) -> Result<Ranked> {
+        check_query(request)?;
         let resolved = self.resolve(request)?;
         let terms = self.query_terms(&request.query, resolved.mode)?;
         Ok(self

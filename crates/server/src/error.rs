@@ -139,6 +139,7 @@ impl From<hybrid_search::Error> for ApiError {
 pub(crate) fn field(setting: hybrid_search::Setting) -> &'static str {
     use hybrid_search::Setting as S;
     match setting {
+        S::Query => "query",
         S::K => "k",
         S::Vector => "vector",
         S::Mode => "mode",
