@@ -102,7 +102,7 @@ pub fn evaluate(
     }
     let resolved: Resolved = collection.resolve(template)?;
     let depth = match resolved.mode {
-        Mode::Hybrid => resolved.hybrid.depth.max(EVAL_DEPTH_FUSED_MIN),
+        Mode::Hybrid => collection.leg_depth(resolved.hybrid.depth, EVAL_DEPTH_FUSED_MIN),
         _ => EVAL_DEPTH_ONE_LEG,
     };
     let started = Instant::now();

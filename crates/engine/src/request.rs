@@ -507,6 +507,17 @@ impl SearchRequest {
     }
 }
 
+impl Snapshot {
+    /// How deep each leg of a hybrid search goes for fusion depth `depth` and `k` hits: at
+    /// least `k`, and no deeper than the collection holds (a leg cannot return more), so a
+    /// fusion depth past it (the CLI takes any number) allocates nothing for hits that cannot
+    /// exist. The settings reported with the results keep the depth as asked.
+    pub(crate) fn leg_depth(&self, depth: usize, k: usize) -> usize {
+        let most = usize::try_from(self.len()).unwrap_or(usize::MAX);
+        depth.max(k).min(most.max(k).max(1))
+    }
+}
+
 /// Whether `query` is empty once normalised: nothing, white space, or only invisible
 /// characters (a zero-width joiner, a byte order mark).
 fn blank(query: &str) -> bool {
@@ -555,12 +566,8 @@ impl Snapshot {
     pub fn resolve(&self, request: &SearchRequest) -> Result<Resolved> {
         request.validate()?;
         let mode = request.mode.unwrap_or_else(|| self.default_mode());
-        let mut hybrid = request.fusion.apply(self.hybrid_options())?;
+        let hybrid = request.fusion.apply(self.hybrid_options())?;
         let deepest = request.offset + request.k;
-        // No leg returns more than the collection holds: a deeper fusion depth (the CLI takes
-        // any number) is cut to that before anything is allocated for it.
-        let most = usize::try_from(self.len()).unwrap_or(usize::MAX);
-        hybrid.depth = hybrid.depth.min(most.max(deepest).max(1));
         if mode == Mode::Hybrid && request.offset > 0 && deepest > hybrid.depth {
             // Each leg goes `max(depth, offset + k)` deep: past the depth, every page would fuse
             // other lists, and pages would repeat or skip hits.

@@ -441,7 +441,7 @@ impl Snapshot {
                 (single_leg(Leg::Dense, lists.dense?), None, None)
             }
             Mode::Hybrid => {
-                let depth = options.depth.max(k);
+                let depth = self.leg_depth(options.depth, k);
                 let (v, mut degraded) = match query_vector() {
                     Ok(v) => (Some(v), None),
                     Err(err) => (None, Some(reason(err)?)),
