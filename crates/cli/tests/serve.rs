@@ -848,3 +848,214 @@ fn kill_9_during_writes_keeps_every_committed_write() {
         .unwrap();
     assert_eq!(documents as usize, 30 + 20 * acknowledged.len() + n);
 }
+
+/// Opens a connection to `server` and sends `text` (raw HTTP/1.1), leaving it open.
+fn connect_and_send(server: &Served, text: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = server.base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(text.as_bytes()).unwrap();
+    stream
+}
+
+/// A whole `method path` request with `body`, as raw HTTP/1.1.
+fn request_text(server: &Served, method: &str, path: &str, body: &str) -> String {
+    let addr = server.base.strip_prefix("http://").unwrap();
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Reads what the server sends on `stream` until it closes it (within 20 s).
+fn until_closed(mut stream: std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the server closes a stalled connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn slow_clients_hold_no_place_in_the_queue_and_are_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_folder(tmp.path());
+    let server = Served::start(
+        &data,
+        &[
+            "--queue",
+            "4",
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+        ],
+    );
+    let addr = server.base.strip_prefix("http://").unwrap().to_string();
+    // Sixteen clients send a search's whole head and one byte of its 100-byte body, sixteen
+    // more half a head; then all of them stall (a slowloris attack on a queue of 4).
+    let bodies: Vec<_> = (0..16)
+        .map(|_| {
+            connect_and_send(
+                &server,
+                &format!(
+                    "POST /collections/idx/search HTTP/1.1\r\nHost: {addr}\r\n\
+                     Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+                ),
+            )
+        })
+        .collect();
+    let heads: Vec<_> = (0..16)
+        .map(|_| connect_and_send(&server, "POST /collections/idx/search HTTP/1.1\r\nHost: "))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let health = server.call("GET", "/health", None);
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert_eq!(health.body["status"], "ok");
+    assert_eq!(health.body["queued"], 0, "{}", health.text);
+    assert!(health.body["connections"].as_u64().unwrap() >= 32, "{}", health.text);
+    // Every search and write goes through meanwhile.
+    for _ in 0..8 {
+        let a = server.call(
+            "POST",
+            "/collections/idx/search",
+            Some(r#"{"query": "sepsis"}"#),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let a = server.call(
+        "POST",
+        "/collections/idx/documents",
+        Some(r#"[{"id": "during", "text": "written during the attack"}]"#),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    // Each stalled body is answered 408 and its connection closed; each stalled head closed.
+    for stream in bodies {
+        let answer = until_closed(stream);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+    }
+    for stream in heads {
+        let answer = until_closed(stream);
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
+    let health = server.call("GET", "/health", None);
+    assert!(health.body["connections"].as_u64().unwrap() <= 2, "{}", health.text);
+}
+
+#[test]
+fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let index = data.join("med");
+    ok(&[
+        "index",
+        "--index",
+        s(&index),
+        "--dataset",
+        &common::fixture("medical.jsonl"),
+    ]);
+    let lock = index.join(hybrid_search::LOCK_FILE);
+    // Another process holds the collection's write lock (flock -o: killing flock releases it).
+    let hold = || {
+        let holder = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::process::Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(started.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        holder
+    };
+    let release = |mut holder: std::process::Child| {
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+    };
+    let server = Served::start(&data, &[]);
+
+    // A write waiting for the lock whose client leaves after half a second still commits.
+    let holder = hold();
+    let write = connect_and_send(
+        &server,
+        &request_text(
+            &server,
+            "POST",
+            "/collections/med/documents",
+            r#"[{"id": "left", "text": "ferritin"}]"#,
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    drop(write);
+    std::thread::sleep(Duration::from_millis(500));
+    release(holder);
+    let started = Instant::now();
+    while server
+        .call("GET", "/collections/med/documents/left", None)
+        .status
+        != 200
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "the write was lost");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A delete that cannot get the lock in time leaves the collection served, whole.
+    let holder = hold();
+    let a = server.call("DELETE", "/collections/med", None);
+    assert_eq!((a.status, code(&a)), (409, "busy"), "{}", a.text);
+    release(holder);
+    assert_eq!(server.call("GET", "/collections/med", None).body["documents"], 31);
+    assert!(index.is_dir());
+
+    // A write and then a delete queue behind the lock; both clients leave after a second. The
+    // write commits, then the delete removes the collection, and it stays removed.
+    let holder = hold();
+    let write = connect_and_send(
+        &server,
+        &request_text(
+            &server,
+            "POST",
+            "/collections/med/documents",
+            r#"[{"id": "late", "text": "ferritin"}]"#,
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let delete = connect_and_send(&server, &request_text(&server, "DELETE", "/collections/med", ""));
+    std::thread::sleep(Duration::from_secs(1));
+    drop((write, delete));
+    std::thread::sleep(Duration::from_millis(500));
+    release(holder);
+    let started = Instant::now();
+    while server.call("GET", "/collections/med", None).status != 404 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the delete was lost");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!index.exists(), "the folder went with the collection");
+    let a = server.call("POST", "/collections", Some(r#"{"name": "med"}"#));
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = server.call("DELETE", "/collections/med", None);
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(server.terminate());
+    let server = Served::start(&data, &[]);
+    assert_eq!(server.call("GET", "/collections/med", None).status, 404);
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "nothing is left in the data folder"
+    );
+}

@@ -56,6 +56,63 @@ impl Document {
     }
 }
 
+/// The longest document id, in bytes of UTF-8 (as Elasticsearch limits `_id` to 512 bytes): an
+/// id is a key that URLs, Qdrant payloads and BM25's id term carry whole.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// Checks a document id against the one id rule of every front end (library, CLI, HTTP,
+/// Python): not empty and not only white space, at most [`MAX_ID_BYTES`] bytes of UTF-8, and
+/// no control characters (U+0000-U+001F, U+007F-U+009F: a newline or a tab in an id cannot be
+/// written in a path, a log line or a terminal as it is).
+///
+/// # Errors
+///
+/// What is wrong, for a message that names the document: `"an id may not be empty"`, `"the id
+/// is 70000 bytes; ids are at most 512 bytes of UTF-8"`, `"the id holds a control character
+/// (U+000A at byte 3)"`.
+///
+/// ```
+/// use hybrid_search_document::check_id;
+///
+/// assert!(check_id("PMID:12345").is_ok());
+/// assert!(check_id("  ").unwrap_err().contains("white space"));
+/// assert!(check_id("a\nb").unwrap_err().contains("U+000A"));
+/// assert!(check_id(&"x".repeat(513)).unwrap_err().contains("at most 512 bytes"));
+/// ```
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("an id may not be empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "the id is {} bytes; ids are at most {MAX_ID_BYTES} bytes of UTF-8",
+            id.len()
+        ));
+    }
+    if let Some((at, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "the id holds a control character (U+{:04X} at byte {at}); ids may not hold \
+             control characters such as newlines or tabs",
+            u32::from(c)
+        ));
+    }
+    if id.trim().is_empty() {
+        return Err("an id may not be only white space".into());
+    }
+    Ok(())
+}
+
+/// An id as a message shows it: whole when it is short, else its first 64 characters and its
+/// length, so a 70,000-byte id does not fill the screen.
+pub fn show_id(id: &str) -> String {
+    if id.chars().count() <= 80 {
+        format!("{id:?}")
+    } else {
+        let head: String = id.chars().take(64).collect();
+        format!("{head:?}... ({} bytes)", id.len())
+    }
+}
+
 /// The text a passage encoder sees for a document: `title + " " + text` (each trimmed; just
 /// the one that is not empty when the other is), as BEIR's dense baselines and MTEB encode
 /// corpora. Training examples and the reranker use the same text.
@@ -65,6 +122,24 @@ pub fn passage_text(doc: &Document) -> String {
         (title, "") => title.to_string(),
         (title, text) => format!("{title} {text}"),
     }
+}
+
+/// Whether a passage (as [`passage_text`] gives it) has anything a dense encoder can read: a
+/// letter or a digit of any script. A document without (an empty or blank text, only emoji,
+/// only punctuation) gets no vector: an encoder maps such input to a vector near the centre
+/// of its space, which is close to every query and would rank the document above real
+/// matches. BM25 still finds it by whatever terms it has.
+///
+/// ```
+/// use hybrid_search_document::has_text_to_encode;
+///
+/// assert!(has_text_to_encode("IL-6"));
+/// assert!(has_text_to_encode("패혈증"));
+/// assert!(!has_text_to_encode("  \u{1F600}\u{1F44D} !!"));
+/// assert!(!has_text_to_encode(""));
+/// ```
+pub fn has_text_to_encode(passage: &str) -> bool {
+    passage.chars().any(char::is_alphanumeric)
 }
 
 /// A JSON number (read as `f64`, as JSON numbers are) as the `f32` a vector stores, or why it

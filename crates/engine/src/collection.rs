@@ -276,6 +276,27 @@ impl Collection {
         Ok(collection)
     }
 
+    /// Deletes the collection: takes its write lock (waiting as [`Collection::set_write_wait`]
+    /// says), so no writer of another process is part way through a commit, moves its folder
+    /// to `trash` in one rename while holding it, so the collection is gone from its name at
+    /// once and whole or not at all, then removes `trash`. `trash` must be on the same file
+    /// system (a sibling of the folder); a crash during the removal leaves only `trash`. The
+    /// handle must not be written through afterwards (its writes fail: the folder is gone);
+    /// snapshots taken before keep answering from the files they hold open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when another writer holds the lock past the wait (the collection is
+    /// left as it was); [`Error::Io`] naming the folder when the rename fails (left as it was)
+    /// or `trash` when the removal fails (the collection is deleted; `trash` is left).
+    pub fn remove_to(&mut self, trash: &Path) -> Result<()> {
+        let dir = self.dir.clone();
+        let lock = WriteLock::acquire(&dir, self.wait)?;
+        fs::rename(&dir, trash).map_err(|e| Error::io(&dir, e))?;
+        drop(lock);
+        fs::remove_dir_all(trash).map_err(|e| Error::io(trash, e))
+    }
+
     /// How long [`Collection::add`], [`Collection::delete`], [`Collection::writer`] and the
     /// other writes wait when another writer holds the collection: by default they fail at
     /// once with [`Error::Busy`].

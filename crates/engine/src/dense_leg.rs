@@ -19,10 +19,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use hybrid_search_dense::{
-    Encoder, ExactIndex, HnswIndex, LongText, ModelDescription, Scalar, TextKind, VectorIndex,
-    VectorSettings, WeightsInfo,
+    Encoder, ExactIndex, HnswIndex, LongText, Metric, ModelDescription, Scalar, TextKind,
+    VectorIndex, VectorSettings, WeightsInfo,
 };
-use hybrid_search_document::{Document, passage_text};
+use hybrid_search_document::{Document, has_text_to_encode, passage_text};
 use hybrid_search_sparse::Bm25Index;
 
 use crate::error::{Error, Result};
@@ -382,14 +382,19 @@ impl DenseWriter {
     pub(crate) fn upsert(&mut self, doc: &Document, key: u64) -> Result<()> {
         match &doc.vector {
             Some(vector) => {
-                check_supplied(&doc.id, vector, self.manifest.vectors.dim)?;
+                let vector = check_supplied(&doc.id, vector, &self.manifest.vectors)?;
                 self.forget_id(&doc.id)?;
-                self.supplied.push((key, vector.clone()));
+                self.supplied.push((key, vector.into_owned()));
             }
             None => {
                 self.encoder()?;
                 self.forget_id(&doc.id)?;
-                self.pending.push((key, passage_text(doc)));
+                // Nothing to encode (blank, only emoji or punctuation): no vector, so the
+                // document is found by BM25 only and never ranks by an empty embedding.
+                let passage = passage_text(doc);
+                if has_text_to_encode(&passage) {
+                    self.pending.push((key, passage));
+                }
             }
         }
         self.written.insert(doc.id.clone(), key);
@@ -491,24 +496,58 @@ impl DenseWriter {
     }
 }
 
-/// Checks a vector supplied with document `id`: the collection's dimensions, finite values.
-pub(crate) fn check_supplied(id: &str, vector: &[f32], dim: usize) -> Result<()> {
+/// Checks a vector supplied with document `id` (empty for a query's vector) and returns it as
+/// the collection compares it: the collection's dimensions, finite values, not all zeros;
+/// under cosine similarity scaled to unit length (computed in `f64`, so components as large as
+/// `f32` allows, whose squares overflow `f32`, still give a finite norm; a vector already of
+/// unit length, as the models make, is kept as it is); under the inner product a length below
+/// `sqrt(f32::MAX)` (about 1.8e19), so no product with another such vector overflows.
+pub(crate) fn check_supplied<'v>(
+    id: &str,
+    vector: &'v [f32],
+    settings: &VectorSettings,
+) -> Result<std::borrow::Cow<'v, [f32]>> {
+    let invalid = |message: String| Error::InvalidVector {
+        id: id.to_string(),
+        message,
+    };
+    let dim = settings.dim;
     if vector.len() != dim {
-        return Err(Error::InvalidVector {
-            id: id.to_string(),
-            message: format!(
-                "it has {} values; this collection's model makes {dim}-dimensional vectors",
-                vector.len()
-            ),
-        });
+        return Err(invalid(format!(
+            "it has {} values; this collection's model makes {dim}-dimensional vectors",
+            vector.len()
+        )));
     }
     if let Some(at) = vector.iter().position(|x| !x.is_finite()) {
-        return Err(Error::InvalidVector {
-            id: id.to_string(),
-            message: format!("value {at} is not a finite number"),
-        });
+        return Err(invalid(format!("value {at} is not a finite number")));
     }
-    Ok(())
+    let norm = vector
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm == 0.0 {
+        return Err(invalid(
+            "every value is 0: a zero vector has no direction, so it is equally similar to \
+             every document; leave \"vector\" out to have the text encoded"
+                .into(),
+        ));
+    }
+    match settings.metric {
+        Metric::Cosine if (norm - 1.0).abs() <= 1e-6 => Ok(std::borrow::Cow::Borrowed(vector)),
+        Metric::Cosine => Ok(std::borrow::Cow::Owned(
+            vector
+                .iter()
+                // Each component of a unit vector is within [-1, 1]: the cast cannot overflow.
+                .map(|&x| (f64::from(x) / norm) as f32)
+                .collect(),
+        )),
+        Metric::InnerProduct if norm * norm >= f64::from(f32::MAX) => Err(invalid(format!(
+            "its length is {norm:e}: an inner product with it would overflow a 32-bit float; \
+             scale it to a length below 1.8e19 (unit length is usual)"
+        ))),
+        Metric::InnerProduct => Ok(std::borrow::Cow::Borrowed(vector)),
+    }
 }
 
 /// Finds the model directory `name`: `$HYBRID_SEARCH_MODELS/<name>`, else `models/<name>`

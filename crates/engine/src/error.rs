@@ -106,6 +106,16 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A document's id breaks the id rule ([`hybrid_search_document::check_id`]: not empty or
+    /// blank, at most 512 bytes, no control characters).
+    #[error("document {id}: {message}")]
+    InvalidId {
+        /// The id as a message shows it ([`hybrid_search_document::show_id`]: quoted, cut to
+        /// its first 64 characters when long).
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A document's fields cannot be stored: a value of another type than its field's, a
     /// value no field can hold, fields too large, or a collection made before fields existed.
     #[error("document {id:?}: {message}")]
@@ -204,6 +214,7 @@ impl Error {
             Error::Fusion(_)
             | Error::InvalidOption(_)
             | Error::InvalidRequest { .. }
+            | Error::InvalidId { .. }
             | Error::Dataset(_) => ErrorKind::InvalidInput,
             Error::NotACollection(_) => ErrorKind::NotFound,
             Error::DenseDamaged { .. }

@@ -134,11 +134,29 @@ impl Snapshot {
                         }
                     }
                     report.vectors = Some(holders.len());
+                    // A document with nothing to encode has no vector by design.
+                    let mut textless = 0;
                     let missing: Vec<String> = live
                         .iter()
                         .filter(|(key, _)| !holders.contains_key(key))
+                        .filter(|(_, id)| {
+                            let empty = self.sparse.get(id).ok().flatten().is_some_and(|doc| {
+                                !hybrid_search_document::has_text_to_encode(&format!(
+                                    "{} {}",
+                                    doc.title, doc.text
+                                ))
+                            });
+                            textless += usize::from(empty);
+                            !empty
+                        })
                         .map(|(_, id)| format!("{id:?}"))
                         .collect();
+                    if textless > 0 {
+                        report.notes.push(format!(
+                            "{textless} documents have no text to encode (blank, or only emoji \
+                             or punctuation) and so no vector; BM25 finds them"
+                        ));
+                    }
                     if !missing.is_empty() {
                         report.problems.push(format!(
                             "{} documents have no vector: {}",

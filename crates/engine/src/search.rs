@@ -314,7 +314,7 @@ impl Snapshot {
     ) -> Result<Vec<(Arc<str>, f32)>> {
         let _span = tracing::debug_span!("dense", k).entered();
         let (leg, segments) = self.segments()?;
-        self.check_query_vector(vector)?;
+        let vector = &*self.check_query_vector(vector)?;
         let ids = self.live_ids(leg)?;
         let mut all = Vec::new();
         match filter {
@@ -393,7 +393,7 @@ impl Snapshot {
     /// and scores are kept, and their fusion reported).
     ///
     /// A hybrid search whose dense leg fails (no model attached, damaged vectors, an encoder
-    /// error) is answered by the sparse leg alone, and says why in
+    /// error, a score that is not a finite number) is answered by the sparse leg alone, and says why in
     /// [`SearchResults::degraded`]; a dense search fails instead.
     pub(crate) fn rank_with(
         &self,
@@ -406,12 +406,10 @@ impl Snapshot {
     ) -> Result<Ranked> {
         let (mode, options) = (resolved.mode, &resolved.hybrid);
         let query_vector = || -> Result<Vec<f32>> {
-            let v = match vector {
-                Some(v) => v.to_vec(),
-                None => self.encode_queries(&[query])?.remove(0),
-            };
-            self.check_query_vector(&v)?;
-            Ok(v)
+            match vector {
+                Some(v) => Ok(self.check_query_vector(v)?.into_owned()),
+                None => self.encode_queries(&[query]).map(|mut v| v.remove(0)),
+            }
         };
         // Why the dense leg took no part, when `err` leaves a hybrid search to BM25.
         let reason = |err: Error| -> Result<Degraded> {
@@ -450,7 +448,7 @@ impl Snapshot {
                     .with_terms(terms)
                     .with_filter(resolved.filter.as_deref());
                 let lists = legs.search(self, &asked)?;
-                let dense = match lists.dense {
+                let dense = match lists.dense.and_then(finite_scores) {
                     Ok(dense) => dense,
                     Err(err) => {
                         degraded = Some(reason(err)?);
@@ -485,19 +483,21 @@ impl Snapshot {
         })
     }
 
-    /// Checks a query vector against the collection's dimension: a wrong length or a value
-    /// that is not finite is [`Error::InvalidRequest`] of [`Setting::Vector`].
-    fn check_query_vector(&self, vector: &[f32]) -> Result<()> {
-        if let Some(m) = &self.manifest.dense {
-            dense_leg::check_supplied("", vector, m.vectors.dim).map_err(|e| match e {
+    /// Checks a query vector against the collection's dense leg and returns it as the leg
+    /// compares it (`dense_leg::check_supplied`: unit length under cosine similarity): a wrong
+    /// length, a value that is not finite or a zero vector is [`Error::InvalidRequest`] of
+    /// [`Setting::Vector`].
+    fn check_query_vector<'v>(&self, vector: &'v [f32]) -> Result<std::borrow::Cow<'v, [f32]>> {
+        match &self.manifest.dense {
+            Some(m) => dense_leg::check_supplied("", vector, &m.vectors).map_err(|e| match e {
                 Error::InvalidVector { message, .. } => Error::InvalidRequest {
                     setting: Setting::Vector,
                     problem: format!("cannot be used: {message}"),
                 },
                 e => e,
-            })?;
+            }),
+            None => Ok(std::borrow::Cow::Borrowed(vector)),
         }
-        Ok(())
     }
 
     /// The top `k` documents as (external id, BM25 score) for a query already analysed
@@ -572,5 +572,21 @@ impl Snapshot {
             });
         }
         Ok(hits)
+    }
+}
+
+/// The dense leg's list, or an error naming the first document whose score is not a finite
+/// number (a stored vector that cannot be compared: one written before vectors were checked),
+/// so a hybrid search falls back to BM25 and says why instead of failing in fusion.
+fn finite_scores(list: crate::legs::IdList) -> Result<crate::legs::IdList> {
+    match list.iter().find(|(_, score)| !score.is_finite()) {
+        None => Ok(list),
+        Some((id, score)) => Err(Error::InvalidVector {
+            id: id.to_string(),
+            message: format!(
+                "it scored {score} against the query, so its stored vector cannot be compared \
+                 (a vector stored before vectors were checked); add the document again"
+            ),
+        }),
     }
 }

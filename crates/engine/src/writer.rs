@@ -131,6 +131,8 @@ impl CollectionWriter {
     /// # Errors
     ///
     /// [`Error::Commit`] when an earlier call left the staged changes incomplete;
+    /// [`Error::InvalidId`] for an id that breaks the id rule
+    /// ([`hybrid_search_document::check_id`]);
     /// [`Error::InvalidVector`] for a supplied vector that does not fit; [`Error::Dense`] or
     /// [`Error::Sparse`] when staging fails.
     pub fn upsert(&mut self, doc: &Document) -> Result<()> {
@@ -158,6 +160,7 @@ impl CollectionWriter {
             && !matches!(
                 e,
                 Error::InvalidVector { .. }
+                    | Error::InvalidId { .. }
                     | Error::InvalidField { .. }
                     | Error::NoModel(..)
                     | Error::NoDenseLeg(..)
@@ -168,6 +171,10 @@ impl CollectionWriter {
     }
 
     pub(crate) fn upsert_inner(&mut self, doc: &Document) -> Result<()> {
+        hybrid_search_document::check_id(&doc.id).map_err(|message| Error::InvalidId {
+            id: hybrid_search_document::show_id(&doc.id),
+            message,
+        })?;
         let key = self.next_key;
         let invalid = |field: String, message: String| Error::InvalidField {
             id: doc.id.clone(),
@@ -609,16 +616,16 @@ impl Collection {
                     live.sort_unstable_by_key(|(key, _)| *key);
                     for (key, id) in live {
                         if let Some(doc) = self.sparse.get(&id)? {
-                            writer.pending.push((
-                                key,
-                                hybrid_search_document::passage_text(&Document {
-                                    id: doc.id,
-                                    title: doc.title,
-                                    text: doc.text,
-                                    vector: None,
-                                    fields: Default::default(),
-                                }),
-                            ));
+                            let passage = hybrid_search_document::passage_text(&Document {
+                                id: doc.id,
+                                title: doc.title,
+                                text: doc.text,
+                                vector: None,
+                                fields: Default::default(),
+                            });
+                            if hybrid_search_document::has_text_to_encode(&passage) {
+                                writer.pending.push((key, passage));
+                            }
                         }
                     }
                 } else {

@@ -732,3 +732,95 @@ fn a_batch_answers_like_each_request_alone() {
         }
     }
 }
+
+#[test]
+fn ids_break_no_front_end_and_overflowing_vectors_are_refused_or_scaled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
+    let dim = c.manifest().dense.as_ref().unwrap().vectors.dim;
+    // Ids: empty, blank, a control character, longer than 512 bytes. Each is refused naming
+    // the document, nothing of the batch is committed; 512 bytes exactly is fine.
+    let long = "x".repeat(70_000);
+    for (id, why) in [
+        ("", "may not be empty"),
+        ("   ", "white space"),
+        ("a\nb", "U+000A"),
+        ("tab\there", "U+0009"),
+        (long.as_str(), "at most 512 bytes"),
+    ] {
+        let err = c
+            .add(&[doc("fine", "", "sepsis"), doc(id, "", "sepsis")], None)
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidId { .. }), "{id:?}: {err}");
+        assert!(err.to_string().contains(why), "{err}");
+        assert!(err.to_string().len() < 300, "the id is shown cut: {err}");
+        assert_eq!(c.len(), 4, "nothing committed for {id:?}");
+    }
+    let widest = "y".repeat(512);
+    c.add(&[doc(&widest, "", "sepsis")], None).unwrap();
+    assert!(c.get(&widest).unwrap().is_some());
+    c.delete(&[widest.as_str()]).unwrap();
+
+    // A vector whose components are finite but whose squares overflow f32 is stored scaled to
+    // unit length (the collection compares by cosine), so every search goes on working; a
+    // zero vector is refused.
+    let mut huge = doc("huge", "", "unrelated words");
+    huge.vector = Some(vec![1e20; dim]);
+    c.add(&[huge], None).unwrap();
+    for mode in [Mode::Hybrid, Mode::Dense, Mode::Sparse] {
+        let hits = ranked(&c, "sepsis", 10, mode);
+        assert!(hits.iter().all(|(_, s)| s.is_finite()), "{mode:?}: {hits:?}");
+    }
+    let results = c
+        .rank(
+            &SearchRequest::new("", 3)
+                .with_mode(Mode::Dense)
+                .with_vector(vec![1e20; dim]),
+        )
+        .unwrap();
+    assert_eq!(&*results.hits[0].id, "huge");
+    assert!((results.hits[0].score - 1.0).abs() < 1e-5, "{:?}", results.hits[0]);
+    let mut zero = doc("zero", "", "x");
+    zero.vector = Some(vec![0.0; dim]);
+    let err = c.add(&[zero], None).unwrap_err();
+    assert!(err.to_string().contains("every value is 0"), "{err}");
+    let err = c
+        .rank(&SearchRequest::new("", 3).with_mode(Mode::Dense).with_vector(vec![0.0; dim]))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest { .. }), "{err}");
+}
+
+#[test]
+fn documents_with_nothing_to_encode_have_no_vector_and_never_outrank_a_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Hnsw);
+    let empties = [
+        doc("empty", "", ""),
+        doc("blank", "  ", " \n\t "),
+        doc("emoji", "", "\u{1F600}\u{1F44D}\u{1F468}\u{200D}\u{1F469}"),
+        doc("marks", "", "... !!! ---"),
+    ];
+    c.add(&empties, None).unwrap();
+    c.add(&[doc("titled", "Sepsis bundle", "")], None).unwrap();
+    let report = c.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.vectors, Some(5), "the four documents and the title-only one");
+    assert!(
+        report.notes.iter().any(|n| n.contains("4 documents have no text to encode")),
+        "{report:?}"
+    );
+    for query in ["sepsis", "kidney disease", "interleukin 6 acute phase"] {
+        for mode in [Mode::Hybrid, Mode::Dense] {
+            let hits = ranked(&c, query, 10, mode);
+            assert!(
+                hits.iter().all(|(id, _)| !empties.iter().any(|e| e.id == *id)),
+                "{query:?} {mode:?}: {hits:?}"
+            );
+        }
+    }
+    // The title-only document has a vector made from its title.
+    assert_eq!(top(&c, "Sepsis bundle").0, "titled");
+    // Rebuilding the vectors keeps the rule.
+    c.repair_dense(None).unwrap();
+    assert_eq!(c.verify().unwrap().vectors, Some(5));
+}

@@ -393,14 +393,23 @@ impl RecordCtx<'_> {
                 return Err(self.error("missing id (no \"_id\" or \"id\" field)".into()));
             }
         };
-        match value {
-            Value::String(s) => Ok(s.clone()),
-            Value::Number(n) => Ok(n.to_string()),
-            other => Err(self.error(format!(
-                "field \"{key}\" is a JSON {}, not a string or number",
-                json_kind(other)
-            ))),
-        }
+        let id = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(self.error(format!(
+                    "field \"{key}\" is a JSON {}, not a string or number",
+                    json_kind(other)
+                )));
+            }
+        };
+        hybrid_search_document::check_id(&id).map_err(|why| {
+            self.error(format!(
+                "field \"{key}\" ({}): {why}",
+                hybrid_search_document::show_id(&id)
+            ))
+        })?;
+        Ok(id)
     }
 
     fn required_string(&self, obj: &Map<String, Value>, key: &str) -> Result<String> {

@@ -193,7 +193,7 @@ pub struct Point {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PointVectors {
     /// The document's dense vectors, one per window ([`DENSE_VECTOR`]); absent without a dense
-    /// leg.
+    /// leg, and for a document with nothing to encode (it has no vector in the engine either).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dense: Option<Vec<Vec<f32>>>,
     /// The document's side of BM25 ([`SPARSE_VECTOR`]).
@@ -228,7 +228,8 @@ impl Point {
         Point {
             id: point_id(&doc.id),
             vector: PointVectors {
-                dense: dense_leg.then_some(data.dense),
+                // A document with nothing to encode has no vector: the point has none either.
+                dense: (dense_leg && !data.dense.is_empty()).then_some(data.dense),
                 bm25: doc.vector,
             },
             payload: PointPayload {

@@ -24,10 +24,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::state::{Access, AppState, Served, check_name};
+use crate::state::{Access, Admitted, AppState, Served, check_name};
 
 type Shared = State<Arc<AppState>>;
 type Body = Result<Bytes, BytesRejection>;
+/// The request's place in the queue (writes only: [`AppState::write`] holds it to the end).
+type Place = axum::Extension<Admitted>;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let limit = state.options.limits.max_body_bytes;
@@ -65,12 +67,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// What every request passes before its body is read: the Host and Origin checks, the API key
-/// for the route's access, the declared body length, and a place in the queue for the
-/// requests that do work (searches and writes; the permit is held until the answer).
+/// What every request passes: the Host and Origin checks, the API key for the route's
+/// access and the declared body length before any of the body is read; then, for the requests
+/// that do work (searches and writes), the whole body, read within [`Options::body_timeout`],
+/// and only then a place in the queue (held until the answer). A client that stalls while it
+/// sends its body therefore never holds a place in the queue, and is answered 408 when its
+/// time is up.
 ///
 /// Each request runs in a `request` span (method, route, collection; status and latency in
 /// milliseconds recorded when it is answered), logged when it closes (`-v`, or `RUST_LOG`).
+///
+/// [`Options::body_timeout`]: crate::Options::body_timeout
 async fn gate(
     State(app): Shared,
     request: axum::extract::Request,
@@ -99,12 +106,20 @@ async fn gate(
         ms = tracing::field::Empty,
     );
     let response = async {
-        match admit_request(&app, &request) {
-            Ok(permit) => {
-                let response = next.run(request).await;
-                drop(permit);
-                response
-            }
+        let admitted = match check_request(&app, &request) {
+            Ok(Work::None) => Ok(request),
+            Ok(Work::Queued) => match read_whole_body(&app, request).await {
+                Ok(mut request) => app.admit().map(|permit| {
+                    // Held by the request (and by a write's task) until it is answered.
+                    request.extensions_mut().insert(Admitted::new(permit));
+                    request
+                }),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match admitted {
+            Ok(request) => next.run(request).await,
             Err(e) => e.into_response(),
         }
     }
@@ -115,15 +130,20 @@ async fn gate(
     response
 }
 
-fn admit_request(
-    app: &AppState,
-    request: &axum::extract::Request,
-) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+/// Whether a request that passed [`check_request`] does work that needs a place in the queue.
+enum Work {
+    /// Pages, health, descriptions and reads of one document or collection.
+    None,
+    /// Searches and writes.
+    Queued,
+}
+
+fn check_request(app: &AppState, request: &axum::extract::Request) -> Result<Work, ApiError> {
     let headers = request.headers();
     app.check_origin(headers)?;
     let path = request.uri().path();
     if path == "/" || path == "/health" || path == "/openapi.json" {
-        return Ok(None);
+        return Ok(Work::None);
     }
     let method = request.method();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -145,9 +165,43 @@ fn admit_request(
         return Err(ApiError::too_large(limit));
     }
     if method == Method::GET {
-        return Ok(None);
+        return Ok(Work::None);
     }
-    app.admit().map(Some)
+    Ok(Work::Queued)
+}
+
+/// `request` with its body read whole (at most the body limit) within the body timeout: 408
+/// (and the connection closed) when the client has not sent it in time, 413 past the limit.
+async fn read_whole_body(
+    app: &AppState,
+    request: axum::extract::Request,
+) -> Result<axum::extract::Request, ApiError> {
+    let limit = app.options.limits.max_body_bytes;
+    let timeout = app.options.body_timeout;
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, limit);
+    let read = tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited)).await;
+    match read {
+        Ok(Ok(collected)) => Ok(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(collected.to_bytes()),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::too_large(limit))
+        }
+        Ok(Err(e)) => Err(ApiError::bad_request(format!(
+            "request body: could not be read ({e})"
+        ))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "request body: not received within {} s of the request's head; send the \
+                 whole body at once (the connection is closed)",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
 }
 
 /// The body of a request, or the error that says why it could not be read.
@@ -181,22 +235,32 @@ pub(crate) async fn page() -> Html<&'static str> {
 /// `GET /health`'s answer.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Health {
-    /// `ok` while the server answers.
+    /// `ok` while the server admits work; `overloaded` (with status 503) while its queue is
+    /// full, so searches and writes would be answered 503.
     #[schema(example = "ok")]
     status: &'static str,
     /// Collections served.
     collections: usize,
+    /// Searches and writes admitted now (running or waiting for a worker).
+    queued: usize,
+    /// How many may be admitted at once (`--queue`).
+    queue: usize,
+    /// Connections open now.
+    connections: usize,
 }
 
-/// Whether the server is up, and how many collections it serves.
+/// Whether the server is up and admits work, how many collections it serves, and how full
+/// its queue is.
 ///
-/// Always open (no API key), and never queued.
+/// Always open (no API key), and never queued. 503 (`"status": "overloaded"`) while the queue
+/// is full: a load balancer's health check then sends traffic elsewhere.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "service",
     responses(
-        (status = 200, description = "The server is up", body = Health),
+        (status = 200, description = "The server is up and admits work", body = Health),
+        (status = 503, description = "The server is up but its queue is full", body = Health),
         (status = 403, response = Forbidden),
     ),
 )]
@@ -206,11 +270,21 @@ pub(crate) async fn health(State(app): Shared) -> Response {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .len();
-    axum::Json(Health {
-        status: "ok",
+    let (queued, queue) = app.queued();
+    let full = queued >= queue;
+    let health = Health {
+        status: if full { "overloaded" } else { "ok" },
         collections,
-    })
-    .into_response()
+        queued,
+        queue,
+        connections: app.connections.load(Ordering::Relaxed),
+    };
+    let status = if full {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(health)).into_response()
 }
 
 /// This description of the API (OpenAPI 3.1), for the running server's settings.
@@ -753,6 +827,7 @@ pub(crate) struct UpsertAnswer {
 )]
 pub(crate) async fn upsert(
     State(app): Shared,
+    axum::Extension(admitted): Place,
     name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -778,7 +853,7 @@ pub(crate) async fn upsert(
         return Err(no_dense_leg("store a document's \"vector\""));
     }
     let answer = app
-        .write(served, move |handle| {
+        .write(served, admitted, move |handle| {
             let committed = handle.add(&docs, None).map_err(|e| match e {
                 hybrid_search::Error::NoModel(..) => ApiError::conflict(
                     "no_model",
@@ -903,12 +978,13 @@ pub(crate) struct DeleteAnswer {
 )]
 pub(crate) async fn delete_document(
     State(app): Shared,
+    axum::Extension(admitted): Place,
     names: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let (name, id) = path(names)?;
     let served = app.collection(&name)?;
     let answer = app
-        .write(served, move |handle| {
+        .write(served, admitted, move |handle| {
             if !handle
                 .sparse()
                 .contains(&id)
@@ -968,6 +1044,7 @@ pub(crate) struct DeleteBody {
 )]
 pub(crate) async fn delete_documents(
     State(app): Shared,
+    axum::Extension(admitted): Place,
     name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -1001,7 +1078,7 @@ pub(crate) async fn delete_documents(
         }
     };
     let answer = app
-        .write(served, move |handle| {
+        .write(served, admitted, move |handle| {
             let committed = match &what {
                 What::Filter(f) => handle.delete_where(Some(f))?,
                 What::Ids(ids) => {
@@ -1059,10 +1136,21 @@ pub(crate) struct CreateBody {
         (status = 503, response = Overloaded),
     ),
 )]
-pub(crate) async fn create(State(app): Shared, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn create(
+    State(app): Shared,
+    axum::Extension(admitted): Place,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body: CreateBody = parse(&read_body(&app, body)?, "create request")?;
     check_name(&body.name, "collection")?;
-    let _admin = app.admin.lock().await;
+    let answer = app
+        .admin(admitted, move |app| async move { created(&app, body).await })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Creates the collection `body` asks for; run under the admin lock.
+async fn created(app: &Arc<AppState>, body: CreateBody) -> Result<Info, ApiError> {
     if app
         .collections
         .read()
@@ -1108,8 +1196,7 @@ pub(crate) async fn create(State(app): Shared, body: Body) -> Result<Response, A
         None => None,
     };
     let state = app.clone();
-    let answer = app
-        .compute(move || {
+    app.compute(move || {
             let created = (|| {
                 let dense = match &model {
                     Some(dir) => {
@@ -1141,8 +1228,7 @@ pub(crate) async fn create(State(app): Shared, body: Body) -> Result<Response, A
                 .insert(body.name, served);
             Ok(answer)
         })
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+        .await
 }
 
 /// `DELETE /collections/{name}`'s answer.
@@ -1154,8 +1240,11 @@ pub(crate) struct Dropped {
 
 /// Deletes a collection and its folder.
 ///
-/// Writes queued before the delete finish first; later ones answer 404. Needs the API key
-/// when the server has one.
+/// Writes queued before the delete finish first; later ones answer 404. Once admitted, the
+/// delete runs to its end whether or not the client waits for the answer: the folder is
+/// moved aside in one rename under the collection's write lock, so the collection is either
+/// deleted whole or left served as it was (409 `busy` when another process holds its write
+/// lock for more than 5 s). Needs the API key when the server has one.
 #[utoipa::path(
     delete,
     path = "/collections/{name}",
@@ -1168,39 +1257,61 @@ pub(crate) struct Dropped {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
         (status = 503, response = Overloaded),
     ),
 )]
 pub(crate) async fn drop_collection(
     State(app): Shared,
+    axum::Extension(admitted): Place,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let name = path(name)?;
-    // Looked up under the admin lock: a collection deleted (or created again) by a request
-    // that held it first is seen as it is now.
-    let _admin = app.admin.lock().await;
-    let served = app.collection(&name)?;
-    app.collections
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&name);
-    // Writes queued before this one finish first; later ones answer 404.
-    let _writer = served.handle.lock().await;
-    served.deleted.store(true, Ordering::SeqCst);
-    let dir = served.snapshot().dir().to_path_buf();
-    // Renamed first, so a crash during the removal leaves no half collection under its name.
-    let trash = app.options.data.join(format!(
-        ".deleted-{name}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::rename(&dir, &trash)?;
-        std::fs::remove_dir_all(&trash)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::internal(format!("removing collection {name:?}: {e}")))?;
-    Ok(axum::Json(Dropped { deleted: name }).into_response())
+    let answer = app
+        .admin(admitted, move |app| async move {
+            // Looked up under the admin lock: a collection deleted (or created again) by a
+            // request that held it first is seen as it is now.
+            let served = app.collection(&name)?;
+            // Writes queued before this one finish first; later ones answer 404.
+            let handle = served.handle.clone().lock_owned().await;
+            let dir = served.snapshot().dir().to_path_buf();
+            let trash = app.options.data.join(format!(
+                ".deleted-{name}-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ));
+            let (removed, handle) = tokio::task::spawn_blocking(move || {
+                let mut handle = handle;
+                let removed = handle.remove_to(&trash);
+                (removed, handle)
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            // Once the folder has moved (even if removing it failed), the collection is gone:
+            // the writes waiting on its handle (released below) answer 404.
+            let removed = (removed, !dir.exists());
+            match removed {
+                (_, true) => {
+                    served.deleted.store(true, Ordering::SeqCst);
+                    app.collections
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&name);
+                    drop(handle);
+                    if let (Err(e), _) = removed {
+                        // The collection is deleted; what is left of its files goes at the next
+                        // start (`.deleted-*` folders are removed then).
+                        tracing::warn!(collection = %name, "{e}");
+                    }
+                    Ok(Dropped { deleted: name })
+                }
+                (Err(e), false) => Err(ApiError::from(e)),
+                (Ok(()), false) => Err(ApiError::internal(format!(
+                    "collection {name:?}: its folder was not moved"
+                ))),
+            }
+        })
+        .await?;
+    Ok(axum::Json(answer).into_response())
 }

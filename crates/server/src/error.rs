@@ -12,7 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
-    /// `dimension_mismatch`, `field_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
+    /// `dimension_mismatch`, `field_mismatch`, `conflict`, `payload_too_large`, `timeout`, `overloaded`,
+    /// `remote`,
     /// `internal` (`docs/api.md`).
     pub code: &'static str,
     /// What went wrong, naming the field, line or collection.
@@ -65,7 +66,8 @@ pub(crate) struct Body<'a> {
 pub(crate) struct Inner<'a> {
     /// A stable, machine-readable code: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `method_not_allowed`, `exists`, `busy`, `no_model`, `no_dense_leg`,
-    /// `dimension_mismatch`, `field_mismatch`, `conflict`, `payload_too_large`, `overloaded`, `remote`,
+    /// `dimension_mismatch`, `field_mismatch`, `conflict`, `payload_too_large`, `timeout`, `overloaded`,
+    /// `remote`,
     /// `internal`.
     #[schema(example = "bad_request")]
     code: &'a str,
@@ -86,6 +88,10 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body is not read: the connection cannot carry another request.
+            headers.insert(header::CONNECTION, "close".parse().expect("valid"));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, "1".parse().expect("valid"));

@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use hybrid_search::Collection;
 use hybrid_search::dense::WeightFormat;
@@ -85,11 +87,17 @@ pub struct Options {
     pub limits: Limits,
     /// How the models' matrices run.
     pub weights: WeightFormat,
+    /// How long a client may take to send a request's head; the connection is closed after it.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body once its head is in; the request
+    /// is answered 408 and the connection closed after it.
+    pub body_timeout: Duration,
 }
 
 impl Options {
     /// Serves `data` with no key, for requests to this machine's names only, one worker per
-    /// CPU, a queue of [`defaults::QUEUE`] (64) and the default limits.
+    /// CPU, a queue of [`defaults::QUEUE`] (64), the default limits and the default read
+    /// timeouts ([`defaults::HEADER_TIMEOUT`], [`defaults::BODY_TIMEOUT`]).
     pub fn new(data: PathBuf) -> Self {
         Self {
             data,
@@ -101,6 +109,8 @@ impl Options {
             queue: defaults::QUEUE,
             limits: Limits::default(),
             weights: WeightFormat::default(),
+            header_timeout: defaults::HEADER_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
         }
     }
 }
@@ -222,22 +232,83 @@ impl Server {
     /// requests in flight finish, and waits for every collection's write in progress to
     /// commit.
     ///
+    /// Each connection is HTTP/1.1 with keep-alive. A request's head must arrive within
+    /// [`Options::header_timeout`] and its body within [`Options::body_timeout`], or the
+    /// connection is closed (a body cut short is answered 408 first): a client that stalls
+    /// holds a connection for that long at most, and never a place in the queue, which a
+    /// request takes only once its body is read.
+    ///
     /// # Errors
     ///
-    /// The listener's I/O errors.
+    /// None today: a failed `accept` (too many open files, a connection reset before it was
+    /// accepted) is logged and retried, as a server must keep serving through it.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        // A write whose client went away still runs to its commit on a blocking thread: wait
-        // for each collection's write handle to be free.
-        for s in self.state.all() {
-            let _idle = s.handle.lock().await;
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use hyper_util::server::graceful::GracefulShutdown;
+        use hyper_util::service::TowerToHyperService;
+
+        let router = self.router();
+        let graceful = GracefulShutdown::new();
+        let header_timeout = self.state.options.header_timeout;
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(e) => {
+                        tracing::warn!("accepting a connection: {e}");
+                        // EMFILE and the like: give connections time to close.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            let connection = graceful.watch(
+                builder.serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(router.clone()),
+                ),
+            );
+            let open = Open::count(&self.state);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection: {e}");
+                }
+                drop(open);
+            });
         }
+        drop(listener);
+        // Idle connections close now; each request in flight is answered first.
+        graceful.shutdown().await;
+        // A write whose client went away still runs to its commit: wait for every one.
+        let _all_written = self.state.writes.write().await;
         Ok(())
+    }
+}
+
+/// One open connection, counted in [`AppState::connections`] while it lives.
+struct Open(Arc<AppState>);
+
+impl Open {
+    fn count(state: &Arc<AppState>) -> Self {
+        state.connections.fetch_add(1, Ordering::Relaxed);
+        Self(state.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

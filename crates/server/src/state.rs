@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::{HeaderMap, StatusCode, header};
@@ -130,6 +130,22 @@ pub(crate) struct AppState {
     workers: Arc<Semaphore>,
     /// Serialises creating and deleting collections.
     pub(crate) admin: tokio::sync::Mutex<()>,
+    /// Connections open now.
+    pub(crate) connections: AtomicUsize,
+    /// Held (shared) by every write until it has committed, whether or not its client is
+    /// still there; shutdown takes it whole, so it waits for them all.
+    pub(crate) writes: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// A request's place in the queue, taken once its body is read; a write moves it into the
+/// task that runs it, so a write whose client went away holds it until it has committed.
+#[derive(Clone)]
+pub(crate) struct Admitted(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+impl Admitted {
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self(Arc::new(permit))
+    }
 }
 
 impl AppState {
@@ -141,6 +157,8 @@ impl AppState {
             collections: RwLock::new(collections),
             models,
             admin: tokio::sync::Mutex::new(()),
+            connections: AtomicUsize::new(0),
+            writes: Arc::new(tokio::sync::RwLock::new(())),
             options,
         }
     }
@@ -223,6 +241,12 @@ impl AppState {
         })
     }
 
+    /// Requests admitted now (running or waiting for a worker), and the queue's size.
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let size = self.options.queue.max(1);
+        (size - self.queue.available_permits().min(size), size)
+    }
+
     /// Runs CPU-heavy `work` on a blocking thread once a worker is free.
     pub(crate) async fn compute<T: Send + 'static>(
         &self,
@@ -269,35 +293,68 @@ impl AppState {
     /// Runs a write on `served`'s handle, after the writes queued before it; when it is done,
     /// searches move to the handle's snapshot (the new commit, its vector segments and key ->
     /// id map ready) whole.
+    ///
+    /// The write runs in a task of its own, holding the request's place in the queue
+    /// (`admitted`): once admitted it runs to its end whether or not the client waits for the
+    /// answer, so what a client that went away finds later does not depend on when it left.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         served: Arc<Served>,
+        admitted: Admitted,
         work: impl FnOnce(&mut Collection) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let handle = served.handle.clone().lock_owned().await;
-        if served.is_deleted() {
-            return Err(ApiError::not_found(format!(
-                "collection {:?} was deleted",
-                served.name
-            )));
-        }
         let span = tracing::Span::current();
-        joined(
-            tokio::task::spawn_blocking(move || {
-                let _request = span.enter();
-                let mut handle = handle;
-                let out = work(&mut handle);
-                // Whether or not `work` committed, searches move to the last commit the handle
-                // saw, its segments opened before any search holds it.
-                let next = handle.snapshot();
-                if let Err(e) = next.warm() {
-                    tracing::warn!(collection = %served.name, "{e}");
-                }
-                served.publish(next);
-                out
-            })
-            .await,
-        )
+        let writes = self.writes.clone().read_owned().await;
+        let task = tokio::spawn(async move {
+            let _admitted = admitted;
+            let _writes = writes;
+            let handle = served.handle.clone().lock_owned().await;
+            if served.is_deleted() {
+                return Err(ApiError::not_found(format!(
+                    "collection {:?} was deleted",
+                    served.name
+                )));
+            }
+            joined(
+                tokio::task::spawn_blocking(move || {
+                    let _request = span.enter();
+                    let mut handle = handle;
+                    let out = work(&mut handle);
+                    // Whether or not `work` committed, searches move to the last commit the
+                    // handle saw, its segments opened before any search holds it.
+                    let next = handle.snapshot();
+                    if let Err(e) = next.warm() {
+                        tracing::warn!(collection = %served.name, "{e}");
+                    }
+                    served.publish(next);
+                    out
+                })
+                .await,
+            )
+        });
+        joined(task.await)
+    }
+
+    /// Runs `work` (creating or deleting a collection) in a task of its own, under the lock
+    /// that serialises them, holding the request's place in the queue: it runs to its end
+    /// whether or not the client waits for the answer.
+    pub(crate) async fn admin<T: Send + 'static, F>(
+        self: &Arc<Self>,
+        admitted: Admitted,
+        work: impl FnOnce(Arc<Self>) -> F + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let state = self.clone();
+        let writes = self.writes.clone().read_owned().await;
+        let task = tokio::spawn(async move {
+            let _admitted = admitted;
+            let _writes = writes;
+            let _admin = state.admin.lock().await;
+            work(state.clone()).await
+        });
+        joined(task.await)
     }
 }
 

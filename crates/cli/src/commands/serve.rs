@@ -40,6 +40,15 @@ pub struct Args {
     /// The largest `k` (and fusion depth) a search may ask for.
     #[arg(long, default_value_t = defaults::MAX_K)]
     max_k: usize,
+    /// Seconds a client may take to send a request's head (request line and headers); the
+    /// connection is closed after it.
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::HEADER_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request's body once its head is in: answered 408
+    /// and the connection closed after it. A request takes a place in the queue only once its
+    /// body is read.
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::BODY_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    body_timeout: f64,
     /// How the models' matrices run.
     #[arg(long, value_enum, default_value = "int8")]
     weights: hybrid_search::dense::WeightFormat,
@@ -69,6 +78,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ..Limits::default()
     };
     options.weights = args.weights;
+    options.header_timeout = std::time::Duration::from_secs_f64(args.header_timeout);
+    options.body_timeout = std::time::Duration::from_secs_f64(args.body_timeout);
     let server = Server::load(options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -102,6 +113,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("stopped: requests in flight finished, writes committed");
         anyhow::Ok(())
     })
+}
+
+/// A timeout in seconds: a positive number up to a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, 86400]")),
+    }
 }
 
 /// Completes on ctrl-c or SIGTERM.
