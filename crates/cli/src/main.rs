@@ -167,7 +167,8 @@ fn exit_status(err: &anyhow::Error) -> u8 {
     2
 }
 
-/// The error chain as `{:#}` prints it (causes joined by `: `), with the engine's neutral
+/// The error chain as `{:#}` prints it (causes joined by `: `, a cause the text before already
+/// ends with left out), with the engine's neutral
 /// words in the CLI's: a request setting named by its flag, and `--wait` offered to a writer
 /// that found the collection busy.
 fn message(err: &anyhow::Error) -> String {
@@ -192,7 +193,17 @@ fn message(err: &anyhow::Error) -> String {
             _ => cause.to_string(),
         })
         .collect();
-    let mut message = parts.join(": ");
+    // An error whose text already ends with its cause's (`{path}: {source}` with the source
+    // also given as its cause) names it once.
+    let mut message = String::new();
+    for part in parts {
+        if message.is_empty() {
+            message = part;
+        } else if !message.ends_with(&part) {
+            message.push_str(": ");
+            message.push_str(&part);
+        }
+    }
     if busy {
         message.push_str(", or pass --wait (or --wait=SECONDS) to queue behind it");
     }

@@ -580,3 +580,71 @@ fn huge_depths_and_invisible_queries_are_handled() {
         );
     }
 }
+
+#[test]
+fn input_files_compressed_empty_or_with_bad_ids_get_one_clear_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = "{\"id\": \"d1\", \"text\": \"interleukin 6 in sepsis\"}\n\
+                 {\"id\": \"d2\", \"text\": \"glycated haemoglobin\"}\n";
+    // A gzip file is read as the text it holds, by its first bytes: named .jsonl.gz, or not.
+    let plain = tmp.path().join("docs.jsonl");
+    std::fs::write(&plain, lines).unwrap();
+    let gzip = std::process::Command::new("gzip")
+        .arg("-k")
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(gzip.success());
+    let gz = tmp.path().join("docs.jsonl.gz");
+    let index = tmp.path().join("gz");
+    ok(&["index", "--index", s(&index), "--dataset", s(&gz)]);
+    assert_eq!(top_ids(&index, "sepsis", "1"), ["d1"]);
+    let disguised = tmp.path().join("disguised.jsonl");
+    std::fs::copy(&gz, &disguised).unwrap();
+    let index = tmp.path().join("disguised");
+    ok(&["index", "--index", s(&index), "--dataset", s(&disguised)]);
+    assert_eq!(top_ids(&index, "haemoglobin", "1"), ["d2"]);
+    // Another compression is named, not reported as text that is not UTF-8.
+    let zstd = tmp.path().join("docs.zst.jsonl");
+    std::fs::write(&zstd, [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]).unwrap();
+    let e = err_with(2, &["index", "--index", s(&tmp.path().join("z")), "--dataset", s(&zstd)]);
+    assert!(e.contains("compressed (zstd)") && !e.contains("UTF-8"), "{e}");
+    assert!(!tmp.path().join("z").exists());
+
+    // An error's cause is printed once.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let e = err(&["index", "--index", s(&file.join("sub")), "--dataset", s(&plain)]);
+    assert_eq!(e.matches("os error 20").count(), 1, "{e}");
+
+    // A file with no documents: `index` refuses it as `add` does, and makes no collection.
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let index = tmp.path().join("empty");
+    let e = err_with(2, &["index", "--index", s(&index), "--dataset", s(&empty)]);
+    assert!(e.contains("no documents to index"), "{e}");
+    assert!(!index.exists());
+    let existing = tmp.path().join("gz");
+    let e = err(&["add", "--index", s(&existing), s(&empty)]);
+    assert!(e.contains("no documents"), "{e}");
+
+    // Ids: the rule names the file, the line and what is wrong; nothing is committed.
+    for (id, why) in [
+        ("\"\"", "may not be empty"),
+        ("\"   \"", "white space"),
+        ("\"a\\nb\"", "U+000A"),
+        (&format!("\"{}\"", "x".repeat(70_000)), "at most 512 bytes"),
+    ] {
+        let bad = tmp.path().join("bad.jsonl");
+        std::fs::write(
+            &bad,
+            format!("{{\"id\": \"ok\", \"text\": \"fine\"}}\n{{\"id\": {id}, \"text\": \"y\"}}\n"),
+        )
+        .unwrap();
+        let e = err_with(2, &["add", "--index", s(&existing), s(&bad)]);
+        assert!(e.contains("bad.jsonl line 2") && e.contains(why), "{e}");
+        assert!(e.len() < 1000, "a long id is shown cut: {} bytes", e.len());
+    }
+    let report = ok(&["verify", "--index", s(&existing), "--json"]);
+    assert!(report.contains("\"documents\": 2") || report.contains("\"documents\":2"), "{report}");
+}

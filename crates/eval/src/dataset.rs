@@ -58,7 +58,8 @@ pub(crate) const QUERIES_EXPECTED: &str = r#"one object per line with "_id" or "
 /// Detects the layout of the dataset at `path`.
 ///
 /// A folder containing `corpus.jsonl` is [`DatasetFormat::Beir`]; a file ending `.json` is
-/// [`DatasetFormat::Squad`]; a file ending `.jsonl` is [`DatasetFormat::Jsonl`]. Anything
+/// [`DatasetFormat::Squad`]; a file ending `.jsonl` is [`DatasetFormat::Jsonl`]; either name
+/// may end in `.gz` as well (a gzip file is read as the text it holds, whatever its name). Anything
 /// else (including a path that does not exist) is an [`Error::UnknownFormat`] naming the path
 /// and listing the three accepted layouts.
 ///
@@ -79,10 +80,20 @@ pub fn detect_format(path: &Path) -> Result<DatasetFormat> {
     if !path.exists() {
         return Err(unknown("does not exist"));
     }
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => Ok(DatasetFormat::Squad),
-        Some(ext) if ext.eq_ignore_ascii_case("jsonl") => Ok(DatasetFormat::Jsonl),
-        _ => Err(unknown("a file whose name ends neither .json nor .jsonl")),
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".json") {
+        Ok(DatasetFormat::Squad)
+    } else if name.ends_with(".jsonl") {
+        Ok(DatasetFormat::Jsonl)
+    } else {
+        Err(unknown(
+            "a file whose name ends neither .json nor .jsonl (nor .json.gz, .jsonl.gz)",
+        ))
     }
 }
 

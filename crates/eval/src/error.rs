@@ -18,6 +18,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file is compressed in a format the readers do not decompress (gzip files are read as
+    /// they are).
+    #[error(
+        "{path}: the file is compressed ({format}), not text; decompress it first (gzip files, \
+         .gz, are read as they are)"
+    )]
+    Compressed {
+        /// The file involved.
+        path: PathBuf,
+        /// The compression format its first bytes show.
+        format: &'static str,
+    },
     /// A file or line is not valid UTF-8.
     #[error(
         "{path} line {line}: not valid UTF-8 (expected UTF-8 text; re-save the file as UTF-8): {source}"

@@ -44,7 +44,7 @@ enum QuestionId {
 
 /// Reads a SQuAD file into a [`Dataset`] (see [`crate::load_dataset`] for the mapping).
 pub(crate) fn read_squad(path: &Path) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::lines::read_text(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|source| Error::Utf8 {
         path: path.to_path_buf(),
         line: line_of_offset(&bytes, source.valid_up_to()),

@@ -168,6 +168,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )));
         }
     };
+    if count == 0 {
+        // As `add` refuses a file without documents: an empty file is almost always the wrong
+        // file, and an empty collection made from it would answer every search with nothing.
+        if !existed && created_folder {
+            let _ = std::fs::remove_dir_all(index);
+        }
+        bail!(
+            "{}: no documents to index (the file is empty, or holds only blank lines); {}",
+            dataset.display(),
+            if existed {
+                "the collection is as before"
+            } else {
+                "no collection was made"
+            }
+        );
+    }
     render::warnings(committed.warnings);
     eprintln!(
         "indexed {count} documents from {} into {} in {:.2} s ({} documents in the collection)",
