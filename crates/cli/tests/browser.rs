@@ -200,7 +200,10 @@ fn the_search_page_in_headless_chromium() {
     // A document whose title is markup: the page must show it as text.
     server.post_ok(
         "/collections/idx/documents",
-        &json!([{"id": "html-1", "title": "<b>bold</b> <img src=x onerror=alert(1)>", "text": "ferritin in sepsis"}]),
+        &json!([
+            {"id": "html-1", "title": "<b>bold</b> <img src=x onerror=alert(1)>", "text": "ferritin in sepsis"},
+            {"id": "stars", "title": "Stars", "text": "zebrafish **bold** in a 2*3 grid"},
+        ]),
     );
     let browser = Browser::start(&tmp.path().join("profile"));
 
@@ -294,6 +297,24 @@ fn the_search_page_in_headless_chromium() {
         "return [...document.querySelectorAll('li.hit')].find(li => li.querySelector('.id').textContent === 'html-1').querySelector('.title').textContent",
     );
     assert_eq!(title, json!("<b>bold</b> <img src=x onerror=alert(1)>"));
+
+    // A text holding `**` and `*` itself: shown as it is, only the match marked.
+    browser.eval("document.getElementById('q').value = ''");
+    browser.type_into("#q", "zebrafish");
+    browser.click("#go");
+    browser.wait_for(
+        "return [...document.querySelectorAll('li.hit .id')].some(e => e.textContent === 'stars')",
+        "the document with stars",
+    );
+    let stars = browser.eval(
+        "const li = [...document.querySelectorAll('li.hit')].find(li => li.querySelector('.id').textContent === 'stars');
+         const s = li.querySelector('.snippet');
+         return [s.textContent, [...s.querySelectorAll('mark')].map(m => m.textContent)]",
+    );
+    assert_eq!(
+        stars,
+        json!(["zebrafish **bold** in a 2*3 grid", ["zebrafish"]])
+    );
 
     // A bad request shows the server's error.
     browser.eval("document.getElementById('mode').value = 'dense'; document.getElementById('q').value = 'x'.repeat(5000)");
