@@ -118,13 +118,40 @@ fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The marked fragments of a snippet (`**x**`), in order.
-fn marks(snippet: &str) -> Vec<&str> {
-    snippet.split("**").skip(1).step_by(2).collect()
+/// The marked fragments of a snippet (`**x**`), in order, as the text they show: the snippet
+/// is Markdown, a `*` or `\` of the text escaped with `\`.
+fn marks(snippet: &str) -> Vec<String> {
+    let (mut out, mut text, mut marked) = (Vec::new(), String::new(), false);
+    let mut chars = snippet.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.extend(chars.next()),
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                if marked {
+                    out.push(std::mem::take(&mut text));
+                }
+                text.clear();
+                marked = !marked;
+            }
+            c => text.push(c),
+        }
+    }
+    assert!(!marked, "a mark left open in {snippet:?}");
+    out
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Normalising twice changes nothing more: the analysis of a query and of the text it
+    /// matches agree whichever was normalised already.
+    #[test]
+    fn normalisation_is_idempotent(text in text()) {
+        let once = hybrid_search::sparse::normalize::normalize(&text).text.into_owned();
+        let twice = hybrid_search::sparse::normalize::normalize(&once).text.into_owned();
+        prop_assert_eq!(&once, &twice, "{:?}", text);
+    }
 
     #[test]
     fn analysis_offsets_are_char_boundaries(text in text()) {
@@ -163,7 +190,7 @@ proptest! {
                 .collect();
             for mark in marks(&s) {
                 prop_assert!(
-                    matched.contains(collapse(mark).as_str()),
+                    matched.contains(collapse(&mark).as_str()),
                     "{kind:?}: mark {mark:?} in {s:?} is no query term's text \
                      (query {query:?}, text {text:?}, matches {matched:?})"
                 );
@@ -228,7 +255,7 @@ proptest! {
                         .collect();
                     for mark in marked {
                         prop_assert!(
-                            matched.contains(collapse(mark).as_str()),
+                            matched.contains(collapse(&mark).as_str()),
                             "{kind:?}: mark {mark:?} of {hit:?} is no query term's text"
                         );
                     }

@@ -143,6 +143,27 @@ proptest! {
         check_output(&fused, &sparse, &dense)?;
     }
 
+    /// Scores that are not finite (NaN, infinities) are refused with an error naming the leg
+    /// and rank; whatever comes back is never a NaN.
+    #[test]
+    fn no_nan_comes_out_of_any_scores(
+        fusion in fusion(),
+        sparse in leg(prop::num::f32::ANY),
+        dense in leg(prop::num::f32::ANY),
+    ) {
+        let finite = sparse.iter().chain(&dense).all(|(_, s)| s.is_finite());
+        match fusion.fuse(&sparse, &dense) {
+            Ok(fused) => {
+                prop_assert!(finite, "non-finite scores were accepted");
+                check_output(&fused, &sparse, &dense)?;
+            }
+            Err(e) => {
+                prop_assert!(!finite, "finite scores were refused: {e}");
+                prop_assert!(e.to_string().contains("non-finite"), "{e}");
+            }
+        }
+    }
+
     #[test]
     fn output_is_a_sorted_permutation_of_the_union_with_ties(
         fusion in fusion(),

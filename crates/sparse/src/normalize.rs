@@ -109,9 +109,13 @@ fn is_choseong(c: char) -> bool {
 }
 
 /// Whether `c` never starts a chunk: a combining character, or a conjoining vowel or final
-/// consonant, which compose with what comes before them.
+/// consonant, which compose with what comes before them; or an invisible character, which is
+/// removed, so what follows it composes with what came before it (`의` U+200D `ᆨ` is `읙`, as
+/// the text without the U+200D is).
 fn continues_chunk(c: char) -> bool {
-    canonical_combining_class(c) != 0 || matches!(c as u32, 0x1161..=0x11FF | 0xD7B0..=0xD7FF)
+    canonical_combining_class(c) != 0
+        || matches!(c as u32, 0x1161..=0x11FF | 0xD7B0..=0xD7FF)
+        || is_invisible(c)
 }
 
 /// Whether `c` may need work; a text without any such character is already normalised.
@@ -133,6 +137,7 @@ fn needs_work(c: char) -> bool {
 /// Normalises one chunk (a starter and what continues it).
 fn normalize_chunk(chunk: &str, out: &mut String) {
     let mut chars = chunk.chars().filter(|&c| !is_invisible(c)).peekable();
+    let mut previous: Option<char> = None;
     match chars.peek() {
         None => return,
         Some('\u{318D}' | '\u{119E}') => {
@@ -140,14 +145,28 @@ fn normalize_chunk(chunk: &str, out: &mut String) {
             // consonant, so it never starts one).
             chars.next();
             out.push('\u{B7}');
+            previous = Some('\u{B7}');
         }
         _ => {}
     }
     let rest: String = chars.collect();
-    if rest.chars().any(composes_only) {
-        out.extend(rest.nfc());
+    // Hangul (and what continues it) is composed only; anything else folded by compatibility
+    // too. The chunk's starter decides: conjoining jamo after another starter compose with
+    // nothing, and deciding by them would leave the starter unfolded (U+2000 then U+119E).
+    let composed: String = if rest.chars().next().is_some_and(composes_only) {
+        rest.nfc().collect()
     } else {
-        out.extend(rest.nfkc());
+        rest.nfkc().collect()
+    };
+    // An araea that follows no initial consonant once composed (after a whole syllable, as in
+    // decomposed `ᄋ ᅴ ᆞ`) is a separator too: normalising the output again changes nothing.
+    for c in composed.chars() {
+        if c == '\u{119E}' && previous.is_some_and(|p| !is_choseong(p)) {
+            out.push('\u{B7}');
+        } else {
+            out.push(c);
+        }
+        previous = Some(c);
     }
 }
 
