@@ -81,9 +81,9 @@ def test_errors_are_exceptions_with_the_engines_message(collection, tmp_path):
     with pytest.raises(hs.InvalidRequest, match=r"searches\[1\]"):
         collection.search_batch([{"query": "IL-6"}, {"query": "x", "filter": {"bad": 1}}])
     assert issubclass(hs.BusyError, hs.HybridSearchError)
-    # The id rule of every front end: not empty or blank, at most 512 bytes, no control
+    # The id rule of every front end: not empty or blank, at most 512 characters, no control
     # characters; nothing of the batch is committed.
-    for bad, why in [("", "empty"), ("  ", "white space"), ("a\nb", "U\\+000A"), ("x" * 513, "512 bytes")]:
+    for bad, why in [("", "empty"), ("  ", "white space"), ("a\nb", "U\\+000A"), ("x" * 513, "512 characters")]:
         with pytest.raises(hs.InvalidRequest, match=why):
             collection.add([{"id": "fine", "text": "ok"}, {"id": bad, "text": "t"}])
         assert collection.get("fine") is None

@@ -633,7 +633,7 @@ fn input_files_compressed_empty_or_with_bad_ids_get_one_clear_rule() {
         ("\"\"", "may not be empty"),
         ("\"   \"", "white space"),
         ("\"a\\nb\"", "U+000A"),
-        (&format!("\"{}\"", "x".repeat(70_000)), "at most 512 bytes"),
+        (&format!("\"{}\"", "x".repeat(70_000)), "at most 512 characters"),
     ] {
         let bad = tmp.path().join("bad.jsonl");
         std::fs::write(

@@ -56,20 +56,22 @@ impl Document {
     }
 }
 
-/// The longest document id, in bytes of UTF-8 (as Elasticsearch limits `_id` to 512 bytes): an
-/// id is a key that URLs, Qdrant payloads and BM25's id term carry whole.
-pub const MAX_ID_BYTES: usize = 512;
+/// The longest document id, in characters (Unicode scalar values, as JSON Schema's
+/// `maxLength` counts them, so the OpenAPI description states the rule exactly; at most 2 KiB
+/// of UTF-8): an id is a key that URLs, Qdrant payloads and BM25's id term carry whole.
+/// Elasticsearch limits `_id` to 512 bytes.
+pub const MAX_ID_CHARS: usize = 512;
 
 /// Checks a document id against the one id rule of every front end (library, CLI, HTTP,
-/// Python): not empty and not only white space, at most [`MAX_ID_BYTES`] bytes of UTF-8, and
-/// no control characters (U+0000-U+001F, U+007F-U+009F: a newline or a tab in an id cannot be
-/// written in a path, a log line or a terminal as it is).
+/// Python): not empty and not only white space (Unicode `White_Space`), at most
+/// [`MAX_ID_CHARS`] characters, and no control characters (U+0000-U+001F, U+007F-U+009F: a
+/// newline or a tab in an id cannot be written in a path, a log line or a terminal as it is).
 ///
 /// # Errors
 ///
 /// What is wrong, for a message that names the document: `"an id may not be empty"`, `"the id
-/// is 70000 bytes; ids are at most 512 bytes of UTF-8"`, `"the id holds a control character
-/// (U+000A at byte 3)"`.
+/// is 70000 characters; ids are at most 512"`, `"the id holds a control character (U+000A at
+/// byte 3)"`.
 ///
 /// ```
 /// use hybrid_search_document::check_id;
@@ -77,16 +79,17 @@ pub const MAX_ID_BYTES: usize = 512;
 /// assert!(check_id("PMID:12345").is_ok());
 /// assert!(check_id("  ").unwrap_err().contains("white space"));
 /// assert!(check_id("a\nb").unwrap_err().contains("U+000A"));
-/// assert!(check_id(&"x".repeat(513)).unwrap_err().contains("at most 512 bytes"));
+/// assert!(check_id(&"x".repeat(513)).unwrap_err().contains("at most 512 characters"));
+/// assert!(check_id(&"한".repeat(512)).is_ok());
 /// ```
 pub fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("an id may not be empty".into());
     }
-    if id.len() > MAX_ID_BYTES {
+    let chars = id.chars().count();
+    if chars > MAX_ID_CHARS {
         return Err(format!(
-            "the id is {} bytes; ids are at most {MAX_ID_BYTES} bytes of UTF-8",
-            id.len()
+            "the id is {chars} characters; ids are at most {MAX_ID_CHARS} characters"
         ));
     }
     if let Some((at, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
@@ -96,7 +99,7 @@ pub fn check_id(id: &str) -> Result<(), String> {
             u32::from(c)
         ));
     }
-    if id.trim().is_empty() {
+    if id.chars().all(char::is_whitespace) {
         return Err("an id may not be only white space".into());
     }
     Ok(())

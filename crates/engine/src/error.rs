@@ -107,7 +107,7 @@ pub enum Error {
         message: String,
     },
     /// A document's id breaks the id rule ([`hybrid_search_document::check_id`]: not empty or
-    /// blank, at most 512 bytes, no control characters).
+    /// blank, at most 512 characters, no control characters).
     #[error("document {id}: {message}")]
     InvalidId {
         /// The id as a message shows it ([`hybrid_search_document::show_id`]: quoted, cut to

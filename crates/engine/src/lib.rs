@@ -106,7 +106,9 @@ pub use error::{Error, ErrorKind, Result, Setting};
 pub use evaluate::{EvalReport, EvalStage, evaluate, query_vectors};
 pub use failpoint::FAILPOINT_VAR;
 pub use hybrid_search_dense as dense;
-pub use hybrid_search_document::{Document, passage_text, show_number, vector_from_f64};
+pub use hybrid_search_document::{
+    Document, MAX_ID_CHARS, check_id, passage_text, show_number, vector_from_f64,
+};
 pub use hybrid_search_eval as eval;
 pub use hybrid_search_eval::{Dataset, Query};
 pub use hybrid_search_fusion as fusion;

@@ -738,15 +738,15 @@ fn ids_break_no_front_end_and_overflowing_vectors_are_refused_or_scaled() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
     let dim = c.manifest().dense.as_ref().unwrap().vectors.dim;
-    // Ids: empty, blank, a control character, longer than 512 bytes. Each is refused naming
-    // the document, nothing of the batch is committed; 512 bytes exactly is fine.
+    // Ids: empty, blank, a control character, longer than 512 characters. Each is refused naming
+    // the document, nothing of the batch is committed; 512 characters exactly is fine.
     let long = "x".repeat(70_000);
     for (id, why) in [
         ("", "may not be empty"),
         ("   ", "white space"),
         ("a\nb", "U+000A"),
         ("tab\there", "U+0009"),
-        (long.as_str(), "at most 512 bytes"),
+        (long.as_str(), "at most 512 characters"),
     ] {
         let err = c
             .add(&[doc("fine", "", "sepsis"), doc(id, "", "sepsis")], None)

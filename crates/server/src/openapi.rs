@@ -166,6 +166,8 @@ pub fn description(options: &Options) -> Value {
     search["properties"]["query"]["maxLength"] = json!(limits.max_query_chars);
     search["properties"]["k"]["maximum"] = json!(max_k);
     search["properties"]["vector"]["items"] = f32_number();
+    // A zero vector has no direction: refused (400).
+    search["properties"]["vector"]["not"] = json!({"type": "array", "items": {"const": 0}});
     search["properties"]["vector"]["minItems"] = json!(1);
     // Inside `allOf`, as a condition: generated clients keep the fields' types (an `anyOf` of
     // partial objects made openapi-typescript's body type `unknown`).
@@ -223,7 +225,18 @@ pub fn description(options: &Options) -> Value {
     // says so in words rather than in an `anyOf` that generated clients cannot type.)
     let document = &mut schemas["DocumentInput"];
     document["properties"]["id"]["type"] = json!(["string", "number"]);
+    // The id rule (`hybrid_search_document::check_id`), for a string id: 1 to 512 characters,
+    // no control characters, not only white space (Unicode White_Space spelt out, not `\s`,
+    // whose set differs between regex dialects).
+    document["properties"]["id"]["minLength"] = json!(1);
+    document["properties"]["id"]["maxLength"] = json!(hybrid_search::MAX_ID_CHARS);
+    document["properties"]["id"]["pattern"] = json!(
+        "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
+         [^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]\
+         [^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    );
     document["properties"]["vector"]["items"] = f32_number();
+    document["properties"]["vector"]["not"] = json!({"type": "array", "items": {"const": 0}});
     document["properties"]["vector"]["minItems"] = json!(1);
     let upsert = &mut doc["paths"]["/collections/{name}/documents"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"];
