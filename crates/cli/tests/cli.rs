@@ -607,14 +607,32 @@ fn input_files_compressed_empty_or_with_bad_ids_get_one_clear_rule() {
     // Another compression is named, not reported as text that is not UTF-8.
     let zstd = tmp.path().join("docs.zst.jsonl");
     std::fs::write(&zstd, [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]).unwrap();
-    let e = err_with(2, &["index", "--index", s(&tmp.path().join("z")), "--dataset", s(&zstd)]);
-    assert!(e.contains("compressed (zstd)") && !e.contains("UTF-8"), "{e}");
+    let e = err_with(
+        2,
+        &[
+            "index",
+            "--index",
+            s(&tmp.path().join("z")),
+            "--dataset",
+            s(&zstd),
+        ],
+    );
+    assert!(
+        e.contains("compressed (zstd)") && !e.contains("UTF-8"),
+        "{e}"
+    );
     assert!(!tmp.path().join("z").exists());
 
     // An error's cause is printed once.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let e = err(&["index", "--index", s(&file.join("sub")), "--dataset", s(&plain)]);
+    let e = err(&[
+        "index",
+        "--index",
+        s(&file.join("sub")),
+        "--dataset",
+        s(&plain),
+    ]);
     assert_eq!(e.matches("os error 20").count(), 1, "{e}");
 
     // A file with no documents: `index` refuses it as `add` does, and makes no collection.
@@ -633,7 +651,10 @@ fn input_files_compressed_empty_or_with_bad_ids_get_one_clear_rule() {
         ("\"\"", "may not be empty"),
         ("\"   \"", "white space"),
         ("\"a\\nb\"", "U+000A"),
-        (&format!("\"{}\"", "x".repeat(70_000)), "at most 512 characters"),
+        (
+            &format!("\"{}\"", "x".repeat(70_000)),
+            "at most 512 characters",
+        ),
     ] {
         let bad = tmp.path().join("bad.jsonl");
         std::fs::write(
@@ -646,5 +667,8 @@ fn input_files_compressed_empty_or_with_bad_ids_get_one_clear_rule() {
         assert!(e.len() < 1000, "a long id is shown cut: {} bytes", e.len());
     }
     let report = ok(&["verify", "--index", s(&existing), "--json"]);
-    assert!(report.contains("\"documents\": 2") || report.contains("\"documents\":2"), "{report}");
+    assert!(
+        report.contains("\"documents\": 2") || report.contains("\"documents\":2"),
+        "{report}"
+    );
 }

@@ -918,7 +918,11 @@ fn slow_clients_hold_no_place_in_the_queue_and_are_dropped() {
     assert_eq!(health.status, 200, "{}", health.text);
     assert_eq!(health.body["status"], "ok");
     assert_eq!(health.body["queued"], 0, "{}", health.text);
-    assert!(health.body["connections"].as_u64().unwrap() >= 32, "{}", health.text);
+    assert!(
+        health.body["connections"].as_u64().unwrap() >= 32,
+        "{}",
+        health.text
+    );
     // Every search and write goes through meanwhile.
     for _ in 0..8 {
         let a = server.call(
@@ -945,7 +949,11 @@ fn slow_clients_hold_no_place_in_the_queue_and_are_dropped() {
         assert!(!answer.contains("200 OK"), "{answer}");
     }
     let health = server.call("GET", "/health", None);
-    assert!(health.body["connections"].as_u64().unwrap() <= 2, "{}", health.text);
+    assert!(
+        health.body["connections"].as_u64().unwrap() <= 2,
+        "{}",
+        health.text
+    );
 }
 
 #[test]
@@ -1010,7 +1018,10 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
         .status
         != 200
     {
-        assert!(started.elapsed() < Duration::from_secs(20), "the write was lost");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the write was lost"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -1019,7 +1030,10 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
     let a = server.call("DELETE", "/collections/med", None);
     assert_eq!((a.status, code(&a)), (409, "busy"), "{}", a.text);
     release(holder);
-    assert_eq!(server.call("GET", "/collections/med", None).body["documents"], 31);
+    assert_eq!(
+        server.call("GET", "/collections/med", None).body["documents"],
+        31
+    );
     assert!(index.is_dir());
 
     // A write and then a delete queue behind the lock; both clients leave after a second. The
@@ -1035,14 +1049,20 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
         ),
     );
     std::thread::sleep(Duration::from_millis(200));
-    let delete = connect_and_send(&server, &request_text(&server, "DELETE", "/collections/med", ""));
+    let delete = connect_and_send(
+        &server,
+        &request_text(&server, "DELETE", "/collections/med", ""),
+    );
     std::thread::sleep(Duration::from_secs(1));
     drop((write, delete));
     std::thread::sleep(Duration::from_millis(500));
     release(holder);
     let started = Instant::now();
     while server.call("GET", "/collections/med", None).status != 404 {
-        assert!(started.elapsed() < Duration::from_secs(20), "the delete was lost");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the delete was lost"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!index.exists(), "the folder went with the collection");

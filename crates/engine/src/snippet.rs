@@ -157,7 +157,12 @@ mod tests {
         let analyzer = Analyzer::new(&AnalyzerConfig::for_kind(AnalyzerKind::En)).unwrap();
         let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
         for pad in 0..family.len() {
-            let text = format!("{}{}{}", "a".repeat(pad), family.repeat(4), " tail".repeat(20));
+            let text = format!(
+                "{}{}{}",
+                "a".repeat(pad),
+                family.repeat(4),
+                " tail".repeat(20)
+            );
             for width in 1..40 {
                 let s = snippet(&analyzer, "nothing", &text, width);
                 let body = s.trim_end_matches('…');

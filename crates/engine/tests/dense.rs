@@ -769,7 +769,10 @@ fn ids_break_no_front_end_and_overflowing_vectors_are_refused_or_scaled() {
     c.add(&[huge], None).unwrap();
     for mode in [Mode::Hybrid, Mode::Dense, Mode::Sparse] {
         let hits = ranked(&c, "sepsis", 10, mode);
-        assert!(hits.iter().all(|(_, s)| s.is_finite()), "{mode:?}: {hits:?}");
+        assert!(
+            hits.iter().all(|(_, s)| s.is_finite()),
+            "{mode:?}: {hits:?}"
+        );
     }
     let results = c
         .rank(
@@ -779,13 +782,21 @@ fn ids_break_no_front_end_and_overflowing_vectors_are_refused_or_scaled() {
         )
         .unwrap();
     assert_eq!(&*results.hits[0].id, "huge");
-    assert!((results.hits[0].score - 1.0).abs() < 1e-5, "{:?}", results.hits[0]);
+    assert!(
+        (results.hits[0].score - 1.0).abs() < 1e-5,
+        "{:?}",
+        results.hits[0]
+    );
     let mut zero = doc("zero", "", "x");
     zero.vector = Some(vec![0.0; dim]);
     let err = c.add(&[zero], None).unwrap_err();
     assert!(err.to_string().contains("every value is 0"), "{err}");
     let err = c
-        .rank(&SearchRequest::new("", 3).with_mode(Mode::Dense).with_vector(vec![0.0; dim]))
+        .rank(
+            &SearchRequest::new("", 3)
+                .with_mode(Mode::Dense)
+                .with_vector(vec![0.0; dim]),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::InvalidRequest { .. }), "{err}");
 }
@@ -804,16 +815,24 @@ fn documents_with_nothing_to_encode_have_no_vector_and_never_outrank_a_match() {
     c.add(&[doc("titled", "Sepsis bundle", "")], None).unwrap();
     let report = c.verify().unwrap();
     assert!(report.is_sound(), "{report:?}");
-    assert_eq!(report.vectors, Some(5), "the four documents and the title-only one");
+    assert_eq!(
+        report.vectors,
+        Some(5),
+        "the four documents and the title-only one"
+    );
     assert!(
-        report.notes.iter().any(|n| n.contains("4 documents have no text to encode")),
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("4 documents have no text to encode")),
         "{report:?}"
     );
     for query in ["sepsis", "kidney disease", "interleukin 6 acute phase"] {
         for mode in [Mode::Hybrid, Mode::Dense] {
             let hits = ranked(&c, query, 10, mode);
             assert!(
-                hits.iter().all(|(id, _)| !empties.iter().any(|e| e.id == *id)),
+                hits.iter()
+                    .all(|(id, _)| !empties.iter().any(|e| e.id == *id)),
                 "{query:?} {mode:?}: {hits:?}"
             );
         }

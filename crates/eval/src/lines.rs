@@ -32,9 +32,9 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
     let format = match head {
         [0x1f, 0x8b, ..] => {
-            return Ok(Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(
-                reader,
-            ))));
+            return Ok(Box::new(BufReader::new(
+                flate2::bufread::MultiGzDecoder::new(reader),
+            )));
         }
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
         [b'B', b'Z', b'h', ..] => Some("bzip2"),

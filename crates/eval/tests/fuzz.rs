@@ -124,7 +124,10 @@ fn check_corpus(
                     .unwrap()
                     .parse()
                     .unwrap();
-                prop_assert!((1..=lines.max(1)).contains(&n), "line {n} of {lines}: {message}");
+                prop_assert!(
+                    (1..=lines.max(1)).contains(&n),
+                    "line {n} of {lines}: {message}"
+                );
             }
         }
     }

@@ -186,9 +186,7 @@ async fn read_whole_body(
             parts,
             axum::body::Body::from(collected.to_bytes()),
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::too_large(limit))
-        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
         Ok(Err(e)) => Err(ApiError::bad_request(format!(
             "request body: could not be read ({e})"
         ))),
@@ -1144,7 +1142,10 @@ pub(crate) async fn create(
     let body: CreateBody = parse(&read_body(&app, body)?, "create request")?;
     check_name(&body.name, "collection")?;
     let answer = app
-        .admin(admitted, move |app| async move { created(&app, body).await })
+        .admin(
+            admitted,
+            move |app| async move { created(&app, body).await },
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
@@ -1197,38 +1198,38 @@ async fn created(app: &Arc<AppState>, body: CreateBody) -> Result<Info, ApiError
     };
     let state = app.clone();
     app.compute(move || {
-            let created = (|| {
-                let dense = match &model {
-                    Some(dir) => {
-                        let encoder = state.models.get(dir)?;
-                        let options = DenseOptions::for_encoder(&encoder);
-                        Some((encoder, options))
-                    }
-                    None => None,
-                };
-                let analyzer = AnalyzerConfig::for_kind(body.analyzer);
-                let collection = Collection::create_with(&dir, analyzer, dense)?;
-                Ok(Served::with_handle(&body.name, collection))
-            })();
-            let served = match created {
-                Ok(served) => Arc::new(served),
-                Err(e) => {
-                    // Nothing was there before (checked under the admin lock): leave nothing.
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(e);
+        let created = (|| {
+            let dense = match &model {
+                Some(dir) => {
+                    let encoder = state.models.get(dir)?;
+                    let options = DenseOptions::for_encoder(&encoder);
+                    Some((encoder, options))
                 }
+                None => None,
             };
-            let answer = info(&served);
-            // Inserted here, not by the handler, so a client that goes away part way does
-            // not leave a folder that is not served.
-            state
-                .collections
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(body.name, served);
-            Ok(answer)
-        })
-        .await
+            let analyzer = AnalyzerConfig::for_kind(body.analyzer);
+            let collection = Collection::create_with(&dir, analyzer, dense)?;
+            Ok(Served::with_handle(&body.name, collection))
+        })();
+        let served = match created {
+            Ok(served) => Arc::new(served),
+            Err(e) => {
+                // Nothing was there before (checked under the admin lock): leave nothing.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let answer = info(&served);
+        // Inserted here, not by the handler, so a client that goes away part way does
+        // not leave a folder that is not served.
+        state
+            .collections
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(body.name, served);
+        Ok(answer)
+    })
+    .await
 }
 
 /// `DELETE /collections/{name}`'s answer.

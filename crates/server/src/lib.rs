@@ -274,12 +274,10 @@ impl Server {
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(true);
-            let connection = graceful.watch(
-                builder.serve_connection(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(router.clone()),
-                ),
-            );
+            let connection = graceful.watch(builder.serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(router.clone()),
+            ));
             let open = Open::count(&self.state);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {

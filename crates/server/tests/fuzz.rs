@@ -91,7 +91,10 @@ impl Fixture {
             let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
                 .await
                 .unwrap();
-            (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
         })
     }
 }
@@ -102,7 +105,11 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Checks an answer: never a server error, and every error the API's JSON error.
-fn check(route: &str, body: &[u8], (status, answer): &(StatusCode, Value)) -> Result<(), TestCaseError> {
+fn check(
+    route: &str,
+    body: &[u8],
+    (status, answer): &(StatusCode, Value),
+) -> Result<(), TestCaseError> {
     let shown = String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned();
     prop_assert!(
         !status.is_server_error(),
@@ -126,13 +133,36 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
-        prop_oneof![Just(0.0), Just(-1.0), Just(1e20), Just(1e-300), Just(f64::MAX)].prop_map(Value::from),
+        prop_oneof![
+            Just(0.0),
+            Just(-1.0),
+            Just(1e20),
+            Just(1e-300),
+            Just(f64::MAX)
+        ]
+        .prop_map(Value::from),
         any::<String>().prop_map(Value::from),
         prop_oneof![
-            Just(""), Just(" "), Just("\u{200D}"), Just("sepsis"), Just("d1"), Just("year"),
-            Just("source"), Just("date"), Just("open"), Just("score"), Just("id"), Just("*"),
-            Just("hybrid"), Just("dense"), Just("sparse"), Just("rrf"), Just("convex"),
-            Just("2020-01-02"), Just("2020-01-02T03:04:05Z"), Just("pubmed"),
+            Just(""),
+            Just(" "),
+            Just("\u{200D}"),
+            Just("sepsis"),
+            Just("d1"),
+            Just("year"),
+            Just("source"),
+            Just("date"),
+            Just("open"),
+            Just("score"),
+            Just("id"),
+            Just("*"),
+            Just("hybrid"),
+            Just("dense"),
+            Just("sparse"),
+            Just("rrf"),
+            Just("convex"),
+            Just("2020-01-02"),
+            Just("2020-01-02T03:04:05Z"),
+            Just("pubmed"),
         ]
         .prop_map(Value::from),
     ]
@@ -158,7 +188,13 @@ fn object(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> impl Strategy<Va
     let (names, strategies): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
     let present: Vec<_> = names
         .iter()
-        .map(|n| prop::bool::weighted(if matches!(*n, "query" | "id") { 0.9 } else { 0.4 }))
+        .map(|n| {
+            prop::bool::weighted(if matches!(*n, "query" | "id") {
+                0.9
+            } else {
+                0.4
+            })
+        })
         .collect();
     (present, strategies).prop_map(move |(present, values)| {
         Value::Object(
@@ -201,7 +237,13 @@ fn text() -> BoxedStrategy<Value> {
 
 /// A vector: the model's length or another, with values at the edges of `f32`.
 fn vector() -> BoxedStrategy<Value> {
-    let edge = prop_oneof![Just(0.0), Just(1e20), Just(-3.5e38), Just(1e39), Just(1e-45)];
+    let edge = prop_oneof![
+        Just(0.0),
+        Just(1e20),
+        Just(-3.5e38),
+        Just(1e39),
+        Just(1e-45)
+    ];
     prop_oneof![
         // In range: ordinary, all zeros, or every component huge (finite in f32, its square
         // is not).
@@ -224,7 +266,9 @@ fn vector() -> BoxedStrategy<Value> {
 /// The dimension of the tiny model's vectors.
 const DIM: usize = 32;
 
-const FIELDS: &[&str] = &["year", "score", "open", "source", "date", "id", "missing", ""];
+const FIELDS: &[&str] = &[
+    "year", "score", "open", "source", "date", "id", "missing", "",
+];
 
 fn filter() -> BoxedStrategy<Value> {
     let field = prop::sample::select(FIELDS);
@@ -268,8 +312,14 @@ fn search() -> BoxedStrategy<Value> {
             ]
             .boxed(),
         ),
-        ("alpha", prop_oneof![8 => (-0.5f64..1.5).prop_map(Value::from), 1 => leaf()].boxed()),
-        ("rrf_k", prop_oneof![8 => (-1.0f64..100.0).prop_map(Value::from), 1 => leaf()].boxed()),
+        (
+            "alpha",
+            prop_oneof![8 => (-0.5f64..1.5).prop_map(Value::from), 1 => leaf()].boxed(),
+        ),
+        (
+            "rrf_k",
+            prop_oneof![8 => (-1.0f64..100.0).prop_map(Value::from), 1 => leaf()].boxed(),
+        ),
         (
             "norm",
             prop_oneof![
@@ -346,8 +396,8 @@ const SEARCH_KEYS: &[&str] = &[
 ];
 
 const DOCUMENT_KEYS: &[&str] = &[
-    "id", "_id", "title", "text", "vector", "year", "source", "date", "open", "score",
-    "metadata", "authors", "name",
+    "id", "_id", "title", "text", "vector", "year", "source", "date", "open", "score", "metadata",
+    "authors", "name",
 ];
 
 const CREATE_KEYS: &[&str] = &["name", "analyzer", "model"];
