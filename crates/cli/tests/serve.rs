@@ -310,6 +310,20 @@ fn api_end_to_end() {
     let message = a.body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("\"vector\" cannot be used"), "{message}");
     bad("[]", documents, "no documents");
+    // A zero vector has no direction (400); one whose squares overflow f32 is stored scaled.
+    let dim = server.call("GET", "/collections/idx", None).body["dim"]
+        .as_u64()
+        .unwrap() as usize;
+    bad(
+        &json!([{"id": "z", "text": "t", "vector": vec![0.0; dim]}]).to_string(),
+        documents,
+        "every value is 0",
+    );
+    bad(
+        &json!({"vector": vec![0.0; dim], "mode": "dense"}).to_string(),
+        search,
+        "vector: cannot be used: every value is 0",
+    );
     bad(
         r#"[{"id": "v", "text": "t", "vector": [-1e39]}]"#,
         documents,

@@ -106,13 +106,13 @@ pub fn check_id(id: &str) -> Result<(), String> {
 }
 
 /// An id as a message shows it: whole when it is short, else its first 64 characters and its
-/// length, so a 70,000-byte id does not fill the screen.
+/// length, so a 70,000-character id does not fill the screen.
 pub fn show_id(id: &str) -> String {
     if id.chars().count() <= 80 {
         format!("{id:?}")
     } else {
         let head: String = id.chars().take(64).collect();
-        format!("{head:?}... ({} bytes)", id.len())
+        format!("{head:?}... ({} characters)", id.chars().count())
     }
 }
 

@@ -507,16 +507,19 @@ pub(crate) fn check_supplied<'v>(
     vector: &'v [f32],
     settings: &VectorSettings,
 ) -> Result<std::borrow::Cow<'v, [f32]>> {
-    let invalid = |message: String| Error::InvalidVector {
+    let invalid = |message: String| Error::InvalidVectorValues {
         id: id.to_string(),
         message,
     };
     let dim = settings.dim;
     if vector.len() != dim {
-        return Err(invalid(format!(
-            "it has {} values; this collection's model makes {dim}-dimensional vectors",
-            vector.len()
-        )));
+        return Err(Error::InvalidVector {
+            id: id.to_string(),
+            message: format!(
+                "it has {} values; this collection's model makes {dim}-dimensional vectors",
+                vector.len()
+            ),
+        });
     }
     if let Some(at) = vector.iter().position(|x| !x.is_finite()) {
         return Err(invalid(format!("value {at} is not a finite number")));

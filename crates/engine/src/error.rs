@@ -106,6 +106,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A vector supplied with a document has values that cannot be used: a value that is not
+    /// finite, every value 0, or (under the inner product) a length whose products overflow.
+    #[error("document {id:?}: its \"vector\" cannot be used: {message}")]
+    InvalidVectorValues {
+        /// The document id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A document's id breaks the id rule ([`hybrid_search_document::check_id`]: not empty or
     /// blank, at most 512 characters, no control characters).
     #[error("document {id}: {message}")]
@@ -215,6 +224,7 @@ impl Error {
             | Error::InvalidOption(_)
             | Error::InvalidRequest { .. }
             | Error::InvalidId { .. }
+            | Error::InvalidVectorValues { .. }
             | Error::Dataset(_) => ErrorKind::InvalidInput,
             Error::NotACollection(_) => ErrorKind::NotFound,
             Error::DenseDamaged { .. }

@@ -490,7 +490,8 @@ impl Snapshot {
     fn check_query_vector<'v>(&self, vector: &'v [f32]) -> Result<std::borrow::Cow<'v, [f32]>> {
         match &self.manifest.dense {
             Some(m) => dense_leg::check_supplied("", vector, &m.vectors).map_err(|e| match e {
-                Error::InvalidVector { message, .. } => Error::InvalidRequest {
+                Error::InvalidVector { message, .. }
+                | Error::InvalidVectorValues { message, .. } => Error::InvalidRequest {
                     setting: Setting::Vector,
                     problem: format!("cannot be used: {message}"),
                 },

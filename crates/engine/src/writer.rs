@@ -133,7 +133,9 @@ impl CollectionWriter {
     /// [`Error::Commit`] when an earlier call left the staged changes incomplete;
     /// [`Error::InvalidId`] for an id that breaks the id rule
     /// ([`hybrid_search_document::check_id`]);
-    /// [`Error::InvalidVector`] for a supplied vector that does not fit; [`Error::Dense`] or
+    /// [`Error::InvalidVector`] for a supplied vector of another dimension (or a collection
+    /// without a dense leg); [`Error::InvalidVectorValues`] for one with values that cannot be
+    /// used (not finite, all zeros); [`Error::Dense`] or
     /// [`Error::Sparse`] when staging fails.
     pub fn upsert(&mut self, doc: &Document) -> Result<()> {
         self.check_poisoned()?;
@@ -160,6 +162,7 @@ impl CollectionWriter {
             && !matches!(
                 e,
                 Error::InvalidVector { .. }
+                    | Error::InvalidVectorValues { .. }
                     | Error::InvalidId { .. }
                     | Error::InvalidField { .. }
                     | Error::NoModel(..)

@@ -67,6 +67,7 @@ pub fn upsert_documents(
         .map_err(|err| match err.downcast_ref::<hybrid_search::Error>() {
             Some(
                 hybrid_search::Error::InvalidVector { .. }
+                | hybrid_search::Error::InvalidVectorValues { .. }
                 | hybrid_search::Error::InvalidId { .. }
                 | hybrid_search::Error::InvalidField { .. },
             ) if line.get() > 0 => {
