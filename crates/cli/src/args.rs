@@ -34,6 +34,7 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Filter => "--filter",
         Setting::Fields => "--fields",
         Setting::Offset => "--offset",
+        Setting::Prf => "--prf",
     }
 }
 
@@ -232,7 +233,84 @@ pub struct SearchArgs {
     #[arg(long, value_name = "JSON")]
     filter: Option<String>,
     #[command(flatten)]
+    prf: PrfArgs,
+    #[command(flatten)]
     qdrant: QdrantArgs,
+}
+
+/// Pseudo-relevance feedback (`search` and `eval`): a first pass of a leg whose top documents
+/// rewrite its query. Unset: the collection's settings (off unless set).
+#[derive(clap::Args, Clone)]
+pub struct PrfArgs {
+    /// Which legs use feedback: `rm3` (BM25: expansion terms from the top documents),
+    /// `rocchio` (dense: the query vector moved towards the top documents'), both
+    /// (`rm3,rocchio`), or `off`.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LEGS")]
+    prf: Option<Vec<PrfLeg>>,
+    /// RM3: feedback documents.
+    #[arg(long, value_name = "N")]
+    rm3_docs: Option<usize>,
+    /// RM3: expansion terms.
+    #[arg(long, value_name = "N")]
+    rm3_terms: Option<usize>,
+    /// RM3: the weight of the query's own terms, 0 to 1.
+    #[arg(long, value_name = "W")]
+    rm3_weight: Option<f32>,
+    /// Rocchio: feedback documents.
+    #[arg(long, value_name = "N")]
+    rocchio_docs: Option<usize>,
+    /// Rocchio: the weight of the feedback documents' mean vector.
+    #[arg(long, value_name = "B")]
+    rocchio_beta: Option<f32>,
+}
+
+/// A leg's pseudo-relevance feedback (`--prf`).
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PrfLeg {
+    /// RM3 on BM25.
+    Rm3,
+    /// Rocchio on the dense leg.
+    Rocchio,
+    /// No feedback.
+    Off,
+}
+
+impl PrfArgs {
+    /// The feedback asked for (`None`: the collection's), checked.
+    pub fn prf(&self) -> anyhow::Result<Option<hybrid_search::Prf>> {
+        let Some(legs) = &self.prf else {
+            if self.rm3_docs.is_some()
+                || self.rm3_terms.is_some()
+                || self.rm3_weight.is_some()
+                || self.rocchio_docs.is_some()
+                || self.rocchio_beta.is_some()
+            {
+                bail!("the --rm3-* and --rocchio-* settings need --prf rm3, rocchio or both");
+            }
+            return Ok(None);
+        };
+        let mut prf = hybrid_search::Prf::OFF;
+        if legs.contains(&PrfLeg::Rm3) {
+            let d = hybrid_search::Rm3::default();
+            prf.rm3 = Some(hybrid_search::Rm3 {
+                docs: self.rm3_docs.unwrap_or(d.docs),
+                terms: self.rm3_terms.unwrap_or(d.terms),
+                original_weight: self.rm3_weight.unwrap_or(d.original_weight),
+            });
+        }
+        if legs.contains(&PrfLeg::Rocchio) {
+            let d = hybrid_search::Rocchio::default();
+            prf.rocchio = Some(hybrid_search::Rocchio {
+                docs: self.rocchio_docs.unwrap_or(d.docs),
+                beta: self.rocchio_beta.unwrap_or(d.beta),
+            });
+        }
+        if legs.contains(&PrfLeg::Off) && !prf.is_off() {
+            bail!("--prf off cannot go with rm3 or rocchio");
+        }
+        prf.validate()?;
+        Ok(Some(prf))
+    }
 }
 
 /// `--filter JSON` as a filter.
@@ -291,6 +369,8 @@ pub struct SearchPlan {
     pub qdrant: Option<QdrantPlan>,
     /// The documents searched.
     pub filter: Option<hybrid_search::Filter>,
+    /// Pseudo-relevance feedback (`None`: the collection's).
+    pub prf: Option<hybrid_search::Prf>,
 }
 
 impl SearchArgs {
@@ -338,6 +418,7 @@ impl SearchArgs {
             fusion: self.fusion.overrides()?,
             query_model: self.query_model.clone(),
             rerank,
+            prf: self.prf.prf()?,
         })
     }
 }

@@ -296,6 +296,8 @@ pub enum Setting {
     Fields,
     /// Hits skipped before the first one returned.
     Offset,
+    /// Pseudo-relevance feedback.
+    Prf,
 }
 
 impl Setting {
@@ -317,6 +319,7 @@ impl Setting {
             Setting::Filter => "filter",
             Setting::Fields => "fields",
             Setting::Offset => "offset",
+            Setting::Prf => "prf",
         }
     }
 }

@@ -88,6 +88,7 @@ mod integrity;
 mod legs;
 mod lock;
 mod manifest;
+mod prf;
 mod model;
 mod remote;
 mod request;
@@ -130,6 +131,7 @@ pub use request::{
 };
 pub use rerank::{FirstStage, RerankOptions};
 pub use search::{Degraded, Hit, Ranked, RerankInfo, SearchResults};
+pub use prf::{Prf, Rm3, Rocchio};
 pub use snippet::snippet;
 pub use tune::{TuneRow, default_grid, tune};
 pub use writer::{CollectionWriter, Committed};

@@ -112,6 +112,9 @@ impl Default for HybridOptions {
 pub struct SearchDefaults {
     /// The fusion settings of the hybrid mode.
     pub hybrid: HybridOptions,
+    /// Pseudo-relevance feedback for each leg (off unless tuned or set).
+    #[serde(default, skip_serializing_if = "crate::Prf::is_off")]
+    pub prf: crate::Prf,
     /// Where the settings come from, when tuned on labelled queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuned: Option<TuneRecord>,

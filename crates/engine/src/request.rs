@@ -278,6 +278,10 @@ pub struct SearchRequest {
     pub(crate) fields: FieldSelection,
     /// Hits skipped before the first one returned (paging).
     pub(crate) offset: usize,
+    /// Pseudo-relevance feedback; `None`: the collection's ([`SearchDefaults::prf`]).
+    ///
+    /// [`SearchDefaults::prf`]: crate::SearchDefaults::prf
+    pub(crate) prf: Option<crate::Prf>,
 }
 
 /// What a hit carries besides its id, title, snippet and score: the full text and the
@@ -339,6 +343,7 @@ impl SearchRequest {
             filter: None,
             fields: FieldSelection::default(),
             offset: 0,
+            prf: None,
         }
     }
 
@@ -359,6 +364,13 @@ impl SearchRequest {
     /// equals hits `p*k+1 ..= (p+1)*k` of a search for `(p+1)*k`.
     pub fn with_offset(mut self, offset: usize) -> Self {
         self.offset = offset;
+        self
+    }
+
+    /// Searches with this pseudo-relevance feedback instead of the collection's
+    /// ([`crate::Prf::OFF`]: none).
+    pub fn with_prf(mut self, prf: crate::Prf) -> Self {
+        self.prf = Some(prf);
         self
     }
 
@@ -551,6 +563,8 @@ pub struct Resolved {
     pub hybrid: HybridOptions,
     /// The filter, compiled.
     pub filter: Option<Arc<LegFilter>>,
+    /// The pseudo-relevance feedback in force.
+    pub prf: crate::Prf,
 }
 
 impl Snapshot {
@@ -596,10 +610,23 @@ impl Snapshot {
             Some(f) => Some(Arc::new(LegFilter::new(self, f)?)),
             None => None,
         };
+        let prf = match request.prf {
+            Some(prf) => {
+                prf.validate()?;
+                prf
+            }
+            None => self
+                .manifest
+                .search
+                .as_ref()
+                .map(|s| s.prf)
+                .unwrap_or_default(),
+        };
         Ok(Resolved {
             mode,
             hybrid,
             filter,
+            prf,
         })
     }
 

@@ -405,10 +405,35 @@ impl Snapshot {
         resolved: &Resolved,
     ) -> Result<Ranked> {
         let (mode, options) = (resolved.mode, &resolved.hybrid);
+        let filter = resolved.filter.as_deref();
+        // Pseudo-relevance feedback (`crate::prf`): a first pass of each leg that uses it
+        // rewrites that leg's query; snippets keep the query's own terms.
+        let expanded;
+        let terms = match resolved.prf.rm3 {
+            Some(rm3) if mode != Mode::Dense => {
+                let _span = tracing::debug_span!("rm3", docs = rm3.docs).entered();
+                let first = LegQuery::sparse(query, rm3.docs)
+                    .with_terms(terms)
+                    .with_filter(filter);
+                let first = legs.search(self, &first)?;
+                expanded = self.rm3_query(terms, &first.sparse, &rm3)?;
+                &expanded
+            }
+            _ => terms,
+        };
         let query_vector = || -> Result<Vec<f32>> {
-            match vector {
-                Some(v) => Ok(self.check_query_vector(v)?.into_owned()),
-                None => self.encode_queries(&[query]).map(|mut v| v.remove(0)),
+            let v = match vector {
+                Some(v) => self.check_query_vector(v)?.into_owned(),
+                None => self.encode_queries(&[query]).map(|mut v| v.remove(0))?,
+            };
+            match resolved.prf.rocchio {
+                Some(rocchio) => {
+                    let _span = tracing::debug_span!("rocchio", docs = rocchio.docs).entered();
+                    let first = LegQuery::dense(query, &v, rocchio.docs).with_filter(filter);
+                    let first = legs.search(self, &first)?.dense?;
+                    self.rocchio_vector(&v, &first, &rocchio)
+                }
+                None => Ok(v),
             }
         };
         // Why the dense leg took no part, when `err` leaves a hybrid search to BM25.

@@ -576,6 +576,7 @@ fn tuned_settings_are_stored_and_agree_with_a_search() {
         ndcg_at_10: rows[0].scores.ndcg_at_10,
     };
     c.set_search_defaults(SearchDefaults {
+        prf: Default::default(),
         hybrid: best,
         tuned: Some(tuned.clone()),
     })

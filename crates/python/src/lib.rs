@@ -524,11 +524,15 @@ impl Collection {
                 tried: rows.len(),
                 ndcg_at_10: best.scores.ndcg_at_10,
             };
-            let defaults = hybrid_search::SearchDefaults {
-                hybrid: best.options,
-                tuned: Some(record),
+            let write = |c: &mut hybrid_search::Collection| {
+                let prf = c.manifest().search.as_ref().map(|s| s.prf).unwrap_or_default();
+                c.set_search_defaults(hybrid_search::SearchDefaults {
+                    hybrid: best.options,
+                    prf,
+                    tuned: Some(record),
+                })
             };
-            self.write(py, |c| c.set_search_defaults(defaults))?;
+            self.write(py, write)?;
         }
         to_json(&serde_json::json!({
             "best": {

@@ -157,6 +157,7 @@ pub(crate) fn field(setting: hybrid_search::Setting) -> &'static str {
         S::Filter => "filter",
         S::Fields => "fields",
         S::Offset => "offset",
+        S::Prf => "prf",
         // Not settings of the HTTP API: named as the engine names them.
         S::QueryModel | S::RerankDepth | S::RerankWeight => setting.name(),
     }

@@ -247,7 +247,7 @@ impl Bm25Index {
     pub fn query_vector_of(&self, query: &QueryTerms) -> Result<SparseVector> {
         let searcher = self.searcher();
         let docs = Bm25StatisticsProvider::total_num_docs(&searcher)?;
-        let QueryTerms { terms, bigrams } = query;
+        let QueryTerms { terms, bigrams, .. } = query;
         let mut pairs = Vec::with_capacity(terms.len() + bigrams.len());
         let mut add = |field: Field, tag: u8, term: &str, weight: f32| -> Result<()> {
             let n = searcher.doc_freq(&Term::from_field_text(field, term))?;
@@ -256,8 +256,8 @@ impl Bm25Index {
             }
             Ok(())
         };
-        for term in terms {
-            add(self.fields.body, BODY_TAG, term, 1.0)?;
+        for (i, term) in terms.iter().enumerate() {
+            add(self.fields.body, BODY_TAG, term, query.weight(i))?;
         }
         for term in bigrams {
             add(self.fields.body_ng, BIGRAM_TAG, term, self.ngram_weight)?;
@@ -287,7 +287,11 @@ impl Bm25Index {
         } else {
             Vec::new()
         };
-        Ok(QueryTerms { terms, bigrams })
+        Ok(QueryTerms {
+            terms,
+            bigrams,
+            weights: Vec::new(),
+        })
     }
 
     /// Calls `f` with the live documents and their BM25 vectors, `batch` at a time, in index

@@ -245,12 +245,23 @@ impl SegmentColumns {
 }
 
 /// A query analysed for BM25 ([`Bm25Index::query_terms`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryTerms {
     /// The analysed terms, each once, in query order.
     pub terms: Vec<String>,
     /// The Hangul bigrams (each occurrence), when the bigram field is queried.
     pub bigrams: Vec<String>,
+    /// Each term's weight in the query, by position in `terms`: the term's BM25 score is
+    /// multiplied by it. Empty (a query as analysed): every term weighs 1. Pseudo-relevance
+    /// feedback (RM3) sets them for the original and the expansion terms.
+    pub weights: Vec<f32>,
+}
+
+impl QueryTerms {
+    /// The weight of `terms[i]`: `weights[i]`, or 1 when no weights are set.
+    pub fn weight(&self, i: usize) -> f32 {
+        self.weights.get(i).copied().unwrap_or(1.0)
+    }
 }
 
 /// A BM25 index in a folder. A clone shares the reader (reloading one reloads both; see
@@ -538,13 +549,17 @@ impl Bm25Index {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // Each term once: a word repeated in a question (`flow` three times in a Cranfield
         // query) does not weigh three times.
-        let QueryTerms { terms, bigrams } = query;
-        for t in terms {
+        let QueryTerms { terms, bigrams, .. } = query;
+        for (i, t) in terms.iter().enumerate() {
             let term = Term::from_field_text(self.fields.body, t);
-            clauses.push((
-                Occur::Should,
-                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
-            ));
+            let q: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+            let weight = query.weight(i);
+            let q = if weight == 1.0 {
+                q
+            } else {
+                Box::new(BoostQuery::new(q, weight))
+            };
+            clauses.push((Occur::Should, q));
         }
         for t in bigrams {
             let term = Term::from_field_text(self.fields.body_ng, t);

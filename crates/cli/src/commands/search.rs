@@ -69,6 +69,9 @@ pub fn open(index: &Path, plan: &SearchPlan) -> anyhow::Result<(Collection, Sear
         .with_mode_or_default(plan.mode)
         .with_fusion(plan.fusion)
         .with_filter(plan.filter.clone());
+    if let Some(prf) = plan.prf {
+        request = request.with_prf(prf);
+    }
     // What can be refused without the models is refused before any loads: fusion flags that do
     // not fit the collection's settings, a query model the collection cannot use.
     let mode = collection.resolve(&request)?.mode;

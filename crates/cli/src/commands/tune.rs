@@ -81,8 +81,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ndcg_at_10: best.scores.ndcg_at_10,
     };
     if !args.dry_run {
+        // Feedback settings are kept as they are: tuning chooses the fusion.
+        let prf = collection
+            .manifest()
+            .search
+            .as_ref()
+            .map(|s| s.prf)
+            .unwrap_or_default();
         collection.set_search_defaults(SearchDefaults {
             hybrid: best.options,
+            prf,
             tuned: Some(record.clone()),
         })?;
     }
