@@ -224,8 +224,11 @@ def _request(
     fusion: Optional[Mapping[str, Any]],
     explain: bool,
     vector: Any,
+    prf: Optional[Mapping[str, Any]] = None,
 ) -> str:
     body: Dict[str, Any] = {"query": query, "k": k, "offset": offset, "explain": explain}
+    if prf is not None:
+        body["prf"] = dict(prf)
     if mode is not None:
         body["mode"] = mode
     if filter is not None:
@@ -363,6 +366,7 @@ class Collection:
         rerank: Optional["Reranker"] = None,
         rerank_depth: Optional[int] = None,
         rerank_weight: Optional[float] = None,
+        prf: Optional[Mapping[str, Any]] = None,
     ) -> SearchResults:
         """Searches: the top `k` hits after skipping `offset` (page ``p`` of ``k`` is
         ``offset=p*k``).
@@ -374,11 +378,15 @@ class Collection:
         "rrf_k", "norm", "depth"}``. vector: the query's vector (a list or NumPy array) instead
         of encoding `query`. rerank: a `Reranker` that reorders the top `rerank_depth` hits
         (default 20), its score weighted `rerank_weight` (default 0.2) against the first
-        stage's (``results.rerank`` says how).
+        stage's (``results.rerank`` says how). prf: pseudo-relevance feedback, ``{"rm3": {}}``
+        (BM25 query expansion from the top documents), ``{"rocchio": {}}`` (the query vector
+        moved towards the top documents'), both, each with its settings (``{"rm3": {"docs":
+        10, "terms": 10, "original_weight": 0.5}, "rocchio": {"docs": 3, "beta": 0.5}}``);
+        ``{}`` turns off the collection's; None: the collection's (off unless set).
         """
         results = SearchResults._of(
             self._native.search(
-                _request(query, k, mode, filter, fields, offset, fusion, explain, vector),
+                _request(query, k, mode, filter, fields, offset, fusion, explain, vector, prf),
                 None if rerank is None else rerank._native,
                 rerank_depth,
                 rerank_weight,
@@ -396,11 +404,12 @@ class Collection:
         offset: int = 0,
         fusion: Optional[Mapping[str, Any]] = None,
         vector: Any = None,
+        prf: Optional[Mapping[str, Any]] = None,
     ) -> List[Tuple[str, float]]:
         """The same ranking as `search`, as ``(id, score)`` pairs only: no stored document is
         read for titles and snippets, so a deep `k` (a first stage for your own reranker)
         costs what ranking costs."""
-        request = _request(query, k, mode, filter, None, offset, fusion, False, vector)
+        request = _request(query, k, mode, filter, None, offset, fusion, False, vector, prf)
         return [(i, s) for i, s in json.loads(self._native.rank(request))]
 
     def search_batch(self, searches: Sequence[Mapping[str, Any]]) -> List[SearchResults]:
@@ -422,6 +431,7 @@ class Collection:
                     s.pop("fusion", None),
                     s.pop("explain", False),
                     s.pop("vector", None),
+                    s.pop("prf", None),
                 )
             )
             if s:
@@ -436,11 +446,12 @@ class Collection:
         mode: Optional[str] = None,
         filter: Optional[Filter] = None,
         fusion: Optional[Mapping[str, Any]] = None,
+        prf: Optional[Mapping[str, Any]] = None,
     ) -> Dict[str, Any]:
         """nDCG@10, Recall@100 and MRR@10 over the judged queries of `dataset` (a BEIR
-        folder, SQuAD JSON or TREC files) in `split`, searched with `mode`, `filter` and
-        `fusion` as `search` takes them."""
-        template = _request("", 10, mode, filter, None, 0, fusion, False, None)
+        folder, SQuAD JSON or TREC files) in `split`, searched with `mode`, `filter`, `fusion`
+        and `prf` as `search` takes them."""
+        template = _request("", 10, mode, filter, None, 0, fusion, False, None, prf)
         return json.loads(self._native.evaluate(str(dataset), split, template))
 
 

@@ -58,6 +58,10 @@ def test_filters_fields_offset_and_delete_by_filter(collection):
     assert len(hits) > 0 and all(collection.get(h.id)["fields"]["source"] == "pubmed" for h in hits)
     page2 = collection.search("IL-6", k=2, offset=2)
     assert [h.id for h in page2] == [h.id for h in collection.search("IL-6", k=4)][2:]
+    expanded = collection.search("tocilizumab", k=10, prf={"rm3": {"docs": 1}})
+    assert expanded[0].id == "en-02" and len(expanded) > len(collection.search("tocilizumab", k=10))
+    with pytest.raises(hs.InvalidRequest, match="prf: rm3: docs 0"):
+        collection.search("x", prf={"rm3": {"docs": 0}})
     hits = collection.search("IL-6", k=10, filter={"field": "year", "gte": 2020}, fields=["*"])
     assert len(hits) > 0 and all(h.fields["year"] >= 2020 for h in hits)
     gone = collection.delete(filter={"field": "year", "lt": 2017})

@@ -247,6 +247,7 @@ pub fn tune(
             .map(|r| {
                 Ok(serde_json::json!({
                     "fusion": to_json(&r.options)?,
+                    "prf": to_json(&r.prf)?,
                     "ndcg@10": r.scores.ndcg_at_10,
                     "recall@100": r.scores.recall_at_100,
                     "mrr@10": r.scores.mrr_at_10,
@@ -270,23 +271,25 @@ pub fn tune(
         record.dataset,
         record.split
     )?;
-    writeln!(out, "rank  nDCG@10  R@100   MRR@10  fusion")?;
+    writeln!(out, "rank  nDCG@10  R@100   MRR@10  prf           fusion")?;
     let line = |out: &mut io::StdoutLock, rank: usize, r: &TuneRow| {
         writeln!(
             out,
-            "{rank:>4}  {:.4}   {:.4}  {:.4}  {}",
+            "{rank:>4}  {:.4}   {:.4}  {:.4}  {:<12}  {}",
             r.scores.ndcg_at_10,
             r.scores.recall_at_100,
             r.scores.mrr_at_10,
+            describe_prf(&r.prf),
             describe(&r.options)
         )
     };
     for (i, row) in rows.iter().enumerate().take(top) {
         line(&mut out, i + 1, row)?;
     }
-    let mut shown: Vec<String> = rows.iter().take(top).map(|r| family(&r.options)).collect();
+    let family = |r: &TuneRow| format!("{} {}", family(&r.options), describe_prf(&r.prf));
+    let mut shown: Vec<String> = rows.iter().take(top).map(family).collect();
     for (i, row) in rows.iter().enumerate().skip(top) {
-        let f = family(&row.options);
+        let f = family(row);
         if !shown.contains(&f) {
             line(&mut out, i + 1, row)?;
             shown.push(f);
@@ -295,14 +298,25 @@ pub fn tune(
     if stored {
         writeln!(
             out,
-            "stored in {}: {} (searches without fusion flags use it)",
+            "stored in {}: {}, feedback {} (searches without fusion or --prf flags use them)",
             index.display(),
-            describe(&rows[0].options)
+            describe(&rows[0].options),
+            describe_prf(&rows[0].prf)
         )?;
     } else {
         writeln!(out, "dry run: {} keeps its settings", index.display())?;
     }
     Ok(())
+}
+
+/// Pseudo-relevance feedback in a word: `off`, `rm3`, `rocchio` or `rm3+rocchio`.
+fn describe_prf(prf: &hybrid_search::Prf) -> &'static str {
+    match (prf.rm3.is_some(), prf.rocchio.is_some()) {
+        (false, false) => "off",
+        (true, false) => "rm3",
+        (false, true) => "rocchio",
+        (true, true) => "rm3+rocchio",
+    }
 }
 
 /// `verify`'s output.

@@ -230,7 +230,8 @@ fn tune_prints_the_table_and_stores_the_winner() {
         ok(&args)
     };
     let table = tune(&["--dry-run", "--top", "3"]);
-    assert!(table.contains("186 settings on 2 queries"), "{table}");
+    // 186 fusion settings, each without feedback, with RM3, Rocchio and both.
+    assert!(table.contains("744 settings on 2 queries"), "{table}");
     assert!(
         table.contains("rank  nDCG@10") && table.contains("dry run"),
         "{table}"
@@ -240,7 +241,7 @@ fn tune_prints_the_table_and_stores_the_winner() {
 
     let v: serde_json::Value = serde_json::from_str(&tune(&["--json"])).unwrap();
     let best = &v["rows"][0];
-    assert_eq!(v["rows"].as_array().unwrap().len(), 186);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 744);
     assert_eq!(v["tuned"]["ndcg@10"], serde_json::Value::Null);
     assert_eq!(v["tuned"]["ndcg_at_10"], best["ndcg@10"]);
     // Searches without fusion flags now use the stored winner, and eval reproduces its score.

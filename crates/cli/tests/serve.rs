@@ -310,6 +310,23 @@ fn api_end_to_end() {
     let message = a.body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("\"vector\" cannot be used"), "{message}");
     bad("[]", documents, "no documents");
+    // Pseudo-relevance feedback per search; out-of-range settings name the setting.
+    let a = server.call(
+        "POST",
+        search,
+        Some(r#"{"query": "sepsis", "prf": {"rm3": {}, "rocchio": {"beta": 0.3}}}"#),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    bad(
+        r#"{"query": "sepsis", "prf": {"rm3": {"terms": 0}}}"#,
+        search,
+        "prf: rm3: docs 10 and terms 0 must each be 1 to 100",
+    );
+    bad(
+        r#"{"query": "sepsis", "prf": {"rm4": {}}}"#,
+        search,
+        "unknown field `rm4`",
+    );
     // A zero vector has no direction (400); one whose squares overflow f32 is stored scaled.
     let dim = server.call("GET", "/collections/idx", None).body["dim"]
         .as_u64()

@@ -88,8 +88,8 @@ mod integrity;
 mod legs;
 mod lock;
 mod manifest;
-mod prf;
 mod model;
+mod prf;
 mod remote;
 mod request;
 mod rerank;
@@ -125,13 +125,13 @@ pub use legs::{
 pub use lock::{LOCK_FILE, Wait};
 pub use manifest::{FORMAT_VERSION, HybridOptions, Manifest, Mode, SearchDefaults, TuneRecord};
 pub use model::{ModelChoice, load_encoder, model_candidates};
+pub use prf::{Prf, Rm3, Rocchio};
 pub use remote::PointData;
 pub use request::{
     FieldSelection, FusionMethod, FusionOverrides, NormChoice, Rerank, Resolved, SearchRequest,
 };
 pub use rerank::{FirstStage, RerankOptions};
 pub use search::{Degraded, Hit, Ranked, RerankInfo, SearchResults};
-pub use prf::{Prf, Rm3, Rocchio};
 pub use snippet::snippet;
-pub use tune::{TuneRow, default_grid, tune};
+pub use tune::{TuneRow, default_grid, default_prf_grid, tune};
 pub use writer::{CollectionWriter, Committed};

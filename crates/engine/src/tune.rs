@@ -1,8 +1,10 @@
-//! Tuning the hybrid mode's fusion settings on labelled queries.
+//! Tuning the hybrid mode's fusion settings (and pseudo-relevance feedback) on labelled
+//! queries.
 //!
-//! Each query's two legs are retrieved once, as deep as the deepest setting tried; every
-//! setting of the grid then only re-fuses those lists (pure arithmetic), so a grid of a few
-//! hundred settings costs little more than one evaluation.
+//! Each query's two legs are retrieved once per feedback setting tried, as deep as the
+//! deepest setting; every fusion setting of the grid then only re-fuses those lists (pure
+//! arithmetic), so a grid of a few hundred settings costs little more than one evaluation per
+//! feedback setting.
 
 use std::sync::Arc;
 
@@ -17,12 +19,15 @@ use crate::defaults::EVAL_DEPTH_FUSED_MIN;
 use crate::error::Result;
 use crate::legs::sparse_list;
 use crate::manifest::HybridOptions;
+use crate::prf::{Prf, Rm3, Rocchio};
 
 /// One tried setting and its scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TuneRow {
     /// The setting.
     pub options: HybridOptions,
+    /// The pseudo-relevance feedback the legs were searched with.
+    pub prf: Prf,
     /// Its metrics on the labelled queries.
     pub scores: Scores,
 }
@@ -67,9 +72,22 @@ pub fn default_grid() -> Vec<HybridOptions> {
         .collect()
 }
 
-/// Evaluates every setting of `grid` on `queries` (with their query vectors, in order)
-/// against `qrels`; rows come back best nDCG@10 first (ties: the earlier setting of the grid).
-/// Each fused list holds `max(depth, 100)` documents, as `hybrid-search eval` ranks them.
+/// The feedback settings `hybrid-search tune` tries: none, RM3 on BM25, Rocchio on the dense
+/// leg, and both, each with its default settings ([`Rm3::default`], [`Rocchio::default`]).
+pub fn default_prf_grid() -> Vec<Prf> {
+    let (rm3, rocchio) = (Some(Rm3::default()), Some(Rocchio::default()));
+    vec![
+        Prf::OFF,
+        Prf { rm3, rocchio: None },
+        Prf { rm3: None, rocchio },
+        Prf { rm3, rocchio },
+    ]
+}
+
+/// Evaluates every setting of `grid` under each feedback setting of `prfs` on `queries` (with
+/// their query vectors, in order) against `qrels`; rows come back best nDCG@10 first (ties:
+/// the earlier feedback setting, then the earlier setting of the grid). Each fused list holds
+/// `max(depth, 100)` documents, as `hybrid-search eval` ranks them.
 ///
 /// # Errors
 ///
@@ -81,30 +99,74 @@ pub fn tune(
     vectors: &[Vec<f32>],
     qrels: &Qrels,
     grid: &[HybridOptions],
+    prfs: &[Prf],
 ) -> Result<Vec<TuneRow>> {
     let deepest = grid
         .iter()
         .map(|o| o.depth)
         .max()
         .unwrap_or(EVAL_DEPTH_FUSED_MIN);
-    type Lists = (Vec<(Arc<str>, f32)>, Vec<(Arc<str>, f32)>);
-    let legs: Vec<Lists> = queries
+    let mut rows = Vec::new();
+    for (p, prf) in prfs.iter().enumerate() {
+        let legs = legs_with(collection, queries, vectors, deepest, prf)?;
+        let fused = fuse_grid(queries, qrels, grid, &legs, *prf)?;
+        rows.extend(fused.into_iter().map(|(i, row)| ((p, i), row)));
+    }
+    rows.sort_by(|(i, a), (j, b)| {
+        b.scores
+            .ndcg_at_10
+            .total_cmp(&a.scores.ndcg_at_10)
+            .then(i.cmp(j))
+    });
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Both legs' lists of each query, `depth` deep, each leg searched with its feedback.
+type Lists = (Vec<(Arc<str>, f32)>, Vec<(Arc<str>, f32)>);
+
+fn legs_with(
+    collection: &Snapshot,
+    queries: &[Query],
+    vectors: &[Vec<f32>],
+    depth: usize,
+    prf: &Prf,
+) -> Result<Vec<Lists>> {
+    queries
         .par_iter()
         .zip(vectors)
         .map(|(q, v)| {
+            let mut terms = collection.sparse.query_terms(&q.text)?;
+            if let Some(rm3) = &prf.rm3 {
+                let first = collection.search_ids(&terms, rm3.docs, None)?;
+                terms = collection.rm3_query(&terms, &first, rm3)?;
+            }
+            let mut v = std::borrow::Cow::Borrowed(v.as_slice());
+            if let Some(rocchio) = &prf.rocchio {
+                let first = collection.dense_search_ids(&v, rocchio.docs, None)?;
+                v = std::borrow::Cow::Owned(collection.rocchio_vector(&v, &first, rocchio)?);
+            }
             Ok((
-                collection.search_ids(&collection.sparse.query_terms(&q.text)?, deepest, None)?,
-                collection.dense_search_ids(v, deepest, None)?,
+                collection.search_ids(&terms, depth, None)?,
+                collection.dense_search_ids(&v, depth, None)?,
             ))
         })
-        .collect::<Result<_>>()?;
-    let mut rows: Vec<(usize, TuneRow)> = grid
-        .par_iter()
+        .collect()
+}
+
+/// Every setting of `grid` fused over `legs`, scored: (position in the grid, row).
+fn fuse_grid(
+    queries: &[Query],
+    qrels: &Qrels,
+    grid: &[HybridOptions],
+    legs: &[Lists],
+    prf: Prf,
+) -> Result<Vec<(usize, TuneRow)>> {
+    grid.par_iter()
         .enumerate()
         .map(|(i, options)| {
             let keep = options.depth.max(EVAL_DEPTH_FUSED_MIN);
             let mut run = Run::with_capacity(queries.len());
-            for (q, (sparse, dense)) in queries.iter().zip(&legs) {
+            for (q, (sparse, dense)) in queries.iter().zip(legs) {
                 let depth = options.depth;
                 let fused = options.fusion.fuse_lists(
                     sparse_list(&sparse[..depth.min(sparse.len())], depth),
@@ -122,16 +184,10 @@ pub fn tune(
                 i,
                 TuneRow {
                     options: *options,
+                    prf,
                     scores,
                 },
             ))
         })
-        .collect::<Result<_>>()?;
-    rows.sort_by(|(i, a), (j, b)| {
-        b.scores
-            .ndcg_at_10
-            .total_cmp(&a.scores.ndcg_at_10)
-            .then(i.cmp(j))
-    });
-    Ok(rows.into_iter().map(|(_, row)| row).collect())
+        .collect()
 }

@@ -539,33 +539,44 @@ fn tuned_settings_are_stored_and_agree_with_a_search() {
     let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     let vectors = hybrid_search::query_vectors(&c, None, &texts, &|_| {}).unwrap();
     let grid = hybrid_search::default_grid();
-    let rows = hybrid_search::tune(&c, &queries, &vectors, &qrels, &grid).unwrap();
-    assert_eq!(rows.len(), grid.len());
+    let prfs = hybrid_search::default_prf_grid();
+    let rows = hybrid_search::tune(&c, &queries, &vectors, &qrels, &grid, &prfs).unwrap();
+    assert_eq!(rows.len(), grid.len() * prfs.len());
     assert!(
         rows.windows(2)
             .all(|w| w[0].scores.ndcg_at_10 >= w[1].scores.ndcg_at_10)
     );
-    // The best row's score is what searching with its settings gives.
+    // Each row's score is what searching with its settings gives: the best row, and the best
+    // row with each feedback setting.
     let best = rows[0].options;
-    let mut run = hybrid_search::eval::Run::new();
-    for q in &queries {
-        let hits = c
-            .rank(
-                &SearchRequest::new(&q.text, 100)
-                    .with_mode(Mode::Hybrid)
-                    .with_fusion(FusionOverrides::exactly(best)),
-            )
-            .unwrap()
-            .hits;
-        run.insert(
-            q.id.clone(),
-            hits.into_iter()
-                .map(|h| (h.id.to_string(), h.score as f32))
-                .collect(),
+    for prf in &prfs {
+        let row = rows.iter().find(|r| r.prf == *prf).unwrap();
+        let mut run = hybrid_search::eval::Run::new();
+        for q in &queries {
+            let hits = c
+                .rank(
+                    &SearchRequest::new(&q.text, 100)
+                        .with_mode(Mode::Hybrid)
+                        .with_fusion(FusionOverrides::exactly(row.options))
+                        .with_prf(*prf),
+                )
+                .unwrap()
+                .hits;
+            run.insert(
+                q.id.clone(),
+                hits.into_iter()
+                    .map(|h| (h.id.to_string(), h.score as f32))
+                    .collect(),
+            );
+        }
+        let (scores, _) = hybrid_search::eval::evaluate(&qrels, &run);
+        assert!(
+            (scores.ndcg_at_10 - row.scores.ndcg_at_10).abs() < 1e-9,
+            "{prf:?}: {} against {}",
+            scores.ndcg_at_10,
+            row.scores.ndcg_at_10
         );
     }
-    let (scores, _) = hybrid_search::eval::evaluate(&qrels, &run);
-    assert!((scores.ndcg_at_10 - rows[0].scores.ndcg_at_10).abs() < 1e-9);
 
     assert_eq!(c.hybrid_options(), HybridOptions::default());
     let tuned = TuneRecord {
@@ -843,4 +854,98 @@ fn documents_with_nothing_to_encode_have_no_vector_and_never_outrank_a_match() {
     // Rebuilding the vectors keeps the rule.
     c.repair_dense(None).unwrap();
     assert_eq!(c.verify().unwrap().vectors, Some(5));
+}
+
+#[test]
+fn pseudo_relevance_feedback_rewrites_each_legs_query() {
+    use hybrid_search::{Prf, Rm3, Rocchio, SearchDefaults};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = build(tmp.path(), model(tmp.path(), 1), VectorKind::Exact);
+    c.add(
+        &[doc(
+            "bundle",
+            "Sepsis bundle",
+            "antibiotics within the first hour of sepsis",
+        )],
+        None,
+    )
+    .unwrap();
+    fn ids(c: &Collection, prf: Option<Prf>, mode: Mode, query: &str) -> Vec<String> {
+        let mut request = SearchRequest::new(query, 10)
+            .with_mode(mode)
+            .with_fusion(FusionOverrides::exactly(HybridOptions::default()));
+        if let Some(prf) = prf {
+            request = request.with_prf(prf);
+        }
+        c.rank(&request)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id.to_string())
+            .collect()
+    }
+    // "interleukin" is in one document only; RM3 from that document adds "sepsis", which
+    // finds the bundle document too.
+    let rm3 = Prf {
+        rm3: Some(Rm3 {
+            docs: 1,
+            terms: 10,
+            original_weight: 0.5,
+        }),
+        rocchio: None,
+    };
+    assert_eq!(ids(&c, None, Mode::Sparse, "interleukin"), ["il6"]);
+    let expanded = ids(&c, Some(rm3), Mode::Sparse, "interleukin");
+    assert_eq!(expanded[0], "il6", "the query's own document stays first");
+    assert!(expanded.contains(&"bundle".to_string()), "{expanded:?}");
+    // Weighing the query alone, RM3 changes nothing.
+    let own = Prf {
+        rm3: Some(Rm3 {
+            original_weight: 1.0,
+            ..Rm3::default()
+        }),
+        rocchio: None,
+    };
+    assert_eq!(ids(&c, Some(own), Mode::Sparse, "interleukin"), ["il6"]);
+    // Rocchio with beta 0 is the query vector itself; with beta it still finds the query's
+    // own document first, and every mode answers.
+    let rocchio = |beta| Prf {
+        rm3: None,
+        rocchio: Some(Rocchio { docs: 2, beta }),
+    };
+    let query = "interleukin 6 drives the acute phase response";
+    assert_eq!(
+        ids(&c, Some(rocchio(0.0)), Mode::Dense, query),
+        ids(&c, None, Mode::Dense, query)
+    );
+    assert_eq!(ids(&c, Some(rocchio(0.5)), Mode::Dense, query)[0], "il6");
+    let both = Prf {
+        rm3: rm3.rm3,
+        rocchio: rocchio(0.5).rocchio,
+    };
+    let hybrid = ids(&c, Some(both), Mode::Hybrid, "interleukin");
+    assert!(hybrid.contains(&"bundle".to_string()), "{hybrid:?}");
+    // The collection's stored feedback is used when a search names none; out of range is
+    // refused naming the setting.
+    c.set_search_defaults(SearchDefaults {
+        hybrid: HybridOptions::default(),
+        prf: rm3,
+        tuned: None,
+    })
+    .unwrap();
+    assert_eq!(ids(&c, None, Mode::Sparse, "interleukin"), expanded);
+    assert_eq!(
+        ids(&c, Some(Prf::OFF), Mode::Sparse, "interleukin"),
+        ["il6"]
+    );
+    let err = c
+        .rank(&SearchRequest::new("x", 3).with_prf(Prf {
+            rm3: Some(Rm3 {
+                docs: 0,
+                ..Rm3::default()
+            }),
+            rocchio: None,
+        }))
+        .unwrap_err();
+    assert!(err.to_string().contains("prf: rm3: docs 0"), "{err}");
 }

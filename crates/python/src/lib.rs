@@ -103,6 +103,7 @@ struct RequestJson {
     vector: Option<Vec<f64>>,
     #[serde(default)]
     fusion: FusionJson,
+    prf: Option<hybrid_search::Prf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,6 +142,10 @@ impl RequestJson {
             let v =
                 hybrid_search::vector_from_f64(&v).map_err(|e| invalid(format!("vector: {e}")))?;
             request = request.with_vector(v);
+        }
+        if let Some(prf) = r.prf {
+            prf.validate().map_err(|e| py_error(&e))?;
+            request = request.with_prf(prf);
         }
         request.validate().map_err(|e| py_error(&e))?;
         Ok(request)
@@ -509,6 +514,7 @@ impl Collection {
                     &vectors,
                     &data.qrels,
                     &hybrid_search::default_grid(),
+                    &hybrid_search::default_prf_grid(),
                 )?;
                 Ok((rows, data.queries.len()))
             })
@@ -524,19 +530,17 @@ impl Collection {
                 tried: rows.len(),
                 ndcg_at_10: best.scores.ndcg_at_10,
             };
-            let write = |c: &mut hybrid_search::Collection| {
-                let prf = c.manifest().search.as_ref().map(|s| s.prf).unwrap_or_default();
-                c.set_search_defaults(hybrid_search::SearchDefaults {
-                    hybrid: best.options,
-                    prf,
-                    tuned: Some(record),
-                })
+            let defaults = hybrid_search::SearchDefaults {
+                hybrid: best.options,
+                prf: best.prf,
+                tuned: Some(record),
             };
-            self.write(py, write)?;
+            self.write(py, |c| c.set_search_defaults(defaults))?;
         }
         to_json(&serde_json::json!({
             "best": {
                 "fusion": best.options,
+                "prf": best.prf,
                 "ndcg@10": best.scores.ndcg_at_10,
                 "recall@100": best.scores.recall_at_100,
                 "mrr@10": best.scores.mrr_at_10,

@@ -446,6 +446,14 @@ pub(crate) struct SearchBody {
     #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 0, maximum = 9999)]
     offset: usize,
+    /// Pseudo-relevance feedback: `{"rm3": {}}` expands the BM25 query with terms of its top
+    /// documents, `{"rocchio": {}}` moves the query vector towards its top documents'; each
+    /// takes its settings (`{"rm3": {"docs": 10, "terms": 10, "original_weight": 0.5},
+    /// "rocchio": {"docs": 3, "beta": 0.5}}`, the defaults). `{}` turns off the collection's.
+    /// Left out: the collection's (off unless set).
+    #[serde(default)]
+    #[schema(example = json!({"rm3": {}}))]
+    prf: Option<hybrid_search::Prf>,
 }
 
 fn default_k() -> usize {
@@ -568,6 +576,9 @@ impl SearchBody {
             .with_offset(self.offset);
         if let Some(vector) = vector {
             request = request.with_vector(vector);
+        }
+        if let Some(prf) = self.prf {
+            request = request.with_prf(prf);
         }
         request.validate()?;
         Ok(request)

@@ -297,6 +297,30 @@ fn filter() -> BoxedStrategy<Value> {
         .boxed()
 }
 
+/// Pseudo-relevance feedback settings: on with defaults, with settings in and out of range.
+fn prf() -> BoxedStrategy<Value> {
+    let rm3 = object(vec![
+        ("docs", count()),
+        ("terms", count()),
+        (
+            "original_weight",
+            prop_oneof![4 => (-0.5f64..1.5).prop_map(Value::from), 1 => leaf()].boxed(),
+        ),
+    ]);
+    let rocchio = object(vec![
+        ("docs", count()),
+        (
+            "beta",
+            prop_oneof![4 => (-1.0f64..3.0).prop_map(Value::from), 1 => leaf()].boxed(),
+        ),
+    ]);
+    prop_oneof![
+        8 => object(vec![("rm3", rm3.boxed()), ("rocchio", rocchio.boxed())]),
+        1 => leaf(),
+    ]
+    .boxed()
+}
+
 fn search() -> BoxedStrategy<Value> {
     let mode = prop_oneof![
         8 => prop::sample::select(&["hybrid", "dense", "sparse"][..]).prop_map(Value::from),
@@ -350,6 +374,7 @@ fn search() -> BoxedStrategy<Value> {
             ("explain", any::<bool>().prop_map(Value::from).boxed()),
             ("filter", filter()),
             ("fields", fields),
+            ("prf", prf()),
         ]),
         1 => body_from(SEARCH_KEYS),
     ]
@@ -393,6 +418,7 @@ const FILTER_KEYS: &[&str] = &[
 const SEARCH_KEYS: &[&str] = &[
     "query", "vector", "k", "mode", "fusion", "method", "alpha", "rrf_k", "norm", "depth",
     "explain", "filter", "fields", "offset", "field", "eq", "in", "gte", "lt", "and", "or", "not",
+    "prf", "rm3", "rocchio", "docs", "terms", "beta",
 ];
 
 const DOCUMENT_KEYS: &[&str] = &[

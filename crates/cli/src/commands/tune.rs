@@ -6,14 +6,17 @@ use std::time::Instant;
 use anyhow::bail;
 
 use hybrid_search::eval;
-use hybrid_search::{Collection, SearchDefaults, TuneRecord, default_grid, query_vectors, tune};
+use hybrid_search::{
+    Collection, SearchDefaults, TuneRecord, default_grid, default_prf_grid, query_vectors, tune,
+};
 
 use crate::args::{ModelArgs, WaitArgs};
 use crate::progress::progress;
 use crate::render;
 
-/// Choose the hybrid fusion settings (method, alpha, k, normalisation, depth) with the
-/// best nDCG@10 on a dataset's labelled queries, and store them as the collection's default.
+/// Choose the hybrid fusion settings (method, alpha, k, normalisation, depth) and the
+/// pseudo-relevance feedback (none, RM3, Rocchio, both) with the best nDCG@10 on a dataset's
+/// labelled queries, and store them as the collection's default.
 #[derive(clap::Args)]
 pub struct Args {
     /// The collection folder (built with a model).
@@ -38,6 +41,10 @@ pub struct Args {
     /// Print one JSON object (every row) instead of text.
     #[arg(long)]
     json: bool,
+    /// Tune the fusion alone, without pseudo-relevance feedback (by default each fusion
+    /// setting is tried with no feedback, RM3 on BM25, Rocchio on the dense leg, and both).
+    #[arg(long)]
+    no_prf: bool,
 }
 
 /// Runs `tune`.
@@ -70,7 +77,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let vectors = vectors?;
     let grid = default_grid();
-    let rows = tune(&collection, &data.queries, &vectors, &data.qrels, &grid)?;
+    let prfs = if args.no_prf {
+        vec![hybrid_search::Prf::OFF]
+    } else {
+        default_prf_grid()
+    };
+    let rows = tune(
+        &collection,
+        &data.queries,
+        &vectors,
+        &data.qrels,
+        &grid,
+        &prfs,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let best = &rows[0];
     let record = TuneRecord {
@@ -81,16 +100,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ndcg_at_10: best.scores.ndcg_at_10,
     };
     if !args.dry_run {
-        // Feedback settings are kept as they are: tuning chooses the fusion.
-        let prf = collection
-            .manifest()
-            .search
-            .as_ref()
-            .map(|s| s.prf)
-            .unwrap_or_default();
         collection.set_search_defaults(SearchDefaults {
             hybrid: best.options,
-            prf,
+            prf: best.prf,
             tuned: Some(record.clone()),
         })?;
     }
