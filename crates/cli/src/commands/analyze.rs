@@ -10,11 +10,19 @@ use hybrid_search::sparse::Analyzer;
 use crate::args::AnalyzerArgs;
 use crate::render;
 
-/// Show how text is analysed: one token per line (term, start byte, end byte, tag).
+/// Show how text is analysed: one token per line (term, start byte, end byte, tag); with
+/// `--splade DIR`, the text's learned-sparse (SPLADE) terms and weights instead.
 #[derive(clap::Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
     analyzer: AnalyzerArgs,
+    /// A SPLADE model folder (`models/splade-tiny`, laid out by scripts/fetch-models.sh):
+    /// print the text's vocabulary terms with their weights, heaviest first.
+    #[arg(long, value_name = "DIR")]
+    splade: Option<PathBuf>,
+    /// How the SPLADE model's matrices run.
+    #[arg(long, value_enum, default_value = "int8", requires = "splade")]
+    weights: hybrid_search::dense::WeightFormat,
     /// The text.
     text: String,
 }
@@ -33,6 +41,23 @@ pub struct BuildKoDicArgs {
 
 /// Runs `analyze`.
 pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.splade {
+        use std::io::Write;
+        let encoder = hybrid_search::dense::SpladeEncoder::load(
+            dir,
+            &hybrid_search::dense::Device::Cpu,
+            args.weights,
+        )
+        .with_context(|| format!("loading SPLADE model {}", dir.display()))?;
+        let mut vector = encoder.encode(&[args.text.as_str()])?.remove(0);
+        vector.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut out = std::io::stdout().lock();
+        for (id, weight) in vector {
+            let term = encoder.term(id).unwrap_or_default();
+            writeln!(out, "{term}\t{weight:.4}")?;
+        }
+        return Ok(());
+    }
     let analyzer = Analyzer::new(&args.analyzer.config()?)?;
     render::tokens(&analyzer.analyze(&args.text)?)
 }
