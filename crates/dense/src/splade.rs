@@ -9,8 +9,10 @@
 //! `LN` its layer norm, `E` the word embedding table (the decoder tied to it, as Hugging Face's
 //! `BertForMaskedLM` saves it) and `c` the decoder's bias. Most weights are 0: a passage of
 //! SPLADE-tiny has about 200 non-zero terms, a query about 15. Queries and documents are encoded
-//! alike. The body runs on the same packed forward as [`Encoder`](crate::Encoder); the head
-//! (one `hidden x vocab` product per token) stays f32.
+//! alike. The body runs on the same packed forward as [`Encoder`](crate::Encoder), in the
+//! weight format asked for. The head's vocabulary product (`hidden x vocab` per token, about
+//! 95% of the work for SPLADE-tiny) runs in f32 on the CPU's packed GEMM, a text at a time;
+//! other devices run it through candle.
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +50,9 @@ pub struct SpladeEncoder {
     decoder: Tensor,
     /// The decoder's bias, `(vocab,)`.
     decoder_bias: Tensor,
+    /// The decoder packed for the CPU (the tied word embeddings and the bias), when on the CPU.
+    cpu_head: Option<crate::fused::CpuLinear>,
+    vocab: usize,
     max_len: usize,
 }
 
@@ -119,6 +124,19 @@ impl SpladeEncoder {
         let norm = LayerNorm::new(tensor(norm_w, &[h])?, tensor(norm_b, &[h])?, config.eps);
         let decoder = tensor(crate::bert::tensor_names::WORD_EMBEDDINGS, &[vocab, h])?;
         let decoder_bias = tensor(bias, &[vocab])?;
+        let cpu_head = if device.is_cpu() {
+            let fail = |e| Error::candle(&path, e);
+            let c = decoder_bias.to_vec1::<f32>().map_err(fail)?;
+            let values = decoder
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(fail)?;
+            // f32 in every format: the int8 kernel was slower on this shape (27.3 against 32.6
+            // SciFact passages/s, docs/benchmarks.md) and less exact.
+            Some(crate::fused::CpuLinear::f32(&values, vocab, c))
+        } else {
+            None
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             bert,
@@ -127,6 +145,8 @@ impl SpladeEncoder {
             norm,
             decoder,
             decoder_bias,
+            cpu_head,
+            vocab,
             max_len: config.max_positions,
         })
     }
@@ -201,15 +221,37 @@ impl SpladeEncoder {
         let (w, b) = &self.transform;
         let transformed = hidden.matmul(&w.t()?)?.broadcast_add(b)?.gelu_erf()?;
         let transformed = self.norm.forward(&transformed)?;
-        let decoder = self.decoder.t()?;
+        let h = transformed.dim(1)?;
+        let rows = match &self.cpu_head {
+            Some(_) => Some(transformed.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let mut logits = Vec::new();
         let mut out = Vec::with_capacity(seqs.len());
         let mut offset = 0;
         for s in seqs {
-            let tokens = transformed.narrow(0, offset, s.len())?;
-            offset += s.len();
-            let logits = tokens.matmul(&decoder)?.broadcast_add(&self.decoder_bias)?;
             // max_i log(1 + relu(x)) = log(1 + relu(max_i x)): both are monotone.
-            let best = logits.max(0)?.to_vec1::<f32>()?;
+            let best = match (&self.cpu_head, &rows) {
+                (Some(head), Some(rows)) => {
+                    let x = &rows[offset * h..(offset + s.len()) * h];
+                    logits.resize(s.len() * self.vocab, 0.0);
+                    head.forward_into(x, &mut logits, false)?;
+                    let mut best = vec![f32::NEG_INFINITY; self.vocab];
+                    for row in logits.chunks_exact(self.vocab) {
+                        for (b, x) in best.iter_mut().zip(row) {
+                            *b = b.max(*x);
+                        }
+                    }
+                    best
+                }
+                _ => transformed
+                    .narrow(0, offset, s.len())?
+                    .matmul(&self.decoder.t()?)?
+                    .broadcast_add(&self.decoder_bias)?
+                    .max(0)?
+                    .to_vec1::<f32>()?,
+            };
+            offset += s.len();
             let vector = best
                 .iter()
                 .enumerate()
