@@ -549,10 +549,9 @@ fn protect_search_needs_the_key_for_reads() {
     assert_eq!(server.call_as("GET", "/health", None, None).status, 200);
 }
 
-#[test]
-fn another_process_holding_the_write_lock_is_409_busy() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+/// A data folder holding the fixture corpus as collection `med` (BM25 only): (data, med).
+fn medical_data(tmp: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = tmp.join("data");
     let index = data.join("med");
     ok(&[
         "index",
@@ -561,30 +560,47 @@ fn another_process_holding_the_write_lock_is_409_busy() {
         "--dataset",
         &common::fixture("medical.jsonl"),
     ]);
-    let server = Served::start(&data, &[]);
-    // Another process takes the collection's write lock (flock(2), as the engine's writers do).
+    (data, index)
+}
+
+/// Another process holding the write lock of the collection in `index` (flock(2), as the
+/// engine's writers take it), returned once it holds it. `-o`: the lock is held by flock
+/// itself, not by `sleep`, so killing flock releases it.
+fn hold_write_lock(index: &std::path::Path) -> std::process::Child {
     let lock = index.join(hybrid_search::LOCK_FILE);
-    // `-o`: the lock is held by flock itself, not by `sleep`, so killing flock releases it.
-    let mut holder = std::process::Command::new("flock")
+    let holder = std::process::Command::new("flock")
         .arg("-o")
         .arg(&lock)
-        .args(["sleep", "30"])
+        .args(["sleep", "60"])
         .spawn()
         .unwrap();
-    let held = || {
-        !std::process::Command::new("flock")
-            .args(["-n"])
-            .arg(&lock)
-            .arg("true")
-            .status()
-            .unwrap()
-            .success()
-    };
     let started = Instant::now();
-    while !held() {
+    while std::process::Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
         assert!(started.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(20));
     }
+    holder
+}
+
+/// Releases a lock taken by [`hold_write_lock`].
+fn release_write_lock(mut holder: std::process::Child) {
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn another_process_holding_the_write_lock_is_409_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, index) = medical_data(tmp.path());
+    let server = Served::start(&data, &[]);
+    let holder = hold_write_lock(&index);
     let body = r#"[{"id": "x", "text": "ferritin"}]"#;
     let a = server.call("POST", "/collections/med/documents", Some(body));
     assert_eq!((a.status, code(&a)), (409, "busy"), "{}", a.text);
@@ -597,8 +613,7 @@ fn another_process_holding_the_write_lock_is_409_busy() {
     // Searches go on meanwhile; once the other writer is gone, the write goes through.
     let found = server.post_ok("/collections/med/search", &json!({"query": "sepsis"}));
     assert!(!found["hits"].as_array().unwrap().is_empty());
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    release_write_lock(holder);
     let a = server.call("POST", "/collections/med/documents", Some(body));
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["documents"], 31);
@@ -990,46 +1005,11 @@ fn slow_clients_hold_no_place_in_the_queue_and_are_dropped() {
 #[test]
 fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let index = data.join("med");
-    ok(&[
-        "index",
-        "--index",
-        s(&index),
-        "--dataset",
-        &common::fixture("medical.jsonl"),
-    ]);
-    let lock = index.join(hybrid_search::LOCK_FILE);
-    // Another process holds the collection's write lock (flock -o: killing flock releases it).
-    let hold = || {
-        let holder = std::process::Command::new("flock")
-            .arg("-o")
-            .arg(&lock)
-            .args(["sleep", "60"])
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::process::Command::new("flock")
-            .arg("-n")
-            .arg(&lock)
-            .arg("true")
-            .status()
-            .unwrap()
-            .success()
-        {
-            assert!(started.elapsed() < Duration::from_secs(30));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        holder
-    };
-    let release = |mut holder: std::process::Child| {
-        holder.kill().unwrap();
-        holder.wait().unwrap();
-    };
+    let (data, index) = medical_data(tmp.path());
     let server = Served::start(&data, &[]);
 
     // A write waiting for the lock whose client leaves after half a second still commits.
-    let holder = hold();
+    let holder = hold_write_lock(&index);
     let write = connect_and_send(
         &server,
         &request_text(
@@ -1042,7 +1022,7 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     drop(write);
     std::thread::sleep(Duration::from_millis(500));
-    release(holder);
+    release_write_lock(holder);
     let started = Instant::now();
     while server
         .call("GET", "/collections/med/documents/left", None)
@@ -1057,10 +1037,10 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
     }
 
     // A delete that cannot get the lock in time leaves the collection served, whole.
-    let holder = hold();
+    let holder = hold_write_lock(&index);
     let a = server.call("DELETE", "/collections/med", None);
     assert_eq!((a.status, code(&a)), (409, "busy"), "{}", a.text);
-    release(holder);
+    release_write_lock(holder);
     assert_eq!(
         server.call("GET", "/collections/med", None).body["documents"],
         31
@@ -1069,7 +1049,7 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
 
     // A write and then a delete queue behind the lock; both clients leave after a second. The
     // write commits, then the delete removes the collection, and it stays removed.
-    let holder = hold();
+    let holder = hold_write_lock(&index);
     let write = connect_and_send(
         &server,
         &request_text(
@@ -1087,7 +1067,7 @@ fn writes_and_deletes_whose_clients_leave_finish_all_or_nothing() {
     std::thread::sleep(Duration::from_secs(1));
     drop((write, delete));
     std::thread::sleep(Duration::from_millis(500));
-    release(holder);
+    release_write_lock(holder);
     let started = Instant::now();
     while server.call("GET", "/collections/med", None).status != 404 {
         assert!(
