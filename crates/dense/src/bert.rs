@@ -227,8 +227,10 @@ impl TensorMap {
     }
 }
 
-impl WeightSource for TensorMap {
-    fn get(&self, name: &str, shape: &[usize], _device: &Device) -> Result<Stored> {
+impl TensorMap {
+    /// The tensor `name`, stored as named, with a `bert.` prefix, or under the old LayerNorm
+    /// names (`gamma`/`beta`).
+    pub(crate) fn find(&self, name: &str) -> Option<&Tensor> {
         let legacy = name
             .replace("LayerNorm.weight", "LayerNorm.gamma")
             .replace("LayerNorm.bias", "LayerNorm.beta");
@@ -238,13 +240,59 @@ impl WeightSource for TensorMap {
             legacy.clone(),
             format!("bert.{legacy}"),
         ];
-        let tensor = candidates
-            .iter()
-            .find_map(|c| self.tensors.get(c))
-            .ok_or_else(|| Error::Model {
-                path: self.path.clone(),
-                message: format!("has no tensor {name} (is this a BERT-family model?)"),
-            })?;
+        candidates.iter().find_map(|c| self.tensors.get(c))
+    }
+}
+
+/// A Hugging Face BERT-family directory loaded for inference: its configuration, its
+/// checkpoint's tensors (for the heads on top) and the encoder body.
+pub(crate) struct HfBert {
+    pub(crate) config: BertConfig,
+    pub(crate) map: TensorMap,
+    pub(crate) bert: Bert,
+}
+
+impl HfBert {
+    /// Loads `dir` (`config.json`, `model.safetensors` or `pytorch_model.bin`) with the body's
+    /// matrices run in `format`; `missing` says where such a directory comes from, for the
+    /// error when `config.json` is not there.
+    pub(crate) fn load(
+        dir: &Path,
+        device: &Device,
+        format: WeightFormat,
+        missing: &str,
+    ) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(Error::Model {
+                path: dir.to_path_buf(),
+                message: format!("no config.json: not a model directory ({missing})"),
+            });
+        }
+        let hf: HfConfig = crate::encoder::read_json(&config_path)?;
+        let config: BertConfig = hf.to_config().map_err(|message| Error::Model {
+            path: config_path.clone(),
+            message,
+        })?;
+        let Some(path) = hf_weights_file(dir) else {
+            return Err(Error::Model {
+                path: dir.to_path_buf(),
+                message: "has no weights: expected model.safetensors or pytorch_model.bin".into(),
+            });
+        };
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let map = TensorMap::read(&path, &bytes, device)?;
+        let bert = Bert::load(&path, &config, &map, format, device)?;
+        Ok(Self { config, map, bert })
+    }
+}
+
+impl WeightSource for TensorMap {
+    fn get(&self, name: &str, shape: &[usize], _device: &Device) -> Result<Stored> {
+        let tensor = self.find(name).ok_or_else(|| Error::Model {
+            path: self.path.clone(),
+            message: format!("has no tensor {name} (is this a BERT-family model?)"),
+        })?;
         if tensor.dims() != shape {
             return Err(Error::Model {
                 path: self.path.clone(),

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use tokenizers::{Encoding, Tokenizer, TruncationDirection};
 
-use crate::bert::{Bert, BertConfig, HfConfig, TensorMap, WeightFormat};
-use crate::encoder::{describe, load_tokenizer, read_json};
+use crate::bert::{Bert, HfBert, WeightFormat};
+use crate::encoder::{describe, load_tokenizer};
 use crate::error::{Error, Result};
 
 /// The head's tensors, as a saved `BertForSequenceClassification` names them.
@@ -199,38 +199,18 @@ impl CrossEncoder {
     ///
     /// Those of [`CrossEncoder::load`].
     pub fn load_with(dir: &Path, device: &Device, format: WeightFormat) -> Result<Self> {
-        let config_path = dir.join("config.json");
-        if !config_path.is_file() {
-            return Err(Error::Model {
-                path: dir.to_path_buf(),
-                message: "no config.json: not a model directory (a reranker is written by \
-                          `hybrid-search train-reranker`)"
-                    .into(),
-            });
-        }
-        let hf: HfConfig = read_json(&config_path)?;
-        let config: BertConfig = hf.to_config().map_err(|message| Error::Model {
-            path: config_path.clone(),
-            message,
-        })?;
-        let Some(path) = crate::bert::hf_weights_file(dir) else {
-            return Err(Error::Model {
-                path: dir.to_path_buf(),
-                message: "has no weights: expected model.safetensors or pytorch_model.bin".into(),
-            });
-        };
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let map = TensorMap::read(&path, &bytes, device)?;
-        let bert = Bert::load(&path, &config, &map, format, device)?;
+        let HfBert { config, map, bert } = HfBert::load(
+            dir,
+            device,
+            format,
+            "a reranker is written by `hybrid-search train-reranker`",
+        )?;
+        let path = map.path.clone();
         let h = config.hidden;
         let shapes: [&[usize]; 4] = [&[h, h], &[h], &[1, h], &[1]];
         let mut head = Vec::with_capacity(4);
         for (name, shape) in HEAD_NAMES.iter().zip(shapes) {
-            let Some(tensor) = map
-                .tensors
-                .get(*name)
-                .or_else(|| map.tensors.get(&format!("bert.{name}")))
-            else {
+            let Some(tensor) = map.find(name) else {
                 return Err(Error::Model {
                     path: path.clone(),
                     message: format!(

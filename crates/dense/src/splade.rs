@@ -20,8 +20,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::LayerNorm;
 use tokenizers::{Encoding, Tokenizer};
 
-use crate::bert::{Bert, BertConfig, HfConfig, TensorMap, WeightFormat};
-use crate::encoder::{load_tokenizer, read_json};
+use crate::bert::{Bert, HfBert, WeightFormat};
+use crate::encoder::load_tokenizer;
 use crate::error::{Error, Result};
 
 /// The masked-language head's tensors, as a saved `BertForMaskedLM` names them (the decoder
@@ -67,45 +67,22 @@ impl SpladeEncoder {
     /// unsupported configuration); [`Error::Io`] or [`Error::Candle`] when its files cannot be
     /// read.
     pub fn load(dir: &Path, device: &Device, format: WeightFormat) -> Result<Self> {
-        let config_path = dir.join("config.json");
-        if !config_path.is_file() {
-            return Err(Error::Model {
-                path: dir.to_path_buf(),
-                message: "no config.json: not a model directory (scripts/fetch-models.sh lays \
-                          out SPLADE-tiny in models/splade-tiny)"
-                    .into(),
-            });
-        }
-        let hf: HfConfig = read_json(&config_path)?;
-        let config: BertConfig = hf.to_config().map_err(|message| Error::Model {
-            path: config_path.clone(),
-            message,
-        })?;
-        let Some(path) = crate::bert::hf_weights_file(dir) else {
-            return Err(Error::Model {
-                path: dir.to_path_buf(),
-                message: "has no weights: expected model.safetensors or pytorch_model.bin".into(),
-            });
-        };
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let map = TensorMap::read(&path, &bytes, device)?;
-        let bert = Bert::load(&path, &config, &map, format, device)?;
+        let HfBert { config, map, bert } = HfBert::load(
+            dir,
+            device,
+            format,
+            "scripts/fetch-models.sh lays out SPLADE-tiny in models/splade-tiny",
+        )?;
+        let path = map.path.clone();
         let (h, vocab) = (config.hidden, config.vocab);
         let tensor = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            // `gamma`/`beta`: the old names of a LayerNorm's weight and bias.
-            let legacy = name
-                .replace("LayerNorm.weight", "LayerNorm.gamma")
-                .replace("LayerNorm.bias", "LayerNorm.beta");
-            let found = [name.to_string(), legacy.clone(), format!("bert.{name}")]
-                .iter()
-                .find_map(|n| map.tensors.get(n))
-                .ok_or_else(|| Error::Model {
-                    path: path.clone(),
-                    message: format!(
-                        "has no tensor {name}: not a masked-language model (SPLADE needs \
+            let found = map.find(name).ok_or_else(|| Error::Model {
+                path: path.clone(),
+                message: format!(
+                    "has no tensor {name}: not a masked-language model (SPLADE needs \
                          BertForMaskedLM's head)"
-                    ),
-                })?;
+                ),
+            })?;
             if found.dims() != shape {
                 return Err(Error::Model {
                     path: path.clone(),
