@@ -42,6 +42,16 @@ pub fn load_or_skip(name: &str, path: &Path, split: &str) -> Option<Dataset> {
     }
 }
 
+/// The first `n` documents of `data` as an encoder reads them: `title + " " + text`, as
+/// sentence-transformers encodes a corpus.
+pub fn passages(data: &Dataset, n: usize) -> Vec<String> {
+    data.corpus
+        .iter()
+        .take(n)
+        .map(|d| format!("{} {}", d.title, d.text))
+        .collect()
+}
+
 /// The text an analyzer sees for a document: its title, a newline and its body.
 pub fn document_text(doc: &Document) -> String {
     format!("{}\n{}", doc.title, doc.text)

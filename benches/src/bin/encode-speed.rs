@@ -51,12 +51,7 @@ fn main() {
     let encoder =
         Encoder::load_with(model.as_ref(), &Device::Cpu, format).unwrap_or_else(|e| panic!("{e}"));
     let load_s = started.elapsed().as_secs_f64();
-    let texts: Vec<String> = data
-        .corpus
-        .iter()
-        .take(passages)
-        .map(|d| format!("{} {}", d.title, d.text))
-        .collect();
+    let texts = hybrid_search_benches::passages(&data, passages);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // Warm up (thread pools, allocator) on a few passages.
     encoder

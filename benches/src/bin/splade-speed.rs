@@ -39,12 +39,7 @@ fn main() {
     };
     let encoder =
         SpladeEncoder::load(model.as_ref(), &Device::Cpu, format).unwrap_or_else(|e| panic!("{e}"));
-    let texts: Vec<String> = data
-        .corpus
-        .iter()
-        .take(passages)
-        .map(|d| format!("{} {}", d.title, d.text))
-        .collect();
+    let texts = hybrid_search_benches::passages(&data, passages);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     encoder.encode(&refs[..refs.len().min(8)]).unwrap();
     let started = Instant::now();
