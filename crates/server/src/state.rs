@@ -304,10 +304,7 @@ impl AppState {
         work: impl FnOnce(&mut Collection) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let span = tracing::Span::current();
-        let writes = self.writes.clone().read_owned().await;
-        let task = tokio::spawn(async move {
-            let _admitted = admitted;
-            let _writes = writes;
+        self.detached(admitted, async move {
             let handle = served.handle.clone().lock_owned().await;
             if served.is_deleted() {
                 return Err(ApiError::not_found(format!(
@@ -331,8 +328,8 @@ impl AppState {
                 })
                 .await,
             )
-        });
-        joined(task.await)
+        })
+        .await
     }
 
     /// Runs `work` (creating or deleting a collection) in a task of its own, under the lock
@@ -347,12 +344,25 @@ impl AppState {
         F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
     {
         let state = self.clone();
-        let writes = self.writes.clone().read_owned().await;
-        let task = tokio::spawn(async move {
-            let _admitted = admitted;
-            let _writes = writes;
+        self.detached(admitted, async move {
             let _admin = state.admin.lock().await;
             work(state.clone()).await
+        })
+        .await
+    }
+
+    /// Runs `work` in a task of its own that holds the request's place in the queue
+    /// (`admitted`) and a share of [`AppState::writes`] until it ends, so it runs to its end
+    /// whether or not the client waits, and shutdown waits for it.
+    async fn detached<T: Send + 'static>(
+        &self,
+        admitted: Admitted,
+        work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let writes = self.writes.clone().read_owned().await;
+        let task = tokio::spawn(async move {
+            let _held = (admitted, writes);
+            work.await
         });
         joined(task.await)
     }
