@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::collection::Snapshot;
 use crate::error::{Error, Result, Setting};
+use crate::legs::{LegFilter, LegQuery, Legs};
 
 /// RM3's settings.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -131,6 +132,48 @@ impl Prf {
 }
 
 impl Snapshot {
+    /// The BM25 query RM3 rewrites `terms` (the analysis of `query`) into, from a first pass
+    /// of `legs`' sparse leg, `rm3.docs` deep among the documents `filter` matches.
+    ///
+    /// # Errors
+    ///
+    /// Those of the first pass and of reading the feedback documents.
+    pub(crate) fn rm3_expanded(
+        &self,
+        legs: &dyn Legs,
+        query: &str,
+        terms: &QueryTerms,
+        filter: Option<&LegFilter>,
+        rm3: &Rm3,
+    ) -> Result<QueryTerms> {
+        let _span = tracing::debug_span!("rm3", docs = rm3.docs).entered();
+        let first = LegQuery::sparse(query, rm3.docs)
+            .with_terms(terms)
+            .with_filter(filter);
+        let first = legs.search(self, &first)?;
+        self.rm3_query(terms, &first.sparse, rm3)
+    }
+
+    /// The query vector Rocchio moves `vector` (of `query`) to, from a first pass of `legs`'
+    /// dense leg, `rocchio.docs` deep among the documents `filter` matches.
+    ///
+    /// # Errors
+    ///
+    /// Those of the first pass (a dense leg that cannot answer) and of reading its vectors.
+    pub(crate) fn rocchio_moved(
+        &self,
+        legs: &dyn Legs,
+        query: &str,
+        vector: &[f32],
+        filter: Option<&LegFilter>,
+        rocchio: &Rocchio,
+    ) -> Result<Vec<f32>> {
+        let _span = tracing::debug_span!("rocchio", docs = rocchio.docs).entered();
+        let first = LegQuery::dense(query, vector, rocchio.docs).with_filter(filter);
+        let first = legs.search(self, &first)?.dense?;
+        self.rocchio_vector(vector, &first, rocchio)
+    }
+
     /// The RM3 query for `query` from the first pass's `feedback` (ids with BM25 scores, best
     /// first): the query's own terms and up to `rm3.terms` expansion terms, weighted (see the
     /// module's documentation). The query unchanged when the first pass found nothing.
@@ -138,7 +181,7 @@ impl Snapshot {
     /// # Errors
     ///
     /// [`Error::Sparse`] when a feedback document cannot be read or analysed.
-    pub(crate) fn rm3_query(
+    fn rm3_query(
         &self,
         query: &QueryTerms,
         feedback: &[(Arc<str>, f32)],
@@ -216,7 +259,7 @@ impl Snapshot {
     /// # Errors
     ///
     /// [`Error::DenseDamaged`] or [`Error::Dense`] when the vectors cannot be read.
-    pub(crate) fn rocchio_vector(
+    fn rocchio_vector(
         &self,
         vector: &[f32],
         feedback: &[(Arc<str>, f32)],

@@ -411,12 +411,7 @@ impl Snapshot {
         let expanded;
         let terms = match resolved.prf.rm3 {
             Some(rm3) if mode != Mode::Dense => {
-                let _span = tracing::debug_span!("rm3", docs = rm3.docs).entered();
-                let first = LegQuery::sparse(query, rm3.docs)
-                    .with_terms(terms)
-                    .with_filter(filter);
-                let first = legs.search(self, &first)?;
-                expanded = self.rm3_query(terms, &first.sparse, &rm3)?;
+                expanded = self.rm3_expanded(legs, query, terms, filter, &rm3)?;
                 &expanded
             }
             _ => terms,
@@ -427,12 +422,7 @@ impl Snapshot {
                 None => self.encode_queries(&[query]).map(|mut v| v.remove(0))?,
             };
             match resolved.prf.rocchio {
-                Some(rocchio) => {
-                    let _span = tracing::debug_span!("rocchio", docs = rocchio.docs).entered();
-                    let first = LegQuery::dense(query, &v, rocchio.docs).with_filter(filter);
-                    let first = legs.search(self, &first)?.dense?;
-                    self.rocchio_vector(&v, &first, &rocchio)
-                }
+                Some(rocchio) => self.rocchio_moved(legs, query, &v, filter, &rocchio),
                 None => Ok(v),
             }
         };

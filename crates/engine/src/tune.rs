@@ -135,15 +135,16 @@ fn legs_with(
         .par_iter()
         .zip(vectors)
         .map(|(q, v)| {
+            let legs = crate::legs::LocalLegs;
             let mut terms = collection.sparse.query_terms(&q.text)?;
             if let Some(rm3) = &prf.rm3 {
-                let first = collection.search_ids(&terms, rm3.docs, None)?;
-                terms = collection.rm3_query(&terms, &first, rm3)?;
+                terms = collection.rm3_expanded(&legs, &q.text, &terms, None, rm3)?;
             }
             let mut v = std::borrow::Cow::Borrowed(v.as_slice());
             if let Some(rocchio) = &prf.rocchio {
-                let first = collection.dense_search_ids(&v, rocchio.docs, None)?;
-                v = std::borrow::Cow::Owned(collection.rocchio_vector(&v, &first, rocchio)?);
+                v = std::borrow::Cow::Owned(
+                    collection.rocchio_moved(&legs, &q.text, &v, None, rocchio)?,
+                );
             }
             Ok((
                 collection.search_ids(&terms, depth, None)?,
